@@ -1,0 +1,376 @@
+//! `berth.toml`: strict, typed, with an embedded default.
+//!
+//! Every table denies unknown keys, so a typo is an error naming the file, the line and the key
+//! instead of a silently ignored setting. Paths inside the file (plugin components) are resolved
+//! relative to the file's directory.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The configuration berth uses when no file is given.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// Environment variable naming a config file when `--config` is absent.
+pub const CONFIG_ENV: &str = "BERTH_CONFIG";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub host: HostConfig,
+    /// Backends in file order; without a backend policy the first healthy one runs containers.
+    #[serde(default)]
+    pub backends: IndexMap<String, BackendConfig>,
+    /// Plugins in file order, which is the order they are consulted in.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostConfig {
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_run_dir")]
+    pub run_dir: PathBuf,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            state_dir: default_state_dir(),
+            run_dir: default_run_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/berth".into()
+}
+
+fn default_run_dir() -> PathBuf {
+    "/run/berth".into()
+}
+
+/// One `[backends.<name>]` table; `type` picks the implementation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum BackendConfig {
+    Native(NativeBackendConfig),
+}
+
+impl BackendConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Native(_) => "native",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NativeBackendConfig {
+    /// cgroup path prefix under which each container gets `<prefix>/<id>`.
+    #[serde(default = "default_cgroup_parent")]
+    pub cgroup_parent: String,
+}
+
+impl Default for NativeBackendConfig {
+    fn default() -> Self {
+        NativeBackendConfig {
+            cgroup_parent: default_cgroup_parent(),
+        }
+    }
+}
+
+fn default_cgroup_parent() -> String {
+    "berth".into()
+}
+
+/// The roles a plugin can play, one WIT world each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginWorld {
+    NamePolicy,
+    BackendPolicy,
+    LifecycleHooks,
+}
+
+impl PluginWorld {
+    pub const ALL: [PluginWorld; 3] = [
+        PluginWorld::NamePolicy,
+        PluginWorld::BackendPolicy,
+        PluginWorld::LifecycleHooks,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginWorld::NamePolicy => "name-policy",
+            PluginWorld::BackendPolicy => "backend-policy",
+            PluginWorld::LifecycleHooks => "lifecycle-hooks",
+        }
+    }
+}
+
+/// What happens when a plugin traps, times out or runs out of memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Fail closed: the operation is refused.
+    #[default]
+    Deny,
+    /// Fail open: the plugin is skipped for this decision.
+    Allow,
+}
+
+/// Whether a plugin's verdicts take effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginMode {
+    #[default]
+    Enforce,
+    /// Denies and patches are recorded and shown, not applied: for rolling out a new policy.
+    Monitor,
+}
+
+/// Host interfaces a plugin may be granted, beyond `log` and `config` which every plugin gets.
+pub const GRANTABLE_INTERFACES: &[&str] = &["containers"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PluginConfig {
+    pub name: String,
+    /// The component file; relative paths are relative to the config file.
+    pub path: PathBuf,
+    /// Pin: the component's sha256 must match or it is not loaded.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub worlds: Vec<PluginWorld>,
+    #[serde(default)]
+    pub grants: Vec<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default)]
+    pub mode: PluginMode,
+    /// The plugin's own settings, readable through the `config` interface.
+    #[serde(default)]
+    pub settings: IndexMap<String, toml::Value>,
+}
+
+fn default_timeout_ms() -> u64 {
+    100
+}
+
+fn default_memory_mb() -> u64 {
+    16
+}
+
+impl PluginConfig {
+    /// A setting as the string the `config` interface hands to the plugin: strings verbatim,
+    /// anything else in TOML notation.
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.settings.get(key).map(|value| match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+impl Config {
+    /// The built-in configuration.
+    pub fn builtin() -> Config {
+        Config::parse(DEFAULT_CONFIG, "<built-in>", None).expect("the built-in config is valid")
+    }
+
+    /// Loads `--config PATH`, else `$BERTH_CONFIG`, else the built-in default.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let from_env = std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(path) => Config::load_file(&path),
+            None => Ok(Config::builtin()),
+        }
+    }
+
+    pub fn load_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.display().to_string(),
+            message: format!("cannot read the config file: {e} (check --config or ${CONFIG_ENV})"),
+        })?;
+        Config::parse(&text, &path.display().to_string(), path.parent())
+    }
+
+    /// Parses and validates config text; `source` names it in errors, `base_dir` anchors
+    /// relative plugin paths.
+    pub fn parse(text: &str, source: &str, base_dir: Option<&Path>) -> Result<Config> {
+        let err = |message: String| Error::Config {
+            path: source.to_string(),
+            message,
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        config.source = source.to_string();
+        if config.backends.is_empty() {
+            return Err(err(
+                "no backends configured (add e.g. [backends.native] with type = \"native\")".into(),
+            ));
+        }
+        for name in config.backends.keys() {
+            check_name("backend", name).map_err(&err)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for plugin in &mut config.plugins {
+            let at = format!("[[plugins]] name = {:?}", plugin.name);
+            check_name("plugin", &plugin.name).map_err(&err)?;
+            if !seen.insert(plugin.name.clone()) {
+                return Err(err(format!("{at}: plugin names must be unique")));
+            }
+            if plugin.worlds.is_empty() {
+                return Err(err(format!(
+                    "{at}: `worlds` is empty (list one or more of name-policy, backend-policy, lifecycle-hooks)"
+                )));
+            }
+            for grant in &plugin.grants {
+                if !GRANTABLE_INTERFACES.contains(&grant.as_str()) {
+                    return Err(err(format!(
+                        "{at}: unknown grant {grant:?} (grantable: {})",
+                        GRANTABLE_INTERFACES.join(", ")
+                    )));
+                }
+            }
+            if let Some(pin) = &plugin.sha256 {
+                let ok = pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit());
+                if !ok {
+                    return Err(err(format!(
+                        "{at}: sha256 must be 64 hex digits, got {pin:?}"
+                    )));
+                }
+            }
+            if plugin.timeout_ms == 0 || plugin.memory_mb == 0 {
+                return Err(err(format!(
+                    "{at}: timeout-ms and memory-mb must be greater than 0"
+                )));
+            }
+            if let Some(base) = base_dir {
+                if plugin.path.is_relative() {
+                    plugin.path = base.join(&plugin.path);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Renders the configuration back to TOML (as `berth config show` prints it).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config always serialises")
+    }
+}
+
+fn check_name(kind: &str, name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{kind} name {name:?} must be non-empty and use only letters, digits, '-' and '_'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_config_parses_to_one_native_backend_and_no_plugins() {
+        let config = Config::builtin();
+        assert_eq!(config.backends.len(), 1);
+        assert_eq!(config.backends["native"].kind(), "native");
+        assert!(config.plugins.is_empty());
+        assert_eq!(config.host.state_dir, Path::new("/var/lib/berth"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_file_the_line_and_the_key() {
+        let text = "[host]\nstate-dir = \"/x\"\nstate-dri = \"/y\"\n[backends.native]\ntype = \"native\"\n";
+        let err = Config::parse(text, "/etc/berth.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/etc/berth.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("state-dri"), "{err}");
+
+        let text = "[backends.native]\ntype = \"native\"\nsocket = \"/x\"\n";
+        let err = Config::parse(text, "b.toml", None).unwrap_err().to_string();
+        assert!(err.contains("socket") && err.contains("line"), "{err}");
+
+        let text = "[backends.native]\ntype = \"podman\"\n";
+        let err = Config::parse(text, "b.toml", None).unwrap_err().to_string();
+        assert!(err.contains("podman"), "{err}");
+    }
+
+    #[test]
+    fn plugins_resolve_paths_and_validate() {
+        let text = r#"
+[backends.native]
+type = "native"
+
+[[plugins]]
+name = "naming"
+path = "plugins/naming.wasm"
+worlds = ["name-policy"]
+settings = { pattern = "^app-[a-f0-9]{8,16}-[0-9a-f]{4}$", max = 3 }
+"#;
+        let config = Config::parse(text, "x.toml", Some(Path::new("/etc/berth"))).unwrap();
+        let plugin = &config.plugins[0];
+        assert_eq!(plugin.path, Path::new("/etc/berth/plugins/naming.wasm"));
+        assert_eq!(plugin.on_error, OnError::Deny);
+        assert_eq!(plugin.mode, PluginMode::Enforce);
+        assert_eq!(
+            plugin.setting("pattern").unwrap(),
+            "^app-[a-f0-9]{8,16}-[0-9a-f]{4}$"
+        );
+        assert_eq!(plugin.setting("max").unwrap(), "3");
+
+        let bad_grant = text.replace(
+            "worlds = [\"name-policy\"]",
+            "worlds = [\"name-policy\"]\ngrants = [\"docker\"]",
+        );
+        let err = Config::parse(&bad_grant, "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown grant \"docker\""), "{err}");
+
+        let dup = format!(
+            "{text}\n[[plugins]]\nname = \"naming\"\npath = \"a.wasm\"\nworlds = [\"name-policy\"]\n"
+        );
+        assert!(
+            Config::parse(&dup, "x.toml", None)
+                .unwrap_err()
+                .to_string()
+                .contains("unique")
+        );
+    }
+
+    #[test]
+    fn a_config_without_backends_is_refused() {
+        let err = Config::parse("[host]\n", "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no backends"), "{err}");
+    }
+}

@@ -1,0 +1,288 @@
+//! One error vocabulary for every berth library.
+//!
+//! Each variant says what failed, on which object, and (where there is one) what to do about it.
+//! The CLI maps [`ErrorKind`] to a documented exit code, so scripts can tell a policy denial from a
+//! missing image without parsing text.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Result alias used across berth's libraries.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Appends `" (hint)"` when there is a hint, so messages read naturally with or without one.
+struct Hint<'a>(&'a str);
+
+impl fmt::Display for Hint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, " ({})", self.0)
+        }
+    }
+}
+
+/// How a plugin call failed, as opposed to the plugin answering "no".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginFailure {
+    /// The component could not be read, compiled, verified or linked.
+    Load,
+    /// The guest trapped (a panic, `unreachable`, a host bug surfaced as a trap).
+    Trap,
+    /// The call ran past `timeout-ms` and was interrupted.
+    Timeout,
+    /// The guest tried to grow its memory past `memory-mb`.
+    OutOfMemory,
+}
+
+impl fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PluginFailure::Load => "load error",
+            PluginFailure::Trap => "trap",
+            PluginFailure::Timeout => "timeout",
+            PluginFailure::OutOfMemory => "out of memory",
+        })
+    }
+}
+
+/// Every failure a berth library can report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} {name:?} not found{}", Hint(hint))]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        hint: String,
+    },
+
+    #[error("{kind} {name:?} already exists{}", Hint(hint))]
+    AlreadyExists {
+        kind: &'static str,
+        name: String,
+        hint: String,
+    },
+
+    #[error("invalid {what}: {reason}{}", Hint(hint))]
+    Invalid {
+        what: String,
+        reason: String,
+        hint: String,
+    },
+
+    #[error("{what}: {reason}{}", Hint(hint))]
+    Conflict {
+        what: String,
+        reason: String,
+        hint: String,
+    },
+
+    #[error("backend {backend:?} does not support {operation}")]
+    NotSupported {
+        backend: String,
+        operation: &'static str,
+    },
+
+    #[error(
+        "backend {backend:?} is unreachable at {endpoint}: {reason}{}",
+        Hint(hint)
+    )]
+    Unavailable {
+        backend: String,
+        endpoint: String,
+        reason: String,
+        hint: String,
+    },
+
+    #[error("backend {backend:?} failed to {operation} {object}: {message}")]
+    Backend {
+        backend: String,
+        operation: &'static str,
+        object: String,
+        message: String,
+    },
+
+    #[error("{operation} of {object} timed out after {seconds}s{}", Hint(hint))]
+    Timeout {
+        operation: &'static str,
+        object: String,
+        seconds: u64,
+        hint: String,
+    },
+
+    #[error("denied by plugin {plugin:?} at {hook}: {reason}")]
+    Denied {
+        plugin: String,
+        hook: String,
+        reason: String,
+    },
+
+    #[error("plugin {plugin:?} failed at {hook} ({failure}): {message}")]
+    PluginFailed {
+        plugin: String,
+        hook: String,
+        failure: PluginFailure,
+        message: String,
+    },
+
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+
+    #[error("corrupt {what} at {}: {message}{}", path.display(), Hint(hint))]
+    Corrupt {
+        what: String,
+        path: PathBuf,
+        message: String,
+        hint: String,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The coarse class of an error; the CLI turns it into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    Invalid,
+    Conflict,
+    NotSupported,
+    Unavailable,
+    Backend,
+    Timeout,
+    Denied,
+    PluginFailed,
+    Config,
+    Corrupt,
+    Io,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::NotSupported { .. } => ErrorKind::NotSupported,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Backend { .. } => ErrorKind::Backend,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Denied { .. } => ErrorKind::Denied,
+            Error::PluginFailed { .. } => ErrorKind::PluginFailed,
+            Error::Config { .. } => ErrorKind::Config,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+
+    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.into(),
+            hint: String::new(),
+        }
+    }
+
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+            hint: String::new(),
+        }
+    }
+
+    pub fn conflict(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Conflict {
+            what: what.into(),
+            reason: reason.into(),
+            hint: String::new(),
+        }
+    }
+
+    pub fn backend(
+        backend: impl Into<String>,
+        operation: &'static str,
+        object: impl Into<String>,
+        message: impl fmt::Display,
+    ) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            operation,
+            object: object.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Attaches advice to variants that carry a hint; others are returned unchanged.
+    pub fn with_hint(mut self, advice: impl Into<String>) -> Self {
+        match &mut self {
+            Error::NotFound { hint, .. }
+            | Error::AlreadyExists { hint, .. }
+            | Error::Invalid { hint, .. }
+            | Error::Conflict { hint, .. }
+            | Error::Unavailable { hint, .. }
+            | Error::Timeout { hint, .. }
+            | Error::Corrupt { hint, .. } => *hint = advice.into(),
+            _ => {}
+        }
+        self
+    }
+}
+
+/// Adds a "what were we doing" context to `std::io::Error`s.
+pub trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::io(what(), source))
+    }
+}
+
+impl<T> IoContext<T> for nix::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|errno| Error::io(what(), std::io::Error::from(errno)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_object_and_the_fix() {
+        let e = Error::Unavailable {
+            backend: "docker".into(),
+            endpoint: "unix:///var/run/docker.sock".into(),
+            reason: "connection refused".into(),
+            hint: "is dockerd running? (set [backends.docker].socket)".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "backend \"docker\" is unreachable at unix:///var/run/docker.sock: connection refused \
+             (is dockerd running? (set [backends.docker].socket))"
+        );
+        let e =
+            Error::not_found("image", "busybox").with_hint("import it with `berth image import`");
+        assert_eq!(
+            e.to_string(),
+            "image \"busybox\" not found (import it with `berth image import`)"
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,17 @@
+//! berth's core: the vocabulary every other crate speaks.
+//!
+//! Domain types ([`ContainerSpec`], [`ContainerInfo`]), the one error enum, the
+//! [`ContainerBackend`] trait every backend implements, `berth.toml` parsing and the state
+//! store. No daemon client code lives here.
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod store;
+pub mod types;
+
+pub use backend::{ContainerBackend, LogOptions};
+pub use config::Config;
+pub use error::{Error, ErrorKind, IoContext, PluginFailure, Result};
+pub use store::{Durability, LockGuard, LockMode, Store};
+pub use types::*;

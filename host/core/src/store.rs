@@ -1,0 +1,454 @@
+//! The host's own records, modelled on kata-containers' virtcontainers store.
+//!
+//! Persistent records (specs, images, exit codes) live under `state-dir` and survive a reboot;
+//! volatile records (locks, supervisor state) live under `run-dir`, a tmpfs. Unlike upstream,
+//! every write is atomic (temp file, fsync, rename, fsync of the directory), and every object has
+//! a file lock that two `berth` processes take before touching it. A record that does not parse
+//! is an error naming its path: never a panic, never silently skipped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, IoContext, Result};
+
+/// Where a record lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Under `state-dir`: survives reboots.
+    Persistent,
+    /// Under `run-dir`: runtime facts that are meaningless after a reboot.
+    Volatile,
+}
+
+/// Shared (readers) or exclusive (writers) lock on one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// Held lock; released when dropped (or when the process dies, which flock guarantees).
+#[derive(Debug)]
+pub struct LockGuard {
+    _flock: Flock<File>,
+    path: PathBuf,
+}
+
+impl LockGuard {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Takes a lock on `path` (created if missing), blocking until it is free.
+pub fn lock_file(path: &Path, mode: LockMode) -> Result<LockGuard> {
+    lock_file_inner(path, mode, true).map(|guard| guard.expect("blocking lock returns a guard"))
+}
+
+/// Like [`lock_file`] but returns `None` at once when another holder conflicts.
+pub fn try_lock_file(path: &Path, mode: LockMode) -> Result<Option<LockGuard>> {
+    lock_file_inner(path, mode, false)
+}
+
+fn lock_file_inner(path: &Path, mode: LockMode, block: bool) -> Result<Option<LockGuard>> {
+    if let Some(parent) = path.parent() {
+        create_dir_all(parent)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .context(|| format!("opening lock file {}", path.display()))?;
+    let arg = match (mode, block) {
+        (LockMode::Shared, true) => FlockArg::LockShared,
+        (LockMode::Exclusive, true) => FlockArg::LockExclusive,
+        (LockMode::Shared, false) => FlockArg::LockSharedNonblock,
+        (LockMode::Exclusive, false) => FlockArg::LockExclusiveNonblock,
+    };
+    let mut file = file;
+    loop {
+        match Flock::lock(file, arg) {
+            Ok(flock) => {
+                return Ok(Some(LockGuard {
+                    _flock: flock,
+                    path: path.to_path_buf(),
+                }));
+            }
+            // A signal interrupted a blocking wait: wait again.
+            Err((f, nix::errno::Errno::EINTR)) => file = f,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, errno)) => {
+                return Err(Error::io(
+                    format!("locking {}", path.display()),
+                    std::io::Error::from(errno),
+                ));
+            }
+        }
+    }
+}
+
+/// Creates a directory and its parents with mode 0750 (the store's root mode upstream).
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(path)
+        .context(|| format!("creating directory {}", path.display()))
+}
+
+/// Replaces `path` with `bytes` so that readers see the old or the new content, never a mix,
+/// and the new content survives a crash once this returns.
+pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dir_all(dir)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique per process and call, so concurrent writers never share a temp file.
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{file_name}.tmp-{}-{sequence}",
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes)
+            .context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all()
+            .context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, path).context(|| format!("renaming into {}", path.display()))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .context(|| format!("syncing directory {}", dir.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads and parses a JSON file; `Ok(None)` when it does not exist, an error naming the path
+/// when it does not parse.
+pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            message: e.to_string(),
+            hint: "inspect or remove the file; berth will not guess its content".into(),
+        })
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialise");
+    bytes.push(b'\n');
+    atomic_write(path, &bytes, 0o640)
+}
+
+/// The two roots and the object layout under them.
+#[derive(Debug, Clone)]
+pub struct Store {
+    state_dir: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) a store rooted at the two directories.
+    pub fn open(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Result<Store> {
+        let store = Store {
+            state_dir: state_dir.into(),
+            run_dir: run_dir.into(),
+        };
+        create_dir_all(&store.state_dir)?;
+        create_dir_all(&store.run_dir)?;
+        Ok(store)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    fn root(&self, durability: Durability) -> &Path {
+        match durability {
+            Durability::Persistent => &self.state_dir,
+            Durability::Volatile => &self.run_dir,
+        }
+    }
+
+    /// Path of record `item` of object `kind/id`, e.g. `containers/<id>/config.json`.
+    pub fn record_path(&self, durability: Durability, kind: &str, id: &str, item: &str) -> PathBuf {
+        self.object_dir(durability, kind, id)
+            .join(format!("{item}.json"))
+    }
+
+    /// Directory that holds every record of one object.
+    pub fn object_dir(&self, durability: Durability, kind: &str, id: &str) -> PathBuf {
+        self.root(durability).join(kind).join(id)
+    }
+
+    pub fn write<T: Serialize>(
+        &self,
+        durability: Durability,
+        kind: &str,
+        id: &str,
+        item: &str,
+        value: &T,
+    ) -> Result<()> {
+        check_id(kind, id)?;
+        write_json(&self.record_path(durability, kind, id, item), value)
+    }
+
+    pub fn read<T: DeserializeOwned>(
+        &self,
+        durability: Durability,
+        kind: &str,
+        id: &str,
+        item: &str,
+    ) -> Result<Option<T>> {
+        check_id(kind, id)?;
+        read_json(
+            &self.record_path(durability, kind, id, item),
+            &format!("{kind} record"),
+        )
+    }
+
+    /// Ids of every object of `kind` that has a directory, sorted.
+    pub fn list(&self, durability: Durability, kind: &str) -> Result<Vec<String>> {
+        let dir = self.root(durability).join(kind);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.context(|| format!("listing {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && entry.path().is_dir() {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Removes every record of an object in both roots (its lock file stays, so a concurrent
+    /// holder keeps a valid lock).
+    pub fn remove(&self, kind: &str, id: &str) -> Result<()> {
+        check_id(kind, id)?;
+        for durability in [Durability::Persistent, Durability::Volatile] {
+            let dir = self.object_dir(durability, kind, id);
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Locks one object across processes; held until the guard drops.
+    pub fn lock(&self, kind: &str, id: &str, mode: LockMode) -> Result<LockGuard> {
+        check_id(kind, id)?;
+        lock_file(&self.lock_path(kind, id), mode)
+    }
+
+    pub fn try_lock(&self, kind: &str, id: &str, mode: LockMode) -> Result<Option<LockGuard>> {
+        check_id(kind, id)?;
+        try_lock_file(&self.lock_path(kind, id), mode)
+    }
+
+    fn lock_path(&self, kind: &str, id: &str) -> PathBuf {
+        self.run_dir
+            .join("locks")
+            .join(kind)
+            .join(format!("{id}.lock"))
+    }
+}
+
+/// Ids become path components, so they must not be able to climb out of the store.
+fn check_id(kind: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty() && id != "." && id != ".." && !id.contains('/') && !id.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("{kind} id {id:?}"),
+            "empty or not a single path component",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("state"), dir.path().join("run")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn writes_exactly_the_json_and_reads_it_back() {
+        let (_dir, store) = store();
+        let record: BTreeMap<&str, &str> = [("Field1", "value1"), ("Field2", "value2")].into();
+        store
+            .write(Durability::Volatile, "sandboxes", "sb", "state", &record)
+            .unwrap();
+        let path = store.record_path(Durability::Volatile, "sandboxes", "sb", "state");
+        let on_disk: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            on_disk,
+            serde_json::json!({"Field1": "value1", "Field2": "value2"})
+        );
+        let back: BTreeMap<String, String> = store
+            .read(Durability::Volatile, "sandboxes", "sb", "state")
+            .unwrap()
+            .unwrap();
+        assert_eq!(back["Field2"], "value2");
+        assert!(path.starts_with(store.run_dir()));
+    }
+
+    #[test]
+    fn missing_record_is_none_and_corrupt_record_names_its_path() {
+        let (_dir, store) = store();
+        let missing: Option<u32> = store
+            .read(Durability::Persistent, "containers", "a", "config")
+            .unwrap();
+        assert!(missing.is_none());
+        let path = store.record_path(Durability::Persistent, "containers", "a", "config");
+        create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"{ not json").unwrap();
+        let err = store
+            .read::<u32>(Durability::Persistent, "containers", "a", "config")
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }));
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ids_cannot_escape_the_store() {
+        let (_dir, store) = store();
+        for id in ["", "..", "a/b", "."] {
+            assert!(
+                store
+                    .write(Durability::Persistent, "c", id, "x", &1)
+                    .is_err(),
+                "{id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_and_remove_cover_both_roots() {
+        let (_dir, store) = store();
+        store
+            .write(Durability::Persistent, "c", "b", "config", &1)
+            .unwrap();
+        store
+            .write(Durability::Persistent, "c", "a", "config", &1)
+            .unwrap();
+        store
+            .write(Durability::Volatile, "c", "a", "state", &1)
+            .unwrap();
+        assert_eq!(store.list(Durability::Persistent, "c").unwrap(), ["a", "b"]);
+        store.remove("c", "a").unwrap();
+        assert_eq!(store.list(Durability::Persistent, "c").unwrap(), ["b"]);
+        assert!(store.list(Durability::Volatile, "c").unwrap().is_empty());
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclusive_excludes() {
+        let (_dir, store) = store();
+        let a = store.lock("c", "x", LockMode::Shared).unwrap();
+        let b = store.try_lock("c", "x", LockMode::Shared).unwrap();
+        assert!(b.is_some(), "two shared locks are fine");
+        assert!(
+            store
+                .try_lock("c", "x", LockMode::Exclusive)
+                .unwrap()
+                .is_none()
+        );
+        drop((a, b));
+        let ex = store.lock("c", "x", LockMode::Exclusive).unwrap();
+        assert!(
+            store
+                .try_lock("c", "x", LockMode::Shared)
+                .unwrap()
+                .is_none()
+        );
+        drop(ex);
+        assert!(
+            store
+                .try_lock("c", "x", LockMode::Exclusive)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_never_leave_a_torn_record() {
+        let (_dir, store) = store();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let _guard = store.lock("c", "x", LockMode::Exclusive).unwrap();
+                        let n: u64 = store
+                            .read(Durability::Persistent, "c", "x", "count")
+                            .unwrap()
+                            .unwrap_or(0);
+                        store
+                            .write(Durability::Persistent, "c", "x", "count", &(n + 1))
+                            .unwrap();
+                        let _ = (t, i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n: u64 = store
+            .read(Durability::Persistent, "c", "x", "count")
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 400, "every locked increment survived");
+    }
+}

@@ -1,0 +1,345 @@
+//! Domain types shared by the CLI, the backends and the plugin runtime.
+//!
+//! A [`ContainerSpec`] is what a user asks for (flags or a TOML spec file) and what plugins see
+//! and patch; a [`ContainerInfo`] is what a backend reports back. Both serialise to the same JSON
+//! that `--json` prints, so scripts and plugins share one vocabulary.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A bind mount from the host (or a named volume) into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+impl Mount {
+    /// Parses the `-v` syntax `SOURCE:TARGET[:ro|:rw]`.
+    pub fn parse(text: &str) -> Result<Mount> {
+        let bad = |reason: &str| {
+            Error::invalid(format!("mount {text:?}"), reason)
+                .with_hint("use SOURCE:TARGET or SOURCE:TARGET:ro")
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let (source, target, readonly) = match parts.as_slice() {
+            [s, t] => (*s, *t, false),
+            [s, t, "ro"] => (*s, *t, true),
+            [s, t, "rw"] => (*s, *t, false),
+            [_, _, opt] => return Err(bad(&format!("unknown option {opt:?}"))),
+            _ => return Err(bad("expected two or three ':'-separated fields")),
+        };
+        if source.is_empty() || target.is_empty() {
+            return Err(bad("source and target must not be empty"));
+        }
+        if !target.starts_with('/') {
+            return Err(bad("the target must be an absolute path"));
+        }
+        Ok(Mount {
+            source: source.into(),
+            target: target.into(),
+            readonly,
+        })
+    }
+}
+
+/// Resource limits; `None` means "no limit".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// CPU in thousandths of a core (`--cpus 1.5` = 1500).
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+/// What a user asks berth to run. Plugins receive it and may patch env, labels, mounts, limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ContainerSpec {
+    #[serde(default)]
+    pub name: String,
+    pub image: String,
+    /// Overrides the image's default command; empty keeps the image's.
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// A requested backend; the backend policy may honour or refuse it.
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+}
+
+/// Lifecycle state as every backend reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Start requested, the process is not up yet.
+    Starting,
+    Running,
+    /// The process has exited; `exit_code` says how.
+    Stopped,
+    /// Whatever watched the process is gone, so its fate is unknown (e.g. a killed supervisor).
+    Dead,
+}
+
+impl ContainerState {
+    pub fn is_running(self) -> bool {
+        matches!(self, ContainerState::Running | ContainerState::Starting)
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContainerState::Created => "created",
+            ContainerState::Starting => "starting",
+            ContainerState::Running => "running",
+            ContainerState::Stopped => "stopped",
+            ContainerState::Dead => "dead",
+        })
+    }
+}
+
+/// What a backend knows about one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: ContainerState,
+    pub pid: Option<u32>,
+    pub exit_code: Option<i32>,
+    pub created: DateTime<Utc>,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    pub labels: BTreeMap<String, String>,
+    pub backend: String,
+    /// Why the container is in its state, when that is not obvious (e.g. "supervisor died").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_detail: Option<String>,
+}
+
+/// A backend's answer to ping + info.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// The configured name (`[backends.<name>]`).
+    pub name: String,
+    /// The implementation (`native`, `docker`, `containerd`).
+    pub kind: String,
+    pub version: String,
+    pub healthy: bool,
+    pub features: Vec<String>,
+    /// Why the backend is unhealthy, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// How to stop a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopOptions {
+    /// Signal sent first (default SIGTERM).
+    pub signal: i32,
+    /// Grace period before giving up or killing.
+    pub timeout: std::time::Duration,
+    /// Send SIGKILL after the timeout instead of failing with a timeout error.
+    pub force: bool,
+}
+
+impl Default for StopOptions {
+    fn default() -> Self {
+        StopOptions {
+            signal: libc::SIGTERM,
+            timeout: std::time::Duration::from_secs(10),
+            force: true,
+        }
+    }
+}
+
+/// Which containers `list` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Include stopped and created containers, not just running ones.
+    pub all: bool,
+    /// Every `key=value` here must match the container's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ListFilter {
+    pub fn matches(&self, info: &ContainerInfo) -> bool {
+        (self.all || info.state.is_running())
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| info.labels.get(k) == Some(v))
+    }
+}
+
+/// A process to run inside a running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<String>,
+}
+
+/// Which stream a log chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives container output; backends push chunks into it.
+pub trait LogSink: Send {
+    fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()>;
+}
+
+/// Parses docker-style sizes: `512`, `64k`, `10m`, `1.5g` (binary units, case-insensitive, a
+/// trailing `b`/`ib` allowed).
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = || {
+        Error::invalid(format!("size {text:?}"), "not a size")
+            .with_hint("use a number with an optional unit: 512, 64k, 10m, 1g")
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let trimmed = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (number, multiplier) = match trimmed.chars().last() {
+        Some('k') => (&trimmed[..trimmed.len() - 1], 1u64 << 10),
+        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
+        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
+        Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
+        _ => (trimmed, 1),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(bad());
+    }
+    Ok((value * multiplier as f64) as u64)
+}
+
+/// Parses `--cpus 1.5` into millicores.
+pub fn parse_cpus(text: &str) -> Result<u64> {
+    let value: f64 = text.trim().parse().map_err(|_| {
+        Error::invalid(format!("--cpus {text:?}"), "not a number").with_hint("use e.g. 0.5 or 2")
+    })?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(Error::invalid(
+            format!("--cpus {text:?}"),
+            "must be greater than zero",
+        ));
+    }
+    Ok((value * 1000.0).round() as u64)
+}
+
+/// Parses `KEY=VALUE`; `what` names the flag in the error.
+pub fn parse_key_value(what: &str, text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::invalid(
+            format!("{what} {text:?}"),
+            "expected KEY=VALUE",
+        )),
+    }
+}
+
+/// A new random 64-hex-digit container id, as docker and containerd users expect.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the kernel's random source is available");
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("10M").unwrap(), 10 << 20);
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("-1m").is_err());
+    }
+
+    #[test]
+    fn cpus_become_millicores() {
+        assert_eq!(parse_cpus("1.5").unwrap(), 1500);
+        assert_eq!(parse_cpus("0.25").unwrap(), 250);
+        assert!(parse_cpus("0").is_err());
+    }
+
+    #[test]
+    fn mounts_parse_with_options() {
+        let m = Mount::parse("/src:/dst:ro").unwrap();
+        assert_eq!(
+            (m.source.as_str(), m.target.as_str(), m.readonly),
+            ("/src", "/dst", true)
+        );
+        assert!(!Mount::parse("/src:/dst").unwrap().readonly);
+        assert!(Mount::parse("/src").is_err());
+        assert!(Mount::parse("/src:dst").is_err());
+        assert!(Mount::parse("/src:/dst:rx").is_err());
+    }
+
+    #[test]
+    fn list_filter_matches_labels_and_state() {
+        let mut info = ContainerInfo {
+            id: "x".into(),
+            name: "n".into(),
+            image: "i".into(),
+            state: ContainerState::Stopped,
+            pid: None,
+            exit_code: Some(0),
+            created: Utc::now(),
+            started: None,
+            finished: None,
+            labels: [("tier".to_string(), "web".to_string())].into(),
+            backend: "native".into(),
+            status_detail: None,
+        };
+        let mut filter = ListFilter::default();
+        assert!(!filter.matches(&info));
+        filter.all = true;
+        assert!(filter.matches(&info));
+        filter.labels.insert("tier".into(), "db".into());
+        assert!(!filter.matches(&info));
+        info.labels.insert("tier".into(), "db".into());
+        assert!(filter.matches(&info));
+    }
+
+    #[test]
+    fn ids_are_64_hex_digits() {
+        let id = new_id();
+        assert_eq!(id.len(), 64);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, new_id());
+    }
+}
