@@ -1,0 +1,112 @@
+//! `berth plugin check FILE`: what a component implements and imports, and whether the current
+//! configuration would load it — answered without running it or touching the cache.
+
+use std::path::{Path, PathBuf};
+
+use berth_core::config::{GRANTABLE_INTERFACES, PluginWorld};
+use berth_core::{Config, Error, PluginFailure, Result};
+use serde::Serialize;
+use wasmtime::component::Component;
+
+use crate::engine;
+use crate::plugin::{self, Worlds};
+
+/// What `berth plugin check` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CheckReport {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Worlds whose exports the component provides with the right types.
+    pub worlds: Vec<PluginWorld>,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    /// Grantable host interfaces the component imports: what its `grants` must list.
+    pub needs_grants: Vec<String>,
+    /// The `[[plugins]]` entry whose path is this file, if any.
+    pub configured_as: Option<String>,
+    /// Why that entry would not load (empty: it would, or no entry uses this file).
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Configured, and would load.
+    pub fn loads(&self) -> bool {
+        self.configured_as.is_some() && self.problems.is_empty()
+    }
+}
+
+/// Inspects the component at `path` against `config`. `Err` only when the file cannot be read
+/// or is not a component at all.
+pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
+    let what = path.display().to_string();
+    let fail = |message: String| Error::PluginFailed {
+        plugin: what.clone(),
+        hook: "check".into(),
+        failure: PluginFailure::Load,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read {what}: {e}")))?;
+    let runtime = engine::runtime().map_err(fail)?;
+    let engine = &runtime.engine;
+    let component = Component::new(engine, &bytes)
+        .map_err(|e| fail(format!("{what} is not a valid component: {e:#}")))?;
+    let sha256 = plugin::sha256_hex(&bytes);
+    let imports = plugin::imports(engine, &component);
+    let exports = plugin::exports(engine, &component);
+
+    // Link everything grantable to learn the worlds; grants are judged from the imports.
+    let worlds = plugin::linker(engine, GRANTABLE_INTERFACES)
+        .and_then(|l| l.instantiate_pre(&component))
+        .map(|pre| Worlds::new(&pre).implemented())
+        .unwrap_or_default();
+    let needs_grants = GRANTABLE_INTERFACES
+        .iter()
+        .filter(|g| {
+            imports
+                .iter()
+                .any(|i| i.starts_with(&format!("{}{g}@", plugin::PACKAGE)))
+        })
+        .map(|g| g.to_string())
+        .collect();
+
+    let canonical = std::fs::canonicalize(path).ok();
+    let entry = config
+        .plugins
+        .iter()
+        .find(|p| std::fs::canonicalize(&p.path).ok() == canonical && canonical.is_some());
+    let mut problems = Vec::new();
+    if worlds.is_empty() {
+        let expected: Vec<_> = PluginWorld::ALL
+            .iter()
+            .map(|w| plugin::export_name(*w))
+            .collect();
+        problems.push(format!(
+            "exports none of {} (or links imports this berth does not provide)",
+            expected.join(", ")
+        ));
+    }
+    if let Some(entry) = entry {
+        problems.extend(plugin::problems(entry, &sha256, &imports, &config.source));
+        for world in entry.worlds.iter().filter(|w| !worlds.contains(w)) {
+            problems.push(format!(
+                "[[plugins]] name = {:?} lists world {} but the component does not export {}",
+                entry.name,
+                world.as_str(),
+                plugin::export_name(*world)
+            ));
+        }
+    }
+    Ok(CheckReport {
+        path: path.to_path_buf(),
+        sha256,
+        size: bytes.len() as u64,
+        worlds,
+        exports,
+        imports,
+        needs_grants,
+        configured_as: entry.map(|e| e.name.clone()),
+        problems,
+    })
+}

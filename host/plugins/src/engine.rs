@@ -1,0 +1,144 @@
+//! The process-wide wasmtime engine, its epoch ticker and the on-disk component cache.
+//!
+//! One engine per process: compiled code, the pooling allocator's slots and the ticker are all
+//! shared, and nothing is created until the first plugin is loaded (a config without plugins
+//! never touches wasmtime). The ticker only runs while a call is in flight, so an idle `berth`
+//! process costs no wakeups.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the resolution of `timeout-ms`.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// The engine plus what keeps its epoch moving.
+pub(crate) struct Runtime {
+    pub engine: Engine,
+    active: Arc<AtomicUsize>,
+    ticker: Thread,
+    /// Names a cache file so a different wasmtime version or engine setting never reads it.
+    compat: String,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// The shared runtime, created on first use.
+pub(crate) fn runtime() -> Result<&'static Runtime, String> {
+    RUNTIME
+        .get_or_init(Runtime::new)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+impl Runtime {
+    fn new() -> Result<Runtime, String> {
+        // Sized for a CLI: a handful of plugins, a few calls in flight at once.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(64)
+            .total_core_instances(512)
+            .total_memories(64)
+            .total_tables(256)
+            .total_stacks(64);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            Engine::new(&config).map_err(|e| format!("cannot create the wasmtime engine: {e}"))?;
+
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = format!("{:016x}", hasher.finish());
+
+        let active = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let (engine, active) = (engine.clone(), active.clone());
+            std::thread::Builder::new()
+                .name("berth-plugin-epoch".into())
+                .spawn(move || {
+                    loop {
+                        if active.load(Ordering::Acquire) == 0 {
+                            std::thread::park();
+                        } else {
+                            std::thread::sleep(TICK);
+                            engine.increment_epoch();
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start the plugin epoch ticker: {e}"))?
+                .thread()
+                .clone()
+        };
+        Ok(Runtime {
+            engine,
+            active,
+            ticker,
+            compat,
+        })
+    }
+
+    /// Keeps the epoch ticking until the guard drops.
+    pub fn ticking(&self) -> Ticking<'_> {
+        if self.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.ticker.unpark();
+        }
+        Ticking(self)
+    }
+
+    /// `<dir>/<sha256>-<engine compatibility hash>.cwasm`.
+    pub fn cache_path(&self, dir: &Path, sha256: &str) -> PathBuf {
+        dir.join(format!("{sha256}-{}.cwasm", self.compat))
+    }
+
+    /// Loads a compiled component from the cache, else compiles `bytes` and stores the result.
+    /// Returns whether the cache was hit. Failing to write the cache only costs the next load.
+    pub fn component(&self, cache: &Path, bytes: &[u8]) -> wasmtime::Result<(Component, bool)> {
+        if cache.exists() {
+            // SAFETY: cache files are written only by `berth` (below), under its state dir, and
+            // are keyed by the engine's compatibility hash; wasmtime still checks the header.
+            match unsafe { Component::deserialize_file(&self.engine, cache) } {
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::warn!(path = %cache.display(), error = %e, "ignoring unusable plugin cache entry")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Err(e) = write_atomically(cache, &component.serialize()?) {
+            tracing::warn!(path = %cache.display(), error = %e, "cannot cache the compiled plugin");
+        }
+        Ok((component, false))
+    }
+}
+
+/// Dropping it stops the ticker once no call is in flight.
+pub(crate) struct Ticking<'a>(&'a Runtime);
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Concurrent berth processes may compile the same plugin; rename makes the last writer win
+/// without anyone reading a half-written file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().display(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}

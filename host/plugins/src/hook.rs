@@ -1,0 +1,156 @@
+//! The names of plugin entry points, as users type them (`berth plugin call NAME HOOK`) and as
+//! the decision log records them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use berth_core::config::PluginWorld;
+use berth_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// A lifecycle step. `pre-*` hooks may refuse the step (and `pre-create` may patch the spec);
+/// `post-*` hooks only observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    PreCreate,
+    PostCreate,
+    PreStart,
+    PostStart,
+    PreStop,
+    PostStop,
+    PreRemove,
+    PostRemove,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 8] = [
+        Hook::PreCreate,
+        Hook::PostCreate,
+        Hook::PreStart,
+        Hook::PostStart,
+        Hook::PreStop,
+        Hook::PostStop,
+        Hook::PreRemove,
+        Hook::PostRemove,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::PreCreate => "pre-create",
+            Hook::PostCreate => "post-create",
+            Hook::PreStart => "pre-start",
+            Hook::PostStart => "post-start",
+            Hook::PreStop => "pre-stop",
+            Hook::PostStop => "post-stop",
+            Hook::PreRemove => "pre-remove",
+            Hook::PostRemove => "post-remove",
+        }
+    }
+
+    /// Whether plugins may refuse this step; post-hooks run after the fact and cannot.
+    pub fn is_pre(self) -> bool {
+        matches!(
+            self,
+            Hook::PreCreate | Hook::PreStart | Hook::PreStop | Hook::PreRemove
+        )
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Hook {
+    type Err = Error;
+
+    /// Parses `pre-create` etc.; the error lists the valid names.
+    fn from_str(s: &str) -> Result<Hook> {
+        Hook::ALL
+            .into_iter()
+            .find(|h| h.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Hook::ALL.iter().map(|h| h.as_str()).collect();
+                Error::invalid(format!("hook {s:?}"), "unknown hook")
+                    .with_hint(format!("use one of {}", names.join(", ")))
+            })
+    }
+}
+
+/// Any function a plugin exports: what `berth plugin call NAME FUNCTION` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    ValidateName,
+    GenerateName,
+    SelectBackend,
+    Event(Hook),
+}
+
+impl Function {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Function::ValidateName => "validate-name",
+            Function::GenerateName => "generate-name",
+            Function::SelectBackend => "select-backend",
+            Function::Event(hook) => hook.as_str(),
+        }
+    }
+
+    /// The world a plugin must be configured with to be asked this.
+    pub fn world(self) -> PluginWorld {
+        match self {
+            Function::ValidateName | Function::GenerateName => PluginWorld::NamePolicy,
+            Function::SelectBackend => PluginWorld::BackendPolicy,
+            Function::Event(_) => PluginWorld::LifecycleHooks,
+        }
+    }
+}
+
+impl fmt::Display for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Function {
+    type Err = Error;
+
+    /// Parses `validate-name`, `generate-name`, `select-backend` or a hook name.
+    fn from_str(s: &str) -> Result<Function> {
+        match s {
+            "validate-name" => Ok(Function::ValidateName),
+            "generate-name" => Ok(Function::GenerateName),
+            "select-backend" => Ok(Function::SelectBackend),
+            _ => s.parse().map(Function::Event).map_err(|_| {
+                Error::invalid(format!("plugin function {s:?}"), "unknown function").with_hint(
+                    "use validate-name, generate-name, select-backend or a hook such as pre-create",
+                )
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for hook in Hook::ALL {
+            assert_eq!(hook.as_str().parse::<Hook>().unwrap(), hook);
+            assert_eq!(
+                hook.as_str().parse::<Function>().unwrap(),
+                Function::Event(hook)
+            );
+        }
+        assert_eq!(
+            "select-backend".parse::<Function>().unwrap().world(),
+            PluginWorld::BackendPolicy
+        );
+        let err = "pre-creat".parse::<Hook>().unwrap_err().to_string();
+        assert!(err.contains("pre-create, post-create"), "{err}");
+        assert!("nope".parse::<Function>().is_err());
+    }
+}

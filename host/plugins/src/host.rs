@@ -1,0 +1,477 @@
+//! `PluginHost`: the configured plugins, consulted in config order, folded into one decision per
+//! operation.
+//!
+//! Rules: any deny from a name or pre-hook plugin stops the operation with that plugin's reason;
+//! the first backend plugin with an answer decides; pre-create patches apply in order and must
+//! not contradict each other; post-hooks only observe. A failing plugin (trap, timeout, out of
+//! memory, nonsense answer) is handled by its `on-error`; a `monitor` plugin is recorded, never
+//! obeyed. Every answer lands in the decision log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use berth_core::config::{OnError, PluginMode, PluginWorld};
+use berth_core::{BackendInfo, Config, ContainerSpec, Error, Result};
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::convert;
+use crate::events::{self, Decision, EventLog, Verdict};
+use crate::hook::{Function, Hook};
+use crate::interfaces::containers::ContainerDirectory;
+use crate::patch::{Patch, PatchSet};
+use crate::plugin::Plugin;
+
+/// Where a plugin's compiled code came from at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheStatus {
+    /// Loaded from `<state-dir>/cache/plugins/`.
+    Hit,
+    /// Compiled now (and cached for next time).
+    Compiled,
+}
+
+/// What `berth plugin ls` shows about one loaded plugin.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PluginSummary {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub worlds: Vec<PluginWorld>,
+    pub grants: Vec<String>,
+    pub mode: PluginMode,
+    pub on_error: OnError,
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    pub cache: CacheStatus,
+}
+
+/// The loaded plugins of one configuration. `Send + Sync`: calls may come from any thread.
+pub struct PluginHost {
+    plugins: Vec<Plugin>,
+    containers: Arc<dyn ContainerDirectory>,
+    log: EventLog,
+}
+
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<PluginHost>();
+};
+
+/// What one plugin said, before the pipeline acts on it: `Ok(Err(reason))` is a deny.
+type Answer<T> = Result<std::result::Result<T, String>>;
+
+/// How an answer is recorded: verdict, reason, patch.
+type Described = (Verdict, Option<String>, Option<Patch>);
+
+/// An answer as recorded; `Err` holds the failure message.
+type Outcome = std::result::Result<std::result::Result<Described, String>, String>;
+
+impl PluginHost {
+    /// Loads every configured plugin (compiled code cached under `<state-dir>/cache/plugins/`,
+    /// decisions logged to `<run-dir>/events.jsonl`). Any plugin that cannot load fails the
+    /// whole load: silently running without a configured policy would be worse. Without plugins
+    /// nothing is compiled and no engine is created.
+    pub fn load(config: &Config, containers: Arc<dyn ContainerDirectory>) -> Result<PluginHost> {
+        let cache_dir = config.host.state_dir.join("cache").join("plugins");
+        let plugins = config
+            .plugins
+            .iter()
+            .map(|p| Plugin::load(p, &cache_dir, &config.source))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PluginHost {
+            plugins,
+            containers,
+            log: EventLog::new(events::log_path(&config.host)),
+        })
+    }
+
+    pub fn summaries(&self) -> Vec<PluginSummary> {
+        self.plugins
+            .iter()
+            .map(|p| PluginSummary {
+                name: p.config.name.clone(),
+                path: p.config.path.clone(),
+                sha256: p.sha256.clone(),
+                worlds: p.config.worlds.clone(),
+                grants: p.config.grants.clone(),
+                mode: p.config.mode,
+                on_error: p.config.on_error,
+                timeout_ms: p.config.timeout_ms,
+                memory_mb: p.config.memory_mb,
+                cache: if p.cache_hit {
+                    CacheStatus::Hit
+                } else {
+                    CacheStatus::Compiled
+                },
+            })
+            .collect()
+    }
+
+    /// Whether any plugin plays `world` (e.g. to skip building inputs nobody reads).
+    pub fn has(&self, world: PluginWorld) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p.config.worlds.contains(&world))
+    }
+
+    /// Asks every name policy whether `name` is acceptable for an object of `kind`
+    /// (`"container"`). The first enforced deny wins.
+    pub fn validate_name(&self, kind: &str, name: &str) -> Result<()> {
+        let input = events::digest(&(kind, name));
+        for plugin in self.plugins.iter().filter(|p| p.naming().is_some()) {
+            let naming = plugin.naming().expect("filtered");
+            self.consult(
+                plugin,
+                "validate-name",
+                name,
+                &input,
+                describe_allow,
+                || {
+                    plugin.run(&self.containers, "validate-name", |store| {
+                        naming
+                            .instantiate(&mut *store)?
+                            .berth_plugin_naming()
+                            .call_validate_name(store, kind, name)
+                    })
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Asks name policies, in order, for a name for an unnamed object; the first enforced
+    /// `some` wins. `None`: no plugin had an opinion (use the host's default). The CLI should
+    /// still run `validate_name` on the result.
+    pub fn generate_name(&self, kind: &str, spec: &ContainerSpec) -> Result<Option<String>> {
+        let input = events::digest(&(kind, spec));
+        let wit_spec = convert::spec(spec);
+        for plugin in self.plugins.iter().filter(|p| p.naming().is_some()) {
+            let naming = plugin.naming().expect("filtered");
+            let describe = |name: &Option<String>| match name {
+                Some(name) => (Verdict::Select, Some(name.clone()), None),
+                None => (Verdict::Allow, None, None),
+            };
+            let answer = self.consult(
+                plugin,
+                "generate-name",
+                &spec.name,
+                &input,
+                describe,
+                || {
+                    plugin.run(&self.containers, "generate-name", |store| {
+                        naming
+                            .instantiate(&mut *store)?
+                            .berth_plugin_naming()
+                            .call_generate_name(store, kind, &wit_spec)
+                    })
+                },
+            )?;
+            if let Some(Some(name)) = answer {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks backend policies, in order, which of `candidates` runs `spec`; the first enforced
+    /// answer decides. `None`: no backend policy decided (use the host's default). A plugin
+    /// naming a backend that is not a candidate has failed (its `on-error` applies).
+    pub fn select_backend(
+        &self,
+        spec: &ContainerSpec,
+        candidates: &[BackendInfo],
+    ) -> Result<Option<String>> {
+        let input = events::digest(&(spec, candidates));
+        let wit_spec = convert::spec(spec);
+        let wit_candidates: Vec<_> = candidates.iter().map(convert::backend_info).collect();
+        for plugin in self.plugins.iter().filter(|p| p.placement().is_some()) {
+            let describe = |backend: &String| describe_select(backend);
+            let answer = self.consult(
+                plugin,
+                "select-backend",
+                &spec.name,
+                &input,
+                describe,
+                || self.ask_placement(plugin, &wit_spec, &wit_candidates, candidates),
+            )?;
+            if let Some(backend) = answer {
+                return Ok(Some(backend));
+            }
+        }
+        Ok(None)
+    }
+
+    fn ask_placement(
+        &self,
+        plugin: &Plugin,
+        spec: &crate::bindings::types::ContainerSpec,
+        wit_candidates: &[crate::bindings::types::BackendInfo],
+        candidates: &[BackendInfo],
+    ) -> Answer<String> {
+        let placement = plugin.placement().expect("only asked of backend policies");
+        let answer = plugin.run(&self.containers, "select-backend", |store| {
+            placement
+                .instantiate(&mut *store)?
+                .berth_plugin_placement()
+                .call_select_backend(store, spec, wit_candidates)
+        })?;
+        if let Ok(backend) = &answer
+            && !candidates.iter().any(|c| &c.name == backend)
+        {
+            let names: Vec<_> = candidates.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::Invalid {
+                what: format!("answer of plugin {:?} to select-backend", plugin.name()),
+                reason: format!(
+                    "{backend:?} is not one of the candidate backends ({})",
+                    names.join(", ")
+                ),
+                hint: "the plugin must answer with the name of a configured backend".into(),
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Tells hook plugins about `hook`. At `pre-*` hooks an enforced deny refuses the step; at
+    /// `pre-create` patches are applied to `spec` in config order. `post-*` hooks only observe:
+    /// this returns `Ok` whatever they say (failures are logged and recorded).
+    pub fn on_event(&self, hook: Hook, spec: &mut ContainerSpec, id: Option<&str>) -> Result<()> {
+        let container = if spec.name.is_empty() {
+            id.unwrap_or_default().to_string()
+        } else {
+            spec.name.clone()
+        };
+        let mut patches = PatchSet::default();
+        for plugin in self.plugins.iter().filter(|p| p.hooks().is_some()) {
+            let input = events::digest(&(hook, &*spec, id));
+            let wit_spec = convert::spec(spec);
+            let describe = |patch: &Option<Patch>| describe_patch(hook, patch);
+            let answer = self.consult(plugin, hook.as_str(), &container, &input, describe, || {
+                self.ask_hooks(plugin, hook, &wit_spec, id)
+            });
+            match answer {
+                Ok(Some(Some(patch))) if hook == Hook::PreCreate => {
+                    patches.apply(plugin.name(), &patch, spec)?
+                }
+                Ok(_) => {}
+                Err(e) if hook.is_pre() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(plugin = plugin.name(), %hook, error = %e, "post-hook failed; nothing undone")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ask_hooks(
+        &self,
+        plugin: &Plugin,
+        hook: Hook,
+        spec: &crate::bindings::types::ContainerSpec,
+        id: Option<&str>,
+    ) -> Answer<Option<Patch>> {
+        let hooks = plugin.hooks().expect("only asked of hook plugins");
+        let answer = plugin.run(&self.containers, hook.as_str(), |store| {
+            hooks
+                .instantiate(&mut *store)?
+                .berth_plugin_hooks()
+                .call_on_event(store, convert::hook(hook), spec, id)
+        })?;
+        Ok(answer.map(|patch| patch.map(convert::patch).filter(|p| !p.is_empty())))
+    }
+
+    /// One call to one plugin, for `berth plugin call NAME FUNCTION`: the decision as it would
+    /// be recorded (not written to the log, and `monitor`/`on-error` not applied). `spec.name`
+    /// is the name `validate-name` checks; `candidates` feed `select-backend`.
+    pub fn call(
+        &self,
+        plugin: &str,
+        function: Function,
+        spec: &ContainerSpec,
+        candidates: &[BackendInfo],
+        id: Option<&str>,
+    ) -> Result<Decision> {
+        let plugin = self
+            .plugins
+            .iter()
+            .find(|p| p.name() == plugin)
+            .ok_or_else(|| {
+                let names: Vec<_> = self.plugins.iter().map(|p| p.name()).collect();
+                Error::not_found("plugin", plugin)
+                    .with_hint(format!("configured plugins: {}", names.join(", ")))
+            })?;
+        if !plugin.config.worlds.contains(&function.world()) {
+            return Err(Error::invalid(
+                format!("call of {function} on plugin {:?}", plugin.name()),
+                format!(
+                    "the plugin is not configured as {}",
+                    function.world().as_str()
+                ),
+            ));
+        }
+        let started = Instant::now();
+        let (input, outcome): (String, Answer<Described>) = match function {
+            Function::ValidateName => {
+                let naming = plugin.naming().expect("world checked");
+                let answer = plugin.run(&self.containers, "validate-name", |store| {
+                    naming
+                        .instantiate(&mut *store)?
+                        .berth_plugin_naming()
+                        .call_validate_name(store, "container", &spec.name)
+                });
+                (
+                    events::digest(&("container", &spec.name)),
+                    answer.map(|a| a.map(|()| describe_allow(&()))),
+                )
+            }
+            Function::GenerateName => {
+                let naming = plugin.naming().expect("world checked");
+                let wit_spec = convert::spec(spec);
+                let answer = plugin.run(&self.containers, "generate-name", |store| {
+                    naming
+                        .instantiate(&mut *store)?
+                        .berth_plugin_naming()
+                        .call_generate_name(store, "container", &wit_spec)
+                });
+                let describe = |name: Option<String>| match name {
+                    Some(name) => (Verdict::Select, Some(name), None),
+                    None => (Verdict::Allow, None, None),
+                };
+                (
+                    events::digest(&("container", spec)),
+                    answer.map(|a| a.map(describe)),
+                )
+            }
+            Function::SelectBackend => {
+                let wit: Vec<_> = candidates.iter().map(convert::backend_info).collect();
+                let answer = self.ask_placement(plugin, &convert::spec(spec), &wit, candidates);
+                (
+                    events::digest(&(spec, candidates)),
+                    answer.map(|a| a.map(|b| describe_select(&b))),
+                )
+            }
+            Function::Event(hook) => {
+                let answer = self.ask_hooks(plugin, hook, &convert::spec(spec), id);
+                (
+                    events::digest(&(hook, spec, id)),
+                    answer.map(|a| a.map(|p| describe_patch(hook, &p))),
+                )
+            }
+        };
+        let outcome = outcome.map_err(|e| e.to_string());
+        Ok(self.decision(
+            plugin,
+            function.as_str(),
+            &spec.name,
+            input,
+            started,
+            outcome,
+        ))
+    }
+
+    /// Calls one plugin, records its answer, and applies `mode` and `on-error`:
+    /// `Ok(Some(answer))` to act on, `Ok(None)` to carry on without this plugin, `Err` to stop.
+    fn consult<T>(
+        &self,
+        plugin: &Plugin,
+        function: &str,
+        container: &str,
+        input: &str,
+        describe: impl FnOnce(&T) -> Described,
+        call: impl FnOnce() -> Answer<T>,
+    ) -> Result<Option<T>> {
+        let started = Instant::now();
+        let answer = call();
+        let outcome = match &answer {
+            Ok(Ok(value)) => Ok(Ok(describe(value))),
+            Ok(Err(reason)) => Ok(Err(reason.clone())),
+            Err(e) => Err(e.to_string()),
+        };
+        let decision = self.decision(
+            plugin,
+            function,
+            container,
+            input.to_string(),
+            started,
+            outcome,
+        );
+        self.log.append(&decision);
+        if plugin.config.mode == PluginMode::Monitor {
+            return Ok(None);
+        }
+        match answer {
+            Ok(Ok(value)) => Ok(Some(value)),
+            Ok(Err(reason)) => Err(Error::Denied {
+                plugin: plugin.name().to_string(),
+                hook: function.to_string(),
+                reason,
+            }),
+            Err(_) if plugin.config.on_error == OnError::Allow => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn decision(
+        &self,
+        plugin: &Plugin,
+        function: &str,
+        container: &str,
+        input: String,
+        started: Instant,
+        outcome: Outcome,
+    ) -> Decision {
+        let latency_us = started.elapsed().as_micros() as u64;
+        let (verdict, reason, patch) = match outcome {
+            Ok(Ok(described)) => described,
+            Ok(Err(reason)) => (Verdict::Deny, Some(reason), None),
+            Err(mut reason) => {
+                if plugin.config.on_error == OnError::Allow {
+                    reason.push_str(" (on-error = allow: plugin skipped)");
+                }
+                (Verdict::Error, Some(reason), None)
+            }
+        };
+        tracing::debug!(
+            plugin = plugin.name(),
+            function,
+            container,
+            verdict = verdict.as_str(),
+            latency_us,
+            "plugin decision"
+        );
+        Decision {
+            time: Utc::now(),
+            plugin: plugin.name().to_string(),
+            function: function.to_string(),
+            container: container.to_string(),
+            verdict,
+            reason,
+            patch,
+            latency_us,
+            mode: plugin.config.mode,
+            input,
+        }
+    }
+}
+
+fn describe_allow(_: &()) -> Described {
+    (Verdict::Allow, None, None)
+}
+
+fn describe_select(backend: &str) -> Described {
+    (Verdict::Select, Some(backend.to_string()), None)
+}
+
+fn describe_patch(hook: Hook, patch: &Option<Patch>) -> Described {
+    match patch {
+        None => (Verdict::Allow, None, None),
+        Some(patch) => {
+            let ignored = (hook != Hook::PreCreate)
+                .then(|| format!("ignored: only pre-create may patch, not {hook}"));
+            (Verdict::Patch, ignored, Some(patch.clone()))
+        }
+    }
+}

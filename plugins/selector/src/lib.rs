@@ -1,0 +1,33 @@
+//! Backend policy: honours a `berth.backend=<name>` label, then per-image rules, then picks the
+//! first healthy candidate; refuses when the chosen backend is not a healthy candidate.
+//!
+//! Settings: `rules` = `"busybox*=native,nginx*=docker"` (image glob with a trailing `*`, first
+//! match wins).
+
+mod rules;
+
+wit_bindgen::generate!({ world: "backend-policy", path: "../../wit" });
+
+use berth::plugin::{config, log};
+use exports::berth::plugin::placement::{BackendInfo, ContainerSpec, Guest};
+
+struct Selector;
+
+impl Guest for Selector {
+    fn select_backend(spec: ContainerSpec, candidates: Vec<BackendInfo>) -> Result<String, String> {
+        let healthy: Vec<(&str, bool)> = candidates
+            .iter()
+            .map(|c| (c.name.as_str(), c.healthy))
+            .collect();
+        let choice = rules::select(
+            &spec.image,
+            &spec.labels,
+            config::get("rules").as_deref(),
+            &healthy,
+        )?;
+        log::log(log::Level::Debug, &format!("{} -> {choice}", spec.image));
+        Ok(choice)
+    }
+}
+
+export!(Selector);

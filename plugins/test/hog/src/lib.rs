@@ -1,0 +1,18 @@
+//! Test plugin: allocates without bound, to prove the host's memory cap stops it.
+
+wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
+
+use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+
+struct Hog;
+
+impl Guest for Hog {
+    fn on_event(_: Hook, _: ContainerSpec, _: Option<String>) -> Result<Option<Patch>, String> {
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        loop {
+            chunks.push(std::hint::black_box(vec![1u8; 1 << 20]));
+        }
+    }
+}
+
+export!(Hog);

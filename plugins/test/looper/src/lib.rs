@@ -1,0 +1,18 @@
+//! Test plugin: never returns, to prove the host's deadline stops it.
+
+wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
+
+use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+
+struct Looper;
+
+impl Guest for Looper {
+    fn on_event(_: Hook, spec: ContainerSpec, _: Option<String>) -> Result<Option<Patch>, String> {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(spec.name.len() as u64));
+        }
+    }
+}
+
+export!(Looper);

@@ -1,0 +1,686 @@
+//! The plugin runtime against real plugins built from `plugins/`: each example plugin's
+//! answers, budgets (deadline, memory), traps, `on-error`, grants, conflicting patches, sha256
+//! pins, the component cache and the decision log.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use berth_core::config::PluginMode;
+use berth_core::{
+    BackendInfo, Config, ContainerInfo, ContainerSpec, ContainerState, Error, Limits, Mount,
+    PluginFailure,
+};
+use berth_plugins::events::{self, Verdict};
+use berth_plugins::{CacheStatus, ContainerDirectory, Function, Hook, PluginHost, check_component};
+use berth_tests::plugins::{self, CONFLICT, GUARD, HOG, LOOPER, NAMING, SELECTOR, SNOOP, TRAPPER};
+use tempfile::TempDir;
+
+/// A fixed set of existing containers for the `containers` interface.
+struct Fixed(Vec<ContainerInfo>);
+
+impl ContainerDirectory for Fixed {
+    fn list(&self) -> Vec<ContainerInfo> {
+        self.0.clone()
+    }
+    fn inspect(&self, name_or_id: &str) -> Option<ContainerInfo> {
+        self.0
+            .iter()
+            .find(|c| c.name == name_or_id || c.id.starts_with(name_or_id))
+            .cloned()
+    }
+}
+
+fn container(name: &str) -> ContainerInfo {
+    ContainerInfo {
+        id: format!("{:0>64}", name.len()),
+        name: name.into(),
+        image: "busybox:local".into(),
+        state: ContainerState::Running,
+        pid: None,
+        exit_code: None,
+        created: chrono::Utc::now(),
+        started: None,
+        finished: None,
+        labels: Default::default(),
+        backend: "native".into(),
+        status_detail: None,
+    }
+}
+
+/// A state dir shared by the tests of this binary, so each component compiles once.
+fn shared_state() -> &'static Path {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// One `[[plugins]]` entry.
+fn entry(name: &str, plugin: plugins::Plugin, worlds: &str, extra: &str) -> String {
+    format!(
+        "[[plugins]]\nname = {name:?}\npath = {:?}\nworlds = [{worlds}]\n{extra}\n",
+        plugin.path()
+    )
+}
+
+struct Setup {
+    run: TempDir,
+    config: Config,
+}
+
+impl Setup {
+    fn new(entries: &[String]) -> Setup {
+        Setup::with_state(shared_state(), entries)
+    }
+
+    fn with_state(state: &Path, entries: &[String]) -> Setup {
+        let run = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[host]\nstate-dir = {:?}\nrun-dir = {:?}\n\n[backends.native]\ntype = \"native\"\n\n{}",
+            state,
+            run.path(),
+            entries.join("\n")
+        );
+        let config = Config::parse(&text, "/etc/berth/test.toml", None).unwrap();
+        Setup { run, config }
+    }
+
+    fn load(&self) -> Result<PluginHost, Error> {
+        PluginHost::load(&self.config, Arc::new(Fixed(vec![container("taken")])))
+    }
+
+    fn host(&self) -> PluginHost {
+        self.load().unwrap()
+    }
+
+    fn decisions(&self) -> Vec<events::Decision> {
+        events::read(&self.run.path().join(events::FILE_NAME)).unwrap()
+    }
+}
+
+fn spec(name: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: "busybox:local".into(),
+        ..ContainerSpec::default()
+    }
+}
+
+fn backend(name: &str, healthy: bool) -> BackendInfo {
+    BackendInfo {
+        name: name.into(),
+        kind: "native".into(),
+        version: "1".into(),
+        healthy,
+        features: vec![],
+        detail: None,
+    }
+}
+
+fn failure(err: &Error) -> Option<PluginFailure> {
+    match err {
+        Error::PluginFailed { failure, .. } => Some(*failure),
+        _ => None,
+    }
+}
+
+#[test]
+fn naming_validates_dns_labels_and_generates_app_names() {
+    let setup = Setup::new(&[entry("naming", NAMING, "\"name-policy\"", "")]);
+    let host = setup.host();
+    let long_ok = "a".repeat(63);
+    for name in [
+        "myapp",
+        "my-app",
+        "3rd-app",
+        "app1-prod",
+        "abc",
+        long_ok.as_str(),
+        "my-app-prod-01",
+        "node123",
+        "123",
+    ] {
+        host.validate_name("container", name)
+            .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+    }
+    let long_bad = "a".repeat(64);
+    for name in [
+        "",
+        "a",
+        "ab",
+        long_bad.as_str(),
+        "-app",
+        "app-",
+        "my_app",
+        "my app",
+        "my.app",
+        "my@app",
+        "MyApp",
+        "---",
+        "-myapp",
+    ] {
+        match host.validate_name("container", name) {
+            Err(Error::Denied {
+                plugin,
+                hook,
+                reason,
+            }) => {
+                assert_eq!(
+                    (plugin.as_str(), hook.as_str()),
+                    ("naming", "validate-name")
+                );
+                assert!(reason.contains(&format!("{name:?}")), "{reason}");
+            }
+            other => panic!("{name:?}: expected a deny, got {other:?}"),
+        }
+    }
+
+    let mut labelled = spec("");
+    labelled
+        .labels
+        .insert("berth.app-id".into(), "0123abcd".into());
+    labelled
+        .labels
+        .insert("berth.replica-id".into(), "255".into());
+    assert_eq!(
+        host.generate_name("container", &labelled)
+            .unwrap()
+            .as_deref(),
+        Some("app-0123abcd-00ff")
+    );
+    labelled
+        .labels
+        .insert("berth.replica-id".into(), "65536".into());
+    let err = host
+        .generate_name("container", &labelled)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("below 65536"), "{err}");
+    assert_eq!(host.generate_name("container", &spec("")).unwrap(), None);
+}
+
+#[test]
+fn naming_pattern_setting_replaces_the_default_rule() {
+    let setup = Setup::new(&[entry(
+        "naming",
+        NAMING,
+        "\"name-policy\"",
+        "settings = { pattern = '^app-[a-f0-9]{8,16}-[0-9a-f]{4}$' }",
+    )]);
+    let host = setup.host();
+    host.validate_name("container", "app-0123abcd-00ff")
+        .unwrap();
+    let err = host
+        .validate_name("container", "myapp")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match ^app-"), "{err}");
+}
+
+#[test]
+fn selector_follows_label_then_rules_then_health() {
+    let candidates = [
+        backend("native", true),
+        backend("docker", true),
+        backend("containerd", false),
+    ];
+    let none = Setup::new(&[]);
+    assert_eq!(
+        none.host()
+            .select_backend(&spec("web"), &candidates)
+            .unwrap(),
+        None
+    );
+
+    let setup = Setup::new(&[entry(
+        "selector",
+        SELECTOR,
+        "\"backend-policy\"",
+        "settings = { rules = \"nginx*=docker\" }",
+    )]);
+    let host = setup.host();
+    let mut web = spec("web");
+    assert_eq!(
+        host.select_backend(&web, &candidates).unwrap().as_deref(),
+        Some("native")
+    );
+    web.image = "nginx:1".into();
+    assert_eq!(
+        host.select_backend(&web, &candidates).unwrap().as_deref(),
+        Some("docker")
+    );
+    web.labels
+        .insert("berth.backend".into(), "containerd".into());
+    match host.select_backend(&web, &candidates) {
+        Err(Error::Denied { plugin, reason, .. }) => {
+            assert_eq!(plugin, "selector");
+            assert!(reason.contains("no healthy backend"), "{reason}");
+        }
+        other => panic!("expected a deny, got {other:?}"),
+    }
+    let d = setup.decisions();
+    assert_eq!(
+        d.iter().map(|d| d.verdict).collect::<Vec<_>>(),
+        [Verdict::Select, Verdict::Select, Verdict::Deny]
+    );
+    assert_eq!(d[1].reason.as_deref(), Some("docker"));
+}
+
+#[test]
+fn guard_patches_at_pre_create_and_denies_by_its_settings() {
+    let setup = Setup::new(&[entry(
+        "guard",
+        GUARD,
+        "\"lifecycle-hooks\"",
+        "settings = { require-memory-limit = true, allowed-mount-prefixes = \"/tmp,/srv\" }",
+    )]);
+    let host = setup.host();
+    let mut web = spec("web");
+    web.limits = Limits {
+        memory_bytes: Some(64 << 20),
+        ..Limits::default()
+    };
+    web.mounts.push(Mount {
+        source: "/srv/data".into(),
+        target: "/data".into(),
+        readonly: true,
+    });
+    host.on_event(Hook::PreCreate, &mut web, None).unwrap();
+    assert_eq!(web.env["BERTH_CONTAINER_NAME"], "web");
+    assert_eq!(web.env["BERTH_IMAGE"], "busybox:local");
+    assert_eq!(web.labels["berth.guard"], "checked");
+    for hook in Hook::ALL.into_iter().filter(|h| *h != Hook::PreCreate) {
+        host.on_event(hook, &mut web, Some("abc")).unwrap();
+    }
+
+    let mut unlimited = spec("nolimit");
+    let err = host
+        .on_event(Hook::PreCreate, &mut unlimited, None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Denied { plugin, hook, reason } if plugin == "guard" && hook == "pre-create" && reason.contains("no memory limit")),
+        "{err}"
+    );
+    assert!(unlimited.env.is_empty(), "a denied spec is not patched");
+
+    let mut outside = web.clone();
+    outside.mounts.push(Mount {
+        source: "/etc".into(),
+        target: "/host-etc".into(),
+        readonly: true,
+    });
+    let err = host
+        .on_event(Hook::PreCreate, &mut outside, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/etc is outside the allowed prefixes /tmp,/srv"),
+        "{err}"
+    );
+
+    let decisions = setup.decisions();
+    assert_eq!(decisions.len(), 10);
+    assert_eq!(decisions[0].verdict, Verdict::Patch);
+    assert_eq!(
+        decisions[0].patch.as_ref().unwrap().env["BERTH_CONTAINER_NAME"],
+        "web"
+    );
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d.plugin == "guard" && d.input.len() == 12)
+    );
+}
+
+#[test]
+fn a_looping_plugin_is_stopped_at_its_deadline_and_the_host_answers_the_next_call() {
+    let setup = Setup::new(&[
+        entry("naming", NAMING, "\"name-policy\"", ""),
+        entry("looper", LOOPER, "\"lifecycle-hooks\"", "timeout-ms = 50"),
+    ]);
+    let host = setup.host();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = host
+            .on_event(Hook::PreStart, &mut spec("web"), Some("id"))
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(failure(&err), Some(PluginFailure::Timeout), "{err}");
+        assert!(
+            err.to_string()
+                .contains("plugin \"looper\" failed at pre-start (timeout)"),
+            "{err}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(50) && elapsed < Duration::from_secs(2),
+            "{elapsed:?}"
+        );
+    }
+    host.validate_name("container", "web").unwrap();
+    // Post-hooks observe: even a deny-on-error failure there undoes nothing.
+    host.on_event(Hook::PostStart, &mut spec("web"), Some("id"))
+        .unwrap();
+    let d = setup.decisions();
+    assert_eq!(d.iter().filter(|d| d.verdict == Verdict::Error).count(), 3);
+}
+
+#[test]
+fn a_memory_hog_runs_out_of_memory() {
+    let setup = Setup::new(&[entry(
+        "hog",
+        HOG,
+        "\"lifecycle-hooks\"",
+        "memory-mb = 8\ntimeout-ms = 5000",
+    )]);
+    let err = setup
+        .host()
+        .on_event(Hook::PreCreate, &mut spec("web"), None)
+        .unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::OutOfMemory), "{err}");
+    assert!(err.to_string().contains("memory-mb = 8"), "{err}");
+}
+
+#[test]
+fn a_trap_is_reported_with_the_panic_message() {
+    let setup = Setup::new(&[entry("trapper", TRAPPER, "\"name-policy\"", "")]);
+    let err = setup.host().validate_name("container", "web").unwrap_err();
+    assert_eq!(failure(&err), Some(PluginFailure::Trap), "{err}");
+    assert!(err.to_string().contains("trapper always panics"), "{err}");
+}
+
+/// The CLI calls plugins from async code; a guest writing to stderr there (as a panic does)
+/// must still be a reported trap, not a host panic inside wasmtime-wasi's blocking flush.
+#[test]
+fn a_trap_inside_an_async_runtime_is_still_just_a_trap() {
+    let setup = Setup::new(&[entry("trapper", TRAPPER, "\"name-policy\"", "")]);
+    let host = setup.host();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for runtime in [multi, current] {
+        let err = runtime
+            .block_on(async { host.validate_name("container", "web") })
+            .unwrap_err();
+        assert_eq!(failure(&err), Some(PluginFailure::Trap), "{err}");
+    }
+}
+
+#[test]
+fn on_error_allow_skips_the_failing_plugin_and_records_it() {
+    let setup = Setup::new(&[
+        entry(
+            "looper",
+            LOOPER,
+            "\"lifecycle-hooks\"",
+            "timeout-ms = 20\non-error = \"allow\"",
+        ),
+        entry("guard", GUARD, "\"lifecycle-hooks\"", ""),
+        entry(
+            "trapper",
+            TRAPPER,
+            "\"name-policy\"",
+            "on-error = \"allow\"",
+        ),
+    ]);
+    let host = setup.host();
+    let mut web = spec("web");
+    host.on_event(Hook::PreCreate, &mut web, None).unwrap();
+    assert_eq!(
+        web.labels["berth.guard"], "checked",
+        "the next plugin still ran"
+    );
+    host.validate_name("container", "web").unwrap();
+    let d = setup.decisions();
+    assert_eq!(d[0].verdict, Verdict::Error);
+    assert!(
+        d[0].reason.as_ref().unwrap().contains("on-error = allow"),
+        "{:?}",
+        d[0]
+    );
+    assert_eq!(d[2].verdict, Verdict::Error);
+}
+
+#[test]
+fn monitor_mode_records_denies_and_patches_without_applying_them() {
+    let setup = Setup::new(&[entry(
+        "guard",
+        GUARD,
+        "\"lifecycle-hooks\"",
+        "mode = \"monitor\"\nsettings = { require-memory-limit = true }",
+    )]);
+    let host = setup.host();
+    let mut web = spec("web");
+    host.on_event(Hook::PreCreate, &mut web, None).unwrap();
+    assert_eq!(web, spec("web"));
+    web.limits.memory_bytes = Some(1 << 30);
+    host.on_event(Hook::PreCreate, &mut web, None).unwrap();
+    assert!(web.env.is_empty());
+    let d = setup.decisions();
+    assert_eq!(
+        (d[0].verdict, d[0].mode),
+        (Verdict::Deny, PluginMode::Monitor)
+    );
+    assert_eq!(
+        (d[1].verdict, d[1].mode),
+        (Verdict::Patch, PluginMode::Monitor)
+    );
+    assert!(d[0].to_string().contains("[monitor]"));
+}
+
+#[test]
+fn an_ungranted_import_fails_at_load_naming_plugin_interface_and_key() {
+    let setup = Setup::new(&[entry("snoop", SNOOP, "\"lifecycle-hooks\"", "")]);
+    let err = setup
+        .load()
+        .err()
+        .expect("snoop must not load without the grant")
+        .to_string();
+    assert!(
+        err.contains(
+            "plugin \"snoop\" imports berth:plugin/containers@0.1.0 but is not granted it: add \
+             \"containers\" to grants of [[plugins]] name = \"snoop\" in /etc/berth/test.toml"
+        ),
+        "{err}"
+    );
+
+    let granted = Setup::new(&[entry(
+        "snoop",
+        SNOOP,
+        "\"lifecycle-hooks\"",
+        "grants = [\"containers\"]",
+    )]);
+    let host = granted.host();
+    host.on_event(Hook::PreCreate, &mut spec("fresh"), None)
+        .unwrap();
+    let err = host
+        .on_event(Hook::PreCreate, &mut spec("taken"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("taken is taken (1 containers known)"), "{err}");
+}
+
+#[test]
+fn conflicting_patches_are_an_error_naming_both_plugins() {
+    let setup = Setup::new(&[
+        entry("guard", GUARD, "\"lifecycle-hooks\"", ""),
+        entry("conflict", CONFLICT, "\"lifecycle-hooks\"", ""),
+    ]);
+    let err = setup
+        .host()
+        .on_event(Hook::PreCreate, &mut spec("web"), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"guard\"")
+            && text.contains("\"conflict\"")
+            && text.contains("env BERTH_CONTAINER_NAME"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_sha256_pin_mismatch_is_refused() {
+    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(GUARD.path()).unwrap(),
+    ));
+    let wrong = "0".repeat(64);
+    let setup = Setup::new(&[entry(
+        "guard",
+        GUARD,
+        "\"lifecycle-hooks\"",
+        &format!("sha256 = \"{wrong}\""),
+    )]);
+    let err = setup
+        .load()
+        .err()
+        .expect("a wrong pin must refuse the plugin")
+        .to_string();
+    assert!(
+        err.contains("plugin \"guard\"")
+            && err.contains(&format!("expected {wrong}, actual {actual}")),
+        "{err}"
+    );
+
+    let pinned = Setup::new(&[entry(
+        "guard",
+        GUARD,
+        "\"lifecycle-hooks\"",
+        &format!("sha256 = \"{actual}\""),
+    )]);
+    assert_eq!(pinned.host().summaries()[0].sha256, actual);
+}
+
+#[test]
+fn compiled_components_are_cached_and_reused() {
+    let state = tempfile::tempdir().unwrap();
+    let setup = Setup::with_state(
+        state.path(),
+        &[entry("naming", NAMING, "\"name-policy\"", "")],
+    );
+    let first = setup.host().summaries();
+    assert_eq!(first[0].cache, CacheStatus::Compiled);
+    let cache_dir = state.path().join("cache/plugins");
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&first[0].sha256)
+    );
+    let mtime = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
+
+    let started = Instant::now();
+    let host = setup.host();
+    let warm = started.elapsed();
+    assert_eq!(host.summaries()[0].cache, CacheStatus::Hit);
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().modified().unwrap(),
+        mtime,
+        "no recompile"
+    );
+    host.validate_name("container", "web").unwrap();
+    eprintln!("warm load of naming: {warm:?}");
+}
+
+#[test]
+fn no_plugins_means_nothing_compiled() {
+    let state = tempfile::tempdir().unwrap();
+    let setup = Setup::with_state(state.path(), &[]);
+    let host = setup.host();
+    host.validate_name("container", "Not_A_DNS_Name").unwrap();
+    host.on_event(Hook::PreCreate, &mut spec("web"), None)
+        .unwrap();
+    assert!(host.summaries().is_empty());
+    assert!(!state.path().join("cache").exists());
+    assert!(setup.decisions().is_empty());
+}
+
+#[test]
+fn check_reports_worlds_imports_and_grant_problems() {
+    let setup = Setup::new(&[entry(
+        "snoop",
+        SNOOP,
+        "\"lifecycle-hooks\", \"name-policy\"",
+        "",
+    )]);
+    let report = check_component(&SNOOP.path(), &setup.config).unwrap();
+    assert_eq!(
+        report.worlds,
+        vec![berth_core::config::PluginWorld::LifecycleHooks]
+    );
+    assert_eq!(report.needs_grants, vec!["containers".to_string()]);
+    assert!(
+        report.imports.iter().any(|i| i.starts_with("wasi:")),
+        "{:?}",
+        report.imports
+    );
+    assert_eq!(report.configured_as.as_deref(), Some("snoop"));
+    assert!(!report.loads());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("add \"containers\" to grants")),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("lists world name-policy")),
+        "{:?}",
+        report.problems
+    );
+
+    let naming = check_component(&NAMING.path(), &setup.config).unwrap();
+    assert_eq!(
+        naming.worlds,
+        vec![berth_core::config::PluginWorld::NamePolicy]
+    );
+    assert_eq!(naming.configured_as, None);
+    assert!(naming.problems.is_empty());
+}
+
+#[test]
+fn one_call_returns_the_decision_for_printing() {
+    let setup = Setup::new(&[
+        entry("guard", GUARD, "\"lifecycle-hooks\"", ""),
+        entry("naming", NAMING, "\"name-policy\"", ""),
+    ]);
+    let host = setup.host();
+    let d = host
+        .call(
+            "guard",
+            "pre-create".parse().unwrap(),
+            &spec("web"),
+            &[],
+            None,
+        )
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::Patch);
+    assert_eq!(d.patch.unwrap().labels["berth.guard"], "checked");
+    let d = host
+        .call("naming", Function::ValidateName, &spec("Bad"), &[], None)
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert!(
+        host.call("naming", Function::SelectBackend, &spec("x"), &[], None)
+            .is_err()
+    );
+    assert!(
+        host.call("nope", Function::ValidateName, &spec("x"), &[], None)
+            .is_err()
+    );
+    assert!(setup.decisions().is_empty(), "trial calls are not recorded");
+}
