@@ -1,0 +1,116 @@
+//! `berth backend ls` and `berth config check|show`.
+
+use std::path::Path;
+
+use berth_core::{Config, Error, config::DEFAULT_CONFIG};
+use sha2::{Digest, Sha256};
+
+use crate::cli::ConfigCommand;
+use crate::host::Host;
+use crate::output;
+
+pub async fn backend_ls(host: &Host, json: bool) -> anyhow::Result<i32> {
+    let infos = host.backend_infos().await;
+    if json {
+        output::json(&infos);
+    } else {
+        let rows: Vec<Vec<String>> = infos
+            .iter()
+            .map(|info| {
+                vec![
+                    info.name.clone(),
+                    info.kind.clone(),
+                    info.version.clone(),
+                    if info.healthy { "yes" } else { "no" }.to_string(),
+                    info.detail
+                        .clone()
+                        .unwrap_or_else(|| info.features.join(",")),
+                ]
+            })
+            .collect();
+        output::table(
+            &["NAME", "KIND", "VERSION", "HEALTHY", "FEATURES / DETAIL"],
+            &rows,
+        );
+    }
+    // A script checking backends wants to know if any is down.
+    Ok(if infos.iter().all(|i| i.healthy) {
+        0
+    } else {
+        crate::exit::UNAVAILABLE
+    })
+}
+
+pub fn config(command: &ConfigCommand, global: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+    match command {
+        ConfigCommand::Show => {
+            let config = Config::load(global)?;
+            if config.source == "<built-in>" {
+                print!("{DEFAULT_CONFIG}");
+            } else {
+                println!("# {}", config.source);
+                print!("{}", config.to_toml());
+            }
+            Ok(0)
+        }
+        ConfigCommand::Check { file } => {
+            let config = Config::load(file.as_deref().or(global))?;
+            check_plugin_files(&config)?;
+            if json {
+                output::json(&serde_json::json!({
+                    "ok": true,
+                    "source": config.source,
+                    "backends": config.backends.keys().collect::<Vec<_>>(),
+                    "plugins": config.plugins.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                }));
+            } else {
+                println!(
+                    "{}: ok ({} backend(s): {}; {} plugin(s){}{})",
+                    config.source,
+                    config.backends.len(),
+                    config
+                        .backends
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    config.plugins.len(),
+                    if config.plugins.is_empty() { "" } else { ": " },
+                    config
+                        .plugins
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Static checks that need no wasmtime: each plugin file exists and matches its pin.
+fn check_plugin_files(config: &Config) -> berth_core::Result<()> {
+    for plugin in &config.plugins {
+        let err = |message: String| Error::Config {
+            path: config.source.clone(),
+            message: format!("[[plugins]] name = {:?}: {message}", plugin.name),
+        };
+        let bytes = std::fs::read(&plugin.path).map_err(|e| {
+            err(format!(
+                "cannot read {}: {e} (fix `path`)",
+                plugin.path.display()
+            ))
+        })?;
+        if let Some(pin) = &plugin.sha256 {
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(pin) {
+                return Err(err(format!(
+                    "{} has sha256 {actual}, but the config pins {pin} (update `sha256` if the new component is trusted)",
+                    plugin.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `berth plugin ls|check|call` and `berth events`: what plugin authors and operators use to see
+//! what the plugins are and what they decided.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_core::{Config, Error};
+use berth_plugins::{Function, check_component, events};
+
+use crate::host::Host;
+use crate::output;
+
+pub fn ls(host: &Arc<Host>, json: bool) -> anyhow::Result<i32> {
+    let summaries = host
+        .plugins()?
+        .map(|plugins| plugins.summaries())
+        .unwrap_or_default();
+    if json {
+        output::json(&summaries);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|p| {
+            let worlds: Vec<&str> = p.worlds.iter().map(|w| w.as_str()).collect();
+            vec![
+                p.name.clone(),
+                worlds.join(","),
+                if p.grants.is_empty() {
+                    "-".into()
+                } else {
+                    p.grants.join(",")
+                },
+                format!("{:?}", p.mode).to_lowercase(),
+                format!("{}ms/{}MiB", p.timeout_ms, p.memory_mb),
+                format!("{:?}", p.cache).to_lowercase(),
+                output::short_id(&p.sha256).to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "NAME", "WORLDS", "GRANTS", "MODE", "BUDGET", "CACHE", "SHA256",
+        ],
+        &rows,
+    );
+    Ok(0)
+}
+
+/// Exits 0 when the component would load as configured (or is not configured but is a valid
+/// plugin), 78 when its config entry would refuse it.
+pub fn check(file: &Path, config: &Config, json: bool) -> anyhow::Result<i32> {
+    let report = check_component(file, config)?;
+    let refused = report.configured_as.is_some() && !report.loads();
+    if json {
+        output::json(&report);
+    } else {
+        println!(
+            "component  {} ({} bytes, sha256 {})",
+            report.path.display(),
+            report.size,
+            report.sha256
+        );
+        let worlds: Vec<&str> = report.worlds.iter().map(|w| w.as_str()).collect();
+        println!(
+            "worlds     {}",
+            if worlds.is_empty() {
+                "none".into()
+            } else {
+                worlds.join(", ")
+            }
+        );
+        println!("exports    {}", report.exports.join(", "));
+        println!("imports    {}", report.imports.join(", "));
+        if !report.needs_grants.is_empty() {
+            println!("grants     needs {}", report.needs_grants.join(", "));
+        }
+        match &report.configured_as {
+            Some(name) if report.loads() => {
+                println!("config     loads as plugin {name:?} from {}", config.source)
+            }
+            Some(name) => {
+                println!(
+                    "config     plugin {name:?} in {} would NOT load:",
+                    config.source
+                );
+                for problem in &report.problems {
+                    println!("  - {problem}");
+                }
+            }
+            None => println!("config     not used by {}", config.source),
+        }
+    }
+    Ok(if refused { crate::exit::CONFIG } else { 0 })
+}
+
+pub async fn call(
+    host: &Arc<Host>,
+    name: &str,
+    function: &str,
+    spec_file: &Path,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let function: Function = function.parse()?;
+    let spec = super::containers::read_spec(spec_file)?;
+    let plugins = host.plugins()?.ok_or_else(|| {
+        Error::not_found("plugin", name)
+            .with_hint(format!("{} configures no plugins", host.config.source))
+    })?;
+    let candidates = host.backend_infos().await;
+    let decision = plugins.call(name, function, &spec, &candidates, None)?;
+    if json {
+        output::json(&decision);
+    } else {
+        println!("{decision}");
+    }
+    Ok(0)
+}
+
+pub fn events(host: &Host, follow: bool, json: bool) -> anyhow::Result<i32> {
+    let path = events::log_path(&host.config.host);
+    let print = |decision: &berth_plugins::Decision| {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(decision).expect("decisions serialise")
+            );
+        } else {
+            println!("{decision}");
+        }
+    };
+    if follow {
+        events::follow(&path, true, |decision| {
+            print(&decision);
+            true
+        })?;
+    } else {
+        for decision in events::read(&path)? {
+            print(&decision);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,430 @@
+//! The host: configured backends, berth's container records and the plugin pipeline.
+//!
+//! Every container operation flows through here in the order DESIGN.md gives: name policy ->
+//! backend policy -> pre-create hooks -> backend create -> post-create -> pre-start -> start ->
+//! post-start, and likewise for stop and remove. A pre-hook may deny; a post-hook only observes.
+//! Each container has a record in the state store (its name, backend and final spec) written
+//! under the container's lock, so concurrent `berth` processes agree on what exists.
+
+use std::sync::{Arc, OnceLock};
+
+use berth_core::{
+    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Durability, Error,
+    ListFilter, LockMode, Result, StopOptions, Store,
+    config::{BackendConfig, Config},
+};
+use berth_plugins::{ContainerDirectory, Hook, PluginHost};
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// Store kind of berth's own container records.
+const CONTAINERS: &str = "containers";
+/// Lock taken while a name is checked and claimed, so two processes cannot take the same one.
+const NAMES_LOCK: &str = "names";
+
+/// What berth remembers about a container, whatever backend runs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub backend: String,
+    /// The spec after plugins patched it: what the backend was asked to run.
+    pub spec: ContainerSpec,
+    pub created: DateTime<Utc>,
+}
+
+pub struct Host {
+    pub config: Config,
+    pub store: Store,
+    backends: IndexMap<String, Arc<dyn ContainerBackend>>,
+    plugins: OnceLock<Option<Arc<PluginHost>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Host {
+    pub fn new(config: Config, runtime: tokio::runtime::Handle) -> Result<Host> {
+        let store = Store::open(&config.host.state_dir, &config.host.run_dir)?;
+        let backends = config
+            .backends
+            .iter()
+            .map(|(name, backend)| Ok((name.clone(), build_backend(name, backend, &store)?)))
+            .collect::<Result<_>>()?;
+        Ok(Host {
+            config,
+            store,
+            backends,
+            plugins: OnceLock::new(),
+            runtime,
+        })
+    }
+
+    /// The plugin host, loaded on first use so commands that need no policy never start wasmtime.
+    pub fn plugins(self: &Arc<Self>) -> Result<Option<Arc<PluginHost>>> {
+        if let Some(loaded) = self.plugins.get() {
+            return Ok(loaded.clone());
+        }
+        let loaded = if self.config.plugins.is_empty() {
+            None
+        } else {
+            let directory: Arc<dyn ContainerDirectory> = Arc::new(Directory(Arc::downgrade(self)));
+            Some(Arc::new(PluginHost::load(&self.config, directory)?))
+        };
+        Ok(self.plugins.get_or_init(|| loaded).clone())
+    }
+
+    pub fn backend(&self, name: &str) -> Result<&Arc<dyn ContainerBackend>> {
+        self.backends.get(name).ok_or_else(|| {
+            Error::not_found("backend", name).with_hint(format!(
+                "configured backends: {} (see `berth backend ls`)",
+                self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Pings every backend; an unreachable one is reported unhealthy, not as an error.
+    pub async fn backend_infos(&self) -> Vec<BackendInfo> {
+        let mut infos = Vec::with_capacity(self.backends.len());
+        for (name, backend) in &self.backends {
+            infos.push(backend.info().await.unwrap_or_else(|e| BackendInfo {
+                name: name.clone(),
+                kind: self.config.backends[name].kind().to_string(),
+                version: String::new(),
+                healthy: false,
+                features: Vec::new(),
+                detail: Some(e.to_string()),
+            }));
+        }
+        infos
+    }
+
+    // ---- records -------------------------------------------------------------------------
+
+    pub fn records(&self) -> Result<Vec<ContainerRecord>> {
+        let mut records = Vec::new();
+        for id in self.store.list(Durability::Persistent, CONTAINERS)? {
+            match self
+                .store
+                .read(Durability::Persistent, CONTAINERS, &id, "config")?
+            {
+                Some(record) => records.push(record),
+                // A directory without a record is a create in progress or a removal's leftover.
+                None => continue,
+            }
+        }
+        Ok(records)
+    }
+
+    /// Finds a container by exact id, exact name, or unique id prefix.
+    pub fn resolve(&self, reference: &str) -> Result<ContainerRecord> {
+        let records = self.records()?;
+        if let Some(record) = records
+            .iter()
+            .find(|r| r.id == reference || r.name == reference)
+        {
+            return Ok(record.clone());
+        }
+        let mut prefixed = records.iter().filter(|r| r.id.starts_with(reference));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(record), None) if !reference.is_empty() => Ok(record.clone()),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                format!("container reference {reference:?}"),
+                "matches more than one container id",
+            )
+            .with_hint("use more characters of the id, or the name")),
+            _ => Err(Error::not_found("container", reference)
+                .with_hint("see `berth ps -a` for existing containers")),
+        }
+    }
+
+    /// Live info for a record; an unreachable backend yields a `dead` entry saying why.
+    pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
+        let result = match self.backend(&record.backend) {
+            Ok(backend) => backend.inspect(&record.id).await,
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|e| ContainerInfo {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            image: record.spec.image.clone(),
+            state: ContainerState::Dead,
+            pid: None,
+            exit_code: None,
+            created: record.created,
+            started: None,
+            finished: None,
+            labels: record.spec.labels.clone(),
+            backend: record.backend.clone(),
+            status_detail: Some(e.to_string()),
+        })
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<(ContainerRecord, ContainerInfo)>> {
+        let mut rows = Vec::new();
+        for record in self.records()? {
+            let info = self.info(&record).await;
+            if filter.matches(&info) {
+                rows.push((record, info));
+            }
+        }
+        rows.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+        Ok(rows)
+    }
+
+    // ---- the pipeline --------------------------------------------------------------------
+
+    /// Name policy, backend policy, pre-create hooks, backend create, post-create.
+    pub async fn create(self: &Arc<Self>, mut spec: ContainerSpec) -> Result<ContainerRecord> {
+        let plugins = self.plugins()?;
+        if spec.name.is_empty() {
+            let generated = match &plugins {
+                Some(p) => p.generate_name("container", &spec)?,
+                None => None,
+            };
+            spec.name = generated.unwrap_or_else(default_name);
+        }
+        check_name_syntax(&spec.name)?;
+        if let Some(p) = &plugins {
+            p.validate_name("container", &spec.name)?;
+        }
+
+        let candidates = self.backend_infos().await;
+        let backend_name = self.choose_backend(plugins.as_deref(), &spec, &candidates)?;
+        spec.backend = Some(backend_name.clone());
+
+        if let Some(p) = &plugins {
+            p.on_event(Hook::PreCreate, &mut spec, None)?;
+        }
+
+        let id = berth_core::new_id();
+        let record = {
+            let _names = self
+                .store
+                .lock(CONTAINERS, NAMES_LOCK, LockMode::Exclusive)?;
+            if self.records()?.iter().any(|r| r.name == spec.name) {
+                return Err(Error::AlreadyExists {
+                    kind: "container",
+                    name: spec.name.clone(),
+                    hint: "choose another --name, or remove the old one with `berth rm`".into(),
+                });
+            }
+            let backend = self.backend(&backend_name)?;
+            backend.create(&id, &spec).await?;
+            let record = ContainerRecord {
+                id: id.clone(),
+                name: spec.name.clone(),
+                backend: backend_name,
+                spec: spec.clone(),
+                created: Utc::now(),
+            };
+            if let Err(e) =
+                self.store
+                    .write(Durability::Persistent, CONTAINERS, &id, "config", &record)
+            {
+                // Without a record nobody could find the container again: undo the create.
+                let _ = backend.remove(&id, true).await;
+                return Err(e);
+            }
+            record
+        };
+        if let Some(p) = &plugins {
+            observe(p.on_event(Hook::PostCreate, &mut spec, Some(&id)));
+        }
+        Ok(record)
+    }
+
+    fn choose_backend(
+        &self,
+        plugins: Option<&PluginHost>,
+        spec: &ContainerSpec,
+        candidates: &[BackendInfo],
+    ) -> Result<String> {
+        if let Some(chosen) = plugins
+            .map(|p| p.select_backend(spec, candidates))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(chosen);
+        }
+        if let Some(requested) = &spec.backend {
+            let info = candidates
+                .iter()
+                .find(|c| &c.name == requested)
+                .ok_or_else(|| {
+                    Error::not_found("backend", requested.as_str())
+                        .with_hint("configure it under [backends.<name>] in berth.toml")
+                })?;
+            if !info.healthy {
+                return Err(Error::Unavailable {
+                    backend: requested.clone(),
+                    endpoint: info.kind.clone(),
+                    reason: info.detail.clone().unwrap_or_else(|| "unhealthy".into()),
+                    hint: "see `berth backend ls`".into(),
+                });
+            }
+            return Ok(requested.clone());
+        }
+        candidates
+            .iter()
+            .find(|c| c.healthy)
+            .map(|c| c.name.clone())
+            .ok_or_else(|| {
+                Error::conflict(
+                    "no backend can run the container",
+                    "every configured backend is unhealthy",
+                )
+                .with_hint("see `berth backend ls`")
+            })
+    }
+
+    pub async fn start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        let plugins = self.plugins()?;
+        let mut spec = record.spec.clone();
+        if let Some(p) = &plugins {
+            p.on_event(Hook::PreStart, &mut spec, Some(&record.id))?;
+        }
+        self.backend(&record.backend)?.start(&record.id).await?;
+        if let Some(p) = &plugins {
+            observe(p.on_event(Hook::PostStart, &mut spec, Some(&record.id)));
+        }
+        Ok(())
+    }
+
+    pub async fn stop(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+        options: &StopOptions,
+    ) -> Result<()> {
+        let plugins = self.plugins()?;
+        let mut spec = record.spec.clone();
+        if let Some(p) = &plugins {
+            p.on_event(Hook::PreStop, &mut spec, Some(&record.id))?;
+        }
+        self.backend(&record.backend)?
+            .stop(&record.id, options)
+            .await?;
+        if let Some(p) = &plugins {
+            observe(p.on_event(Hook::PostStop, &mut spec, Some(&record.id)));
+        }
+        Ok(())
+    }
+
+    pub async fn remove(self: &Arc<Self>, record: &ContainerRecord, force: bool) -> Result<()> {
+        let plugins = self.plugins()?;
+        let mut spec = record.spec.clone();
+        if let Some(p) = &plugins {
+            p.on_event(Hook::PreRemove, &mut spec, Some(&record.id))?;
+        }
+        let _lock = self
+            .store
+            .lock(CONTAINERS, &record.id, LockMode::Exclusive)?;
+        self.backend(&record.backend)?
+            .remove(&record.id, force)
+            .await?;
+        self.store.remove(CONTAINERS, &record.id)?;
+        if let Some(p) = &plugins {
+            observe(p.on_event(Hook::PostRemove, &mut spec, Some(&record.id)));
+        }
+        Ok(())
+    }
+}
+
+/// Post-hooks observe: a failure is logged (and in the decision log) but undoes nothing.
+fn observe(result: Result<()>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "post-hook failed; the operation stands");
+    }
+}
+
+/// Docker's rule for container names; plugins may be stricter, never looser.
+fn check_name_syntax(name: &str) -> Result<()> {
+    let mut bytes = name.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("container name {name:?}"),
+            "must start with a letter or digit and use only [a-zA-Z0-9_.-], at most 128 characters",
+        ))
+    }
+}
+
+fn default_name() -> String {
+    format!("berth-{}", &berth_core::new_id()[..12])
+}
+
+/// The one place a backend `type` becomes an implementation.
+fn build_backend(
+    name: &str,
+    config: &BackendConfig,
+    store: &Store,
+) -> Result<Arc<dyn ContainerBackend>> {
+    match config {
+        BackendConfig::Native(native) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::io("locating the berth binary for the supervisor", e))?;
+            Ok(Arc::new(berth_backend_native::NativeBackend::new(
+                name,
+                native,
+                store.clone(),
+                exe,
+            )?))
+        }
+    }
+}
+
+/// The `containers` host interface: plugins see berth's containers, read-only.
+struct Directory(std::sync::Weak<Host>);
+
+/// Plugin calls are synchronous and may run inside the async runtime, so backend queries run
+/// on a scoped thread that blocks on the runtime's handle.
+fn block_on<T: Send>(
+    runtime: &tokio::runtime::Handle,
+    future: impl Future<Output = T> + Send,
+) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(future))
+            .join()
+            .expect("container directory query panicked")
+    })
+}
+
+impl ContainerDirectory for Directory {
+    fn list(&self) -> Vec<ContainerInfo> {
+        let Some(host) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let filter = ListFilter {
+            all: true,
+            ..Default::default()
+        };
+        block_on(&host.runtime, host.list(&filter))
+            .map(|rows| rows.into_iter().map(|(_, info)| info).collect())
+            .unwrap_or_default()
+    }
+
+    fn inspect(&self, reference: &str) -> Option<ContainerInfo> {
+        let host = self.0.upgrade()?;
+        let record = host.resolve(reference).ok()?;
+        Some(block_on(&host.runtime, host.info(&record)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in ["web", "app-0123abcd-0001", "a.b_c-d", "9lives"] {
+            assert!(check_name_syntax(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-web", "we b", "a/b", "ünï", &"x".repeat(129)] {
+            assert!(check_name_syntax(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name_syntax(&default_name()).is_ok());
+    }
+}

@@ -1,0 +1,95 @@
+//! The `berth` binary: parses the command line, loads the configuration, runs one command and
+//! turns its outcome into an exit code. Everything that is not presentation lives in the
+//! library crates.
+
+mod cli;
+mod commands;
+mod exit;
+mod host;
+mod output;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::host::Host;
+
+fn main() {
+    // The native backend re-executes this binary as a per-container supervisor (and for exec);
+    // those entry points must run before anything starts a thread (libcontainer uses clone3).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = berth_backend_native::reexec::dispatch(&args) {
+        std::process::exit(code);
+    }
+
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    init_tracing(cli.log_format, &cli.log_level);
+
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            report(&error);
+            exit::for_error(&error)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Commands that need no configuration and no runtime.
+    if let Command::Config(command) = &cli.command {
+        return commands::admin::config(command, cli.config.as_deref(), cli.json);
+    }
+    if let Command::Plugin(cli::PluginCommand::Check { file }) = &cli.command {
+        let config = berth_core::Config::load(cli.config.as_deref())?;
+        return commands::plugins::check(file, &config, cli.json);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let config = berth_core::Config::load(cli.config.as_deref())?;
+    let host = Arc::new(Host::new(config, runtime.handle().clone())?);
+    runtime.block_on(commands::dispatch(host, cli.command, cli.json))
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Prints the error and its causes once each; a cause already spelled out in the message
+/// above it is not repeated.
+fn report(error: &anyhow::Error) {
+    let mut printed = String::new();
+    for (i, cause) in error.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 && printed.contains(&text) {
+            continue;
+        }
+        if i == 0 {
+            eprintln!("berth: error: {text}");
+        } else {
+            eprintln!("  caused by: {text}");
+        }
+        printed.push_str(&text);
+    }
+}

@@ -1,0 +1,96 @@
+//! Tables for people, JSON for scripts.
+
+use std::io::Write;
+
+use berth_core::{ContainerInfo, ContainerState, LogSink, LogStream};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) {
+    let text = serde_json::to_string_pretty(value).expect("output always serialises");
+    println!("{text}");
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 == widths.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
+/// "3 seconds", "5 minutes", ... as docker prints durations.
+pub fn human_since(at: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - at).num_seconds().max(0);
+    match secs {
+        0..=1 => "1 second".into(),
+        2..=59 => format!("{secs} seconds"),
+        60..=119 => "1 minute".into(),
+        120..=3599 => format!("{} minutes", secs / 60),
+        3600..=7199 => "1 hour".into(),
+        7200..=86399 => format!("{} hours", secs / 3600),
+        _ => format!("{} days", secs / 86400),
+    }
+}
+
+/// The STATUS column of `berth ps`.
+pub fn status(info: &ContainerInfo) -> String {
+    match info.state {
+        ContainerState::Running => {
+            format!("up {}", human_since(info.started.unwrap_or(info.created)))
+        }
+        ContainerState::Stopped => format!(
+            "exited ({}) {} ago",
+            info.exit_code.map_or("?".to_string(), |c| c.to_string()),
+            human_since(info.finished.unwrap_or(info.created))
+        ),
+        ContainerState::Dead => match &info.status_detail {
+            Some(detail) => format!("dead: {detail}"),
+            None => "dead".into(),
+        },
+        other => other.to_string(),
+    }
+}
+
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Container output to this process's stdout and stderr, flushed per chunk so it interleaves
+/// as the container wrote it.
+pub struct StdioSink;
+
+impl LogSink for StdioSink {
+    fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
+        match stream {
+            LogStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data)?;
+                out.flush()
+            }
+            LogStream::Stderr => {
+                let mut err = std::io::stderr().lock();
+                err.write_all(data)?;
+                err.flush()
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Starts containerd and dockerd in the background for the tests, waits until they answer, and
+# stops them again on `stop`. Daemons already running (e.g. a developer's) are left alone.
+# Usage: daemons.sh start|stop
+set -euo pipefail
+
+state=/tmp/berth-test-daemons
+mkdir -p "$state"
+
+wait_for() { # name timeout-seconds command...
+    local name=$1 timeout=$2; shift 2
+    for ((i = 0; i < timeout * 10; i++)); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "daemons: $name did not become ready within ${timeout}s; its log:" >&2
+    tail -n 30 "$state/$name.log" >&2 || true
+    return 1
+}
+
+start() {
+    if ! ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
+        containerd >"$state/containerd.log" 2>&1 &
+        echo $! >"$state/containerd.pid"
+        wait_for containerd 30 ctr --address /run/containerd/containerd.sock version
+    fi
+    if ! docker version >/dev/null 2>&1; then
+        dockerd --containerd=/run/containerd/containerd.sock >"$state/dockerd.log" 2>&1 &
+        echo $! >"$state/dockerd.pid"
+        wait_for dockerd 60 docker version
+    fi
+}
+
+stop() {
+    for name in dockerd containerd; do
+        if [[ -f "$state/$name.pid" ]]; then
+            pid=$(cat "$state/$name.pid")
+            kill "$pid" 2>/dev/null || true
+            for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+            rm -f "$state/$name.pid"
+        fi
+    done
+}
+
+"$@"

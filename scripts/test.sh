@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing, starts the daemons the
+# integration tests use, builds everything once (release profile, shared by tests and
+# benchmarks), runs unit, integration and end-to-end tests, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+scripts/daemons.sh start
+trap 'scripts/daemons.sh stop' EXIT
+
+cargo fmt --all -- --check
+cargo build --release --workspace --all-targets
+scripts/build-plugins.sh
+cargo test --release --workspace --no-fail-fast

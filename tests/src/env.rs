@@ -1,0 +1,130 @@
+//! A private berth installation per test: its own config, state dir and run dir, a busybox image
+//! built from Debian's busybox-static, and a runner for the real `berth` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use crate::bin::berth_exe;
+
+/// A busybox root filesystem shared by every test in the process (read-only once built).
+pub fn busybox_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-test-busybox-{}", std::process::id()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("/bin/busybox missing: apt-get install busybox-static (scripts/setup.sh)");
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            let link = bin.join(applet);
+            if !link.exists() {
+                std::os::unix::fs::symlink("busybox", link).unwrap();
+            }
+        }
+        for d in ["tmp", "etc", "proc", "sys", "dev", "data"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        dir
+    })
+}
+
+/// The outcome of one `berth` invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless berth exited 0.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "berth failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+pub struct BerthEnv {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl BerthEnv {
+    /// A native-backend installation; `extra` is appended to the config (plugins, backends).
+    pub fn new(extra: &str) -> BerthEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .unwrap();
+        let config = dir.path().join("berth.toml");
+        let text = format!(
+            "[host]\nstate-dir = \"{state}\"\nrun-dir = \"{run}\"\n\n[backends.native]\ntype = \"native\"\n\n{extra}",
+            state = dir.path().join("state").display(),
+            run = dir.path().join("run").display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        BerthEnv { dir, config }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(berth_exe());
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("BERTH_CONFIG")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("running berth"))
+    }
+
+    /// Imports the shared busybox rootfs as `busybox:local`.
+    pub fn with_busybox(self) -> BerthEnv {
+        let rootfs = busybox_rootfs().display().to_string();
+        self.berth(&["image", "import", "--rootfs", &rootfs, "busybox:local"])
+            .ok();
+        self
+    }
+}
+
+impl Drop for BerthEnv {
+    /// Leaves no containers (and so no mounts or cgroups) behind, even when a test fails.
+    fn drop(&mut self) {
+        if let Ok(out) = self.command(&["ps", "-a", "-q"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.command(&["rm", "-f", id]).output();
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Shared helpers for berth's integration and end-to-end tests.
+//!
+//! Tests run the real `berth` binary and real Wasm plugins built from source; nothing here fakes
+//! a backend.
+
+pub mod bin;
+pub mod env;
+pub mod plugins;

@@ -1,0 +1,315 @@
+//! End-to-end: real plugins built from source deciding about real containers on the native
+//! backend, driven through the `berth` binary.
+
+use berth_tests::env::BerthEnv;
+use berth_tests::plugins::{GUARD, LOOPER, NAMING, SELECTOR, TRAPPER};
+
+const IMAGE: &str = "busybox:local";
+
+fn naming(pattern: Option<&str>) -> String {
+    let settings = pattern.map_or(String::new(), |p| {
+        format!("settings = {{ pattern = '{p}' }}\n")
+    });
+    format!(
+        "[[plugins]]\nname = \"naming\"\npath = \"{}\"\nworlds = [\"name-policy\"]\n{settings}\n",
+        NAMING.path().display()
+    )
+}
+
+fn selector() -> String {
+    format!(
+        "[[plugins]]\nname = \"selector\"\npath = \"{}\"\nworlds = [\"backend-policy\"]\ngrants = [\"containers\"]\n\n",
+        SELECTOR.path().display()
+    )
+}
+
+fn guard(mode: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"guard\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\ngrants = [\"containers\"]\nmode = \"{mode}\"\n\
+         settings = {{ require-memory-limit = true, allowed-mount-prefixes = \"/tmp,/srv\" }}\n\n",
+        GUARD.path().display()
+    )
+}
+
+fn all_three() -> BerthEnv {
+    BerthEnv::new(&format!(
+        "{}{}{}",
+        naming(None),
+        selector(),
+        guard("enforce")
+    ))
+    .with_busybox()
+}
+
+#[test]
+fn a_container_goes_through_all_three_plugins_and_sees_the_patch() {
+    let env = all_three();
+    let run = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--name",
+            "hello-berth",
+            "--memory",
+            "32m",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo $BERTH_CONTAINER_NAME $BERTH_IMAGE",
+        ])
+        .ok();
+    assert_eq!(run.stdout, "hello-berth busybox:local\n");
+
+    // Every plugin's decision is in the log, in pipeline order.
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let decisions: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<(&str, &str)> = decisions
+        .iter()
+        .map(|d| {
+            (
+                d["plugin"].as_str().unwrap(),
+                d["function"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        &steps[..4],
+        &[
+            ("naming", "validate-name"),
+            ("selector", "select-backend"),
+            ("guard", "pre-create"),
+            ("guard", "post-create"),
+        ]
+    );
+    assert_eq!(decisions[1]["verdict"], "select");
+    assert_eq!(decisions[2]["verdict"], "patch");
+    assert!(steps.contains(&("guard", "post-remove")), "{steps:?}");
+}
+
+#[test]
+fn the_patched_spec_is_what_berth_records() {
+    let env = all_three();
+    env.berth(&[
+        "create", "--name", "recorded", "--memory", "32m", IMAGE, "true",
+    ])
+    .ok();
+    let inspect = env.berth(&["inspect", "recorded"]).ok().json();
+    assert_eq!(
+        inspect[0]["spec"]["env"]["BERTH_CONTAINER_NAME"],
+        "recorded"
+    );
+    assert_eq!(inspect[0]["labels"]["berth.guard"], "checked");
+    assert_eq!(inspect[0]["backend"], "native");
+}
+
+#[test]
+fn each_plugin_denies_with_its_reason_and_exit_77() {
+    let env = all_three();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--name", "Bad_Name", "--memory", "32m"], "naming"),
+        (&["--name", "no-limit"], "guard"),
+        (
+            &[
+                "--name",
+                "bad-mount",
+                "--memory",
+                "32m",
+                "-v",
+                "/etc:/host-etc",
+            ],
+            "guard",
+        ),
+        (
+            &[
+                "--name",
+                "elsewhere",
+                "--memory",
+                "32m",
+                "-l",
+                "berth.backend=docker",
+            ],
+            "selector",
+        ),
+    ];
+    for (flags, plugin) in cases {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "true"]);
+        let run = env.berth(&args);
+        assert_eq!(run.code, 77, "{flags:?}: {run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("denied by plugin \"{plugin}\"")),
+            "{flags:?}: {run:?}"
+        );
+    }
+    // Nothing was created by any of them.
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn monitor_mode_records_denies_and_patches_without_applying_them() {
+    let env = BerthEnv::new(&guard("monitor")).with_busybox();
+    let pre_create_verdicts = |env: &BerthEnv| -> Vec<(String, String)> {
+        env.berth(&["events", "--json"])
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|d| d["function"] == "pre-create")
+            .map(|d| {
+                (
+                    d["verdict"].as_str().unwrap().into(),
+                    d["mode"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+
+    // With a memory limit the guard patches, but in monitor mode the patch is not applied.
+    let run = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--memory",
+            "32m",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo [$BERTH_CONTAINER_NAME]",
+        ])
+        .ok();
+    assert_eq!(run.stdout, "[]\n");
+    // Without one the guard denies, and in monitor mode the container runs anyway.
+    env.berth(&["run", "--rm", IMAGE, "true"]).ok();
+    assert_eq!(
+        pre_create_verdicts(&env),
+        [
+            ("patch".into(), "monitor".into()),
+            ("deny".into(), "monitor".into())
+        ]
+    );
+}
+
+#[test]
+fn sysinner_names_are_generated_and_an_overflowing_replica_is_refused() {
+    let env = BerthEnv::new(&naming(Some("^app-[a-f0-9]{8,16}-[0-9a-f]{4}$"))).with_busybox();
+    let id = env
+        .berth(&[
+            "create",
+            "-l",
+            "berth.app-id=0123abcd",
+            "-l",
+            "berth.replica-id=26",
+            IMAGE,
+            "true",
+        ])
+        .ok()
+        .stdout;
+    let inspect = env.berth(&["inspect", id.trim()]).ok().json();
+    assert_eq!(inspect[0]["name"], "app-0123abcd-001a");
+
+    let overflow = env.berth(&[
+        "create",
+        "-l",
+        "berth.app-id=0123abcd",
+        "-l",
+        "berth.replica-id=65536",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(overflow.code, 77, "{overflow:?}");
+    assert!(overflow.stderr.contains("naming"), "{overflow:?}");
+
+    let manual = env.berth(&["create", "--name", "web", IMAGE, "true"]);
+    assert_eq!(manual.code, 77, "{manual:?}");
+}
+
+#[test]
+fn a_failing_plugin_fails_closed_or_open_as_configured() {
+    let trapper = |on_error: &str| {
+        format!(
+            "[[plugins]]\nname = \"trapper\"\npath = \"{}\"\nworlds = [\"name-policy\"]\non-error = \"{on_error}\"\n",
+            TRAPPER.path().display()
+        )
+    };
+    let closed = BerthEnv::new(&trapper("deny")).with_busybox();
+    let run = closed.berth(&["run", "--rm", "--name", "web", IMAGE, "true"]);
+    assert_eq!(run.code, 70, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("plugin \"trapper\" failed at validate-name (trap)"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("trapper always panics"),
+        "the guest's panic message is shown: {run:?}"
+    );
+
+    let open = BerthEnv::new(&trapper("allow")).with_busybox();
+    open.berth(&["run", "--rm", "--name", "web", IMAGE, "true"])
+        .ok();
+}
+
+#[test]
+fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
+    let env = BerthEnv::new(&format!(
+        "[[plugins]]\nname = \"looper\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\ntimeout-ms = 50\n",
+        LOOPER.path().display()
+    ))
+    .with_busybox();
+    let run = env.berth(&["run", "--rm", IMAGE, "true"]);
+    assert_eq!(run.code, 70, "{run:?}");
+    assert!(run.stderr.contains("(timeout)"), "{run:?}");
+}
+
+#[test]
+fn plugin_tools_show_check_and_call() {
+    let env = all_three();
+    let ls = env.berth(&["plugin", "ls", "--json"]).ok().json();
+    assert_eq!(ls.as_array().unwrap().len(), 3);
+    // The first load compiled and cached; this second process reuses the cache.
+    let again = env.berth(&["plugin", "ls", "--json"]).ok().json();
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["cache"] == "hit"),
+        "{again}"
+    );
+
+    let check = env
+        .berth(&[
+            "plugin",
+            "check",
+            &GUARD.path().display().to_string(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(check["worlds"], serde_json::json!(["lifecycle-hooks"]));
+    assert_eq!(check["configured-as"], "guard");
+
+    let spec = env.dir.path().join("spec.toml");
+    std::fs::write(&spec, "name = \"Not_A_Label\"\nimage = \"busybox:local\"\n").unwrap();
+    let call = env
+        .berth(&[
+            "plugin",
+            "call",
+            "naming",
+            "validate-name",
+            "--spec",
+            &spec.display().to_string(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(call["verdict"], "deny");
+}
