@@ -1,5 +1,6 @@
-//! Backend policy: honours a `berth.backend=<name>` label, then per-image rules, then picks the
-//! first healthy candidate; refuses when the chosen backend is not a healthy candidate.
+//! Backend policy: honours a `berth.backend=<name>` label or a `--backend` request (refusing the
+//! two when they disagree), then per-image rules, then picks the first healthy candidate; refuses
+//! when the chosen backend is not a healthy candidate.
 //!
 //! Settings: `rules` = `"busybox*=native,nginx*=docker"` (image glob with a trailing `*`, first
 //! match wins).
@@ -22,6 +23,7 @@ impl Guest for Selector {
         let choice = rules::select(
             &spec.image,
             &spec.labels,
+            spec.backend.as_deref(),
             config::get("rules").as_deref(),
             &healthy,
         )?;

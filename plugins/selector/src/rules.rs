@@ -3,21 +3,35 @@
 /// The label a user sets to ask for a backend.
 pub const BACKEND_LABEL: &str = "berth.backend";
 
-/// Picks a backend among `candidates` (name, healthy); `Err` is the reason shown to the user.
+/// Picks a backend among `candidates` (name, healthy) for an image whose user may have asked
+/// for one (`requested`, from `--backend`); `Err` is the reason shown to the user.
 pub fn select(
     image: &str,
     labels: &[(String, String)],
+    requested: Option<&str>,
     rules: Option<&str>,
     candidates: &[(&str, bool)],
 ) -> Result<String, String> {
     let healthy = |name: &str| candidates.iter().any(|(n, ok)| *n == name && *ok);
-    if let Some((_, wanted)) = labels.iter().find(|(k, _)| k == BACKEND_LABEL) {
+    let label = labels
+        .iter()
+        .find(|(k, _)| k == BACKEND_LABEL)
+        .map(|(_, v)| v.as_str());
+    let (wanted, source) = match (label, requested) {
+        (Some(l), Some(r)) if l != r => {
+            return Err(format!(
+                "--backend {r} contradicts label {BACKEND_LABEL}={l}"
+            ));
+        }
+        (Some(l), _) => (Some(l), format!("label {BACKEND_LABEL}={l}")),
+        (None, Some(r)) => (Some(r), format!("--backend {r}")),
+        (None, None) => (None, String::new()),
+    };
+    if let Some(wanted) = wanted {
         return if healthy(wanted) {
-            Ok(wanted.clone())
+            Ok(wanted.to_string())
         } else {
-            Err(format!(
-                "label {BACKEND_LABEL}={wanted} names no healthy backend"
-            ))
+            Err(format!("{source} names no healthy backend"))
         };
     }
     for rule in rules
@@ -66,31 +80,61 @@ mod tests {
         let label = vec![(BACKEND_LABEL.to_string(), "docker".to_string())];
         let rules = Some("busybox*=native, nginx*=docker");
         assert_eq!(
-            select("busybox:local", &label, rules, BACKENDS).unwrap(),
+            select("busybox:local", &label, None, rules, BACKENDS).unwrap(),
             "docker"
         );
-        assert_eq!(select("nginx:1", &[], rules, BACKENDS).unwrap(), "docker");
         assert_eq!(
-            select("busybox:local", &[], rules, BACKENDS).unwrap(),
+            select("nginx:1", &[], None, rules, BACKENDS).unwrap(),
+            "docker"
+        );
+        assert_eq!(
+            select("busybox:local", &[], None, rules, BACKENDS).unwrap(),
             "native"
         );
-        assert_eq!(select("alpine", &[], rules, BACKENDS).unwrap(), "native");
+        assert_eq!(
+            select("alpine", &[], None, rules, BACKENDS).unwrap(),
+            "native"
+        );
+    }
+
+    #[test]
+    fn a_requested_backend_is_honoured_or_refused() {
+        let rules = Some("busybox*=native");
+        assert_eq!(
+            select("busybox:local", &[], Some("docker"), rules, BACKENDS).unwrap(),
+            "docker"
+        );
+        assert!(
+            select("x", &[], Some("containerd"), None, BACKENDS)
+                .unwrap_err()
+                .contains("--backend containerd names no healthy backend")
+        );
+        let label = vec![(BACKEND_LABEL.to_string(), "docker".to_string())];
+        assert!(
+            select("x", &label, Some("native"), None, BACKENDS)
+                .unwrap_err()
+                .contains("contradicts")
+        );
+        assert_eq!(
+            select("x", &label, Some("docker"), None, BACKENDS).unwrap(),
+            "docker"
+        );
     }
 
     #[test]
     fn refuses_unhealthy_or_unknown_choices() {
         let label = vec![(BACKEND_LABEL.to_string(), "containerd".to_string())];
         assert!(
-            select("x", &label, None, BACKENDS)
+            select("x", &label, None, None, BACKENDS)
                 .unwrap_err()
                 .contains("no healthy backend")
         );
         assert!(
-            select("redis", &[], Some("redis=containerd"), BACKENDS)
+            select("redis", &[], None, Some("redis=containerd"), BACKENDS)
                 .unwrap_err()
                 .contains("not healthy")
         );
-        assert!(select("x", &[], None, &[("a", false)]).is_err());
-        assert!(select("x", &[], Some("oops"), BACKENDS).is_err());
+        assert!(select("x", &[], None, None, &[("a", false)]).is_err());
+        assert!(select("x", &[], None, Some("oops"), BACKENDS).is_err());
     }
 }
