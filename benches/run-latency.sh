@@ -18,7 +18,7 @@ berth=$PWD/target/release/berth
 # One rootfs, three stores.
 mkdir -p "$work/rootfs/bin"
 cp /bin/busybox "$work/rootfs/bin/"
-for applet in $(/bin/busybox --list); do ln -sf busybox "$work/rootfs/bin/$applet"; done
+for applet in $(/bin/busybox --list); do [[ -e "$work/rootfs/bin/$applet" ]] || ln -s busybox "$work/rootfs/bin/$applet"; done
 tar -C "$work/rootfs" -c . | docker import - busybox:bench >/dev/null
 docker save busybox:bench | ctr -n berth-bench images import --digests - >/dev/null
 ctr_image=$(ctr -n berth-bench images ls -q | grep busybox:bench | head -n1)

@@ -1,0 +1,573 @@
+//! berth's embedded, daemonless backend: youki's `libcontainer`, an overlayfs rootfs and a
+//! content-addressed image store.
+//!
+//! There is no daemon: `create` writes an OCI bundle and the backend's records into the state
+//! store; `start` re-executes the `berth` binary as a per-container supervisor
+//! ([`reexec`]) that runs the container and outlives the CLI; every other operation reads the
+//! records and asks the supervisor's lock whether it is still alive. Two `berth` processes acting
+//! on one container serialise on its operation lock.
+
+pub mod archive;
+pub mod bundle;
+pub mod exec;
+pub mod images;
+pub mod layers;
+pub mod logs;
+pub mod records;
+pub mod reexec;
+pub mod rootfs;
+pub mod supervisor;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::config::NativeBackendConfig;
+use berth_core::{
+    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
+    IoContext, ListFilter, LockMode, LogOptions, LogSink, Result, StopOptions, Store,
+};
+use chrono::Utc;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub use images::{ImageConfig, ImageRecord, ImageStore};
+use records::{ContainerRecord, Layout, Phase, StateRecord};
+
+/// What `info` reports as the version.
+pub const VERSION: &str = "libcontainer 0.7";
+
+/// The native backend: one per `[backends.<name>]` table of `type = "native"`.
+#[derive(Debug, Clone)]
+pub struct NativeBackend {
+    name: String,
+    store: Store,
+    images: ImageStore,
+    supervisor_exe: PathBuf,
+    cgroup_parent: String,
+}
+
+impl NativeBackend {
+    /// `supervisor_exe` is the `berth` binary (whose `main` calls [`reexec::dispatch`]).
+    pub fn new(
+        name: &str,
+        config: &NativeBackendConfig,
+        store: Store,
+        supervisor_exe: PathBuf,
+    ) -> Result<NativeBackend> {
+        let images = ImageStore::open(&store)?;
+        Ok(NativeBackend {
+            name: name.to_string(),
+            store,
+            images,
+            supervisor_exe,
+            cgroup_parent: config.cgroup_parent.clone(),
+        })
+    }
+
+    /// The image store containers are created from.
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    fn record(&self, id: &str) -> Result<ContainerRecord> {
+        records::read_record(&self.store, id)?.ok_or_else(|| {
+            Error::not_found("container", id).with_hint("see `berth ps -a` for existing containers")
+        })
+    }
+
+    fn fail(&self, operation: &'static str, id: &str, message: impl std::fmt::Display) -> Error {
+        Error::backend(&self.name, operation, format!("container {id}"), message)
+    }
+
+    /// The recorded state refined by supervisor liveness, plus the detail to report.
+    fn observe(&self, id: &str) -> Result<(StateRecord, ContainerState, Option<String>)> {
+        let state = records::read_state(&self.store, id)?.unwrap_or_else(StateRecord::created);
+        Ok(match state.phase {
+            Phase::Created => {
+                let detail = state.detail.clone();
+                (state, ContainerState::Created, detail)
+            }
+            Phase::Exited => {
+                let detail = state.detail.clone();
+                (state, ContainerState::Stopped, detail)
+            }
+            Phase::Running => match records::try_supervisor_lock(&self.store, id)? {
+                None => (state, ContainerState::Running, None),
+                Some(_guard) => {
+                    // The supervisor may have recorded the exit just before releasing the lock.
+                    let state = records::read_state(&self.store, id)?.unwrap_or(state);
+                    match state.phase {
+                        Phase::Running => (
+                            state,
+                            ContainerState::Dead,
+                            Some("the supervisor is gone (killed or crashed); the exit code is unknown".into()),
+                        ),
+                        Phase::Exited => {
+                            let detail = state.detail.clone();
+                            (state, ContainerState::Stopped, detail)
+                        }
+                        Phase::Created => (state, ContainerState::Created, None),
+                    }
+                }
+            },
+        })
+    }
+
+    fn info_for(&self, record: &ContainerRecord) -> Result<ContainerInfo> {
+        let (state, observed, detail) = self.observe(&record.id)?;
+        Ok(ContainerInfo {
+            id: record.id.clone(),
+            name: record.spec.name.clone(),
+            image: record.spec.image.clone(),
+            state: observed,
+            pid: state.pid.filter(|_| observed == ContainerState::Running),
+            exit_code: state
+                .exit_code
+                .filter(|_| observed == ContainerState::Stopped),
+            created: record.created,
+            started: state.started,
+            finished: state.finished,
+            labels: record.spec.labels.clone(),
+            backend: self.name.clone(),
+            status_detail: detail,
+        })
+    }
+
+    fn create_blocking(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        let _op = records::op_lock(&self.store, id)?;
+        if records::read_record(&self.store, id)?.is_some() {
+            return Err(Error::AlreadyExists {
+                kind: "container",
+                name: id.to_string(),
+                hint: "use a new id".into(),
+            });
+        }
+        // Shared: image removal (exclusive) cannot slip between the lookup and the record.
+        let _images = self.images.lock(LockMode::Shared)?;
+        let image = self.images.resolve(&spec.image)?;
+        let lower_dirs: Vec<PathBuf> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|d| self.images.layer_dir(d))
+            .collect();
+        let oci = bundle::build_spec(&bundle::BundleInput {
+            id,
+            spec,
+            image: &image.config,
+            cgroup_parent: &self.cgroup_parent,
+            lower_dirs: &lower_dirs,
+            swap_limit: bundle::swap_limit_supported(),
+        })?;
+        let layout = Layout::new(&self.store, id);
+        let result = (|| {
+            for dir in [layout.rootfs(), layout.upper(), layout.work()] {
+                berth_core::store::create_dir_all(&dir)?;
+            }
+            let json = serde_json::to_vec_pretty(&oci).expect("OCI specs serialise");
+            berth_core::store::atomic_write(&layout.bundle().join("config.json"), &json, 0o640)?;
+            let record = ContainerRecord {
+                id: id.to_string(),
+                spec: spec.clone(),
+                image_id: image.id.clone(),
+                lower_dirs,
+                created: Utc::now(),
+            };
+            records::write_state(&self.store, id, &StateRecord::created())?;
+            self.store.write(
+                berth_core::Durability::Persistent,
+                records::CONTAINERS,
+                id,
+                "config",
+                &record,
+            )?;
+            self.info_for(&record)
+        })();
+        if result.is_err() {
+            let _ = self.store.remove(records::CONTAINERS, id);
+        }
+        result
+    }
+
+    fn start_blocking(&self, id: &str) -> Result<()> {
+        let _op = records::op_lock(&self.store, id)?;
+        self.record(id)?;
+        if self.observe(id)?.1 == ContainerState::Running {
+            return Ok(());
+        }
+        let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context(|| "creating the supervisor status pipe".into())?;
+        let fd = write_end.as_raw_fd();
+        let mut command = std::process::Command::new(&self.supervisor_exe);
+        command
+            .arg(reexec::SUPERVISE)
+            .arg(self.store.state_dir())
+            .arg(self.store.run_dir())
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl, setsid).
+        unsafe {
+            command.pre_exec(move || {
+                if fd == supervisor::STATUS_FD {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, supervisor::STATUS_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Its own session: the user's Ctrl-C or a closing terminal does not reach it.
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            self.fail(
+                "start",
+                id,
+                format!(
+                    "cannot run the supervisor {}: {e}",
+                    self.supervisor_exe.display()
+                ),
+            )
+        })?;
+        drop(write_end);
+        // The supervisor forks at once; its first half exits and is reaped here.
+        let _ = child.wait();
+        let mut line = String::new();
+        BufReader::new(std::fs::File::from(read_end))
+            .take(64 * 1024)
+            .read_line(&mut line)
+            .context(|| "reading the supervisor's status".into())?;
+        let line = line.trim_end();
+        if line.starts_with("ok") {
+            return Ok(());
+        }
+        let message = line
+            .strip_prefix("err ")
+            .map(str::to_string)
+            .unwrap_or_else(|| "the supervisor exited without reporting a status".into());
+        let mut state = records::read_state(&self.store, id)?.unwrap_or_else(StateRecord::created);
+        if state.phase != Phase::Exited {
+            state.phase = Phase::Created;
+        }
+        state.detail = Some(format!("start failed: {message}"));
+        records::write_state(&self.store, id, &state)?;
+        Err(self.fail("start", id, message))
+    }
+
+    /// Waits until the supervisor has recorded the container's exit; `false` on timeout.
+    fn wait_exit(&self, pid: Option<u32>, id: &str, timeout: Option<Duration>) -> Result<bool> {
+        if let (Some(pid), Some(timeout)) = (pid, timeout)
+            && !wait_pid_exit(pid, timeout)
+        {
+            return Ok(false);
+        }
+        drop(records::supervisor_lock(&self.store, id)?);
+        Ok(true)
+    }
+
+    fn stop_blocking(&self, id: &str, options: &StopOptions) -> Result<()> {
+        let _op = records::op_lock(&self.store, id)?;
+        self.record(id)?;
+        let (state, observed, _) = self.observe(id)?;
+        if observed != ContainerState::Running {
+            return Ok(());
+        }
+        let pid = state.pid;
+        self.signal(id, pid, options.signal)?;
+        if self.wait_exit(pid, id, Some(options.timeout))? {
+            return Ok(());
+        }
+        if !options.force {
+            return Err(Error::Timeout {
+                operation: "stop",
+                object: format!("container {id}"),
+                seconds: options.timeout.as_secs(),
+                hint: "stop it with force, or `berth kill` it".into(),
+            });
+        }
+        self.signal(id, pid, libc::SIGKILL)?;
+        self.wait_exit(pid, id, None)?;
+        Ok(())
+    }
+
+    fn signal(&self, id: &str, pid: Option<u32>, signal: i32) -> Result<()> {
+        let signal = Signal::try_from(signal)
+            .map_err(|_| Error::invalid(format!("signal {signal}"), "not a signal number"))?;
+        let Some(pid) = pid.filter(|p| *p > 0) else {
+            return Err(self.fail("signal", id, "no process id recorded"));
+        };
+        match kill(Pid::from_raw(pid as i32), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(self.fail("signal", id, e)),
+        }
+    }
+
+    fn remove_blocking(&self, id: &str, force: bool) -> Result<()> {
+        let _op = records::op_lock(&self.store, id)?;
+        self.record(id)?;
+        let (state, observed, _) = self.observe(id)?;
+        if observed == ContainerState::Running {
+            if !force {
+                return Err(Error::conflict(format!("container {id}"), "it is running")
+                    .with_hint("stop it first (`berth stop`), or remove it with --force"));
+            }
+            self.signal(id, state.pid, libc::SIGKILL)?;
+            self.wait_exit(state.pid, id, None)?;
+        }
+        // Whatever libcontainer still knows (a dead supervisor's container) goes, processes too.
+        let lc_dir = records::libcontainer_root(&self.store).join(id);
+        if lc_dir.exists() {
+            if let Ok(mut container) = libcontainer::container::Container::load(lc_dir.clone())
+                && let Err(e) = container.delete(true)
+            {
+                tracing::warn!(id, error = %supervisor::chain(&e), "libcontainer delete failed");
+            }
+            let _ = std::fs::remove_dir_all(&lc_dir);
+        }
+        let layout = Layout::new(&self.store, id);
+        rootfs::unmount(&layout.rootfs())?;
+        if rootfs::is_mounted(&layout.rootfs()) {
+            return Err(self.fail("remove", id, "its root filesystem is still mounted"));
+        }
+        self.store.remove(records::CONTAINERS, id)
+    }
+
+    fn logs_once(&self, id: &str, offset: u64, sink: &mut dyn LogSink) -> Result<u64> {
+        logs::replay(&Layout::new(&self.store, id).log(), offset, sink)
+    }
+}
+
+/// Waits up to `timeout` for `pid` to exit (its pidfd becomes readable); `true` if it did.
+fn wait_pid_exit(pid: u32, timeout: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if raw < 0 {
+        // Already gone (ESRCH), or no pidfds: the supervisor lock then does the waiting.
+        return true;
+    }
+    // SAFETY: `raw` was just returned by pidfd_open and is owned here alone.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&fd),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let wait = nix::poll::PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, wait) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Runs blocking store and process work off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Error::io(
+            "a native backend task",
+            std::io::Error::other(e.to_string()),
+        )
+    })?
+}
+
+#[async_trait]
+impl ContainerBackend for NativeBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn info(&self) -> Result<BackendInfo> {
+        let overlay = rootfs::overlay_supported();
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let cgroups = v2 || Path::new("/sys/fs/cgroup/memory").is_dir();
+        let mut features = Vec::new();
+        if overlay {
+            features.push("overlayfs".to_string());
+        }
+        features.push(if v2 { "cgroup-v2" } else { "cgroup-v1" }.to_string());
+        features.extend(["exec".to_string(), "logs".to_string()]);
+        let detail = match (overlay, cgroups) {
+            (true, true) => None,
+            (false, _) => Some("the kernel has no overlayfs (modprobe overlay)".to_string()),
+            (_, false) => Some("no cgroup hierarchy is mounted under /sys/fs/cgroup".to_string()),
+        };
+        Ok(BackendInfo {
+            name: self.name.clone(),
+            kind: "native".into(),
+            version: VERSION.into(),
+            healthy: detail.is_none(),
+            features,
+            detail,
+        })
+    }
+
+    async fn create(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        let (this, id, spec) = (self.clone(), id.to_string(), spec.clone());
+        blocking(move || this.create_blocking(&id, &spec)).await
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        blocking(move || this.start_blocking(&id)).await
+    }
+
+    async fn stop(&self, id: &str, options: &StopOptions) -> Result<()> {
+        let (this, id, options) = (self.clone(), id.to_string(), options.clone());
+        blocking(move || this.stop_blocking(&id, &options)).await
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        blocking(move || {
+            this.record(&id)?;
+            let (state, observed, _) = this.observe(&id)?;
+            if observed != ContainerState::Running {
+                return Err(Error::conflict(
+                    format!("container {id}"),
+                    format!("it is {observed}"),
+                )
+                .with_hint("start it first"));
+            }
+            this.signal(&id, state.pid, signal)
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        blocking(move || this.remove_blocking(&id, force)).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>> {
+        let (this, filter) = (self.clone(), filter.clone());
+        blocking(move || {
+            let mut infos = Vec::new();
+            for id in this
+                .store
+                .list(berth_core::Durability::Persistent, records::CONTAINERS)?
+            {
+                // A directory without a record is a create or remove in progress.
+                if let Some(record) = records::read_record(&this.store, &id)? {
+                    let info = this.info_for(&record)?;
+                    if filter.matches(&info) {
+                        infos.push(info);
+                    }
+                }
+            }
+            infos.sort_by(|a, b| b.created.cmp(&a.created));
+            Ok(infos)
+        })
+        .await
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
+        let (this, id) = (self.clone(), id.to_string());
+        blocking(move || this.info_for(&this.record(&id)?)).await
+    }
+
+    async fn wait(&self, id: &str) -> Result<i32> {
+        let (this, id) = (self.clone(), id.to_string());
+        blocking(move || {
+            this.record(&id)?;
+            drop(records::supervisor_lock(&this.store, &id)?);
+            let (state, observed, detail) = this.observe(&id)?;
+            match observed {
+                ContainerState::Stopped => Ok(state.exit_code.unwrap_or(255)),
+                ContainerState::Created => Err(Error::conflict(
+                    format!("container {id}"),
+                    "it has not been started",
+                )
+                .with_hint(detail.unwrap_or_else(|| "start it first".into()))),
+                // Restarted between the lock and the read: wait for that run instead.
+                ContainerState::Running | ContainerState::Starting => {
+                    drop(records::supervisor_lock(&this.store, &id)?);
+                    Ok(records::read_state(&this.store, &id)?
+                        .and_then(|s| s.exit_code)
+                        .unwrap_or(255))
+                }
+                ContainerState::Dead => Err(this.fail(
+                    "wait for",
+                    &id,
+                    detail.unwrap_or_else(|| "the container is dead".into()),
+                )),
+            }
+        })
+        .await
+    }
+
+    async fn logs(&self, id: &str, options: LogOptions, sink: &mut dyn LogSink) -> Result<()> {
+        self.record(id)?;
+        let mut offset = self.logs_once(id, 0, sink)?;
+        if !options.follow {
+            return Ok(());
+        }
+        // The supervisor holds its lock until the container has exited and its output is
+        // flushed: waiting on the lock ends the follow the moment that happens, while the
+        // timer streams output in between.
+        let (this, owned_id) = (self.clone(), id.to_string());
+        let exited = blocking(move || records::supervisor_lock(&this.store, &owned_id).map(drop));
+        tokio::pin!(exited);
+        loop {
+            tokio::select! {
+                result = &mut exited => {
+                    result?;
+                    self.logs_once(id, offset, sink)?;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    offset = self.logs_once(id, offset, sink)?;
+                }
+            }
+        }
+    }
+
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
+        self.record(id)?;
+        let (_, observed, _) = self.observe(id)?;
+        if observed != ContainerState::Running {
+            return Err(
+                Error::conflict(format!("container {id}"), format!("it is {observed}"))
+                    .with_hint("exec needs a running container; start it first"),
+            );
+        }
+        if spec.command.is_empty() {
+            return Err(Error::invalid("exec", "no command given"));
+        }
+        let request = exec::ExecRequest {
+            command: spec.command.clone(),
+            env: spec.env.clone().into_iter().collect(),
+            cwd: spec.working_dir.clone(),
+        };
+        let status = tokio::process::Command::new(&self.supervisor_exe)
+            .arg(reexec::EXEC)
+            .arg(self.store.state_dir())
+            .arg(self.store.run_dir())
+            .arg(id)
+            .arg(serde_json::to_string(&request).expect("exec requests serialise"))
+            .status()
+            .await
+            .map_err(|e| {
+                self.fail(
+                    "exec in",
+                    id,
+                    format!("cannot run {}: {e}", self.supervisor_exe.display()),
+                )
+            })?;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+}
