@@ -242,7 +242,12 @@ fn unpack_entry<R: Read>(
     let target = prepare_parent(dest, rel)?;
     let kind = entry.header().entry_type();
     remove_existing(&target, kind.is_dir())?;
-    let io_err = |e: io::Error| UnpackError::Io(format!("unpacking {}", rel.display()), e);
+    // The tar crate reports bad header fields as errors without an errno: those are the
+    // archive's fault, while an errno (ENOSPC, EACCES) is the host's.
+    let io_err = |e: io::Error| match e.raw_os_error() {
+        Some(_) => UnpackError::Io(format!("unpacking {}", rel.display()), e),
+        None => UnpackError::Malformed(format!("entry {}: {e}", rel.display())),
+    };
     if kind.is_hard_link() {
         let link = entry
             .link_name()

@@ -66,7 +66,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // libcgroups warns about every v1 controller this kernel lacks: noise for a user.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "{level},libcgroups=error,libcontainer=error"
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

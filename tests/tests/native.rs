@@ -1,0 +1,368 @@
+//! The native backend through the `berth` binary: limits, supervisors, and the image store with
+//! archives written here byte by byte (docker-archive and OCI layout), hostile ones included.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_tests::env::{BerthEnv, busybox_rootfs};
+use sha2::{Digest, Sha256};
+
+const IMAGE: &str = "busybox:local";
+
+/// A regular-file header as real tools write it (owner and mtime set).
+fn file_header(size: usize) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_cksum();
+    header
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A layer tar: the busybox rootfs (when `with_busybox`) plus `files` (path, content).
+fn layer(with_busybox: bool, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    if with_busybox {
+        builder.append_dir_all(".", busybox_rootfs()).unwrap();
+    }
+    for (path, data) in files {
+        builder
+            .append_data(&mut file_header(data.len()), path, *data)
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn image_config(diff_ids: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Env": ["PATH=/bin", "FROM_IMAGE=yes"], "Cmd": ["sh", "-c", "ls /etc; echo $FROM_IMAGE"] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids.iter().map(|d| format!("sha256:{d}")).collect::<Vec<_>>() },
+    }))
+    .unwrap()
+}
+
+/// `docker save` layout: manifest.json, the config, one directory per layer.
+fn docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>], diff_ids: Option<Vec<String>>) {
+    let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256_hex(l)).collect());
+    let config = image_config(&diff_ids);
+    let config_name = format!("{}.json", sha256_hex(&config));
+    let mut builder = tar::Builder::new(fs::File::create(path).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        builder
+            .append_data(&mut file_header(data.len()), name, data)
+            .unwrap();
+    };
+    let mut layer_names = Vec::new();
+    for (i, data) in layers.iter().enumerate() {
+        let name = format!("layer{i}/layer.tar");
+        add(&name, data);
+        layer_names.push(name);
+    }
+    add(&config_name, &config);
+    let manifest =
+        serde_json::json!([{ "Config": config_name, "RepoTags": [tag], "Layers": layer_names }]);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    builder.into_inner().unwrap().flush().unwrap();
+}
+
+/// An OCI image layout directory with gzip-compressed layers.
+fn oci_layout(dir: &Path, layers: &[Vec<u8>]) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let blob = |data: &[u8]| {
+        let digest = sha256_hex(data);
+        fs::write(blobs.join(&digest), data).unwrap();
+        (format!("sha256:{digest}"), data.len())
+    };
+    let mut descriptors = Vec::new();
+    for data in layers {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).unwrap();
+        let (digest, size) = blob(&gz.finish().unwrap());
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size,
+        }));
+    }
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
+    let (config_digest, config_size) = blob(&image_config(&diff_ids));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size },
+        "layers": descriptors,
+    });
+    let (manifest_digest, manifest_size) = blob(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size,
+            "annotations": { "org.opencontainers.image.ref.name": "oci:1" },
+        }],
+    });
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(
+        dir.join("oci-layout"),
+        br#"{"imageLayoutVersion": "1.0.0"}"#,
+    )
+    .unwrap();
+}
+
+fn two_layers() -> Vec<Vec<u8>> {
+    vec![
+        layer(
+            true,
+            &[("etc/keep", b"kept"), ("etc/gone", b"deleted above")],
+        ),
+        layer(false, &[("etc/.wh.gone", b""), ("etc/added", b"new")]),
+    ]
+}
+
+/// Entries under `dir`, recursively; empty when it does not exist.
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(read) = fs::read_dir(dir) {
+        for entry in read.flatten() {
+            found.push(entry.path());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_memory_limit_kills_the_process_that_exceeds_it() {
+    let env = BerthEnv::new("").with_busybox();
+    let script = "dd if=/dev/zero of=/dev/shm/fill bs=1M count=48 2>/dev/null; echo dd=$?";
+    let limited = env
+        .berth(&["run", "--rm", "--memory", "16m", IMAGE, "sh", "-c", script])
+        .ok();
+    assert_eq!(
+        limited.stdout, "dd=137\n",
+        "killed by the OOM killer: {limited:?}"
+    );
+    let unlimited = env.berth(&["run", "--rm", IMAGE, "sh", "-c", script]).ok();
+    assert_eq!(unlimited.stdout, "dd=0\n");
+}
+
+#[test]
+fn a_container_whose_supervisor_died_is_reported_dead_and_can_be_removed() {
+    let env = BerthEnv::new("").with_busybox();
+    let id = env
+        .berth(&["run", "-d", IMAGE, "sleep", "600"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let killed = Command::new("pkill")
+        .args(["-9", "-f", &format!("__native-supervise .*{id}")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no supervisor process for {id}");
+    let mut state = serde_json::Value::Null;
+    for _ in 0..50 {
+        state = env.berth(&["inspect", &id]).ok().json()[0].clone();
+        if state["state"] == "dead" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(state["state"], "dead", "{state}");
+    assert!(
+        state["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("supervisor"),
+        "{state}"
+    );
+    env.berth(&["rm", "-f", &id]).ok();
+    let orphans = Command::new("pgrep")
+        .args(["-f", "^sleep 600$"])
+        .output()
+        .unwrap();
+    assert!(
+        orphans.stdout.is_empty(),
+        "rm -f left the container's process running"
+    );
+}
+
+#[test]
+fn a_docker_archive_imports_with_whiteouts_and_image_defaults() {
+    let env = BerthEnv::new("");
+    let archive = env.dir.path().join("saved.tar");
+    docker_archive(&archive, "wh:1", &two_layers(), None);
+    env.berth(&["image", "import", &archive.display().to_string()])
+        .ok();
+    // The image's Cmd and Env apply; the second layer deleted etc/gone.
+    let run = env.berth(&["run", "--rm", "wh:1"]).ok();
+    assert_eq!(run.stdout, "added\nkeep\nyes\n");
+}
+
+#[test]
+fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
+    let env = BerthEnv::new("");
+    let layout = env.dir.path().join("layout");
+    oci_layout(&layout, &two_layers());
+    env.berth(&["image", "import", &layout.display().to_string()])
+        .ok();
+    assert_eq!(
+        env.berth(&["run", "--rm", "oci:1"]).ok().stdout,
+        "added\nkeep\nyes\n"
+    );
+
+    let tarred = env.dir.path().join("layout.tar");
+    let status = Command::new("tar")
+        .args([
+            "-C",
+            &layout.display().to_string(),
+            "-cf",
+            &tarred.display().to_string(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.berth(&[
+        "image",
+        "import",
+        &tarred.display().to_string(),
+        "oci:tarred",
+    ])
+    .ok();
+    assert_eq!(
+        env.berth(&["run", "--rm", "oci:tarred"]).ok().stdout,
+        "added\nkeep\nyes\n"
+    );
+}
+
+#[test]
+fn malformed_archives_are_rejected_with_nothing_half_imported() {
+    let env = BerthEnv::new("");
+    let dir = env.dir.path();
+    let layers = two_layers();
+
+    let bad_digest = dir.join("bad-digest.tar");
+    docker_archive(
+        &bad_digest,
+        "bad:1",
+        &layers,
+        Some(vec![sha256_hex(&layers[0]), "0".repeat(64)]),
+    );
+
+    let truncated = dir.join("truncated.tar");
+    docker_archive(&truncated, "bad:2", &layers, None);
+    let bytes = fs::read(&truncated).unwrap();
+    fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+
+    let no_manifest = dir.join("no-manifest.tar");
+    let mut builder = tar::Builder::new(fs::File::create(&no_manifest).unwrap());
+    builder
+        .append_data(&mut file_header(2), "hello.txt", &b"hi"[..])
+        .unwrap();
+    builder.finish().unwrap();
+
+    let garbage = dir.join("garbage.tar");
+    fs::write(&garbage, b"this is not a tar archive at all").unwrap();
+
+    for archive in [&bad_digest, &truncated, &no_manifest, &garbage] {
+        let run = env.berth(&["image", "import", &archive.display().to_string()]);
+        assert!(
+            matches!(run.code, 64 | 65),
+            "{}: {run:?}",
+            archive.display()
+        );
+        assert!(run.stderr.contains("berth: error:"), "{run:?}");
+    }
+    assert_eq!(
+        env.berth(&["image", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let native = env.state_dir().join("native");
+    assert!(
+        entries(&native.join("layers")).is_empty(),
+        "orphan layers: {:?}",
+        entries(&native.join("layers"))
+    );
+    assert!(
+        entries(&native.join("tmp")).is_empty(),
+        "temp leftovers: {:?}",
+        entries(&native.join("tmp"))
+    );
+}
+
+#[test]
+fn layers_are_shared_and_removed_only_when_unused() {
+    let env = BerthEnv::new("");
+    let layers = two_layers();
+    let a = env.dir.path().join("a.tar");
+    let b = env.dir.path().join("b.tar");
+    docker_archive(&a, "shared:a", &layers, None);
+    docker_archive(&b, "shared:b", &layers[..1], None);
+    env.berth(&["image", "import", &a.display().to_string()])
+        .ok();
+    env.berth(&["image", "import", &b.display().to_string()])
+        .ok();
+    let layer_dir = env.state_dir().join("native").join("layers");
+    assert_eq!(
+        entries(&layer_dir).len(),
+        2,
+        "the base layer is stored once"
+    );
+
+    // In use by a container: refused unless forced.
+    env.berth(&["create", "--name", "user", "shared:b", "true"])
+        .ok();
+    let refused = env.berth(&["image", "rm", "shared:b"]);
+    assert_eq!(refused.code, 73, "{refused:?}");
+    env.berth(&["rm", "user"]).ok();
+
+    env.berth(&["image", "rm", "shared:a"]).ok();
+    assert_eq!(
+        entries(&layer_dir).len(),
+        1,
+        "the base layer is still used by shared:b"
+    );
+    env.berth(&["image", "rm", "shared:b"]).ok();
+    assert!(entries(&layer_dir).is_empty());
+}
+
+#[test]
+fn image_rm_with_force_removes_an_image_in_use() {
+    let env = BerthEnv::new("").with_busybox();
+    env.berth(&["create", "--name", "holder", IMAGE, "true"])
+        .ok();
+    env.berth(&["image", "rm", "--force", IMAGE]).ok();
+    assert_eq!(
+        env.berth(&["image", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_tar_header_with_garbage_fields_is_corrupt_data() {
+    let env = BerthEnv::new("");
+    // A header without owner fields, as no real tool writes it.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(2);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "etc/odd", &b"hi"[..])
+        .unwrap();
+    let odd = builder.into_inner().unwrap();
+    let archive = env.dir.path().join("odd.tar");
+    docker_archive(&archive, "odd:1", &[odd], None);
+    let run = env.berth(&["image", "import", &archive.display().to_string()]);
+    assert_eq!(run.code, 65, "{run:?}");
+    assert!(run.stderr.contains("etc/odd"), "{run:?}");
+}
