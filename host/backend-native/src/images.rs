@@ -568,16 +568,7 @@ fn plan(source: &Source) -> Result<Plan> {
             check_digest(archive, &manifest.config, &expected, &config_bytes)?;
         }
         let (config, diff_ids) = parse_config(archive, &config_bytes)?;
-        if diff_ids.len() != manifest.layers.len() {
-            return Err(corrupt(
-                archive,
-                format!(
-                    "manifest.json lists {} layers but the image config has {} diff ids",
-                    manifest.layers.len(),
-                    diff_ids.len()
-                ),
-            ));
-        }
+        check_layer_count(archive, manifest.layers.len(), &diff_ids)?;
         let layers = manifest
             .layers
             .iter()
@@ -632,16 +623,7 @@ fn plan(source: &Source) -> Result<Plan> {
     let config_desc = manifest.config.expect("checked above");
     let config_bytes = read_blob(source, &config_desc.digest)?;
     let (config, diff_ids) = parse_config(archive, &config_bytes)?;
-    if diff_ids.len() != manifest.layers.len() {
-        return Err(corrupt(
-            archive,
-            format!(
-                "the manifest lists {} layers but the image config has {} diff ids",
-                manifest.layers.len(),
-                diff_ids.len()
-            ),
-        ));
-    }
+    check_layer_count(archive, manifest.layers.len(), &diff_ids)?;
     let layers = manifest
         .layers
         .iter()
@@ -865,6 +847,20 @@ pub(crate) fn read_layer_file(layer_dirs_top_first: &[PathBuf], rel: &str) -> Op
         }
     }
     None
+}
+
+/// A manifest and its image config must agree on how many layers the image has.
+fn check_layer_count(archive: &Path, listed: usize, diff_ids: &[String]) -> Result<()> {
+    if listed == diff_ids.len() {
+        return Ok(());
+    }
+    Err(corrupt(
+        archive,
+        format!(
+            "the manifest lists {listed} layers but the image config has {} diff ids",
+            diff_ids.len()
+        ),
+    ))
 }
 
 #[cfg(test)]
