@@ -158,7 +158,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<(String, u64), UnpackEr
                 Action::Whiteout(path) => {
                     let target = prepare_parent(dest, &path)?;
                     remove_existing(&target, false)?;
-                    mknod(&target, libc::S_IFCHR | 0o000, 0).map_err(|e| {
+                    mknod(&target, libc::S_IFCHR, 0).map_err(|e| {
                         UnpackError::Io(format!("creating whiteout {}", target.display()), e)
                     })?;
                 }

@@ -467,7 +467,7 @@ impl ContainerBackend for NativeBackend {
                     }
                 }
             }
-            infos.sort_by(|a, b| b.created.cmp(&a.created));
+            infos.sort_by_key(|info| std::cmp::Reverse(info.created));
             Ok(infos)
         })
         .await

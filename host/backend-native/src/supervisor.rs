@@ -132,10 +132,7 @@ fn supervise(store: &Store, id: &str, status: &mut File) -> Result<()> {
         .open(layout.log())
         .context(|| format!("opening {}", layout.log().display()))?;
     pump(out, err, log);
-    let exit_code = match reap(Pid::from_raw(pid)) {
-        Some(code) => code,
-        None => 255,
-    };
+    let exit_code = reap(Pid::from_raw(pid)).unwrap_or(255);
 
     state.phase = Phase::Exited;
     state.exit_code = Some(exit_code);

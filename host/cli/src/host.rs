@@ -167,7 +167,7 @@ impl Host {
                 rows.push((record, info));
             }
         }
-        rows.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+        rows.sort_by_key(|(record, _)| std::cmp::Reverse(record.created));
         Ok(rows)
     }
 

@@ -262,10 +262,10 @@ impl Config {
                     "{at}: timeout-ms and memory-mb must be greater than 0"
                 )));
             }
-            if let Some(base) = base_dir {
-                if plugin.path.is_relative() {
-                    plugin.path = base.join(&plugin.path);
-                }
+            if let Some(base) = base_dir
+                && plugin.path.is_relative()
+            {
+                plugin.path = base.join(&plugin.path);
             }
         }
         Ok(config)

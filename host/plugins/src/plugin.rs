@@ -336,6 +336,19 @@ impl Plugin {
     }
 }
 
+/// Runs `f` where blocking is allowed. wasmtime-wasi's blocking stream calls (a guest flushing
+/// stderr, e.g. while panicking) `block_on` the ambient tokio runtime, which panics when the
+/// caller is itself async code: so a plugin call from async code first steps out of it.
+fn outside_async_context<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        // A current-thread runtime cannot step aside: use a thread of our own.
+        Ok(_) => std::thread::scope(|s| s.spawn(f).join().expect("plugin call thread panicked")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,18 +399,5 @@ mod tests {
             problems[0].contains(&format!("expected {pin}, actual {}", "b".repeat(64))),
             "{problems:?}"
         );
-    }
-}
-
-/// Runs `f` where blocking is allowed. wasmtime-wasi's blocking stream calls (a guest flushing
-/// stderr, e.g. while panicking) `block_on` the ambient tokio runtime, which panics when the
-/// caller is itself async code: so a plugin call from async code first steps out of it.
-fn outside_async_context<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Err(_) => f(),
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        // A current-thread runtime cannot step aside: use a thread of our own.
-        Ok(_) => std::thread::scope(|s| s.spawn(f).join().expect("plugin call thread panicked")),
     }
 }

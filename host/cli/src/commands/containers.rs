@@ -293,10 +293,10 @@ pub async fn exec(
 
 /// `TERM`, `SIGTERM` or `15`.
 fn parse_signal(text: &str) -> berth_core::Result<i32> {
-    if let Ok(number) = text.parse::<i32>() {
-        if nix::sys::signal::Signal::try_from(number).is_ok() {
-            return Ok(number);
-        }
+    if let Ok(number) = text.parse::<i32>()
+        && nix::sys::signal::Signal::try_from(number).is_ok()
+    {
+        return Ok(number);
     }
     let upper = text.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
