@@ -35,8 +35,8 @@ sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-
 "$berth" --config "$work/plain.toml" image import --rootfs "$work/rootfs" busybox:bench >/dev/null
 
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/results.json" \
-    -n berth-native "$berth --config $work/plain.toml run --rm busybox:bench /bin/true" \
-    -n berth-native+3-plugins "$berth --config $work/plugins.toml run --rm --name bench-run busybox:bench /bin/true" \
+    -n berth-native "$berth --config $work/plain.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
+    -n berth-native+3-plugins "$berth --config $work/plugins.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
     -n ctr "ctr -n berth-bench run --rm $ctr_image berth-bench /bin/true" \
     -n docker "docker run --rm busybox:bench /bin/true" >/dev/null
 

@@ -366,3 +366,57 @@ fn a_tar_header_with_garbage_fields_is_corrupt_data() {
     assert_eq!(run.code, 65, "{run:?}");
     assert!(run.stderr.contains("etc/odd"), "{run:?}");
 }
+
+#[test]
+fn cpu_and_pids_limits_reach_the_containers_cgroup() {
+    let env = BerthEnv::new("").with_busybox();
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "7",
+            IMAGE,
+            "sleep",
+            "600",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // cgroup v1 on this machine; the unified hierarchy's files where v2 is the only one.
+    let v1 = Path::new("/sys/fs/cgroup/cpu").join("berth").join(&id);
+    let (quota, pids) = if v1.exists() {
+        (
+            fs::read_to_string(v1.join("cpu.cfs_quota_us")).unwrap(),
+            fs::read_to_string(
+                Path::new("/sys/fs/cgroup/pids/berth")
+                    .join(&id)
+                    .join("pids.max"),
+            )
+            .unwrap(),
+        )
+    } else {
+        let v2 = Path::new("/sys/fs/cgroup/berth").join(&id);
+        (
+            fs::read_to_string(v2.join("cpu.max")).unwrap(),
+            fs::read_to_string(v2.join("pids.max")).unwrap(),
+        )
+    };
+    assert!(
+        quota.starts_with("50000"),
+        "half a core per 100 ms period: {quota}"
+    );
+    assert_eq!(pids.trim(), "7");
+    // And the pids limit bites: the shell cannot fork past it.
+    let forks = env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9; do sleep 1 & done; wait",
+    ]);
+    assert!(forks.stderr.contains("can't fork"), "{forks:?}");
+}
