@@ -39,13 +39,15 @@ pub(crate) fn runtime() -> Result<&'static Runtime, String> {
 
 impl Runtime {
     fn new() -> Result<Runtime, String> {
-        // Sized for a CLI: a handful of plugins, a few calls in flight at once.
+        // Sized for a CLI: a handful of plugins, a few calls in flight at once. Every slot is
+        // reserved (virtual memory, page tables) when the engine starts, so fewer slots is a
+        // faster start for every berth invocation that loads plugins.
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(64)
-            .total_core_instances(512)
-            .total_memories(64)
-            .total_tables(256)
-            .total_stacks(64);
+        pool.total_component_instances(16)
+            .total_core_instances(128)
+            .total_memories(16)
+            .total_tables(64)
+            .total_stacks(16);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
