@@ -268,3 +268,23 @@ fn usage_errors_exit_2() {
     assert_eq!(env.berth(&["run", "--no-such-flag"]).code, 2);
     assert_eq!(env.berth(&["run", "--memory", "lots", IMAGE]).code, 64);
 }
+
+#[test]
+fn a_command_missing_from_the_image_fails_clearly_and_rm_leaves_nothing() {
+    let env = BerthEnv::new("").with_busybox();
+    let run = env.berth(&["run", "--rm", IMAGE, "/no/such/program"]);
+    assert_eq!(run.code, 125, "{run:?}");
+    assert!(
+        run.stderr.contains("'/no/such/program' not found"),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.stderr.matches("failed to").count(),
+        2,
+        "the cause is said once: {run:?}"
+    );
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}

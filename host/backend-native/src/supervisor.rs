@@ -63,7 +63,12 @@ pub fn main(args: &[String]) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             // Only reaches `start` if it is still listening (before "ok"); harmless otherwise.
-            let _ = writeln!(status, "err {}", one_line(&e.to_string()));
+            // `start` names the backend and the container itself: send only what went wrong.
+            let what = match &e {
+                Error::Backend { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            let _ = writeln!(status, "err {}", one_line(&what));
             1
         }
     }
