@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts containerd and dockerd in the background for the tests, waits until they answer, and
+# Starts containerd, dockerd and a loopback registry (127.0.0.1:5000, no TLS, no auth) in the background for the tests, waits until they answer, and
 # stops them again on `stop`. Daemons already running (e.g. a developer's) are left alone.
 # Usage: daemons.sh start|stop
 set -euo pipefail
@@ -29,10 +29,18 @@ start() {
         echo $! >"$state/dockerd.pid"
         wait_for dockerd 60 docker version
     fi
+    if ! curl -sf http://127.0.0.1:5000/v2/ >/dev/null 2>&1; then
+        mkdir -p "$state/registry"
+        printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:5000\n' \
+            "$state/registry" >"$state/registry.yml"
+        docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
+        echo $! >"$state/registry.pid"
+        wait_for registry 30 curl -sf http://127.0.0.1:5000/v2/
+    fi
 }
 
 stop() {
-    for name in dockerd containerd; do
+    for name in registry dockerd containerd; do
         if [[ -f "$state/$name.pid" ]]; then
             pid=$(cat "$state/$name.pid")
             kill "$pid" 2>/dev/null || true

@@ -3,7 +3,8 @@
 # apt packages, the wasm32-wasip2 Rust target, protoc. Safe to run again: it skips what is there.
 set -euo pipefail
 
-packages=(busybox-static protobuf-compiler docker.io containerd runc btrfs-progs skopeo hyperfine)
+packages=(busybox-static protobuf-compiler docker.io containerd runc docker-registry btrfs-progs skopeo
+    hyperfine curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

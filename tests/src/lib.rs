@@ -3,6 +3,8 @@
 //! Tests run the real `berth` binary and real Wasm plugins built from source; nothing here fakes
 //! a backend.
 
+pub mod archives;
 pub mod bin;
 pub mod env;
 pub mod plugins;
+pub mod registry;

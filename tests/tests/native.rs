@@ -2,129 +2,18 @@
 //! archives written here byte by byte (docker-archive and OCI layout), hostile ones included.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_tests::env::{BerthEnv, busybox_rootfs};
-use sha2::{Digest, Sha256};
+use berth_tests::archives::{docker_archive, file_header, layer, oci_layout, sha256_hex};
+use berth_tests::env::BerthEnv;
 
 const IMAGE: &str = "busybox:local";
 
-/// A regular-file header as real tools write it (owner and mtime set).
-fn file_header(size: usize) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(size as u64);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_cksum();
-    header
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// A layer tar: the busybox rootfs (when `with_busybox`) plus `files` (path, content).
-fn layer(with_busybox: bool, files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    if with_busybox {
-        builder.append_dir_all(".", busybox_rootfs()).unwrap();
-    }
-    for (path, data) in files {
-        builder
-            .append_data(&mut file_header(data.len()), path, *data)
-            .unwrap();
-    }
-    builder.into_inner().unwrap()
-}
-
-fn image_config(diff_ids: &[String]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": { "Env": ["PATH=/bin", "FROM_IMAGE=yes"], "Cmd": ["sh", "-c", "ls /etc; echo $FROM_IMAGE"] },
-        "rootfs": { "type": "layers", "diff_ids": diff_ids.iter().map(|d| format!("sha256:{d}")).collect::<Vec<_>>() },
-    }))
-    .unwrap()
-}
-
-/// `docker save` layout: manifest.json, the config, one directory per layer.
-fn docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>], diff_ids: Option<Vec<String>>) {
-    let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256_hex(l)).collect());
-    let config = image_config(&diff_ids);
-    let config_name = format!("{}.json", sha256_hex(&config));
-    let mut builder = tar::Builder::new(fs::File::create(path).unwrap());
-    let mut add = |name: &str, data: &[u8]| {
-        builder
-            .append_data(&mut file_header(data.len()), name, data)
-            .unwrap();
-    };
-    let mut layer_names = Vec::new();
-    for (i, data) in layers.iter().enumerate() {
-        let name = format!("layer{i}/layer.tar");
-        add(&name, data);
-        layer_names.push(name);
-    }
-    add(&config_name, &config);
-    let manifest =
-        serde_json::json!([{ "Config": config_name, "RepoTags": [tag], "Layers": layer_names }]);
-    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
-    builder.into_inner().unwrap().flush().unwrap();
-}
-
-/// An OCI image layout directory with gzip-compressed layers.
-fn oci_layout(dir: &Path, layers: &[Vec<u8>]) {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let blob = |data: &[u8]| {
-        let digest = sha256_hex(data);
-        fs::write(blobs.join(&digest), data).unwrap();
-        (format!("sha256:{digest}"), data.len())
-    };
-    let mut descriptors = Vec::new();
-    for data in layers {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(data).unwrap();
-        let (digest, size) = blob(&gz.finish().unwrap());
-        descriptors.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size,
-        }));
-    }
-    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
-    let (config_digest, config_size) = blob(&image_config(&diff_ids));
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size },
-        "layers": descriptors,
-    });
-    let (manifest_digest, manifest_size) = blob(&serde_json::to_vec(&manifest).unwrap());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size,
-            "annotations": { "org.opencontainers.image.ref.name": "oci:1" },
-        }],
-    });
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    fs::write(
-        dir.join("oci-layout"),
-        br#"{"imageLayoutVersion": "1.0.0"}"#,
-    )
-    .unwrap();
-}
-
 fn two_layers() -> Vec<Vec<u8>> {
     vec![
-        layer(
-            true,
-            &[("etc/keep", b"kept"), ("etc/gone", b"deleted above")],
-        ),
-        layer(false, &[("etc/.wh.gone", b""), ("etc/added", b"new")]),
+        layer(true, &[("etc/keep", "kept"), ("etc/gone", "deleted above")]),
+        layer(false, &[("etc/.wh.gone", ""), ("etc/added", "new")]),
     ]
 }
 
@@ -204,19 +93,19 @@ fn a_docker_archive_imports_with_whiteouts_and_image_defaults() {
         .ok();
     // The image's Cmd and Env apply; the second layer deleted etc/gone.
     let run = env.berth(&["run", "--rm", "wh:1"]).ok();
-    assert_eq!(run.stdout, "added\nkeep\nyes\n");
+    assert_eq!(run.stdout, "added\nkeep\nwh:1\n");
 }
 
 #[test]
 fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
     let env = BerthEnv::new("");
     let layout = env.dir.path().join("layout");
-    oci_layout(&layout, &two_layers());
+    oci_layout(&layout, "oci:1", &two_layers());
     env.berth(&["image", "import", &layout.display().to_string()])
         .ok();
     assert_eq!(
         env.berth(&["run", "--rm", "oci:1"]).ok().stdout,
-        "added\nkeep\nyes\n"
+        "added\nkeep\noci:1\n"
     );
 
     let tarred = env.dir.path().join("layout.tar");
@@ -240,7 +129,7 @@ fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
     .ok();
     assert_eq!(
         env.berth(&["run", "--rm", "oci:tarred"]).ok().stdout,
-        "added\nkeep\nyes\n"
+        "added\nkeep\noci:1\n"
     );
 }
 

@@ -12,9 +12,11 @@ use berth_core::{
     ContainerBackend, ContainerSpec, ContainerState, ErrorKind, ExecSpec, Limits, ListFilter,
     LogOptions, LogSink, LogStream, Mount, StopOptions, Store,
 };
+use berth_tests::archives::{
+    docker_archive, file_header, image_config, layer, oci_layout, sha256_hex,
+};
 use berth_tests::bin::berth_exe;
 use berth_tests::env::busybox_rootfs;
-use sha2::{Digest, Sha256};
 
 const IMAGE: &str = "busybox:test";
 
@@ -414,112 +416,6 @@ async fn concurrent_stops_and_removes_do_not_corrupt_state() {
 
 // ---- images ----------------------------------------------------------------------------------
 
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// A layer: optionally the busybox rootfs, plus files and whiteouts (empty files named `.wh.*`).
-fn layer(with_busybox: bool, files: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    if with_busybox {
-        builder.append_dir_all(".", busybox_rootfs()).unwrap();
-    }
-    for (path, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(1);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, path, data.as_bytes())
-            .unwrap();
-    }
-    builder.into_inner().unwrap()
-}
-
-fn config(diff_ids: &[String], marker: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Env": ["PATH=/bin", format!("MARKER={marker}")], "Cmd": ["sh", "-c", "ls /etc; echo $MARKER"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| format!("sha256:{d}")).collect::<Vec<_>>()},
-    }))
-    .unwrap()
-}
-
-fn append(builder: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(1);
-    header.set_cksum();
-    builder.append_data(&mut header, path, data).unwrap();
-}
-
-/// A classic `docker save` archive; `diff_ids` overrides the (correct) ones.
-fn docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>], diff_ids: Option<Vec<String>>) {
-    let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256_hex(l)).collect());
-    let config = config(&diff_ids, tag);
-    let config_name = format!("{}.json", sha256_hex(&config));
-    let mut builder = tar::Builder::new(fs::File::create(path).unwrap());
-    let mut layer_paths = Vec::new();
-    for (i, layer) in layers.iter().enumerate() {
-        let name = format!("layer{i}/layer.tar");
-        append(&mut builder, &name, layer);
-        layer_paths.push(name);
-    }
-    append(&mut builder, &config_name, &config);
-    let manifest =
-        serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": layer_paths}]);
-    append(
-        &mut builder,
-        "manifest.json",
-        &serde_json::to_vec(&manifest).unwrap(),
-    );
-    builder.into_inner().unwrap();
-}
-
-/// An OCI layout directory with gzip layers and a ref.name annotation.
-fn oci_layout(dir: &Path, name: &str, layers: &[Vec<u8>]) {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let blob = |data: &[u8]| {
-        let digest = sha256_hex(data);
-        fs::write(blobs.join(&digest), data).unwrap();
-        (format!("sha256:{digest}"), data.len())
-    };
-    let mut descriptors = Vec::new();
-    for layer in layers {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, layer).unwrap();
-        let (digest, size) = blob(&gz.finish().unwrap());
-        descriptors.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size}));
-    }
-    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
-    let (config_digest, config_size) = blob(&config(&diff_ids, "oci"));
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
-        "layers": descriptors,
-    }))
-    .unwrap();
-    let (manifest_digest, manifest_size) = blob(&manifest);
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                       "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": name}}],
-    });
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-}
-
 fn tar_dir(dir: &Path, out: &Path) {
     let mut builder = tar::Builder::new(fs::File::create(out).unwrap());
     builder.append_dir_all(".", dir).unwrap();
@@ -593,11 +489,10 @@ async fn malformed_archives_are_rejected_with_nothing_half_imported() {
 
     let no_manifest = env.dir.path().join("no-manifest.tar");
     let mut builder = tar::Builder::new(fs::File::create(&no_manifest).unwrap());
-    append(
-        &mut builder,
-        "layer0/layer.tar",
-        &layer(false, &[("a", "b")]),
-    );
+    let data = layer(false, &[("a", "b")]);
+    builder
+        .append_data(&mut file_header(data.len()), "layer0/layer.tar", &data[..])
+        .unwrap();
     builder.into_inner().unwrap();
 
     let garbage = env.dir.path().join("garbage.tar");
@@ -720,7 +615,7 @@ async fn a_docker_25_archive_with_blobs_and_index_imports() {
         layer_paths.push(format!("blobs/sha256/{digest}"));
     }
     let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
-    let cfg = config(&diff_ids, "d25");
+    let cfg = image_config(&diff_ids, "d25");
     let cfg_digest = sha256_hex(&cfg);
     fs::write(blobs.join(&cfg_digest), &cfg).unwrap();
     let manifest = serde_json::json!([{"Config": format!("blobs/sha256/{cfg_digest}"),
