@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    IoContext, ListFilter, LockMode, LogOptions, LogSink, Result, StopOptions, Store,
+    ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, Result, StopOptions, Store,
 };
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
@@ -67,6 +67,16 @@ impl NativeBackend {
             supervisor_exe,
             cgroup_parent: config.cgroup_parent.clone(),
         })
+    }
+
+    fn image_info(&self, record: ImageRecord) -> ImageInfo {
+        ImageInfo {
+            id: record.id,
+            names: record.names,
+            size: record.size,
+            created: Some(record.created),
+            backend: self.name.clone(),
+        }
     }
 
     /// The image store containers are created from.
@@ -532,6 +542,38 @@ impl ContainerBackend for NativeBackend {
                 }
             }
         }
+    }
+
+    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
+        let (this, source, name) = (self.clone(), source.to_owned(), name.map(str::to_owned));
+        blocking(move || {
+            let record = this.images.import_archive(&source, name.as_deref())?;
+            Ok(this.image_info(record))
+        })
+        .await
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let this = self.clone();
+        blocking(move || {
+            let records = this.images.list()?;
+            Ok(records
+                .into_iter()
+                .filter(|r| !r.names.is_empty())
+                .map(|r| this.image_info(r))
+                .collect())
+        })
+        .await
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<ImageInfo> {
+        let (this, reference) = (self.clone(), reference.to_string());
+        blocking(move || Ok(this.image_info(this.images.resolve(&reference)?))).await
+    }
+
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        let (this, reference) = (self.clone(), reference.to_string());
+        blocking(move || this.images.remove(&reference, force).map(drop)).await
     }
 
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {

@@ -113,9 +113,8 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// Manage images of the native backend.
-    #[command(subcommand)]
-    Image(ImageCommand),
+    /// Manage a backend's images.
+    Image(ImageArgs),
     /// Inspect configured backends.
     #[command(subcommand)]
     Backend(BackendCommand),
@@ -187,8 +186,19 @@ pub struct RunArgs {
     pub create: CreateArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The backend whose images to manage (default: the first configured backend).
+    #[arg(long, global = true)]
+    pub backend: Option<String>,
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Fetch an image from its registry.
+    Pull { reference: String },
     /// Import a docker-archive (`docker save`) or OCI layout (directory or tar), or a plain
     /// directory with --rootfs.
     Import {
@@ -203,6 +213,11 @@ pub enum ImageCommand {
     /// List images.
     #[command(alias = "list")]
     Ls,
+    /// Show what the backend knows about images, as JSON.
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
     /// Remove images (refused while a container uses one, unless forced).
     Rm {
         #[arg(short, long)]

@@ -7,8 +7,11 @@
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use std::path::Path;
+
 use crate::types::{
-    BackendInfo, ContainerInfo, ContainerSpec, ExecSpec, ListFilter, LogSink, StopOptions,
+    BackendInfo, ContainerInfo, ContainerSpec, ContainerStats, ExecSpec, ImageInfo, ListFilter,
+    LogSink, PullProgress, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -56,6 +59,45 @@ pub trait ContainerBackend: Send + Sync {
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
         let _ = (id, spec);
         Err(self.not_supported("exec"))
+    }
+
+    /// A one-shot snapshot of a container's resource use.
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        let _ = id;
+        Err(self.not_supported("stats"))
+    }
+
+    /// Fetch an image from its registry, reporting progress as it goes.
+    async fn pull_image(
+        &self,
+        reference: &str,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        let _ = (reference, progress);
+        Err(self.not_supported("image pull"))
+    }
+
+    /// Load a docker-archive or OCI layout (directory or tar); `name` tags it.
+    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
+        let _ = (source, name);
+        Err(self.not_supported("image import"))
+    }
+
+    /// Named images (untagged ones are left out).
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        Err(self.not_supported("image ls"))
+    }
+
+    /// One image by reference or id; a missing one is [`Error::NotFound`].
+    async fn inspect_image(&self, reference: &str) -> Result<ImageInfo> {
+        let _ = reference;
+        Err(self.not_supported("image inspect"))
+    }
+
+    /// Remove an image; one in use only with `force`.
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        let _ = (reference, force);
+        Err(self.not_supported("image rm"))
     }
 
     /// The error for an operation this backend cannot perform.

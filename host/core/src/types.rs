@@ -343,3 +343,56 @@ mod tests {
         assert_ne!(id, new_id());
     }
 }
+
+/// An image as any backend reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The backend's id for it (for OCI images, the config digest without `sha256:`).
+    pub id: String,
+    /// References that name it, normalised as the backend stores them.
+    pub names: Vec<String>,
+    /// Bytes on disk (unpacked where the backend unpacks), as the backend measures them.
+    pub size: u64,
+    pub created: Option<DateTime<Utc>>,
+    /// The backend that holds it.
+    pub backend: String,
+}
+
+impl ImageInfo {
+    /// The first 12 hex digits, as `image ls` shows.
+    pub fn short_id(&self) -> &str {
+        let id = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
+        &id[..12.min(id.len())]
+    }
+}
+
+/// One step of an image pull, for a progress display.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullEvent {
+    /// The layer (short digest) this is about, if any.
+    pub layer: Option<String>,
+    /// What happens, e.g. `Downloading`, `Pull complete`.
+    pub status: String,
+    /// Bytes done and expected, when known.
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// Where a pull reports its progress.
+pub trait PullProgress: Send {
+    fn event(&mut self, event: &PullEvent);
+}
+
+/// A one-shot snapshot of a container's resource use; counters are totals since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub cpu_total_ns: u64,
+    pub memory_usage_bytes: u64,
+    pub memory_cache_bytes: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    pub block_read_bytes: u64,
+    pub block_write_bytes: u64,
+    pub block_read_ops: u64,
+    pub block_write_ops: u64,
+}

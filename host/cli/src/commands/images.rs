@@ -1,28 +1,72 @@
-//! `berth image import|ls|rm`: the native backend's content-addressed image store.
+//! `berth image pull|import|ls|inspect|rm`, on one backend's image store (`--backend`, default
+//! the first configured backend).
+
+use std::io::{IsTerminal, Write};
 
 use berth_backend_native::images::ImageStore;
-use berth_core::Error;
+use berth_core::config::BackendConfig;
+use berth_core::{Error, PullEvent, PullProgress};
 
-use crate::cli::ImageCommand;
+use crate::cli::{ImageArgs, ImageCommand};
 use crate::host::Host;
 use crate::output;
 
-pub fn dispatch(host: &Host, command: ImageCommand, json: bool) -> anyhow::Result<i32> {
-    let images = ImageStore::open(&host.store)?;
-    match command {
+pub async fn dispatch(host: &Host, args: ImageArgs, json: bool) -> anyhow::Result<i32> {
+    let name = match &args.backend {
+        Some(name) => name.clone(),
+        None => host
+            .config
+            .backends
+            .keys()
+            .next()
+            .cloned()
+            .ok_or_else(|| Error::Config {
+                path: host.config.source.clone(),
+                message: "no backend is configured: add a [backends.<name>] table".into(),
+            })?,
+    };
+    let backend = host.backend(&name)?;
+    match args.command {
+        ImageCommand::Pull { reference } => {
+            let image = if json {
+                backend.pull_image(&reference, &mut Quiet).await?
+            } else {
+                let mut progress = Progress::new();
+                let image = backend.pull_image(&reference, &mut progress).await;
+                progress.finish();
+                image?
+            };
+            if json {
+                output::json(&image);
+            } else {
+                println!("Pulled {} ({})", image.names.join(", "), image.short_id());
+            }
+        }
         ImageCommand::Import {
             rootfs,
             source,
-            name,
+            name: image_name,
         } => {
             let image = if rootfs {
-                let name = name.ok_or_else(|| {
+                let image_name = image_name.ok_or_else(|| {
                     Error::invalid("image import --rootfs", "a name is required")
                         .with_hint("e.g. `berth image import --rootfs ./rootfs busybox:local`")
                 })?;
-                images.import_rootfs(&source, &name)?
+                // A directory is only an image to the native store, which snapshots it as one layer.
+                if !matches!(
+                    host.config.backends.get(&name),
+                    Some(BackendConfig::Native(_))
+                ) {
+                    return Err(Error::NotSupported {
+                        backend: name,
+                        operation: "image import --rootfs",
+                    }
+                    .into());
+                }
+                let record = ImageStore::open(&host.store)?.import_rootfs(&source, &image_name)?;
+                backend.inspect_image(&record.id).await?
             } else {
-                images.import_archive(&source, name.as_deref())?
+                backend.import_image(&source, image_name.as_deref()).await?
             };
             if json {
                 output::json(&image);
@@ -35,41 +79,110 @@ pub fn dispatch(host: &Host, command: ImageCommand, json: bool) -> anyhow::Resul
             }
         }
         ImageCommand::Ls => {
-            let list = images.list()?;
+            let list = backend.list_images().await?;
             if json {
                 output::json(&list);
             } else {
-                // One row per name, like `docker images`; an image without names shows <none>.
+                // One row per name, like `docker images`.
                 let mut rows = Vec::new();
                 for image in &list {
-                    let none = ["<none>".to_string()];
-                    let names = if image.names.is_empty() {
-                        &none[..]
-                    } else {
-                        &image.names[..]
-                    };
-                    for name in names {
+                    for image_name in &image.names {
                         rows.push(vec![
-                            name.clone(),
+                            image_name.clone(),
                             image.short_id().to_string(),
-                            image.layers.len().to_string(),
                             format!("{:.1}MB", image.size as f64 / 1e6),
-                            format!("{} ago", output::human_since(image.created)),
+                            image
+                                .created
+                                .map(|at| format!("{} ago", output::human_since(at)))
+                                .unwrap_or_default(),
                         ]);
                     }
                 }
-                output::table(&["NAME", "IMAGE ID", "LAYERS", "SIZE", "CREATED"], &rows);
+                output::table(&["NAME", "IMAGE ID", "SIZE", "CREATED"], &rows);
             }
         }
-        ImageCommand::Rm {
-            force,
-            images: names,
-        } => {
-            for name in &names {
-                images.remove(name, force)?;
-                println!("{name}");
+        ImageCommand::Inspect { images } => {
+            let mut found = Vec::with_capacity(images.len());
+            for reference in &images {
+                found.push(backend.inspect_image(reference).await?);
+            }
+            output::json(&found);
+        }
+        ImageCommand::Rm { force, images } => {
+            for reference in &images {
+                backend.remove_image(reference, force).await?;
+                println!("{reference}");
             }
         }
     }
     Ok(0)
+}
+
+/// `--json` pulls print only the result.
+struct Quiet;
+
+impl PullProgress for Quiet {
+    fn event(&mut self, _: &PullEvent) {}
+}
+
+/// A line per layer and step like `docker pull`; on a terminal, the current line is redrawn
+/// with a progress bar instead of scrolling.
+struct Progress {
+    terminal: bool,
+    open_line: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            open_line: false,
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.open_line {
+            eprintln!();
+            self.open_line = false;
+        }
+    }
+}
+
+impl PullProgress for Progress {
+    fn event(&mut self, event: &PullEvent) {
+        let prefix = event
+            .layer
+            .as_deref()
+            .map(|layer| format!("{layer}: "))
+            .unwrap_or_default();
+        let mut stderr = std::io::stderr().lock();
+        match (self.terminal, event.current, event.total) {
+            (true, Some(current), Some(total)) if total > 0 => {
+                const WIDTH: u64 = 30;
+                let done = (current.min(total) * WIDTH / total) as usize;
+                let bar = format!(
+                    "[{}>{}]",
+                    "=".repeat(done),
+                    " ".repeat(WIDTH as usize - done)
+                );
+                let _ = write!(
+                    stderr,
+                    "\r\x1b[2K{prefix}{} {bar} {:.1}/{:.1}MB",
+                    event.status,
+                    current as f64 / 1e6,
+                    total as f64 / 1e6
+                );
+                self.open_line = true;
+            }
+            // Byte counts without a terminal would be a flood of lines: keep the steps only.
+            (false, Some(_), _) => {}
+            _ => {
+                if self.open_line {
+                    let _ = write!(stderr, "\r\x1b[2K");
+                }
+                let _ = writeln!(stderr, "{prefix}{}", event.status);
+                self.open_line = false;
+            }
+        }
+    }
 }

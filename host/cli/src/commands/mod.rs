@@ -33,7 +33,7 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
             container,
             command,
         } => containers::exec(&host, &container, command, &env, workdir).await,
-        Command::Image(command) => images::dispatch(&host, command, json),
+        Command::Image(args) => images::dispatch(&host, args, json).await,
         Command::Backend(_) => admin::backend_ls(&host, json).await,
         Command::Events { follow } => plugins::events(&host, follow, json),
         Command::Plugin(PluginCommand::Ls) => plugins::ls(&host, json),
