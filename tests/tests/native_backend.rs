@@ -187,6 +187,7 @@ async fn env_mount_hostname_and_workdir_are_visible_inside() {
         source: data.display().to_string(),
         target: "/mnt".into(),
         readonly: true,
+        owner: None,
     }];
     s.hostname = Some("box1".into());
     s.working_dir = Some("/tmp".into());

@@ -45,6 +45,8 @@ fn container(name: &str) -> ContainerInfo {
         labels: Default::default(),
         backend: "native".into(),
         status_detail: None,
+        ip_address: None,
+        limits: None,
     }
 }
 
@@ -283,6 +285,7 @@ fn guard_patches_at_pre_create_and_denies_by_its_settings() {
         source: "/srv/data".into(),
         target: "/data".into(),
         readonly: true,
+        owner: None,
     });
     host.on_event(Hook::PreCreate, &mut web, None).unwrap();
     assert_eq!(web.env["BERTH_CONTAINER_NAME"], "web");
@@ -307,6 +310,7 @@ fn guard_patches_at_pre_create_and_denies_by_its_settings() {
         source: "/etc".into(),
         target: "/host-etc".into(),
         readonly: true,
+        owner: None,
     });
     let err = host
         .on_event(Hook::PreCreate, &mut outside, None)

@@ -319,6 +319,7 @@ mod tests {
                 source: dir.path().display().to_string(),
                 target: "/data".into(),
                 readonly: true,
+                owner: None,
             }],
             ..ContainerSpec::default()
         };

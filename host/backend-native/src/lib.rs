@@ -29,7 +29,8 @@ use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, Result, StopOptions, Store,
+    ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, RestartPolicy, Result,
+    StopOptions, Store,
 };
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
@@ -128,6 +129,25 @@ impl NativeBackend {
         })
     }
 
+    /// The embedded runtime has no container networking and no restart manager: a spec that
+    /// needs them is refused rather than half honoured.
+    fn check_supported(&self, spec: &ContainerSpec) -> Result<()> {
+        let unsupported = [
+            (!spec.ports.is_empty(), "published ports"),
+            (!spec.dns.is_empty(), "dns servers"),
+            (spec.network.is_some(), "a static network address"),
+            (spec.restart != RestartPolicy::No, "a restart policy"),
+            (
+                spec.mounts.iter().any(|m| m.owner.is_some()),
+                "mount ownership",
+            ),
+        ];
+        match unsupported.iter().find(|(needed, _)| *needed) {
+            Some((_, operation)) => Err(self.not_supported(operation)),
+            None => Ok(()),
+        }
+    }
+
     fn info_for(&self, record: &ContainerRecord) -> Result<ContainerInfo> {
         let (state, observed, detail) = self.observe(&record.id)?;
         Ok(ContainerInfo {
@@ -145,10 +165,13 @@ impl NativeBackend {
             labels: record.spec.labels.clone(),
             backend: self.name.clone(),
             status_detail: detail,
+            ip_address: None,
+            limits: Some(record.spec.limits.clone()),
         })
     }
 
     fn create_blocking(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        self.check_supported(spec)?;
         let _op = records::op_lock(&self.store, id)?;
         if records::read_record(&self.store, id)?.is_some() {
             return Err(Error::AlreadyExists {

@@ -94,6 +94,11 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Show a one-shot snapshot of containers' resource use.
+    Stats {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Print a container's output.
     Logs {
         /// Keep printing until the container exits.
@@ -167,6 +172,21 @@ pub struct CreateArgs {
     /// Hostname inside the container.
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Publish a port: [HOST_IP:][HOST_PORT:]PORT[/PROTO] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Restart policy: no, always, on-failure, unless-stopped.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// DNS server (repeatable).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Static IPv4 address on the private network given by --subnet.
+    #[arg(long, requires = "subnet")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The private network's subnet (CIDR; a bare address means /24).
+    #[arg(long, requires = "ip")]
+    pub subnet: Option<String>,
     /// Image (required unless the spec file names one).
     pub image: Option<String>,
     /// Command and arguments (default: the image's).

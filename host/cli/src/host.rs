@@ -156,6 +156,8 @@ impl Host {
             labels: record.spec.labels.clone(),
             backend: record.backend.clone(),
             status_detail: Some(e.to_string()),
+            ip_address: None,
+            limits: None,
         })
     }
 
@@ -247,21 +249,12 @@ impl Host {
             return Ok(chosen);
         }
         if let Some(requested) = &spec.backend {
-            let info = candidates
-                .iter()
-                .find(|c| &c.name == requested)
-                .ok_or_else(|| {
-                    Error::not_found("backend", requested.as_str())
-                        .with_hint("configure it under [backends.<name>] in berth.toml")
-                })?;
-            if !info.healthy {
-                return Err(Error::Unavailable {
-                    backend: requested.clone(),
-                    endpoint: info.kind.clone(),
-                    reason: info.detail.clone().unwrap_or_else(|| "unhealthy".into()),
-                    hint: "see `berth backend ls`".into(),
-                });
+            if !candidates.iter().any(|c| &c.name == requested) {
+                return Err(Error::not_found("backend", requested.as_str())
+                    .with_hint("configure it under [backends.<name>] in berth.toml"));
             }
+            // Even when its probe failed: the backend's own attempt (with its retries) fails
+            // with the most precise error there is.
             return Ok(requested.clone());
         }
         candidates
@@ -373,6 +366,11 @@ fn build_backend(
                 exe,
             )?))
         }
+        BackendConfig::Docker(docker) => Ok(Arc::new(berth_backend_docker::DockerBackend::new(
+            name,
+            docker,
+            store.clone(),
+        )?)),
     }
 }
 

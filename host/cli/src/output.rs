@@ -37,6 +37,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Bytes as docker prints them: `1.5MiB`, `512B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
 /// "3 seconds", "5 minutes", ... as docker prints durations.
 pub fn human_since(at: DateTime<Utc>) -> String {
     let secs = (Utc::now() - at).num_seconds().max(0);

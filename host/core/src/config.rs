@@ -64,14 +64,36 @@ fn default_run_dir() -> PathBuf {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum BackendConfig {
     Native(NativeBackendConfig),
+    Docker(DockerBackendConfig),
 }
 
 impl BackendConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendConfig::Native(_) => "native",
+            BackendConfig::Docker(_) => "docker",
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DockerBackendConfig {
+    /// The Engine API endpoint: `unix:///path` (or a bare path).
+    #[serde(default = "default_docker_socket")]
+    pub socket: String,
+}
+
+impl Default for DockerBackendConfig {
+    fn default() -> Self {
+        DockerBackendConfig {
+            socket: default_docker_socket(),
+        }
+    }
+}
+
+fn default_docker_socket() -> String {
+    "unix:///var/run/docker.sock".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

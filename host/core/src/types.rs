@@ -20,6 +20,18 @@ pub struct Mount {
     pub target: String,
     #[serde(default)]
     pub readonly: bool,
+    /// Ownership given to the host directory before the container starts (backends that
+    /// support it; the directory is created when missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// A numeric owner for a host path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 impl Mount {
@@ -47,6 +59,7 @@ impl Mount {
             source: source.into(),
             target: target.into(),
             readonly,
+            owner: None,
         })
     }
 }
@@ -86,6 +99,143 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// Published ports (`-p`); backends without networking refuse them.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// DNS servers for the container's resolv.conf.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// A static address on a private network (`--ip`, `--subnet`).
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+}
+
+/// A container port published on the host: `[HOST_IP:][HOST_PORT:]PORT[/PROTO]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PortMapping {
+    pub container_port: u16,
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// `None` lets the backend pick a free port.
+    #[serde(default)]
+    pub host_port: Option<u16>,
+    #[serde(default)]
+    pub host_ip: Option<String>,
+}
+
+fn default_protocol() -> String {
+    "tcp".into()
+}
+
+impl PortMapping {
+    /// Parses docker's `-p` syntax.
+    pub fn parse(text: &str) -> Result<PortMapping> {
+        let bad = |reason: &str| {
+            Error::invalid(format!("port {text:?}"), reason)
+                .with_hint("use [HOST_IP:][HOST_PORT:]PORT[/tcp|udp|sctp], e.g. 8080:80")
+        };
+        let (ports, protocol) = match text.rsplit_once('/') {
+            Some((ports, proto @ ("tcp" | "udp" | "sctp"))) => (ports, proto),
+            Some((_, proto)) => return Err(bad(&format!("unknown protocol {proto:?}"))),
+            None => (text, "tcp"),
+        };
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(&format!("{p:?} is not a port number (1-65535)")))
+        };
+        let parts: Vec<&str> = ports.split(':').collect();
+        let (host_ip, host_port, container_port) = match parts.as_slice() {
+            [c] => (None, None, port(c)?),
+            [h, c] => (None, Some(port(h)?), port(c)?),
+            [ip, h, c] => {
+                ip.parse::<std::net::IpAddr>()
+                    .map_err(|_| bad(&format!("{ip:?} is not an IP address")))?;
+                let host_port = if h.is_empty() { None } else { Some(port(h)?) };
+                (Some(ip.to_string()), host_port, port(c)?)
+            }
+            _ => return Err(bad("too many ':'")),
+        };
+        Ok(PortMapping {
+            container_port,
+            protocol: protocol.into(),
+            host_port,
+            host_ip,
+        })
+    }
+}
+
+/// What a backend does when the container exits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    pub fn parse(text: &str) -> Result<RestartPolicy> {
+        Ok(match text {
+            "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "on-failure" => RestartPolicy::OnFailure,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            _ => {
+                return Err(
+                    Error::invalid(format!("restart policy {text:?}"), "unknown policy")
+                        .with_hint("use no, always, on-failure or unless-stopped"),
+                );
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+/// A static IPv4 address on a private subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkSpec {
+    pub ipv4: std::net::Ipv4Addr,
+    /// CIDR; a bare address means `/24`.
+    pub subnet: String,
+}
+
+impl NetworkSpec {
+    /// The subnet in CIDR form (`10.0.0.0` becomes `10.0.0.0/24`), validated.
+    pub fn cidr(&self) -> Result<String> {
+        let bad = |reason: &str| {
+            Error::invalid(format!("subnet {:?}", self.subnet), reason)
+                .with_hint("use a CIDR such as 10.10.0.0/24")
+        };
+        let (address, prefix) = match self.subnet.split_once('/') {
+            Some((a, p)) => (a, p),
+            None => (self.subnet.as_str(), "24"),
+        };
+        address
+            .parse::<std::net::Ipv4Addr>()
+            .map_err(|_| bad("not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| bad("the prefix length must be 0-32"))?;
+        Ok(format!("{address}/{prefix}"))
+    }
 }
 
 /// Lifecycle state as every backend reports it.
@@ -138,6 +288,12 @@ pub struct ContainerInfo {
     /// Why the container is in its state, when that is not obvious (e.g. "supervisor died").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_detail: Option<String>,
+    /// The container's address, when the backend gives it one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    /// Limits as the backend applied them, when it reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 /// A backend's answer to ping + info.
@@ -310,6 +466,46 @@ mod tests {
     }
 
     #[test]
+    fn ports_parse_like_docker() {
+        let p = PortMapping::parse("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_deref(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            (Some("127.0.0.1"), Some(8080), 80, "udp")
+        );
+        let p = PortMapping::parse("80").unwrap();
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol.as_str()),
+            (None, 80, "tcp")
+        );
+        assert_eq!(PortMapping::parse("8080:80").unwrap().host_port, Some(8080));
+        assert_eq!(PortMapping::parse("10.0.0.1::80").unwrap().host_port, None);
+        for bad in ["", "0", "70000", "80/icmp", "x:80", "nope:1:80", "1:2:3:4"] {
+            assert!(PortMapping::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn restart_policies_and_subnets() {
+        for name in ["no", "always", "on-failure", "unless-stopped"] {
+            assert_eq!(RestartPolicy::parse(name).unwrap().as_str(), name);
+        }
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        let net = |subnet: &str| NetworkSpec {
+            ipv4: "10.0.0.5".parse().unwrap(),
+            subnet: subnet.into(),
+        };
+        assert_eq!(net("10.0.0.0").cidr().unwrap(), "10.0.0.0/24");
+        assert_eq!(net("10.0.0.0/16").cidr().unwrap(), "10.0.0.0/16");
+        assert!(net("10.0.0.0/33").cidr().is_err());
+        assert!(net("ten/8").cidr().is_err());
+    }
+
+    #[test]
     fn list_filter_matches_labels_and_state() {
         let mut info = ContainerInfo {
             id: "x".into(),
@@ -324,6 +520,8 @@ mod tests {
             labels: [("tier".to_string(), "web".to_string())].into(),
             backend: "native".into(),
             status_detail: None,
+            ip_address: None,
+            limits: None,
         };
         let mut filter = ListFilter::default();
         assert!(!filter.matches(&info));

@@ -94,6 +94,7 @@ pub(crate) fn patch(p: wit::Patch) -> Patch {
             source: m.source,
             target: m.target,
             readonly: m.readonly,
+            owner: None,
         });
     }
     Patch {

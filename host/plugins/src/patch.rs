@@ -164,6 +164,7 @@ mod tests {
                 source: "/old".into(),
                 target: "/data".into(),
                 readonly: false,
+                owner: None,
             }],
             ..ContainerSpec::default()
         };
@@ -175,6 +176,7 @@ mod tests {
                 source: "/new".into(),
                 target: "/data".into(),
                 readonly: true,
+                owner: None,
             }],
             limits: Some(Limits {
                 memory_bytes: Some(64 << 20),
@@ -223,6 +225,7 @@ mod tests {
                 source: src.into(),
                 target: "/t".into(),
                 readonly: false,
+                owner: None,
             }],
             ..Patch::default()
         };

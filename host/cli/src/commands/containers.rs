@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::{
-    ContainerSpec, Error, ExecSpec, ListFilter, LogOptions, Mount, StopOptions, parse_cpus,
-    parse_key_value, parse_size,
+    ContainerSpec, Error, ExecSpec, ListFilter, LogOptions, Mount, NetworkSpec, PortMapping,
+    RestartPolicy, StopOptions, parse_cpus, parse_key_value, parse_size,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -64,6 +64,19 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     }
     if args.hostname.is_some() {
         spec.hostname = args.hostname;
+    }
+    for text in &args.publish {
+        spec.ports.push(PortMapping::parse(text)?);
+    }
+    if let Some(policy) = &args.restart {
+        spec.restart = RestartPolicy::parse(policy)?;
+    }
+    spec.dns.extend(args.dns);
+    if let (Some(ipv4), Some(subnet)) = (args.ip, args.subnet) {
+        spec.network = Some(NetworkSpec { ipv4, subnet });
+    }
+    if let Some(network) = &spec.network {
+        network.cidr()?;
     }
     Ok(spec)
 }
@@ -257,6 +270,55 @@ pub async fn inspect(host: &Host, references: &[String]) -> anyhow::Result<i32> 
         documents.push(document);
     }
     output::json(&documents);
+    Ok(0)
+}
+
+pub async fn stats(host: &Host, references: &[String], json: bool) -> anyhow::Result<i32> {
+    let mut rows = Vec::new();
+    let mut documents = Vec::new();
+    for reference in references {
+        let record = host.resolve(reference)?;
+        let stats = host.backend(&record.backend)?.stats(&record.id).await?;
+        rows.push(vec![
+            output::short_id(&record.id).to_string(),
+            record.name.clone(),
+            format!("{:.2}s", stats.cpu_total_ns as f64 / 1e9),
+            output::bytes(stats.memory_usage_bytes),
+            output::bytes(stats.memory_cache_bytes),
+            format!(
+                "{} / {}",
+                output::bytes(stats.net_rx_bytes),
+                output::bytes(stats.net_tx_bytes)
+            ),
+            format!(
+                "{} / {} ({} / {} ops)",
+                output::bytes(stats.block_read_bytes),
+                output::bytes(stats.block_write_bytes),
+                stats.block_read_ops,
+                stats.block_write_ops
+            ),
+        ]);
+        let mut document = serde_json::to_value(&stats)?;
+        document["id"] = record.id.into();
+        document["name"] = record.name.into();
+        documents.push(document);
+    }
+    if json {
+        output::json(&documents);
+    } else {
+        output::table(
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "CPU TIME",
+                "MEM USAGE",
+                "MEM CACHE",
+                "NET RX / TX",
+                "BLOCK READ / WRITE",
+            ],
+            &rows,
+        );
+    }
     Ok(0)
 }
 

@@ -26,6 +26,7 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
             containers::ps(&host, all, &filter, quiet, json).await
         }
         Command::Inspect { containers } => containers::inspect(&host, &containers).await,
+        Command::Stats { containers } => containers::stats(&host, &containers, json).await,
         Command::Logs { follow, container } => containers::logs(&host, follow, &container).await,
         Command::Exec {
             env,

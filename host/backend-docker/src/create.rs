@@ -1,0 +1,217 @@
+//! A berth spec as a Docker create request, by sysinner's driver rules: the mapping platform
+//! teams rely on when they read `docker inspect`.
+
+use std::collections::HashMap;
+
+use berth_core::{ContainerSpec, RestartPolicy, Result};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+    PortBinding, ResourcesUlimits, RestartPolicyNameEnum,
+};
+
+/// The bridge network that carries containers with a static address.
+pub const VPC_NETWORK: &str = "invpc2_docker";
+
+/// The label that ties a Docker container to berth's id for it.
+pub const ID_LABEL: &str = "berth.id";
+
+/// Docker's default when the spec sets no pids limit.
+pub const DEFAULT_PIDS_LIMIT: i64 = 100;
+
+/// Open files allowed per container, soft and hard.
+pub const NOFILE_LIMIT: i64 = 10_000;
+
+/// The create body for `spec`, labelled with berth's `id`.
+pub fn create_body(id: &str, spec: &ContainerSpec) -> Result<ContainerCreateBody> {
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(ID_LABEL.into(), id.into());
+
+    let memory = spec.limits.memory_bytes.map(|m| m as i64);
+    let mut host = HostConfig {
+        nano_cpus: spec.limits.cpu_millis.map(|m| m as i64 * 1_000_000),
+        // No swap: the limit covers memory and swap together.
+        memory,
+        memory_swap: memory,
+        shm_size: memory.map(|m| m / 2),
+        pids_limit: Some(spec.limits.pids.map_or(DEFAULT_PIDS_LIMIT, |p| p as i64)),
+        ulimits: Some(vec![ResourcesUlimits {
+            name: Some("nofile".into()),
+            soft: Some(NOFILE_LIMIT),
+            hard: Some(NOFILE_LIMIT),
+        }]),
+        restart_policy: Some(bollard::models::RestartPolicy {
+            name: Some(match spec.restart {
+                RestartPolicy::No => RestartPolicyNameEnum::NO,
+                RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+                RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+                RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+            }),
+            maximum_retry_count: None,
+        }),
+        ..HostConfig::default()
+    };
+    if !spec.dns.is_empty() {
+        host.dns = Some(spec.dns.clone());
+    }
+    if !spec.mounts.is_empty() {
+        host.binds = Some(
+            spec.mounts
+                .iter()
+                .map(|m| {
+                    let mode = if m.readonly { ":ro" } else { "" };
+                    format!("{}:{}{mode}", m.source, m.target)
+                })
+                .collect(),
+        );
+    }
+
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &spec.ports {
+        let key = format!("{}/{}", port.container_port, port.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: port.host_ip.clone(),
+                host_port: port.host_port.map(|p| p.to_string()),
+            });
+    }
+    if !bindings.is_empty() {
+        host.port_bindings = Some(bindings);
+    }
+
+    let mut networking = None;
+    if let Some(network) = &spec.network {
+        network.cidr()?;
+        host.network_mode = Some(VPC_NETWORK.into());
+        networking = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                VPC_NETWORK.to_string(),
+                EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(network.ipv4.to_string()),
+                        ..EndpointIpamConfig::default()
+                    }),
+                    ..EndpointSettings::default()
+                },
+            )])),
+        });
+    }
+
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels),
+        hostname: spec.hostname.clone(),
+        working_dir: spec.working_dir.clone(),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        host_config: Some(host),
+        networking_config: networking,
+        ..ContainerCreateBody::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_core::{Limits, Mount, NetworkSpec, PortMapping};
+
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "app-0123abcd-0001".into(),
+            image: "busybox:local".into(),
+            ..ContainerSpec::default()
+        }
+    }
+
+    #[test]
+    fn limits_follow_the_driver_rules() {
+        let mut s = spec();
+        s.limits = Limits {
+            cpu_millis: Some(1500),
+            memory_bytes: Some(64 << 20),
+            pids: None,
+        };
+        let host = create_body("id", &s).unwrap().host_config.unwrap();
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_swap, Some(64 << 20));
+        assert_eq!(host.shm_size, Some(32 << 20));
+        assert_eq!(host.pids_limit, Some(100));
+        let nofile = &host.ulimits.unwrap()[0];
+        assert_eq!(
+            (nofile.name.as_deref(), nofile.soft, nofile.hard),
+            (Some("nofile"), Some(10_000), Some(10_000))
+        );
+    }
+
+    #[test]
+    fn unset_fields_stay_unset() {
+        let body = create_body("id", &spec()).unwrap();
+        assert_eq!(body.hostname, None);
+        assert_eq!(body.cmd, None);
+        assert_eq!(body.exposed_ports, None);
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            (host.memory, host.shm_size, host.nano_cpus),
+            (None, None, None)
+        );
+        assert_eq!(host.dns, None);
+        assert_eq!(host.network_mode, None);
+        assert_eq!(body.labels.unwrap()[ID_LABEL], "id");
+    }
+
+    #[test]
+    fn ports_binds_dns_restart_and_network() {
+        let mut s = spec();
+        s.ports = vec![
+            PortMapping::parse("127.0.0.1:8080:80").unwrap(),
+            PortMapping::parse("5353:53/udp").unwrap(),
+        ];
+        s.mounts = vec![Mount::parse("/srv/a:/a:ro").unwrap()];
+        s.dns = vec!["10.0.0.2".into()];
+        s.restart = RestartPolicy::OnFailure;
+        s.network = Some(NetworkSpec {
+            ipv4: "10.77.0.5".parse().unwrap(),
+            subnet: "10.77.0.0".into(),
+        });
+        let body = create_body("id", &s).unwrap();
+        assert_eq!(
+            body.exposed_ports.unwrap(),
+            vec!["80/tcp".to_string(), "53/udp".to_string()]
+        );
+        let host = body.host_config.unwrap();
+        let bindings = host.port_bindings.unwrap();
+        let web = bindings["80/tcp"].as_ref().unwrap();
+        assert_eq!(web[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(web[0].host_port.as_deref(), Some("8080"));
+        assert_eq!(host.binds.unwrap(), vec!["/srv/a:/a:ro".to_string()]);
+        assert_eq!(host.dns.unwrap(), vec!["10.0.0.2".to_string()]);
+        assert_eq!(
+            host.restart_policy.unwrap().name,
+            Some(RestartPolicyNameEnum::ON_FAILURE)
+        );
+        assert_eq!(host.network_mode.as_deref(), Some(VPC_NETWORK));
+        let endpoint = &body.networking_config.unwrap().endpoints_config.unwrap()[VPC_NETWORK];
+        assert_eq!(
+            endpoint
+                .ipam_config
+                .as_ref()
+                .unwrap()
+                .ipv4_address
+                .as_deref(),
+            Some("10.77.0.5")
+        );
+    }
+}

@@ -1,0 +1,886 @@
+//! berth's Docker backend: the Engine API through `bollard`, following sysinner's Docker
+//! driver (limits, ports, restart policy, DNS, the VPC network, state mapping).
+//!
+//! Docker names containers after the spec's name, so `docker ps` shows what platform teams
+//! expect; berth's id rides along as the `berth.id` label, and a small record under the state
+//! dir maps it to Docker's id so each operation is one API call.
+
+mod create;
+mod inspect;
+mod network;
+
+use std::io::Write;
+use std::os::unix::fs::chown;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::config::DockerBackendConfig;
+use berth_core::{
+    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats, Durability, Error,
+    ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, PullEvent, PullProgress,
+    Result, StopOptions, Store,
+};
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::ExecConfig;
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ImportImageOptions, InspectContainerOptions,
+    KillContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
+    TagImageOptions, WaitContainerOptions,
+};
+use bollard::{API_DEFAULT_VERSION, Docker};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+pub use create::{DEFAULT_PIDS_LIMIT, ID_LABEL, NOFILE_LIMIT, VPC_NETWORK};
+
+/// Store kind for the berth id -> Docker id records.
+const REFS: &str = "docker-containers";
+
+/// Delays between connection attempts: three attempts in all.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
+/// Seconds bollard waits for one API answer (a pull or a long wait streams, and is not cut).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ContainerRef {
+    /// Docker's container id.
+    docker_id: String,
+}
+
+/// One `[backends.<name>]` table of `type = "docker"`.
+pub struct DockerBackend {
+    name: String,
+    /// As configured, for messages.
+    endpoint: String,
+    socket_path: String,
+    store: Store,
+    client: OnceCell<Docker>,
+}
+
+impl std::fmt::Debug for DockerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBackend")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl DockerBackend {
+    /// Connects lazily: building the backend never touches the daemon.
+    pub fn new(name: &str, config: &DockerBackendConfig, store: Store) -> Result<DockerBackend> {
+        let socket_path = match config.socket.strip_prefix("unix://") {
+            Some(path) => path.to_string(),
+            None if config.socket.starts_with('/') => config.socket.clone(),
+            None => {
+                return Err(Error::Config {
+                    path: format!("[backends.{name}].socket"),
+                    message: format!(
+                        "{:?} is not a unix socket: use unix:///var/run/docker.sock or a path",
+                        config.socket
+                    ),
+                });
+            }
+        };
+        Ok(DockerBackend {
+            name: name.to_string(),
+            endpoint: config.socket.clone(),
+            socket_path,
+            store,
+            client: OnceCell::new(),
+        })
+    }
+
+    /// The client, connecting on first use with three attempts (1 s, then 2 s apart).
+    async fn docker(&self) -> Result<&Docker> {
+        self.client
+            .get_or_try_init(|| self.connect(RETRY_DELAYS.len() + 1))
+            .await
+    }
+
+    async fn connect(&self, attempts: usize) -> Result<Docker> {
+        let mut last = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_DELAYS[attempt - 1]).await;
+            }
+            let result = async {
+                Docker::connect_with_unix(
+                    &self.socket_path,
+                    REQUEST_TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                )?
+                .negotiate_version()
+                .await
+            }
+            .await;
+            match result {
+                Ok(docker) => return Ok(docker),
+                Err(e) => {
+                    tracing::debug!(backend = %self.name, attempt, error = %e, "docker connect failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(self.unreachable(last.map(|e| root_cause(&e)).unwrap_or_default()))
+    }
+
+    fn unreachable(&self, reason: String) -> Error {
+        Error::Unavailable {
+            backend: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            reason,
+            hint: format!(
+                "is dockerd running? start it with `dockerd &` or `systemctl start docker`, \
+                 or point [backends.{}].socket at it",
+                self.name
+            ),
+        }
+    }
+
+    /// berth's error for a failed Docker call on `kind` `object`.
+    fn error(
+        &self,
+        operation: &'static str,
+        kind: &'static str,
+        object: &str,
+        e: DockerError,
+    ) -> Error {
+        match e {
+            DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            } => Error::not_found(kind, object),
+            DockerError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => Error::conflict(format!("{kind} {object}"), message),
+            DockerError::HyperLegacyError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::SocketNotFoundError(_)
+            | DockerError::RequestTimeoutError => self.unreachable(root_cause(&e)),
+            DockerError::DockerResponseServerError { message, .. } => {
+                Error::backend(&self.name, operation, format!("{kind} {object}"), message)
+            }
+            e => Error::backend(&self.name, operation, format!("{kind} {object}"), e),
+        }
+    }
+
+    /// Docker's id for berth's container `id`.
+    async fn docker_id(&self, id: &str) -> Result<String> {
+        if let Some(found) =
+            self.store
+                .read::<ContainerRef>(Durability::Persistent, REFS, id, "ref")?
+        {
+            return Ok(found.docker_id);
+        }
+        // A record lost with the state dir: the label still says whose container it is.
+        let docker = self.docker().await?;
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some([("label".to_string(), vec![format!("{ID_LABEL}={id}")])].into()),
+            ..ListContainersOptions::default()
+        };
+        let found = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("find", "container", id, e))?;
+        found
+            .into_iter()
+            .find_map(|c| c.id)
+            .ok_or_else(|| Error::not_found("container", id))
+    }
+
+    async fn inspect_raw(
+        &self,
+        docker_id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse> {
+        self.docker()
+            .await?
+            .inspect_container(docker_id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| self.error("inspect", "container", docker_id, e))
+    }
+
+    /// Creates missing bind-mount sources and gives them the requested owner.
+    fn prepare_mounts(spec: &ContainerSpec) -> Result<()> {
+        for mount in &spec.mounts {
+            let Some(owner) = mount.owner else { continue };
+            let path = Path::new(&mount.source);
+            std::fs::create_dir_all(path)
+                .map_err(|e| Error::io(format!("creating mount source {}", path.display()), e))?;
+            chown(path, Some(owner.uid), Some(owner.gid))
+                .map_err(|e| Error::io(format!("changing the owner of {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+
+    async fn create_container(
+        &self,
+        docker: &Docker,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String> {
+        let body = create::create_body(id, spec)?;
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..CreateContainerOptions::default()
+        };
+        let mut pulled = false;
+        loop {
+            match docker
+                .create_container(Some(options.clone()), body.clone())
+                .await
+            {
+                Ok(created) => return Ok(created.id),
+                // `docker run` pulls a missing image; so does berth, once.
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                }) if !pulled && message.contains("No such image") => {
+                    self.pull(docker, &spec.image, &mut NoProgress).await?;
+                    pulled = true;
+                }
+                // The driver's rule: the same name answers with the container already there.
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                }) if message.contains("already in use") => {
+                    let existing = self.inspect_raw(&spec.name).await?;
+                    return existing
+                        .id
+                        .ok_or_else(|| Error::not_found("container", spec.name.as_str()));
+                }
+                Err(e) => return Err(self.error("create", "container", &spec.name, e)),
+            }
+        }
+    }
+
+    async fn pull(
+        &self,
+        docker: &Docker,
+        reference: &str,
+        progress: &mut dyn PullProgress,
+    ) -> Result<()> {
+        let (repo, tag) = split_reference(reference);
+        let options = CreateImageOptions {
+            from_image: Some(repo.to_string()),
+            tag: tag.map(str::to_string),
+            ..CreateImageOptions::default()
+        };
+        let mut stream = docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.error("pull", "image", reference, e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::backend(
+                    &self.name,
+                    "pull",
+                    format!("image {reference}"),
+                    detail.message.unwrap_or_default(),
+                ));
+            }
+            let detail = info.progress_detail.unwrap_or_default();
+            progress.event(&PullEvent {
+                layer: info.id,
+                status: info.status.unwrap_or_default(),
+                current: detail.current.map(|c| c as u64),
+                total: detail.total.map(|t| t as u64),
+            });
+        }
+        Ok(())
+    }
+
+    fn image_info(&self, image: bollard::models::ImageInspect) -> ImageInfo {
+        ImageInfo {
+            id: image
+                .id
+                .unwrap_or_default()
+                .trim_start_matches("sha256:")
+                .to_string(),
+            names: image.repo_tags.unwrap_or_default(),
+            size: image.size.unwrap_or(0).max(0) as u64,
+            created: image
+                .created
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
+                .map(|c| c.with_timezone(&chrono::Utc)),
+            backend: self.name.clone(),
+        }
+    }
+
+    /// Sends `signal`, then waits up to the timeout for the exit.
+    async fn signal_and_wait(
+        &self,
+        docker: &Docker,
+        docker_id: &str,
+        options: &StopOptions,
+    ) -> Result<bool> {
+        self.send_signal(docker, docker_id, options.signal).await?;
+        let exited = tokio::time::timeout(options.timeout, self.wait_exit(docker, docker_id)).await;
+        Ok(exited.is_ok())
+    }
+
+    async fn send_signal(&self, docker: &Docker, docker_id: &str, signal: i32) -> Result<()> {
+        let options = KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        match docker.kill_container(docker_id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Not running (any more): nothing to signal.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error("signal", "container", docker_id, e)),
+        }
+    }
+
+    async fn wait_exit(&self, docker: &Docker, docker_id: &str) -> Result<i32> {
+        let mut stream = docker.wait_container(docker_id, None::<WaitContainerOptions>);
+        match stream.next().await {
+            Some(Ok(answer)) => Ok(answer.status_code as i32),
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code as i32),
+            Some(Err(e)) => Err(self.error("wait for", "container", docker_id, e)),
+            None => Err(Error::backend(
+                &self.name,
+                "wait for",
+                format!("container {docker_id}"),
+                "the daemon closed the wait without an answer",
+            )),
+        }
+    }
+}
+
+/// The innermost error's text: "Connection refused (os error 111)" says more than hyper's
+/// "client error (Connect)".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// `host:5000/x/y:tag` -> (`host:5000/x/y`, `tag`); a digest reference stays whole.
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    if reference.contains('@') {
+        return (reference, None);
+    }
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
+        _ => (reference, Some("latest")),
+    }
+}
+
+struct NoProgress;
+
+impl PullProgress for NoProgress {
+    fn event(&mut self, _: &PullEvent) {}
+}
+
+/// Feeds a Docker output stream into a sink until it ends.
+async fn drain(
+    stream: impl Stream<Item = std::result::Result<LogOutput, DockerError>>,
+    sink: &mut dyn LogSink,
+) -> std::result::Result<(), DockerError> {
+    tokio::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let (stream, bytes) = match chunk? {
+            LogOutput::StdErr { message } => (LogStream::Stderr, message),
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                (LogStream::Stdout, message)
+            }
+            LogOutput::StdIn { .. } => continue,
+        };
+        sink.write(stream, &bytes)
+            .map_err(|e| DockerError::IOError { err: e })?;
+    }
+    Ok(())
+}
+
+/// This process's stdout and stderr, for exec.
+struct Stdio;
+
+impl LogSink for Stdio {
+    fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
+        match stream {
+            LogStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data)?;
+                out.flush()
+            }
+            LogStream::Stderr => std::io::stderr().lock().write_all(data),
+        }
+    }
+}
+
+#[async_trait]
+impl ContainerBackend for DockerBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn info(&self) -> Result<BackendInfo> {
+        // A health probe: one attempt, so an absent daemon does not slow every command down.
+        let version = match self.client.get() {
+            Some(docker) => docker
+                .version()
+                .await
+                .map_err(|e| self.unreachable(e.to_string())),
+            None => match self.connect(1).await {
+                Ok(docker) => {
+                    let version = docker
+                        .version()
+                        .await
+                        .map_err(|e| self.unreachable(e.to_string()));
+                    let _ = self.client.set(docker);
+                    version
+                }
+                Err(e) => Err(e),
+            },
+        };
+        Ok(match version {
+            Ok(v) => BackendInfo {
+                name: self.name.clone(),
+                kind: "docker".into(),
+                version: v.version.unwrap_or_default(),
+                healthy: true,
+                features: ["exec", "logs", "stats", "images", "ports", "restart", "vpc"]
+                    .map(String::from)
+                    .to_vec(),
+                detail: None,
+            },
+            Err(e) => BackendInfo {
+                name: self.name.clone(),
+                kind: "docker".into(),
+                version: String::new(),
+                healthy: false,
+                features: Vec::new(),
+                detail: Some(e.to_string()),
+            },
+        })
+    }
+
+    async fn create(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        if spec.image.is_empty() {
+            return Err(Error::invalid("container spec", "no image given"));
+        }
+        let docker = self.docker().await?;
+        if let Some(network) = &spec.network {
+            let subnet = network.cidr()?;
+            network::ensure_vpc(docker, &subnet)
+                .await
+                .map_err(|e| self.error("prepare", "network", VPC_NETWORK, e))?;
+        }
+        Self::prepare_mounts(spec)?;
+        let docker_id = self.create_container(docker, id, spec).await?;
+        let record = ContainerRef {
+            docker_id: docker_id.clone(),
+        };
+        if let Err(e) = self
+            .store
+            .write(Durability::Persistent, REFS, id, "ref", &record)
+        {
+            // Nothing half-created: without the record berth could not find it again.
+            let _ = docker
+                .remove_container(
+                    &docker_id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..RemoveContainerOptions::default()
+                    }),
+                )
+                .await;
+            return Err(e);
+        }
+        let raw = self.inspect_raw(&docker_id).await?;
+        Ok(inspect::container_info(id, &self.name, &raw))
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        let docker_id = self.docker_id(id).await?;
+        match self
+            .docker()
+            .await?
+            .start_container(
+                &docker_id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            // 304: already running.
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error("start", "container", id, e)),
+        }
+    }
+
+    async fn stop(&self, id: &str, options: &StopOptions) -> Result<()> {
+        let docker_id = match self.docker_id(id).await {
+            Err(Error::NotFound { .. }) => return Ok(()),
+            other => other?,
+        };
+        let docker = self.docker().await?;
+        if options.force && options.signal == libc::SIGTERM {
+            let stop = StopContainerOptions {
+                t: Some(options.timeout.as_secs() as i32),
+                signal: None,
+            };
+            return match docker.stop_container(&docker_id, Some(stop)).await {
+                // "not running" (304) and "no such container" (404) count as stopped.
+                Ok(())
+                | Err(DockerError::DockerResponseServerError {
+                    status_code: 304 | 404,
+                    ..
+                }) => Ok(()),
+                Err(e) => Err(self.error("stop", "container", id, e)),
+            };
+        }
+        // Another signal, or no SIGKILL wanted: signal, wait, then decide.
+        let raw = self.inspect_raw(&docker_id).await?;
+        if !raw.state.and_then(|s| s.running).unwrap_or(false) {
+            return Ok(());
+        }
+        if self.signal_and_wait(docker, &docker_id, options).await? {
+            return Ok(());
+        }
+        if options.force {
+            self.send_signal(docker, &docker_id, libc::SIGKILL).await?;
+            self.wait_exit(docker, &docker_id).await?;
+            return Ok(());
+        }
+        Err(Error::Timeout {
+            operation: "stop",
+            object: format!("container {id}"),
+            seconds: options.timeout.as_secs(),
+            hint: "it ignored the signal: `berth kill` it, or stop without --no-force".into(),
+        })
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let docker_id = self.docker_id(id).await?;
+        let docker = self.docker().await?;
+        docker
+            .kill_container(
+                &docker_id,
+                Some(KillContainerOptions {
+                    signal: signal.to_string(),
+                }),
+            )
+            .await
+            .map_err(|e| self.error("signal", "container", id, e))
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> Result<()> {
+        let docker_id = match self.docker_id(id).await {
+            Ok(docker_id) => Some(docker_id),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(docker_id) = docker_id {
+            let docker = self.docker().await?;
+            if !force {
+                let raw = self.inspect_raw(&docker_id).await;
+                if let Ok(raw) = &raw
+                    && raw.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+                {
+                    return Err(Error::conflict(format!("container {id}"), "it is running")
+                        .with_hint("stop it first, or remove it with --force"));
+                }
+            }
+            let options = RemoveContainerOptions {
+                force: true,
+                ..RemoveContainerOptions::default()
+            };
+            match docker.remove_container(&docker_id, Some(options)).await {
+                Ok(())
+                | Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => return Err(self.error("remove", "container", id, e)),
+            }
+        }
+        self.store.remove(REFS, id)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>> {
+        let docker = self.docker().await?;
+        let mut labels = vec![ID_LABEL.to_string()];
+        labels.extend(filter.labels.iter().map(|(k, v)| format!("{k}={v}")));
+        let options = ListContainersOptions {
+            all: filter.all,
+            filters: Some([("label".to_string(), labels)].into()),
+            ..ListContainersOptions::default()
+        };
+        let summaries = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("list", "containers", "", e))?;
+        let mut infos = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let (Some(docker_id), Some(id)) = (
+                summary.id,
+                summary.labels.and_then(|mut l| l.remove(ID_LABEL)),
+            ) else {
+                continue;
+            };
+            match self.inspect_raw(&docker_id).await {
+                Ok(raw) => {
+                    let info = inspect::container_info(&id, &self.name, &raw);
+                    if filter.matches(&info) {
+                        infos.push(info);
+                    }
+                }
+                // Removed between the list and the inspect.
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(infos)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
+        let docker_id = self.docker_id(id).await?;
+        let raw = self.inspect_raw(&docker_id).await?;
+        Ok(inspect::container_info(id, &self.name, &raw))
+    }
+
+    async fn wait(&self, id: &str) -> Result<i32> {
+        let docker_id = self.docker_id(id).await?;
+        let docker = self.docker().await?;
+        self.wait_exit(docker, &docker_id).await
+    }
+
+    async fn logs(&self, id: &str, options: LogOptions, sink: &mut dyn LogSink) -> Result<()> {
+        let docker_id = self.docker_id(id).await?;
+        let docker = self.docker().await?;
+        let stream = docker.logs(
+            &docker_id,
+            Some(LogsOptions {
+                follow: options.follow,
+                stdout: true,
+                stderr: true,
+                tail: "all".into(),
+                ..LogsOptions::default()
+            }),
+        );
+        drain(stream, sink)
+            .await
+            .map_err(|e| self.error("read the logs of", "container", id, e))
+    }
+
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
+        if spec.command.is_empty() {
+            return Err(Error::invalid("exec", "no command given"));
+        }
+        let docker_id = self.docker_id(id).await?;
+        let docker = self.docker().await?;
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(spec.command.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: spec.working_dir.clone(),
+            ..ExecConfig::default()
+        };
+        let fail = |e| self.error("exec in", "container", id, e);
+        let exec = docker.create_exec(&docker_id, config).await.map_err(fail)?;
+        let started = docker
+            .start_exec(&exec.id, None::<StartExecOptions>)
+            .await
+            .map_err(fail)?;
+        if let StartExecResults::Attached { output, .. } = started {
+            drain(output, &mut Stdio).await.map_err(fail)?;
+        }
+        let inspected = docker.inspect_exec(&exec.id).await.map_err(fail)?;
+        Ok(inspected.exit_code.unwrap_or(-1) as i32)
+    }
+
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        let docker_id = self.docker_id(id).await?;
+        let docker = self.docker().await?;
+        let mut stream = docker.stats(
+            &docker_id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
+        match stream.next().await {
+            Some(Ok(raw)) => Ok(inspect::stats(&raw)),
+            Some(Err(e)) => Err(self.error("read stats of", "container", id, e)),
+            None => Err(Error::backend(
+                &self.name,
+                "read stats of",
+                format!("container {id}"),
+                "the daemon sent no figures",
+            )),
+        }
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &str,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        if reference.is_empty() {
+            return Err(Error::invalid("image pull", "no image reference given"));
+        }
+        let docker = self.docker().await?;
+        self.pull(docker, reference, progress).await?;
+        self.inspect_image(reference).await
+    }
+
+    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
+        let bytes = if source.is_dir() {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder.follow_symlinks(false);
+            builder
+                .append_dir_all(".", source)
+                .and_then(|()| builder.into_inner())
+                .map_err(|e| Error::io(format!("packing {}", source.display()), e))?
+        } else {
+            std::fs::read(source)
+                .map_err(|e| Error::io(format!("reading {}", source.display()), e))?
+        };
+        let docker = self.docker().await?;
+        let object = source.display().to_string();
+        let mut stream = docker.import_image(
+            ImportImageOptions {
+                quiet: true,
+                ..ImportImageOptions::default()
+            },
+            bollard::body_full(bytes.into()),
+            None,
+        );
+        let mut loaded = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.error("import", "image archive", &object, e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Corrupt {
+                    what: "image archive".into(),
+                    path: source.to_owned(),
+                    message: detail.message.unwrap_or_default(),
+                    hint: "docker loads `docker save` archives".into(),
+                });
+            }
+            // "Loaded image: name:tag" or "Loaded image ID: sha256:…".
+            if let Some(line) = info.stream
+                && let Some((_, image)) = line.trim().split_once(": ")
+            {
+                loaded = Some(image.to_string());
+            }
+        }
+        let loaded = loaded.ok_or_else(|| {
+            Error::backend(
+                &self.name,
+                "import",
+                format!("image archive {object}"),
+                "docker loaded no image",
+            )
+        })?;
+        if let Some(name) = name {
+            let (repo, tag) = split_reference(name);
+            docker
+                .tag_image(
+                    &loaded,
+                    Some(TagImageOptions {
+                        repo: Some(repo.to_string()),
+                        tag: tag.map(str::to_string),
+                    }),
+                )
+                .await
+                .map_err(|e| self.error("tag", "image", &loaded, e))?;
+            return self.inspect_image(name).await;
+        }
+        self.inspect_image(&loaded).await
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let docker = self.docker().await?;
+        let images = docker
+            .list_images(Some(ListImagesOptions::default()))
+            .await
+            .map_err(|e| self.error("list", "images", "", e))?;
+        Ok(images
+            .into_iter()
+            .filter_map(|image| {
+                let names: Vec<String> = image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect();
+                (!names.is_empty()).then(|| ImageInfo {
+                    id: image.id.trim_start_matches("sha256:").to_string(),
+                    names,
+                    size: image.size.max(0) as u64,
+                    created: chrono::DateTime::from_timestamp(image.created, 0),
+                    backend: self.name.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<ImageInfo> {
+        let docker = self.docker().await?;
+        let image = docker
+            .inspect_image(reference)
+            .await
+            .map_err(|e| self.error("inspect", "image", reference, e))?;
+        Ok(self.image_info(image))
+    }
+
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        let docker = self.docker().await?;
+        docker
+            .remove_image(
+                reference,
+                Some(RemoveImageOptions {
+                    force,
+                    ..RemoveImageOptions::default()
+                }),
+                None,
+            )
+            .await
+            .map_err(|e| self.error("remove", "image", reference, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(split_reference("busybox"), ("busybox", Some("latest")));
+        assert_eq!(split_reference("busybox:1.36"), ("busybox", Some("1.36")));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/x/busybox:local"),
+            ("127.0.0.1:5000/x/busybox", Some("local"))
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/x/busybox"),
+            ("127.0.0.1:5000/x/busybox", Some("latest"))
+        );
+        assert_eq!(split_reference("a/b@sha256:00"), ("a/b@sha256:00", None));
+    }
+
+    #[test]
+    fn only_unix_sockets_are_accepted() {
+        let bad = DockerBackendConfig {
+            socket: "tcp://127.0.0.1:2375".into(),
+        };
+        let dir = std::env::temp_dir().join(format!("berth-docker-unit-{}", std::process::id()));
+        let store = Store::open(dir.join("s"), dir.join("r")).unwrap();
+        let e = DockerBackend::new("docker", &bad, store).unwrap_err();
+        assert_eq!(e.kind(), berth_core::ErrorKind::Config);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,578 @@
+//! The Docker backend against the real dockerd, observed through `docker inspect`: the rules of
+//! sysinner's driver, images from the loopback registry, stats, a dead daemon, and the plugin
+//! pipeline sending a labelled container to Docker.
+
+use std::os::unix::fs::MetadataExt;
+
+use berth_tests::docker::{busybox_image, docker, docker_env, docker_inspect};
+use berth_tests::env::BerthEnv;
+use berth_tests::plugins::SELECTOR;
+use berth_tests::registry;
+
+/// A Docker container name unique to this test process.
+fn unique(name: &str) -> String {
+    format!("bt{}-{name}", std::process::id())
+}
+
+#[test]
+fn create_maps_limits_ports_restart_dns_and_hostname_as_the_driver_does() {
+    let env = docker_env("");
+    let name = unique("limits");
+    env.berth(&[
+        "create",
+        "--backend",
+        "docker",
+        "--name",
+        &name,
+        "--memory",
+        "64m",
+        "--cpus",
+        "1.5",
+        "-p",
+        "127.0.0.1:18081:80",
+        "-p",
+        "5353:53/udp",
+        "--restart",
+        "on-failure",
+        "--dns",
+        "10.0.0.2",
+        "--hostname",
+        "box",
+        busybox_image(),
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let facts = docker_inspect(
+        &name,
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} \
+         {{.HostConfig.ShmSize}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}} \
+         {{.HostConfig.Dns}} {{.Config.Hostname}}",
+    );
+    assert_eq!(
+        facts,
+        "1500000000 67108864 67108864 33554432 100 on-failure [10.0.0.2] box"
+    );
+    assert_eq!(
+        docker_inspect(
+            &name,
+            "{{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}/{{.Hard}}{{end}}"
+        ),
+        "nofile=10000/10000"
+    );
+    assert_eq!(
+        docker_inspect(&name, "{{json .HostConfig.PortBindings}}"),
+        r#"{"53/udp":[{"HostIp":"","HostPort":"5353"}],"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"18081"}]}"#
+    );
+    assert_eq!(
+        docker_inspect(&name, "{{json .Config.ExposedPorts}}"),
+        r#"{"53/udp":{},"80/tcp":{}}"#
+    );
+    // The berth id rides along as a label; inspect maps the limits back.
+    let info = env.berth(&["inspect", &name]).ok().json();
+    assert_eq!(
+        docker_inspect(&name, "{{index .Config.Labels \"berth.id\"}}"),
+        info[0]["id"].as_str().unwrap()
+    );
+    assert_eq!(info[0]["limits"]["cpu-millis"], 1500);
+    assert_eq!(info[0]["limits"]["memory-bytes"], 64 << 20);
+    assert_eq!(
+        info[0]["state"], "starting",
+        "docker's created maps to starting"
+    );
+
+    // An explicit pids limit wins over the default of 100; no hostname stays docker's default.
+    let other = unique("pids");
+    env.berth(&[
+        "create",
+        "--backend",
+        "docker",
+        "--name",
+        &other,
+        "--pids-limit",
+        "42",
+        busybox_image(),
+        "true",
+    ])
+    .ok();
+    assert_eq!(docker_inspect(&other, "{{.HostConfig.PidsLimit}}"), "42");
+    assert_eq!(docker_inspect(&other, "{{.HostConfig.Memory}}"), "0");
+    assert_ne!(docker_inspect(&other, "{{.Config.Hostname}}"), "box");
+}
+
+#[test]
+fn a_static_address_joins_the_vpc_network_which_follows_the_subnet() {
+    let env = docker_env("");
+    let first = unique("vpc1");
+    env.berth(&[
+        "run",
+        "-d",
+        "--backend",
+        "docker",
+        "--name",
+        &first,
+        "--ip",
+        "10.77.0.5",
+        "--subnet",
+        "10.77.0.0",
+        busybox_image(),
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(
+        docker_inspect("invpc2_docker", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"),
+        "10.77.0.0/24",
+        "a bare address means /24"
+    );
+    assert_eq!(
+        docker_inspect(
+            &first,
+            "{{.NetworkSettings.Networks.invpc2_docker.IPAddress}}"
+        ),
+        "10.77.0.5"
+    );
+    let info = env.berth(&["inspect", &first]).ok().json();
+    assert_eq!(info[0]["ip_address"], "10.77.0.5");
+    // The address is real: the container sees it on its interface.
+    let ifconfig = env.berth(&["exec", &first, "ip", "addr"]).ok().stdout;
+    assert!(ifconfig.contains("10.77.0.5/24"), "{ifconfig}");
+    env.berth(&["rm", "-f", &first]).ok();
+
+    // Another subnet: the network is recreated with it.
+    let second = unique("vpc2");
+    env.berth(&[
+        "run",
+        "-d",
+        "--backend",
+        "docker",
+        "--name",
+        &second,
+        "--ip",
+        "10.78.1.9",
+        "--subnet",
+        "10.78.0.0/16",
+        busybox_image(),
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(
+        docker_inspect("invpc2_docker", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"),
+        "10.78.0.0/16"
+    );
+    assert_eq!(
+        docker_inspect(
+            &second,
+            "{{.NetworkSettings.Networks.invpc2_docker.IPAddress}}"
+        ),
+        "10.78.1.9"
+    );
+
+    let bad = env.berth(&[
+        "create",
+        "--backend",
+        "docker",
+        "--ip",
+        "10.0.0.1",
+        "--subnet",
+        "10.0.0.0/40",
+        busybox_image(),
+    ]);
+    assert_eq!(bad.code, 64, "{bad:?}");
+    assert!(bad.stderr.contains("prefix length"), "{bad:?}");
+}
+
+#[test]
+fn run_streams_output_and_returns_the_exit_code_and_rm_leaves_nothing() {
+    let env = docker_env("");
+    let name = unique("run");
+    let run = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "docker",
+        "--name",
+        &name,
+        "-e",
+        "GREETING=hello",
+        busybox_image(),
+        "sh",
+        "-c",
+        "echo $GREETING; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "hello\n");
+    assert!(run.stderr.contains("oops"), "{run:?}");
+    assert_eq!(
+        docker(&["ps", "-a", "-q", "--filter", &format!("name=^{name}$")]),
+        ""
+    );
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+}
+
+#[test]
+fn stop_wait_logs_exec_and_a_container_removed_behind_berths_back() {
+    let env = docker_env("");
+    let name = unique("life");
+    env.berth(&[
+        "run",
+        "-d",
+        "--backend",
+        "docker",
+        "--name",
+        &name,
+        busybox_image(),
+        "sh",
+        "-c",
+        "echo first; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    let exec = env.berth(&["exec", &name, "sh", "-c", "echo inside; exit 7"]);
+    assert_eq!(
+        (exec.code, exec.stdout.as_str()),
+        (7, "inside\n"),
+        "{exec:?}"
+    );
+    let info = env.berth(&["inspect", &name]).ok().json();
+    assert_eq!(info[0]["state"], "running");
+    assert!(info[0]["pid"].as_u64().unwrap() > 0);
+
+    env.berth(&["stop", &name]).ok();
+    let info = env.berth(&["inspect", &name]).ok().json();
+    assert_eq!(info[0]["state"], "stopped");
+    assert_eq!(info[0]["exit_code"], 0);
+    assert_eq!(env.berth(&["logs", &name]).ok().stdout, "first\nbye\n");
+    // Stopping a stopped container is success.
+    env.berth(&["stop", &name]).ok();
+
+    // Gone from Docker but not from berth: stop and rm still succeed.
+    docker(&["rm", "-f", &name]);
+    env.berth(&["stop", &name]).ok();
+    env.berth(&["rm", &name]).ok();
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+}
+
+#[test]
+fn a_running_container_is_removed_only_with_force() {
+    let env = docker_env("");
+    let name = unique("force");
+    env.berth(&[
+        "run",
+        "-d",
+        "--backend",
+        "docker",
+        "--name",
+        &name,
+        busybox_image(),
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let refused = env.berth(&["rm", &name]);
+    assert_eq!(refused.code, 73, "{refused:?}");
+    assert!(refused.stderr.contains("--force"), "{refused:?}");
+    assert_eq!(docker_inspect(&name, "{{.State.Running}}"), "true");
+    env.berth(&["rm", "-f", &name]).ok();
+    assert_eq!(
+        docker(&["ps", "-a", "-q", "--filter", &format!("name=^{name}$")]),
+        ""
+    );
+}
+
+#[test]
+fn bind_mounts_get_their_owner_before_start() {
+    let env = docker_env("");
+    let name = unique("owner");
+    let data = env.dir.path().join("owned");
+    let spec = env.dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "image = \"{}\"\ncommand = [\"sh\", \"-c\", \"touch /data/made && stat -c %u:%g /data\"]\n\
+             [[mounts]]\nsource = \"{}\"\ntarget = \"/data\"\nowner = {{ uid = 4321, gid = 4322 }}\n\
+             [[mounts]]\nsource = \"/etc\"\ntarget = \"/hostetc\"\nreadonly = true\n",
+            busybox_image(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let run = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "docker",
+        "--name",
+        &name,
+        "--spec",
+        &spec.display().to_string(),
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "4321:4322\n"),
+        "{run:?}"
+    );
+    let meta = std::fs::metadata(&data).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+    assert!(data.join("made").exists());
+
+    let ro = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "docker",
+        "-v",
+        "/etc:/hostetc:ro",
+        busybox_image(),
+        "touch",
+        "/hostetc/nope",
+    ]);
+    assert_ne!(ro.code, 0, "{ro:?}");
+    assert!(ro.stderr.contains("Read-only"), "{ro:?}");
+}
+
+#[test]
+fn an_existing_container_with_the_same_name_is_returned() {
+    let env = docker_env("");
+    let name = unique("exists");
+    let existing = docker(&["create", "--name", &name, busybox_image(), "sleep", "60"]);
+    env.berth(&[
+        "create",
+        "--backend",
+        "docker",
+        "--name",
+        &name,
+        busybox_image(),
+        "true",
+    ])
+    .ok();
+    env.berth(&["start", &name]).ok();
+    // The command is the one Docker already had: berth adopted that container.
+    assert_eq!(docker_inspect(&existing, "{{.State.Running}}"), "true");
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-a",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("name=^{name}$")
+        ]),
+        existing
+    );
+    env.berth(&["rm", "-f", &name]).ok();
+    assert_eq!(
+        docker(&["ps", "-a", "-q", "--filter", &format!("name=^{name}$")]),
+        ""
+    );
+}
+
+#[test]
+fn images_pull_from_the_loopback_registry_list_inspect_and_remove() {
+    let env = docker_env("");
+    let image = registry::busybox_image();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", image])
+        .output();
+
+    let pull = env
+        .berth(&["image", "--backend", "docker", "pull", image])
+        .ok();
+    // Not a terminal: one plain line per step, no progress bars.
+    assert!(pull.stderr.contains("Pull complete"), "{pull:?}");
+    assert!(!pull.stderr.contains('\r'), "{pull:?}");
+    assert!(
+        pull.stdout.starts_with(&format!("Pulled {image}")),
+        "{pull:?}"
+    );
+
+    let list = env
+        .berth(&["image", "--backend", "docker", "ls", "--json"])
+        .ok()
+        .json();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["names"].as_array().unwrap().iter().any(|n| n == image))
+        .unwrap_or_else(|| panic!("{image} not listed: {list}"));
+    assert_eq!(listed["backend"], "docker");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i["names"].as_array().unwrap().is_empty()),
+        "untagged images are skipped: {list}"
+    );
+    let inspected = env
+        .berth(&["image", "--backend", "docker", "inspect", image])
+        .ok()
+        .json();
+    assert_eq!(inspected[0]["id"], listed["id"]);
+
+    // The pulled image runs, with its own default command.
+    let run = env
+        .berth(&["run", "--rm", "--backend", "docker", image])
+        .ok();
+    assert!(run.stdout.ends_with("registry\n"), "{run:?}");
+
+    env.berth(&["image", "--backend", "docker", "rm", image])
+        .ok();
+    let gone = env.berth(&["image", "--backend", "docker", "inspect", image]);
+    assert_eq!(gone.code, 66, "{gone:?}");
+
+    let missing = env.berth(&[
+        "image",
+        "--backend",
+        "docker",
+        "pull",
+        "127.0.0.1:5000/berth-test/absent:none",
+    ]);
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("absent"), "{missing:?}");
+}
+
+#[test]
+fn stats_show_the_work_a_container_did() {
+    let env = docker_env("");
+    let name = unique("stats");
+    env.berth(&[
+        "run", "-d", "--backend", "docker", "--name", &name, busybox_image(), "sh", "-c",
+        "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/tmp/f bs=1M count=8; sleep 60",
+    ])
+    .ok();
+    // The loop takes a moment; stats are a snapshot, so ask until the work shows.
+    let mut figures = serde_json::Value::Null;
+    for _ in 0..50 {
+        figures = env.berth(&["stats", "--json", &name]).ok().json()[0].clone();
+        if figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000,
+        "{figures}"
+    );
+    assert!(
+        figures["memory_usage_bytes"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
+    for key in [
+        "memory_cache_bytes",
+        "net_rx_bytes",
+        "net_tx_bytes",
+        "block_read_bytes",
+        "block_write_ops",
+    ] {
+        assert!(figures[key].is_u64(), "{key} missing: {figures}");
+    }
+    let table = env.berth(&["stats", &name]).ok().stdout;
+    assert!(
+        table.contains("CPU TIME") && table.contains(&name),
+        "{table}"
+    );
+
+    // The native backend has no stats yet and says so.
+    let native = BerthEnv::new("").with_busybox();
+    native
+        .berth(&["run", "-d", "--name", "n", "busybox:local", "sleep", "60"])
+        .ok();
+    let refused = native.berth(&["stats", "n"]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+}
+
+#[test]
+fn a_dead_daemon_is_a_clear_error_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a killed dockerd leaves behind: a socket file nobody listens on.
+    let socket = dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let env = BerthEnv::new(&format!(
+        "[backends.docker]\ntype = \"docker\"\nsocket = \"unix://{}\"\n",
+        socket.display()
+    ))
+    .with_busybox();
+
+    let run = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "docker",
+        "busybox:local",
+        "true",
+    ]);
+    assert_eq!(run.code, 69, "{run:?}");
+    assert!(
+        run.stderr.contains(&socket.display().to_string()),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("dockerd"), "{run:?}");
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+
+    // A direct call retries three times, then names the socket and the fix.
+    let ls = env.berth(&["image", "--backend", "docker", "ls"]);
+    assert_eq!(ls.code, 69, "{ls:?}");
+    assert!(ls.stderr.contains("is dockerd running?"), "{ls:?}");
+    assert!(ls.stderr.contains("[backends.docker].socket"), "{ls:?}");
+
+    // The native backend is unaffected.
+    assert_eq!(
+        env.berth(&["run", "--rm", "busybox:local", "echo", "ok"])
+            .ok()
+            .stdout,
+        "ok\n"
+    );
+    let backends = env.berth(&["backend", "ls", "--json"]);
+    assert_eq!(
+        backends.code, 69,
+        "an unhealthy backend fails the listing: {backends:?}"
+    );
+    assert_eq!(backends.json()[1]["healthy"], false);
+}
+
+#[test]
+fn the_selector_plugin_sends_a_labelled_container_to_docker() {
+    let env = docker_env(&format!(
+        "[[plugins]]\nname = \"selector\"\npath = \"{}\"\nworlds = [\"backend-policy\"]\ngrants = [\"containers\"]\n",
+        SELECTOR.path().display()
+    ))
+    .with_busybox();
+    let name = unique("selected");
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-l",
+        "berth.backend=docker",
+        busybox_image(),
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let info = env.berth(&["inspect", &name]).ok().json();
+    assert_eq!(info[0]["backend"], "docker");
+    assert_eq!(docker_inspect(&name, "{{.State.Running}}"), "true");
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    assert!(
+        events.contains("\"selector\"") && events.contains("docker"),
+        "{events}"
+    );
+
+    // Unlabelled, it stays on the first healthy backend: native.
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "busybox:local",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(
+        env.berth(&["inspect", "plain"]).ok().json()[0]["backend"],
+        "native"
+    );
+}
