@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One `run --rm IMAGE /bin/true`, timed end to end: berth on the native backend (no plugins, and
-# the three example plugins), `ctr run --rm` and `docker run --rm`, all with the same busybox
-# image built from Debian's busybox-static. Prints medians and ratios measured in this one run.
-# Targets: native <= 0.5x ctr; the three plugins add <= 2 ms per run.
+# the three example plugins), berth on the docker backend, `ctr run --rm` and `docker run --rm`,
+# all with the same busybox image built from Debian's busybox-static. Prints medians and ratios
+# measured in this one run.
+# Targets: native <= 0.5x ctr; the three plugins add <= 2 ms per run; berth on docker <= 1.10x
+# docker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-30}
@@ -10,9 +12,9 @@ runs=${RUNS:-30}
 scripts/setup.sh
 cargo build --release -p berth-cli
 scripts/build-plugins.sh
-scripts/daemons.sh start
+started=$(scripts/daemons.sh start)
 work=$(mktemp -d)
-trap 'scripts/daemons.sh stop; rm -rf "$work"' EXIT
+trap "scripts/daemons.sh stop $(echo $started); rm -rf '$work'" EXIT
 berth=$PWD/target/release/berth
 
 # One rootfs, three stores.
@@ -29,6 +31,8 @@ state-dir = "$work/state"
 run-dir = "$work/run"
 [backends.native]
 type = "native"
+[backends.docker]
+type = "docker"
 TOML
 sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-dir = \"$work/run\"#" \
     -e "s#\.\./plugins/#$PWD/plugins/#" examples/berth.toml >"$work/plugins.toml"
@@ -37,6 +41,7 @@ sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/results.json" \
     -n berth-native "$berth --config $work/plain.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
     -n berth-native+3-plugins "$berth --config $work/plugins.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
+    -n berth-docker "$berth --config $work/plain.toml run --rm --backend docker busybox:bench /bin/true" \
     -n ctr "ctr -n berth-bench run --rm $ctr_image berth-bench /bin/true" \
     -n docker "docker run --rm busybox:bench /bin/true" >/dev/null
 
@@ -46,8 +51,9 @@ results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 median = {name: r["median"] * 1000 for name, r in results.items()}
 for name, ms in median.items():
     print(f"{name:<26} median {ms:8.2f} ms   (min {results[name]['min']*1000:.2f}, max {results[name]['max']*1000:.2f}, n={len(results[name]['times'])})")
-n, p, c, d = (median[k] for k in ("berth-native", "berth-native+3-plugins", "ctr", "docker"))
+n, p, bd, c, d = (median[k] for k in ("berth-native", "berth-native+3-plugins", "berth-docker", "ctr", "docker"))
 print(f"ratio berth-native / ctr      {n / c:6.3f}x   (target <= 0.5x)")
 print(f"ratio berth-native / docker   {n / d:6.3f}x")
+print(f"ratio berth-docker / docker   {bd / d:6.3f}x   (target <= 1.10x)")
 print(f"three plugins add             {p - n:6.2f} ms per run (target <= 2 ms)")
 PY

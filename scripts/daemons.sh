@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Starts containerd, dockerd and a loopback registry (127.0.0.1:5000, no TLS, no auth) in the background for the tests, waits until they answer, and
-# stops them again on `stop`. Daemons already running (e.g. a developer's) are left alone.
-# Usage: daemons.sh start|stop
+# Starts containerd, dockerd and a loopback registry (127.0.0.1:5000, no TLS, no auth) in the
+# background for the tests and waits until they answer. `start` prints the names of the daemons it
+# started; `stop NAME...` stops just those, so daemons already running (a developer's, or another
+# script's) are left alone:
+#   started=$(scripts/daemons.sh start); trap "scripts/daemons.sh stop $started" EXIT
 set -euo pipefail
 
 state=/tmp/berth-test-daemons
@@ -22,11 +24,13 @@ start() {
     if ! ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
         containerd >"$state/containerd.log" 2>&1 &
         echo $! >"$state/containerd.pid"
+        echo containerd
         wait_for containerd 30 ctr --address /run/containerd/containerd.sock version
     fi
     if ! docker version >/dev/null 2>&1; then
         dockerd --containerd=/run/containerd/containerd.sock >"$state/dockerd.log" 2>&1 &
         echo $! >"$state/dockerd.pid"
+        echo dockerd
         wait_for dockerd 60 docker version
     fi
     if ! curl -sf http://127.0.0.1:5000/v2/ >/dev/null 2>&1; then
@@ -35,12 +39,13 @@ start() {
             "$state/registry" >"$state/registry.yml"
         docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
         echo $! >"$state/registry.pid"
+        echo registry
         wait_for registry 30 curl -sf http://127.0.0.1:5000/v2/
     fi
 }
 
 stop() {
-    for name in registry dockerd containerd; do
+    for name in "$@"; do
         if [[ -f "$state/$name.pid" ]]; then
             pid=$(cat "$state/$name.pid")
             kill "$pid" 2>/dev/null || true

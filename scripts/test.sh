@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-scripts/daemons.sh start
-trap 'scripts/daemons.sh stop' EXIT
+started=$(scripts/daemons.sh start)
+trap "scripts/daemons.sh stop $(echo $started)" EXIT
 
 cargo fmt --all -- --check
 cargo build --release --workspace --all-targets
