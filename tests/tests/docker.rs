@@ -4,6 +4,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
+use berth_tests::bin::berth_exe;
 use berth_tests::docker::{busybox_image, docker, docker_env, docker_inspect};
 use berth_tests::env::BerthEnv;
 use berth_tests::plugins::SELECTOR;
@@ -415,6 +416,24 @@ fn images_pull_from_the_loopback_registry_list_inspect_and_remove() {
         .berth(&["run", "--rm", "--backend", "docker", image])
         .ok();
     assert!(run.stdout.ends_with("registry\n"), "{run:?}");
+
+    // On a terminal the same pull draws progress bars in place.
+    env.berth(&["image", "--backend", "docker", "rm", image])
+        .ok();
+    let line = format!(
+        "{} --config {} image --backend docker pull {image}",
+        berth_exe().display(),
+        env.config.display()
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(screen.contains("\r\x1b[2K"), "{screen:?}");
+    assert!(screen.contains("==>]"), "{screen:?}");
 
     env.berth(&["image", "--backend", "docker", "rm", image])
         .ok();
