@@ -12,4 +12,6 @@ trap "scripts/daemons.sh stop $(echo $started)" EXIT
 cargo fmt --all -- --check
 cargo build --release --workspace --all-targets
 scripts/build-plugins.sh
+# The plugins' own unit tests run natively (their rules are plain Rust).
+(cd plugins && CARGO_TARGET_DIR="$PWD/target" cargo test --release --workspace --quiet)
 cargo test --release --workspace --no-fail-fast

@@ -571,6 +571,7 @@ fn compiled_components_are_cached_and_reused() {
     let files: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(
@@ -594,6 +595,29 @@ fn compiled_components_are_cached_and_reused() {
     );
     host.validate_name("container", "web").unwrap();
     eprintln!("warm load of naming: {warm:?}");
+}
+
+#[test]
+fn a_component_replaced_in_place_is_hashed_again() {
+    let state = tempfile::tempdir().unwrap();
+    let component = state.path().join("policy.wasm");
+    std::fs::copy(NAMING.path(), &component).unwrap();
+    let entry = format!(
+        "[[plugins]]\nname = \"policy\"\npath = {component:?}\nworlds = [\"name-policy\"]\n"
+    );
+    let setup = Setup::with_state(state.path(), &[entry]);
+    let naming_sha = setup.host().summaries()[0].sha256.clone();
+    // Unchanged: the remembered hash and the cached code serve the second load.
+    assert_eq!(setup.host().summaries()[0].sha256, naming_sha);
+    assert_eq!(setup.host().summaries()[0].cache, CacheStatus::Hit);
+
+    // Another component under the same path (same size or not): a new hash, a new compile.
+    std::fs::copy(TRAPPER.path(), &component).unwrap();
+    let replaced = setup.host();
+    assert_ne!(replaced.summaries()[0].sha256, naming_sha);
+    assert_eq!(replaced.summaries()[0].cache, CacheStatus::Compiled);
+    // It really is the new code: the trapper panics where naming answered.
+    assert!(replaced.validate_name("container", "web").is_err());
 }
 
 #[test]

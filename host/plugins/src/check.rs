@@ -57,7 +57,8 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
     let exports = plugin::exports(engine, &component);
 
     // Link everything grantable to learn the worlds; grants are judged from the imports.
-    let worlds = plugin::linker(engine, GRANTABLE_INTERFACES)
+    let worlds = runtime
+        .linker()
         .and_then(|l| l.instantiate_pre(&component))
         .map(|pre| Worlds::new(&pre).implemented())
         .unwrap_or_default();

@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-use wasmtime::component::Component;
+use crate::state::HostState;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the resolution of `timeout-ms`.
@@ -23,6 +24,9 @@ pub(crate) struct Runtime {
     pub engine: Engine,
     active: Arc<AtomicUsize>,
     ticker: Thread,
+    /// Built on first use and shared by every plugin: building one costs as much as loading a
+    /// component from the cache.
+    linker: OnceLock<Result<Linker<HostState>, String>>,
     /// Names a cache file so a different wasmtime version or engine setting never reads it.
     compat: String,
 }
@@ -82,8 +86,17 @@ impl Runtime {
             engine,
             active,
             ticker,
+            linker: OnceLock::new(),
             compat,
         })
+    }
+
+    /// The linker every plugin is instantiated through.
+    pub fn linker(&self) -> wasmtime::Result<&Linker<HostState>> {
+        self.linker
+            .get_or_init(|| crate::plugin::linker(&self.engine).map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| wasmtime::format_err!("{e}"))
     }
 
     /// Keeps the epoch ticking until the guard drops.
@@ -99,9 +112,14 @@ impl Runtime {
         dir.join(format!("{sha256}-{}.cwasm", self.compat))
     }
 
-    /// Loads a compiled component from the cache, else compiles `bytes` and stores the result.
-    /// Returns whether the cache was hit. Failing to write the cache only costs the next load.
-    pub fn component(&self, cache: &Path, bytes: &[u8]) -> wasmtime::Result<(Component, bool)> {
+    /// Loads a compiled component from the cache, else compiles the bytes `read` returns and
+    /// stores the result. Returns whether the cache was hit. Failing to write the cache only
+    /// costs the next load.
+    pub fn component(
+        &self,
+        cache: &Path,
+        read: impl FnOnce() -> std::io::Result<Vec<u8>>,
+    ) -> wasmtime::Result<(Component, bool)> {
         if cache.exists() {
             // SAFETY: cache files are written only by `berth` (below), under its state dir, and
             // are keyed by the engine's compatibility hash; wasmtime still checks the header.
@@ -112,7 +130,7 @@ impl Runtime {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes)?;
+        let component = Component::new(&self.engine, read()?)?;
         if let Err(e) = write_atomically(cache, &component.serialize()?) {
             tracing::warn!(path = %cache.display(), error = %e, "cannot cache the compiled plugin");
         }

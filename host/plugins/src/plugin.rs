@@ -55,6 +55,65 @@ fn load_error(plugin: &str, message: impl Into<String>) -> Error {
     }
 }
 
+/// What a component file looked like when it was hashed: git's test for "unchanged" (a rewrite
+/// moves ctime, which no user can set back).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct FileStamp {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Hashed {
+    stamp: FileStamp,
+    sha256: String,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        let ns = |secs: i64, nanos: i64| secs as i128 * 1_000_000_000 + nanos as i128;
+        Ok(FileStamp {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// `<cache>/hashes/<sha256 of the path>.json`.
+    fn record(&self, cache_dir: &Path) -> std::path::PathBuf {
+        let key = sha256_hex(self.path.as_os_str().as_encoded_bytes());
+        cache_dir.join("hashes").join(format!("{key}.json"))
+    }
+
+    /// The sha256 recorded for exactly this file state, if any.
+    fn remembered(&self, cache_dir: &Path) -> Option<String> {
+        let text = std::fs::read(self.record(cache_dir)).ok()?;
+        let hashed: Hashed = serde_json::from_slice(&text).ok()?;
+        (hashed.stamp == *self).then_some(hashed.sha256)
+    }
+
+    /// Best effort: a record that cannot be written only costs the next load a hash.
+    fn remember(self, cache_dir: &Path, sha256: &str) {
+        let path = self.record(cache_dir);
+        let hashed = Hashed {
+            stamp: self,
+            sha256: sha256.to_string(),
+        };
+        if let Err(e) = berth_core::store::write_json(&path, &hashed) {
+            tracing::debug!(path = %path.display(), error = %e, "cannot record a plugin's hash");
+        }
+    }
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -118,18 +177,17 @@ pub(crate) fn exports(engine: &Engine, component: &Component) -> Vec<String> {
         .collect()
 }
 
-/// WASI (with an empty context), the always-granted interfaces, and `grants`.
-pub(crate) fn linker(
-    engine: &Engine,
-    grants: &[impl AsRef<str>],
-) -> wasmtime::Result<Linker<HostState>> {
+/// WASI (with an empty context) and every berth interface. One linker serves every plugin:
+/// what a plugin may import is decided from its imports and grants ([`problems`]) before it is
+/// linked, so linking everything grants nothing.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     interfaces::add_types_to_linker(&mut linker)?;
     interfaces::log::add_to_linker(&mut linker)?;
     interfaces::config::add_to_linker(&mut linker)?;
-    for grant in grants {
-        match grant.as_ref() {
+    for grant in GRANTABLE_INTERFACES {
+        match *grant {
             "containers" => interfaces::containers::add_to_linker(&mut linker)?,
             other => {
                 return Err(wasmtime::format_err!(
@@ -177,7 +235,7 @@ impl Plugin {
     pub fn load(config: &PluginConfig, cache_dir: &Path, source: &str) -> Result<Plugin> {
         let name = config.name.as_str();
         let started = Instant::now();
-        let bytes = std::fs::read(&config.path).map_err(|e| {
+        let unreadable = |e: std::io::Error| {
             load_error(
                 name,
                 format!(
@@ -185,15 +243,43 @@ impl Plugin {
                     config.path.display()
                 ),
             )
-        })?;
-        let sha256 = sha256_hex(&bytes);
+        };
+        let stamp = FileStamp::of(&config.path).map_err(unreadable)?;
+        // An unpinned plugin whose file has not changed since it was last hashed is not read
+        // at all when its compiled code is cached; a pinned one is always hashed.
+        let remembered = config
+            .sha256
+            .is_none()
+            .then(|| stamp.remembered(cache_dir))
+            .flatten();
+        let (sha256, bytes) = match remembered {
+            Some(sha256) => (sha256, None),
+            None => {
+                let bytes = std::fs::read(&config.path).map_err(unreadable)?;
+                let sha256 = sha256_hex(&bytes);
+                stamp.remember(cache_dir, &sha256);
+                (sha256, Some(bytes))
+            }
+        };
         // Refuse a wrong pin before compiling anything from the file.
         if let Some(problem) = problems(config, &sha256, &[], source).into_iter().next() {
             return Err(load_error(name, problem));
         }
         let runtime = engine::runtime().map_err(|e| load_error(name, e))?;
         let cache = runtime.cache_path(cache_dir, &sha256);
-        let (component, cache_hit) = runtime.component(&cache, &bytes).map_err(|e| {
+        let read = || match bytes {
+            Some(bytes) => Ok(bytes),
+            None => {
+                let bytes = std::fs::read(&config.path)?;
+                if sha256_hex(&bytes) != sha256 {
+                    return Err(std::io::Error::other(
+                        "the file changed while it was being loaded; try again",
+                    ));
+                }
+                Ok(bytes)
+            }
+        };
+        let (component, cache_hit) = runtime.component(&cache, read).map_err(|e| {
             load_error(
                 name,
                 format!("{} is not a valid component: {e:#}", config.path.display()),
@@ -206,7 +292,8 @@ impl Plugin {
         {
             return Err(load_error(name, problem));
         }
-        let pre = linker(engine, &config.grants)
+        let pre = runtime
+            .linker()
             .and_then(|l| l.instantiate_pre(&component))
             .map_err(|e| {
                 load_error(
