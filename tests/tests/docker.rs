@@ -491,14 +491,6 @@ fn stats_show_the_work_a_container_did() {
         table.contains("CPU TIME") && table.contains(&name),
         "{table}"
     );
-
-    // The native backend has no stats yet and says so.
-    let native = BerthEnv::new("").with_busybox();
-    native
-        .berth(&["run", "-d", "--name", "n", "busybox:local", "sleep", "60"])
-        .ok();
-    let refused = native.berth(&["stats", "n"]);
-    assert_eq!(refused.code, 76, "{refused:?}");
 }
 
 #[test]

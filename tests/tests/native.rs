@@ -309,3 +309,34 @@ fn cpu_and_pids_limits_reach_the_containers_cgroup() {
     ]);
     assert!(forks.stderr.contains("can't fork"), "{forks:?}");
 }
+
+#[test]
+fn stats_read_the_containers_cgroup() {
+    let env = BerthEnv::new("").with_busybox();
+    env.berth(&[
+        "run", "-d", "--name", "busy", "--memory", "64m", IMAGE, "sh", "-c",
+        "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/tmp/f bs=1M count=8; sleep 60",
+    ])
+    .ok();
+    // A snapshot: ask until the loop's CPU time shows.
+    let mut figures = serde_json::Value::Null;
+    for _ in 0..100 {
+        figures = env.berth(&["stats", "--json", "busy"]).ok().json()[0].clone();
+        if figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000,
+        "{figures}"
+    );
+    assert!(
+        figures["memory_usage_bytes"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
+
+    env.berth(&["stop", "-t", "1", "busy"]).ok();
+    let stopped = env.berth(&["stats", "busy"]);
+    assert_eq!(stopped.code, 73, "{stopped:?}");
+}

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod records;
 pub mod reexec;
 pub mod rootfs;
+pub mod stats;
 pub mod supervisor;
 
 use std::io::{BufRead, BufReader, Read};
@@ -28,9 +29,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
-    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, RestartPolicy, Result,
-    StopOptions, Store,
+    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, ContainerStats,
+    Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink,
+    RestartPolicy, Result, StopOptions, Store,
 };
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
@@ -565,6 +566,19 @@ impl ContainerBackend for NativeBackend {
                 }
             }
         }
+    }
+
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        self.record(id)?;
+        let (state, observed, _) = self.observe(id)?;
+        if observed != ContainerState::Running {
+            return Err(
+                Error::conflict(format!("container {id}"), format!("it is {observed}"))
+                    .with_hint("stats are read from a running container's cgroup"),
+            );
+        }
+        let parent = self.cgroup_parent.trim_matches('/');
+        Ok(stats::read(&Path::new(parent).join(id), state.pid))
     }
 
     async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
