@@ -109,6 +109,20 @@ impl BerthEnv {
         Run::from(self.command(args).output().expect("running berth"))
     }
 
+    /// `stats --json` of `container`, asked again until its CPU time passes `cpu_ns` (stats are
+    /// a snapshot, and the work that shows in them takes a moment); panics if it never does.
+    #[track_caller]
+    pub fn stats_after_work(&self, container: &str, cpu_ns: u64) -> serde_json::Value {
+        for _ in 0..100 {
+            let figures = self.berth(&["stats", "--json", container]).ok().json()[0].clone();
+            if figures["cpu_total_ns"].as_u64().unwrap() > cpu_ns {
+                return figures;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{container} never reported {cpu_ns} ns of CPU time");
+    }
+
     /// Imports the shared busybox rootfs as `busybox:local`.
     pub fn with_busybox(self) -> BerthEnv {
         let rootfs = busybox_rootfs().display().to_string();

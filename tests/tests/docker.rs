@@ -10,6 +10,15 @@ use berth_tests::env::BerthEnv;
 use berth_tests::plugins::SELECTOR;
 use berth_tests::registry;
 
+/// `berth run -d --backend docker --name NAME FLAGS... IMAGE COMMAND...`, which must succeed.
+fn run_detached(env: &BerthEnv, name: &str, flags: &[&str], command: &[&str]) {
+    let mut args = vec!["run", "-d", "--backend", "docker", "--name", name];
+    args.extend(flags);
+    args.push(busybox_image());
+    args.extend(command);
+    env.berth(&args).ok();
+}
+
 /// A Docker container name unique to this test process.
 fn unique(name: &str) -> String {
     format!("bt{}-{name}", std::process::id())
@@ -105,22 +114,12 @@ fn create_maps_limits_ports_restart_dns_and_hostname_as_the_driver_does() {
 fn a_static_address_joins_the_vpc_network_which_follows_the_subnet() {
     let env = docker_env("");
     let first = unique("vpc1");
-    env.berth(&[
-        "run",
-        "-d",
-        "--backend",
-        "docker",
-        "--name",
+    run_detached(
+        &env,
         &first,
-        "--ip",
-        "10.77.0.5",
-        "--subnet",
-        "10.77.0.0",
-        busybox_image(),
-        "sleep",
-        "60",
-    ])
-    .ok();
+        &["--ip", "10.77.0.5", "--subnet", "10.77.0.0"],
+        &["sleep", "60"],
+    );
     assert_eq!(
         docker_inspect("invpc2_docker", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"),
         "10.77.0.0/24",
@@ -142,22 +141,12 @@ fn a_static_address_joins_the_vpc_network_which_follows_the_subnet() {
 
     // Another subnet: the network is recreated with it.
     let second = unique("vpc2");
-    env.berth(&[
-        "run",
-        "-d",
-        "--backend",
-        "docker",
-        "--name",
+    run_detached(
+        &env,
         &second,
-        "--ip",
-        "10.78.1.9",
-        "--subnet",
-        "10.78.0.0/16",
-        busybox_image(),
-        "sleep",
-        "60",
-    ])
-    .ok();
+        &["--ip", "10.78.1.9", "--subnet", "10.78.0.0/16"],
+        &["sleep", "60"],
+    );
     assert_eq!(
         docker_inspect("invpc2_docker", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"),
         "10.78.0.0/16"
@@ -216,19 +205,16 @@ fn run_streams_output_and_returns_the_exit_code_and_rm_leaves_nothing() {
 fn stop_wait_logs_exec_and_a_container_removed_behind_berths_back() {
     let env = docker_env("");
     let name = unique("life");
-    env.berth(&[
-        "run",
-        "-d",
-        "--backend",
-        "docker",
-        "--name",
+    run_detached(
+        &env,
         &name,
-        busybox_image(),
-        "sh",
-        "-c",
-        "echo first; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
-    ])
-    .ok();
+        &[],
+        &[
+            "sh",
+            "-c",
+            "echo first; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+        ],
+    );
     let exec = env.berth(&["exec", &name, "sh", "-c", "echo inside; exit 7"]);
     assert_eq!(
         (exec.code, exec.stdout.as_str()),
@@ -258,18 +244,7 @@ fn stop_wait_logs_exec_and_a_container_removed_behind_berths_back() {
 fn a_running_container_is_removed_only_with_force() {
     let env = docker_env("");
     let name = unique("force");
-    env.berth(&[
-        "run",
-        "-d",
-        "--backend",
-        "docker",
-        "--name",
-        &name,
-        busybox_image(),
-        "sleep",
-        "60",
-    ])
-    .ok();
+    run_detached(&env, &name, &[], &["sleep", "60"]);
     let refused = env.berth(&["rm", &name]);
     assert_eq!(refused.code, 73, "{refused:?}");
     assert!(refused.stderr.contains("--force"), "{refused:?}");
@@ -455,24 +430,17 @@ fn images_pull_from_the_loopback_registry_list_inspect_and_remove() {
 fn stats_show_the_work_a_container_did() {
     let env = docker_env("");
     let name = unique("stats");
-    env.berth(&[
-        "run", "-d", "--backend", "docker", "--name", &name, busybox_image(), "sh", "-c",
-        "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/tmp/f bs=1M count=8; sleep 60",
-    ])
-    .ok();
-    // The loop takes a moment; stats are a snapshot, so ask until the work shows.
-    let mut figures = serde_json::Value::Null;
-    for _ in 0..50 {
-        figures = env.berth(&["stats", "--json", &name]).ok().json()[0].clone();
-        if figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(
-        figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000,
-        "{figures}"
+    run_detached(
+        &env,
+        &name,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/tmp/f bs=1M count=8; sleep 60",
+        ],
     );
+    let figures = env.stats_after_work(&name, 50_000_000);
     assert!(
         figures["memory_usage_bytes"].as_u64().unwrap() > 0,
         "{figures}"

@@ -318,19 +318,7 @@ fn stats_read_the_containers_cgroup() {
         "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/tmp/f bs=1M count=8; sleep 60",
     ])
     .ok();
-    // A snapshot: ask until the loop's CPU time shows.
-    let mut figures = serde_json::Value::Null;
-    for _ in 0..100 {
-        figures = env.berth(&["stats", "--json", "busy"]).ok().json()[0].clone();
-        if figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(
-        figures["cpu_total_ns"].as_u64().unwrap() > 50_000_000,
-        "{figures}"
-    );
+    let figures = env.stats_after_work("busy", 50_000_000);
     assert!(
         figures["memory_usage_bytes"].as_u64().unwrap() > 0,
         "{figures}"

@@ -9,7 +9,6 @@ mod create;
 mod inspect;
 mod network;
 
-use std::io::Write;
 use std::os::unix::fs::chown;
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use berth_core::config::DockerBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats, Durability, Error,
     ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, PullEvent, PullProgress,
-    Result, StopOptions, Store,
+    Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -402,22 +401,6 @@ async fn drain(
     Ok(())
 }
 
-/// This process's stdout and stderr, for exec.
-struct Stdio;
-
-impl LogSink for Stdio {
-    fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
-        match stream {
-            LogStream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(data)?;
-                out.flush()
-            }
-            LogStream::Stderr => std::io::stderr().lock().write_all(data),
-        }
-    }
-}
-
 #[async_trait]
 impl ContainerBackend for DockerBackend {
     fn name(&self) -> &str {
@@ -696,7 +679,7 @@ impl ContainerBackend for DockerBackend {
             .await
             .map_err(fail)?;
         if let StartExecResults::Attached { output, .. } = started {
-            drain(output, &mut Stdio).await.map_err(fail)?;
+            drain(output, &mut StdioSink).await.map_err(fail)?;
         }
         let inspected = docker.inspect_exec(&exec.id).await.map_err(fail)?;
         Ok(inspected.exit_code.unwrap_or(-1) as i32)

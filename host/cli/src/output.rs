@@ -1,8 +1,6 @@
 //! Tables for people, JSON for scripts.
 
-use std::io::Write;
-
-use berth_core::{ContainerInfo, ContainerState, LogSink, LogStream};
+use berth_core::{ContainerInfo, ContainerState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -88,25 +86,4 @@ pub fn status(info: &ContainerInfo) -> String {
 
 pub fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-/// Container output to this process's stdout and stderr, flushed per chunk so it interleaves
-/// as the container wrote it.
-pub struct StdioSink;
-
-impl LogSink for StdioSink {
-    fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
-        match stream {
-            LogStream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(data)?;
-                out.flush()
-            }
-            LogStream::Stderr => {
-                let mut err = std::io::stderr().lock();
-                err.write_all(data)?;
-                err.flush()
-            }
-        }
-    }
 }

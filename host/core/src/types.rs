@@ -372,6 +372,25 @@ pub trait LogSink: Send {
     fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()>;
 }
 
+/// Container output to this process's stdout and stderr, flushed per chunk so it interleaves
+/// as the container wrote it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdioSink;
+
+impl LogSink for StdioSink {
+    fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let write = |out: &mut dyn Write| {
+            out.write_all(data)?;
+            out.flush()
+        };
+        match stream {
+            LogStream::Stdout => write(&mut std::io::stdout().lock()),
+            LogStream::Stderr => write(&mut std::io::stderr().lock()),
+        }
+    }
+}
+
 /// Parses docker-style sizes: `512`, `64k`, `10m`, `1.5g` (binary units, case-insensitive, a
 /// trailing `b`/`ib` allowed).
 pub fn parse_size(text: &str) -> Result<u64> {

@@ -6,13 +6,13 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_core::{
     ContainerSpec, Error, ExecSpec, ListFilter, LogOptions, Mount, NetworkSpec, PortMapping,
-    RestartPolicy, StopOptions, parse_cpus, parse_key_value, parse_size,
+    RestartPolicy, StdioSink, StopOptions, parse_cpus, parse_key_value, parse_size,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{CreateArgs, RunArgs};
 use crate::host::{ContainerRecord, Host};
-use crate::output::{self, StdioSink};
+use crate::output;
 
 /// Builds the spec: the `--spec` file if any, then every flag on top of it.
 pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
