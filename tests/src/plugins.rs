@@ -47,8 +47,13 @@ pub const CONFLICT: Plugin = Plugin {
     lib: "berth_test_conflict",
 };
 
-pub const ALL: [Plugin; 8] = [
-    NAMING, SELECTOR, GUARD, LOOPER, HOG, TRAPPER, SNOOP, CONFLICT,
+/// Test: a name policy that counts its instance's calls and panics on `boom`.
+pub const COUNTER: Plugin = Plugin {
+    lib: "berth_test_counter",
+};
+
+pub const ALL: [Plugin; 9] = [
+    NAMING, SELECTOR, GUARD, LOOPER, HOG, TRAPPER, SNOOP, CONFLICT, COUNTER,
 ];
 
 impl Plugin {

@@ -13,7 +13,9 @@ use berth_core::{
 };
 use berth_plugins::events::{self, Verdict};
 use berth_plugins::{CacheStatus, ContainerDirectory, Function, Hook, PluginHost, check_component};
-use berth_tests::plugins::{self, CONFLICT, GUARD, HOG, LOOPER, NAMING, SELECTOR, SNOOP, TRAPPER};
+use berth_tests::plugins::{
+    self, CONFLICT, COUNTER, GUARD, HOG, LOOPER, NAMING, SELECTOR, SNOOP, TRAPPER,
+};
 use tempfile::TempDir;
 
 /// A fixed set of existing containers for the `containers` interface.
@@ -618,6 +620,26 @@ fn a_component_replaced_in_place_is_hashed_again() {
     assert_eq!(replaced.summaries()[0].cache, CacheStatus::Compiled);
     // It really is the new code: the trapper panics where naming answered.
     assert!(replaced.validate_name("container", "web").is_err());
+}
+
+#[test]
+fn one_instance_serves_calls_until_one_traps() {
+    let setup = Setup::new(&[entry("counter", COUNTER, "\"name-policy\"", "")]);
+    let host = setup.host();
+    let reason = |name: &str| {
+        host.validate_name("container", name)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(reason("one").contains("call 1"));
+    assert!(reason("two").contains("call 2"), "the instance is kept");
+    let trap = reason("boom");
+    assert!(trap.contains("asked to panic on call 3"), "{trap}");
+    // The trap discarded the instance: counting starts again.
+    assert!(
+        reason("four").contains("call 1"),
+        "a fresh instance after a trap"
+    );
 }
 
 #[test]

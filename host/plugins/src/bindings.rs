@@ -33,7 +33,7 @@ pub mod placement {
     });
 }
 
-pub use lifecycle::LifecycleHooksPre;
+pub use lifecycle::LifecycleHooksIndices;
 pub use lifecycle::berth::plugin::{config, containers, log, types};
-pub use naming::NamePolicyPre;
-pub use placement::BackendPolicyPre;
+pub use naming::NamePolicyIndices;
+pub use placement::BackendPolicyIndices;

@@ -131,9 +131,9 @@ impl PluginHost {
                 &input,
                 describe_allow,
                 || {
-                    plugin.run(&self.containers, "validate-name", |store| {
+                    plugin.run(&self.containers, "validate-name", |store, instance| {
                         naming
-                            .instantiate(&mut *store)?
+                            .load(&mut *store, instance)?
                             .berth_plugin_naming()
                             .call_validate_name(store, kind, name)
                     })
@@ -162,9 +162,9 @@ impl PluginHost {
                 &input,
                 describe,
                 || {
-                    plugin.run(&self.containers, "generate-name", |store| {
+                    plugin.run(&self.containers, "generate-name", |store, instance| {
                         naming
-                            .instantiate(&mut *store)?
+                            .load(&mut *store, instance)?
                             .berth_plugin_naming()
                             .call_generate_name(store, kind, &wit_spec)
                     })
@@ -213,9 +213,9 @@ impl PluginHost {
         candidates: &[BackendInfo],
     ) -> Answer<String> {
         let placement = plugin.placement().expect("only asked of backend policies");
-        let answer = plugin.run(&self.containers, "select-backend", |store| {
+        let answer = plugin.run(&self.containers, "select-backend", |store, instance| {
             placement
-                .instantiate(&mut *store)?
+                .load(&mut *store, instance)?
                 .berth_plugin_placement()
                 .call_select_backend(store, spec, wit_candidates)
         })?;
@@ -274,9 +274,9 @@ impl PluginHost {
         id: Option<&str>,
     ) -> Answer<Option<Patch>> {
         let hooks = plugin.hooks().expect("only asked of hook plugins");
-        let answer = plugin.run(&self.containers, hook.as_str(), |store| {
+        let answer = plugin.run(&self.containers, hook.as_str(), |store, instance| {
             hooks
-                .instantiate(&mut *store)?
+                .load(&mut *store, instance)?
                 .berth_plugin_hooks()
                 .call_on_event(store, convert::hook(hook), spec, id)
         })?;
@@ -316,9 +316,9 @@ impl PluginHost {
         let (input, outcome): (String, Answer<Described>) = match function {
             Function::ValidateName => {
                 let naming = plugin.naming().expect("world checked");
-                let answer = plugin.run(&self.containers, "validate-name", |store| {
+                let answer = plugin.run(&self.containers, "validate-name", |store, instance| {
                     naming
-                        .instantiate(&mut *store)?
+                        .load(&mut *store, instance)?
                         .berth_plugin_naming()
                         .call_validate_name(store, "container", &spec.name)
                 });
@@ -330,9 +330,9 @@ impl PluginHost {
             Function::GenerateName => {
                 let naming = plugin.naming().expect("world checked");
                 let wit_spec = convert::spec(spec);
-                let answer = plugin.run(&self.containers, "generate-name", |store| {
+                let answer = plugin.run(&self.containers, "generate-name", |store, instance| {
                     naming
-                        .instantiate(&mut *store)?
+                        .load(&mut *store, instance)?
                         .berth_plugin_naming()
                         .call_generate_name(store, "container", &wit_spec)
                 });

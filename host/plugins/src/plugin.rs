@@ -1,21 +1,23 @@
 //! One loaded plugin: its compiled component, the checks that decide whether it may load
 //! (sha256 pin, grants, exported worlds), and the budgeted call path.
 //!
-//! Every call gets a fresh store from a pre-linked `InstancePre`, an epoch deadline of
-//! `timeout-ms` and a `memory-mb` cap, so a plugin that traps, loops or hogs memory costs one
-//! failed call and nothing more.
+//! A plugin is instantiated from a pre-linked `InstancePre` on its first call, and that
+//! instance serves the process's later calls (instantiating afresh each time cost more than
+//! most decisions). Every call runs under an epoch deadline of `timeout-ms` and a `memory-mb`
+//! cap; a call that traps, times out or runs out of memory discards the instance, so the next
+//! call starts fresh and a misbehaving plugin costs one failed call and nothing more.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use berth_core::config::{GRANTABLE_INTERFACES, PluginConfig, PluginWorld};
 use berth_core::{Error, PluginFailure, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-use crate::bindings::{BackendPolicyPre, LifecycleHooksPre, NamePolicyPre};
+use crate::bindings::{BackendPolicyIndices, LifecycleHooksIndices, NamePolicyIndices};
 use crate::engine::{self, Runtime};
 use crate::interfaces::{self, containers::ContainerDirectory};
 use crate::state::HostState;
@@ -41,9 +43,18 @@ pub(crate) struct Plugin {
     /// Whether the compiled code came from the on-disk cache.
     pub cache_hit: bool,
     runtime: &'static Runtime,
-    naming: Option<NamePolicyPre<HostState>>,
-    placement: Option<BackendPolicyPre<HostState>>,
-    hooks: Option<LifecycleHooksPre<HostState>>,
+    pre: InstancePre<HostState>,
+    naming: Option<NamePolicyIndices>,
+    placement: Option<BackendPolicyIndices>,
+    hooks: Option<LifecycleHooksIndices>,
+    /// The instance serving calls, until one fails.
+    live: Mutex<Option<Live>>,
+}
+
+struct Live {
+    store: Store<HostState>,
+    /// `None` until the first call instantiates it (under that call's budget).
+    instance: Option<Instance>,
 }
 
 fn load_error(plugin: &str, message: impl Into<String>) -> Error {
@@ -201,17 +212,17 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 
 /// The typed entry points of the worlds this component implements (by exports and types).
 pub(crate) struct Worlds {
-    pub naming: Option<NamePolicyPre<HostState>>,
-    pub placement: Option<BackendPolicyPre<HostState>>,
-    pub hooks: Option<LifecycleHooksPre<HostState>>,
+    pub naming: Option<NamePolicyIndices>,
+    pub placement: Option<BackendPolicyIndices>,
+    pub hooks: Option<LifecycleHooksIndices>,
 }
 
 impl Worlds {
     pub fn new(pre: &InstancePre<HostState>) -> Worlds {
         Worlds {
-            naming: NamePolicyPre::new(pre.clone()).ok(),
-            placement: BackendPolicyPre::new(pre.clone()).ok(),
-            hooks: LifecycleHooksPre::new(pre.clone()).ok(),
+            naming: NamePolicyIndices::new(pre).ok(),
+            placement: BackendPolicyIndices::new(pre).ok(),
+            hooks: LifecycleHooksIndices::new(pre).ok(),
         }
     }
 
@@ -328,6 +339,8 @@ impl Plugin {
             sha256,
             cache_hit,
             runtime,
+            pre,
+            live: Mutex::new(None),
             naming: worlds.naming.filter(|_| wants(PluginWorld::NamePolicy)),
             placement: worlds
                 .placement
@@ -340,47 +353,77 @@ impl Plugin {
         &self.config.name
     }
 
-    pub fn naming(&self) -> Option<&NamePolicyPre<HostState>> {
+    pub fn naming(&self) -> Option<&NamePolicyIndices> {
         self.naming.as_ref()
     }
 
-    pub fn placement(&self) -> Option<&BackendPolicyPre<HostState>> {
+    pub fn placement(&self) -> Option<&BackendPolicyIndices> {
         self.placement.as_ref()
     }
 
-    pub fn hooks(&self) -> Option<&LifecycleHooksPre<HostState>> {
+    pub fn hooks(&self) -> Option<&LifecycleHooksIndices> {
         self.hooks.as_ref()
     }
 
-    /// Runs `call` (instantiate + one export call) in a fresh, budgeted store. Traps, timeouts
-    /// and memory exhaustion come back as `Error::PluginFailed` naming the plugin and `function`.
+    /// Runs `call` (one export call) on the plugin's instance under the call's budget,
+    /// instantiating it first if no call has yet (or the last one failed). Traps, timeouts and
+    /// memory exhaustion come back as `Error::PluginFailed` naming the plugin and `function`,
+    /// and discard the instance.
     pub fn run<R: Send>(
         &self,
         containers: &Arc<dyn ContainerDirectory>,
         function: &str,
-        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R> + Send,
+        call: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
-        let mut store = Store::new(
-            &self.runtime.engine,
-            HostState::new(self.config.clone(), containers.clone()),
-        );
-        store.limiter(|state| &mut state.limits);
+        let mut slot = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = slot.take().unwrap_or_else(|| {
+            let mut store = Store::new(
+                &self.runtime.engine,
+                HostState::new(self.config.clone(), containers.clone()),
+            );
+            store.limiter(|state| &mut state.limits);
+            store.epoch_deadline_trap();
+            Live {
+                store,
+                instance: None,
+            }
+        });
         // +1: the first tick may come at any moment after the deadline is set.
-        store.set_epoch_deadline(
+        live.store.set_epoch_deadline(
             self.config
                 .timeout_ms
                 .div_ceil(engine::TICK.as_millis() as u64)
                 + 1,
         );
-        store.epoch_deadline_trap();
+        live.store.data_mut().limits.exceeded = false;
+        let said_before = live.store.data().stderr.contents().len();
         let result = {
             let _ticking = self.runtime.ticking();
-            outside_async_context(|| call(&mut store))
+            outside_async_context(|| {
+                let instance = match live.instance {
+                    Some(instance) => instance,
+                    None => *live.instance.insert(self.pre.instantiate(&mut live.store)?),
+                };
+                call(&mut live.store, &instance)
+            })
         };
-        result.map_err(|e| self.failure(function, &store, &e))
+        match result {
+            Ok(value) => {
+                *slot = Some(live);
+                Ok(value)
+            }
+            Err(e) => Err(self.failure(function, &live.store, &e, said_before)),
+        }
     }
 
-    fn failure(&self, function: &str, store: &Store<HostState>, e: &wasmtime::Error) -> Error {
+    /// `said_before`: how much stderr earlier calls left, so the message shows this call's.
+    fn failure(
+        &self,
+        function: &str,
+        store: &Store<HostState>,
+        e: &wasmtime::Error,
+        said_before: usize,
+    ) -> Error {
         let config = &self.config;
         let state = store.data();
         let (failure, message) = if state.limits.exceeded {
@@ -401,7 +444,7 @@ impl Plugin {
             )
         } else {
             let stderr = state.stderr.contents();
-            let said = String::from_utf8_lossy(&stderr);
+            let said = String::from_utf8_lossy(stderr.get(said_before..).unwrap_or_default());
             let said = said.trim();
             let mut message = match e.downcast_ref::<Trap>() {
                 Some(trap) => trap.to_string(),

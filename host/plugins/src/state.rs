@@ -1,8 +1,8 @@
-//! What one plugin call's store holds: the plugin's identity and settings, the host services it
-//! may reach, an empty WASI context, and the memory cap.
+//! What a plugin's store holds: the plugin's identity and settings, the host services it may
+//! reach, an empty WASI context, and the memory cap.
 //!
-//! A fresh state (and store) per call means a plugin that trapped, timed out or ran out of
-//! memory leaves nothing behind for the next call.
+//! A call that traps, times out or runs out of memory drops the store with its instance, so
+//! such a plugin leaves nothing behind for the next call.
 
 use std::sync::Arc;
 
