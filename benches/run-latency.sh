@@ -31,6 +31,9 @@ state-dir = "$work/state"
 run-dir = "$work/run"
 [backends.native]
 type = "native"
+TOML
+# The same, with Docker as a second backend: what a platform team moving onto Docker configures.
+cat "$work/plain.toml" - >"$work/docker.toml" <<TOML
 [backends.docker]
 type = "docker"
 TOML
@@ -41,7 +44,7 @@ sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/results.json" \
     -n berth-native "$berth --config $work/plain.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
     -n berth-native+3-plugins "$berth --config $work/plugins.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
-    -n berth-docker "$berth --config $work/plain.toml run --rm --backend docker busybox:bench /bin/true" \
+    -n berth-docker "$berth --config $work/docker.toml run --rm --backend docker busybox:bench /bin/true" \
     -n ctr "ctr -n berth-bench run --rm $ctr_image berth-bench /bin/true" \
     -n docker "docker run --rm busybox:bench /bin/true" >/dev/null
 

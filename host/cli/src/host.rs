@@ -82,20 +82,22 @@ impl Host {
         })
     }
 
-    /// Pings every backend; an unreachable one is reported unhealthy, not as an error.
+    /// Pings every backend at once; an unreachable one is reported unhealthy, not as an error.
     pub async fn backend_infos(&self) -> Vec<BackendInfo> {
-        let mut infos = Vec::with_capacity(self.backends.len());
-        for (name, backend) in &self.backends {
-            infos.push(backend.info().await.unwrap_or_else(|e| BackendInfo {
-                name: name.clone(),
-                kind: self.config.backends[name].kind().to_string(),
-                version: String::new(),
-                healthy: false,
-                features: Vec::new(),
-                detail: Some(e.to_string()),
-            }));
-        }
-        infos
+        futures_util::future::join_all(self.backends.keys().map(|name| self.probe(name))).await
+    }
+
+    /// One backend's answer to a ping, an error folded into an unhealthy entry.
+    async fn probe(&self, name: &str) -> BackendInfo {
+        let backend = &self.backends[name];
+        backend.info().await.unwrap_or_else(|e| BackendInfo {
+            name: name.to_string(),
+            kind: self.config.backends[name].kind().to_string(),
+            version: String::new(),
+            healthy: false,
+            features: Vec::new(),
+            detail: Some(e.to_string()),
+        })
     }
 
     // ---- records -------------------------------------------------------------------------
@@ -190,8 +192,7 @@ impl Host {
             p.validate_name("container", &spec.name)?;
         }
 
-        let candidates = self.backend_infos().await;
-        let backend_name = self.choose_backend(plugins.as_deref(), &spec, &candidates)?;
+        let backend_name = self.choose_backend(plugins.as_deref(), &spec).await?;
         spec.backend = Some(backend_name.clone());
 
         if let Some(p) = &plugins {
@@ -235,39 +236,52 @@ impl Host {
         Ok(record)
     }
 
-    fn choose_backend(
+    /// The backend policy decides among every backend's answer to a probe; without one, a
+    /// requested backend is used as is and otherwise the first healthy backend in config order
+    /// runs the container, so backends after it are never probed.
+    async fn choose_backend(
         &self,
         plugins: Option<&PluginHost>,
         spec: &ContainerSpec,
-        candidates: &[BackendInfo],
     ) -> Result<String> {
-        if let Some(chosen) = plugins
-            .map(|p| p.select_backend(spec, candidates))
-            .transpose()?
-            .flatten()
-        {
-            return Ok(chosen);
+        let mut probed = None;
+        if let Some(policy) = plugins.filter(|p| p.has_backend_policy()) {
+            let candidates = self.backend_infos().await;
+            if let Some(chosen) = policy.select_backend(spec, &candidates)? {
+                return Ok(chosen);
+            }
+            probed = Some(candidates);
         }
         if let Some(requested) = &spec.backend {
-            if !candidates.iter().any(|c| &c.name == requested) {
+            if !self.backends.contains_key(requested) {
                 return Err(Error::not_found("backend", requested.as_str())
                     .with_hint("configure it under [backends.<name>] in berth.toml"));
             }
-            // Even when its probe failed: the backend's own attempt (with its retries) fails
+            // Even when its probe fails: the backend's own attempt (with its retries) fails
             // with the most precise error there is.
             return Ok(requested.clone());
         }
-        candidates
-            .iter()
-            .find(|c| c.healthy)
-            .map(|c| c.name.clone())
-            .ok_or_else(|| {
-                Error::conflict(
-                    "no backend can run the container",
-                    "every configured backend is unhealthy",
-                )
-                .with_hint("see `berth backend ls`")
-            })
+        let healthy = match probed {
+            Some(candidates) => candidates.into_iter().find(|c| c.healthy),
+            None => {
+                let mut first = None;
+                for name in self.backends.keys() {
+                    let info = self.probe(name).await;
+                    if info.healthy {
+                        first = Some(info);
+                        break;
+                    }
+                }
+                first
+            }
+        };
+        healthy.map(|c| c.name).ok_or_else(|| {
+            Error::conflict(
+                "no backend can run the container",
+                "every configured backend is unhealthy",
+            )
+            .with_hint("see `berth backend ls`")
+        })
     }
 
     pub async fn start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {

@@ -180,6 +180,11 @@ impl PluginHost {
     /// Asks backend policies, in order, which of `candidates` runs `spec`; the first enforced
     /// answer decides. `None`: no backend policy decided (use the host's default). A plugin
     /// naming a backend that is not a candidate has failed (its `on-error` applies).
+    /// Whether any plugin plays the backend-policy role (and so needs every backend probed).
+    pub fn has_backend_policy(&self) -> bool {
+        self.plugins.iter().any(|p| p.placement().is_some())
+    }
+
     pub fn select_backend(
         &self,
         spec: &ContainerSpec,
