@@ -199,6 +199,18 @@ fn run_streams_output_and_returns_the_exit_code_and_rm_leaves_nothing() {
         ""
     );
     assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+
+    let missing = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "docker",
+        busybox_image(),
+        "nosuch",
+    ]);
+    assert_eq!(missing.code, 127, "as docker run: {missing:?}");
+    assert!(missing.stderr.contains("\"nosuch\""), "{missing:?}");
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
 }
 
 #[test]

@@ -201,6 +201,7 @@ async fn an_unknown_command_fails_start_clearly() {
     let env = Env::with_busybox();
     let id = env.create(spec(IMAGE, &["/no/such/binary"])).await;
     let err = env.backend.start(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CommandNotFound, "{err}");
     assert!(err.to_string().contains("/no/such/binary"), "{err}");
     let info = env.backend.inspect(&id).await.unwrap();
     assert_eq!(info.state, ContainerState::Created);

@@ -500,6 +500,14 @@ impl ContainerBackend for DockerBackend {
             | Err(DockerError::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
+            Err(DockerError::DockerResponseServerError { message, .. })
+                if message.contains("executable file not found") =>
+            {
+                Err(Error::CommandNotFound {
+                    container: id.to_string(),
+                    message,
+                })
+            }
             Err(e) => Err(self.error("start", "container", id, e)),
         }
     }

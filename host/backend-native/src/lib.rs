@@ -293,6 +293,12 @@ impl NativeBackend {
         }
         state.detail = Some(format!("start failed: {message}"));
         records::write_state(&self.store, id, &state)?;
+        if message.contains("not found in $PATH") {
+            return Err(Error::CommandNotFound {
+                container: id.to_string(),
+                message,
+            });
+        }
         Err(self.fail("start", id, message))
     }
 

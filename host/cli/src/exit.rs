@@ -18,6 +18,8 @@ pub const NOT_SUPPORTED: i32 = 76;
 pub const DENIED: i32 = 77;
 pub const CONFIG: i32 = 78;
 pub const OTHER: i32 = 125;
+/// As docker: the container's command is not in its image.
+pub const COMMAND_NOT_FOUND: i32 = 127;
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -33,7 +35,8 @@ Exit codes:
   76   operation not supported by the backend
   77   denied by a policy plugin
   78   configuration error
-  125  any other berth failure";
+  125  any other berth failure
+  127  the container's command does not exist in its image";
 
 /// The exit code for a berth library error.
 pub fn for_kind(kind: ErrorKind) -> i32 {
@@ -48,6 +51,7 @@ pub fn for_kind(kind: ErrorKind) -> i32 {
         ErrorKind::NotSupported => NOT_SUPPORTED,
         ErrorKind::Denied => DENIED,
         ErrorKind::Config => CONFIG,
+        ErrorKind::CommandNotFound => COMMAND_NOT_FOUND,
         ErrorKind::Backend | ErrorKind::Io => OTHER,
     }
 }

@@ -103,6 +103,12 @@ pub enum Error {
         message: String,
     },
 
+    /// The container's command does not exist in its image (docker's exit 127).
+    #[error(
+        "container {container} cannot start: {message} (check the command, or PATH in the image)"
+    )]
+    CommandNotFound { container: String, message: String },
+
     #[error("{operation} of {object} timed out after {seconds}s{}", Hint(hint))]
     Timeout {
         operation: &'static str,
@@ -155,6 +161,7 @@ pub enum ErrorKind {
     NotSupported,
     Unavailable,
     Backend,
+    CommandNotFound,
     Timeout,
     Denied,
     PluginFailed,
@@ -173,6 +180,7 @@ impl Error {
             Error::NotSupported { .. } => ErrorKind::NotSupported,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::CommandNotFound { .. } => ErrorKind::CommandNotFound,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Denied { .. } => ErrorKind::Denied,
             Error::PluginFailed { .. } => ErrorKind::PluginFailed,
