@@ -120,6 +120,9 @@ pub enum Command {
     },
     /// Manage a backend's images.
     Image(ImageArgs),
+    /// Manage named volumes and their disk quotas.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Inspect configured backends.
     #[command(subcommand)]
     Backend(BackendCommand),
@@ -151,7 +154,7 @@ pub struct CreateArgs {
     /// Labels (KEY=VALUE, repeatable).
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
-    /// Bind mounts (SOURCE:TARGET[:ro], repeatable).
+    /// Bind mount HOST:CONTAINER[:ro], or VOLUME:CONTAINER[:ro] for a named volume (repeatable).
     #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
     /// Memory limit (e.g. 64m, 1g).
@@ -244,6 +247,25 @@ pub enum ImageCommand {
         force: bool,
         #[arg(required = true)]
         images: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume, limited to --size by the configured quota driver.
+    Create {
+        name: String,
+        /// Size limit, e.g. 10M or 1G (needs [quota].type = "btrfs" or "xfs").
+        #[arg(long)]
+        size: Option<String>,
+    },
+    /// List volumes with their limit and usage.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove volumes and their data (refused while a container uses one).
+    Rm {
+        #[arg(required = true)]
+        volumes: Vec<String>,
     },
 }
 

@@ -212,7 +212,7 @@ impl Host {
                 });
             }
             let backend = self.backend(&backend_name)?;
-            backend.create(&id, &spec).await?;
+            backend.create(&id, &self.with_volume_paths(&spec)?).await?;
             let record = ContainerRecord {
                 id: id.clone(),
                 name: spec.name.clone(),
@@ -234,6 +234,20 @@ impl Host {
             observe(p.on_event(Hook::PostCreate, &mut spec, Some(&id)));
         }
         Ok(record)
+    }
+
+    /// `spec` as a backend sees it: a mount whose source is a volume name (no '/') gets the
+    /// volume's host directory. The record keeps the name, so a volume in use is known.
+    fn with_volume_paths(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
+        let mut resolved = spec.clone();
+        let named = |m: &&mut berth_core::Mount| !m.source.starts_with('/');
+        if resolved.mounts.iter_mut().any(|m| named(&m)) {
+            let volumes = berth_quota::Volumes::open(&self.config.quota, &self.store);
+            for mount in resolved.mounts.iter_mut().filter(named) {
+                mount.source = volumes.path(&mount.source)?.display().to_string();
+            }
+        }
+        Ok(resolved)
     }
 
     /// The backend policy decides among every backend's answer to a probe; without one, a

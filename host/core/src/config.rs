@@ -28,6 +28,9 @@ pub struct Config {
     /// Plugins in file order, which is the order they are consulted in.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// Named volumes and their disk quotas.
+    #[serde(default)]
+    pub quota: QuotaConfig,
     /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
     #[serde(skip)]
     pub source: String,
@@ -114,6 +117,66 @@ impl Default for NativeBackendConfig {
 
 fn default_cgroup_parent() -> String {
     "berth".into()
+}
+
+/// `[quota]`: where named volumes live and what enforces their size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QuotaConfig {
+    #[serde(rename = "type", default)]
+    pub kind: QuotaKind,
+    /// The directory volumes are created in (default `<state-dir>/volumes`); for btrfs it must
+    /// be on a btrfs file system with quotas enabled, for xfs on one mounted with `prjquota`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// xfs: the `/etc/projects`-format file berth keeps its projects in.
+    #[serde(default = "default_projects_file")]
+    pub projects_file: PathBuf,
+    /// xfs: the `xfs_quota` program.
+    #[serde(default = "default_xfs_quota")]
+    pub xfs_quota: PathBuf,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            kind: QuotaKind::None,
+            path: None,
+            projects_file: default_projects_file(),
+            xfs_quota: default_xfs_quota(),
+        }
+    }
+}
+
+fn default_projects_file() -> PathBuf {
+    "/etc/projects".into()
+}
+
+fn default_xfs_quota() -> PathBuf {
+    "xfs_quota".into()
+}
+
+/// What enforces a volume's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuotaKind {
+    /// Plain directories: usage is measured, limits are refused.
+    #[default]
+    None,
+    /// One subvolume per volume with a qgroup limit.
+    Btrfs,
+    /// XFS project quotas through `xfs_quota`.
+    Xfs,
+}
+
+impl QuotaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaKind::None => "none",
+            QuotaKind::Btrfs => "btrfs",
+            QuotaKind::Xfs => "xfs",
+        }
+    }
 }
 
 /// The roles a plugin can play, one WIT world each.

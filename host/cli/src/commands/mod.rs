@@ -4,6 +4,7 @@ pub mod admin;
 pub mod containers;
 pub mod images;
 pub mod plugins;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
             command,
         } => containers::exec(&host, &container, command, &env, workdir).await,
         Command::Image(args) => images::dispatch(&host, args, json).await,
+        Command::Volume(command) => volumes::dispatch(&host, command, json),
         Command::Backend(_) => admin::backend_ls(&host, json).await,
         Command::Events { follow } => plugins::events(&host, follow, json),
         Command::Plugin(PluginCommand::Ls) => plugins::ls(&host, json),
