@@ -120,6 +120,9 @@ pub enum Command {
     },
     /// Manage a backend's images.
     Image(ImageArgs),
+    /// Build, install and list read-only software packages (.ipk).
+    #[command(subcommand)]
+    Pkg(PkgCommand),
     /// Manage named volumes and their disk quotas.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -175,6 +178,9 @@ pub struct CreateArgs {
     /// Hostname inside the container.
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Mount package NAME@VERSION read-only at <mount-prefix>/NAME (repeatable).
+    #[arg(long = "pkg", value_name = "NAME@VERSION")]
+    pub pkg: Vec<String>,
     /// Publish a port: [HOST_IP:][HOST_PORT:]PORT[/PROTO] (repeatable).
     #[arg(short = 'p', long = "publish", value_name = "PORT")]
     pub publish: Vec<String>,
@@ -247,6 +253,37 @@ pub enum ImageCommand {
         force: bool,
         #[arg(required = true)]
         images: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkgCommand {
+    /// Pack a directory into NAME_VERSION_OS_ARCH.ipk.
+    Build {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// A semantic version, e.g. 1.0.0.
+        #[arg(long)]
+        version: String,
+        /// xz, gzip or none.
+        #[arg(long, default_value = "xz")]
+        compression: String,
+        /// Output file (default: <id>.ipk in the current directory).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Install a package file, or NAME@VERSION from [packages].repository.
+    Install { package: String },
+    /// Show a package file's header (verifying its data block).
+    Inspect { file: PathBuf },
+    /// List installed packages.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove installed packages (NAME@VERSION).
+    Rm {
+        #[arg(required = true)]
+        packages: Vec<String>,
     },
 }
 

@@ -212,7 +212,7 @@ impl Host {
                 });
             }
             let backend = self.backend(&backend_name)?;
-            backend.create(&id, &self.with_volume_paths(&spec)?).await?;
+            backend.create(&id, &self.prepared(&spec)?).await?;
             let record = ContainerRecord {
                 id: id.clone(),
                 name: spec.name.clone(),
@@ -236,15 +236,35 @@ impl Host {
         Ok(record)
     }
 
-    /// `spec` as a backend sees it: a mount whose source is a volume name (no '/') gets the
-    /// volume's host directory. The record keeps the name, so a volume in use is known.
-    fn with_volume_paths(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
+    /// `spec` as a backend sees it, with its services prepared: a mount whose source is a
+    /// volume name (no '/') gets the volume's host directory, and each package is installed
+    /// (once) and mounted read-only under the configured prefix. The record keeps the names, so
+    /// a volume in use is known.
+    fn prepared(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
         let mut resolved = spec.clone();
         let named = |m: &&mut berth_core::Mount| !m.source.starts_with('/');
         if resolved.mounts.iter_mut().any(|m| named(&m)) {
             let volumes = berth_quota::Volumes::open(&self.config.quota, &self.store);
             for mount in resolved.mounts.iter_mut().filter(named) {
                 mount.source = volumes.path(&mount.source)?.display().to_string();
+            }
+        }
+        if !spec.packages.is_empty() {
+            let refs = spec
+                .packages
+                .iter()
+                .map(|p| berth_packages::parse_ref(p))
+                .collect::<Result<Vec<_>>>()?;
+            let config = &self.config.packages;
+            let installed = berth_packages::Packages::new(self.store.state_dir())
+                .ensure_all(&refs, config.repository.as_deref())?;
+            for (name, path) in installed {
+                resolved.mounts.push(berth_core::Mount {
+                    source: path.display().to_string(),
+                    target: format!("{}/{name}", config.mount_prefix.trim_end_matches('/')),
+                    readonly: true,
+                    owner: None,
+                });
             }
         }
         Ok(resolved)

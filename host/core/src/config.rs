@@ -31,6 +31,9 @@ pub struct Config {
     /// Named volumes and their disk quotas.
     #[serde(default)]
     pub quota: QuotaConfig,
+    /// Read-only software packages (`run --pkg`).
+    #[serde(default)]
+    pub packages: PackagesConfig,
     /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
     #[serde(skip)]
     pub source: String,
@@ -154,6 +157,31 @@ fn default_projects_file() -> PathBuf {
 
 fn default_xfs_quota() -> PathBuf {
     "xfs_quota".into()
+}
+
+/// `[packages]`: where `run --pkg` finds packages and where containers see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PackagesConfig {
+    /// A directory holding `<id>.ipk` (or `<name>/<id>.ipk`) files.
+    #[serde(default)]
+    pub repository: Option<PathBuf>,
+    /// Each package is mounted read-only at `<mount-prefix>/<name>`.
+    #[serde(default = "default_package_prefix")]
+    pub mount_prefix: String,
+}
+
+impl Default for PackagesConfig {
+    fn default() -> Self {
+        PackagesConfig {
+            repository: None,
+            mount_prefix: default_package_prefix(),
+        }
+    }
+}
+
+fn default_package_prefix() -> String {
+    "/usr/berth".into()
 }
 
 /// What enforces a volume's size.
@@ -352,6 +380,11 @@ impl Config {
             {
                 plugin.path = base.join(&plugin.path);
             }
+        }
+        if let (Some(base), Some(repository)) = (base_dir, &mut config.packages.repository)
+            && repository.is_relative()
+        {
+            *repository = base.join(&*repository);
         }
         Ok(config)
     }

@@ -110,6 +110,9 @@ pub struct ContainerSpec {
     /// A static address on a private network (`--ip`, `--subnet`).
     #[serde(default)]
     pub network: Option<NetworkSpec>,
+    /// Packages (`NAME@VERSION`) mounted read-only into the container.
+    #[serde(default)]
+    pub packages: Vec<String>,
 }
 
 /// A container port published on the host: `[HOST_IP:][HOST_PORT:]PORT[/PROTO]`.

@@ -65,6 +65,10 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     if args.hostname.is_some() {
         spec.hostname = args.hostname;
     }
+    for text in args.pkg {
+        berth_packages::parse_ref(&text)?;
+        spec.packages.push(text);
+    }
     for text in &args.publish {
         spec.ports.push(PortMapping::parse(text)?);
     }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod containers;
 pub mod images;
+pub mod packages;
 pub mod plugins;
 pub mod volumes;
 
@@ -36,6 +37,7 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
             command,
         } => containers::exec(&host, &container, command, &env, workdir).await,
         Command::Image(args) => images::dispatch(&host, args, json).await,
+        Command::Pkg(command) => packages::dispatch(&host, command, json),
         Command::Volume(command) => volumes::dispatch(&host, command, json),
         Command::Backend(_) => admin::backend_ls(&host, json).await,
         Command::Events { follow } => plugins::events(&host, follow, json),

@@ -1,0 +1,81 @@
+//! `berth pkg build|install|inspect|ls|rm`: read-only software packages (.ipk).
+
+use berth_core::Error;
+use berth_packages::{Compression, Packages};
+
+use crate::cli::PkgCommand;
+use crate::host::Host;
+use crate::output;
+
+pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<i32> {
+    let packages = Packages::new(host.store.state_dir());
+    match command {
+        PkgCommand::Build {
+            dir,
+            name,
+            version,
+            compression,
+            output: out,
+        } => {
+            let compression = match compression.as_str() {
+                "xz" => Compression::Xz,
+                "gzip" => Compression::Gzip,
+                "none" => Compression::None,
+                other => {
+                    return Err(Error::invalid(format!("compression {other:?}"), "unknown")
+                        .with_hint("use xz, gzip or none")
+                        .into());
+                }
+            };
+            let (header, bytes) = berth_packages::build(&dir, &name, &version, compression)?;
+            let out = out.unwrap_or_else(|| format!("{}.ipk", header.id()).into());
+            std::fs::write(&out, bytes)
+                .map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
+            if json {
+                output::json(&header);
+            } else {
+                println!("{}", out.display());
+            }
+        }
+        PkgCommand::Install { package } => {
+            let installed = if std::path::Path::new(&package).is_file() {
+                packages.install_file(package.as_ref())?
+            } else {
+                let (name, version) = berth_packages::parse_ref(&package)?;
+                packages.ensure(&name, &version, host.config.packages.repository.as_deref())?
+            };
+            if json {
+                output::json(&installed);
+            } else {
+                println!("{}", installed.path.display());
+            }
+        }
+        PkgCommand::Inspect { file } => output::json(&berth_packages::inspect(&file)?),
+        PkgCommand::Ls => {
+            let list = packages.list()?;
+            if json {
+                output::json(&list);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.version.clone(),
+                            p.path.display().to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "VERSION", "PATH"], &rows);
+            }
+        }
+        PkgCommand::Rm { packages: refs } => {
+            for text in &refs {
+                let (name, version) = berth_packages::parse_ref(text)?;
+                packages.remove(&name, &version)?;
+                println!("{text}");
+            }
+        }
+    }
+    Ok(0)
+}
