@@ -10,6 +10,20 @@ pub fn json<T: Serialize + ?Sized>(value: &T) {
     println!("{text}");
 }
 
+/// A listing: JSON for scripts, else a table with one `row` per item.
+pub fn listing<T: Serialize>(
+    json: bool,
+    items: &[T],
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) {
+    if json {
+        self::json(items);
+    } else {
+        table(header, &items.iter().map(row).collect::<Vec<_>>());
+    }
+}
+
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

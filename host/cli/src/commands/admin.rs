@@ -11,28 +11,22 @@ use crate::output;
 
 pub async fn backend_ls(host: &Host, json: bool) -> anyhow::Result<i32> {
     let infos = host.backend_infos().await;
-    if json {
-        output::json(&infos);
-    } else {
-        let rows: Vec<Vec<String>> = infos
-            .iter()
-            .map(|info| {
-                vec![
-                    info.name.clone(),
-                    info.kind.clone(),
-                    info.version.clone(),
-                    if info.healthy { "yes" } else { "no" }.to_string(),
-                    info.detail
-                        .clone()
-                        .unwrap_or_else(|| info.features.join(",")),
-                ]
-            })
-            .collect();
-        output::table(
-            &["NAME", "KIND", "VERSION", "HEALTHY", "FEATURES / DETAIL"],
-            &rows,
-        );
-    }
+    output::listing(
+        json,
+        &infos,
+        &["NAME", "KIND", "VERSION", "HEALTHY", "FEATURES / DETAIL"],
+        |info| {
+            vec![
+                info.name.clone(),
+                info.kind.clone(),
+                info.version.clone(),
+                if info.healthy { "yes" } else { "no" }.to_string(),
+                info.detail
+                    .clone()
+                    .unwrap_or_else(|| info.features.join(",")),
+            ]
+        },
+    );
     // A script checking backends wants to know if any is down.
     Ok(if infos.iter().all(|i| i.healthy) {
         0

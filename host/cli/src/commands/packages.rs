@@ -52,22 +52,13 @@ pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<
         }
         PkgCommand::Inspect { file } => output::json(&berth_packages::inspect(&file)?),
         PkgCommand::Ls => {
-            let list = packages.list()?;
-            if json {
-                output::json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.name.clone(),
-                            p.version.clone(),
-                            p.path.display().to_string(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["NAME", "VERSION", "PATH"], &rows);
-            }
+            output::listing(json, &packages.list()?, &["NAME", "VERSION", "PATH"], |p| {
+                vec![
+                    p.name.clone(),
+                    p.version.clone(),
+                    p.path.display().to_string(),
+                ]
+            });
         }
         PkgCommand::Rm { packages: refs } => {
             for text in &refs {

@@ -20,24 +20,20 @@ pub fn dispatch(host: &Host, command: VolumeCommand, json: bool) -> anyhow::Resu
             }
         }
         VolumeCommand::Ls => {
-            let list = volumes.list()?;
-            if json {
-                output::json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|v| {
-                        vec![
-                            v.name.clone(),
-                            v.driver.to_string(),
-                            v.limit.map_or("-".into(), output::bytes),
-                            output::bytes(v.used),
-                            v.path.display().to_string(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["NAME", "DRIVER", "LIMIT", "USED", "PATH"], &rows);
-            }
+            output::listing(
+                json,
+                &volumes.list()?,
+                &["NAME", "DRIVER", "LIMIT", "USED", "PATH"],
+                |v| {
+                    vec![
+                        v.name.clone(),
+                        v.driver.to_string(),
+                        v.limit.map_or("-".into(), output::bytes),
+                        output::bytes(v.used),
+                        v.path.display().to_string(),
+                    ]
+                },
+            );
         }
         VolumeCommand::Rm { volumes: names } => {
             let records = host.records()?;
