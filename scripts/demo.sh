@@ -12,7 +12,8 @@ scripts/build-plugins.sh
 berth=target/release/berth
 export BERTH_CONFIG=examples/berth.toml
 
-if ! "$berth" image ls --json | grep -q '"busybox:local"'; then
+# Read the whole listing before matching: grep -q would close the pipe early.
+if ! grep -q '"busybox:local"' <<<"$("$berth" image ls --json)"; then
     rootfs=$(mktemp -d)
     trap 'rm -rf "$rootfs"' EXIT
     mkdir -p "$rootfs/bin"
