@@ -130,6 +130,19 @@ impl NativeBackend {
         })
     }
 
+    /// The recorded state of container `id`, which must be running; `needs` says what for.
+    fn running(&self, id: &str, needs: &str) -> Result<StateRecord> {
+        self.record(id)?;
+        let (state, observed, _) = self.observe(id)?;
+        if observed != ContainerState::Running {
+            return Err(
+                Error::conflict(format!("container {id}"), format!("it is {observed}"))
+                    .with_hint(format!("{needs}; start it first")),
+            );
+        }
+        Ok(state)
+    }
+
     /// The embedded runtime has no container networking and no restart manager: a spec that
     /// needs them is refused rather than half honoured.
     fn check_supported(&self, spec: &ContainerSpec) -> Result<()> {
@@ -472,15 +485,7 @@ impl ContainerBackend for NativeBackend {
     async fn kill(&self, id: &str, signal: i32) -> Result<()> {
         let (this, id) = (self.clone(), id.to_string());
         blocking(move || {
-            this.record(&id)?;
-            let (state, observed, _) = this.observe(&id)?;
-            if observed != ContainerState::Running {
-                return Err(Error::conflict(
-                    format!("container {id}"),
-                    format!("it is {observed}"),
-                )
-                .with_hint("start it first"));
-            }
+            let state = this.running(&id, "only a running container can be signalled")?;
             this.signal(&id, state.pid, signal)
         })
         .await
@@ -575,14 +580,7 @@ impl ContainerBackend for NativeBackend {
     }
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
-        self.record(id)?;
-        let (state, observed, _) = self.observe(id)?;
-        if observed != ContainerState::Running {
-            return Err(
-                Error::conflict(format!("container {id}"), format!("it is {observed}"))
-                    .with_hint("stats are read from a running container's cgroup"),
-            );
-        }
+        let state = self.running(id, "stats are read from a running container's cgroup")?;
         let parent = self.cgroup_parent.trim_matches('/');
         Ok(stats::read(&Path::new(parent).join(id), state.pid))
     }
@@ -620,14 +618,7 @@ impl ContainerBackend for NativeBackend {
     }
 
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
-        self.record(id)?;
-        let (_, observed, _) = self.observe(id)?;
-        if observed != ContainerState::Running {
-            return Err(
-                Error::conflict(format!("container {id}"), format!("it is {observed}"))
-                    .with_hint("exec needs a running container; start it first"),
-            );
-        }
+        self.running(id, "exec needs a running container")?;
         if spec.command.is_empty() {
             return Err(Error::invalid("exec", "no command given"));
         }

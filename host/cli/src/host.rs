@@ -242,10 +242,9 @@ impl Host {
     /// a volume in use is known.
     fn prepared(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
         let mut resolved = spec.clone();
-        let named = |m: &&mut berth_core::Mount| !m.source.starts_with('/');
-        if resolved.mounts.iter_mut().any(|m| named(&m)) {
-            let volumes = berth_quota::Volumes::open(&self.config.quota, &self.store);
-            for mount in resolved.mounts.iter_mut().filter(named) {
+        let volumes = berth_quota::Volumes::open(&self.config.quota, &self.store);
+        for mount in resolved.mounts.iter_mut() {
+            if !mount.source.starts_with('/') {
                 mount.source = volumes.path(&mount.source)?.display().to_string();
             }
         }

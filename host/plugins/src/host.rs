@@ -177,14 +177,14 @@ impl PluginHost {
         Ok(None)
     }
 
-    /// Asks backend policies, in order, which of `candidates` runs `spec`; the first enforced
-    /// answer decides. `None`: no backend policy decided (use the host's default). A plugin
-    /// naming a backend that is not a candidate has failed (its `on-error` applies).
     /// Whether any plugin plays the backend-policy role (and so needs every backend probed).
     pub fn has_backend_policy(&self) -> bool {
         self.plugins.iter().any(|p| p.placement().is_some())
     }
 
+    /// Asks backend policies, in order, which of `candidates` runs `spec`; the first enforced
+    /// answer decides. `None`: no backend policy decided (use the host's default). A plugin
+    /// naming a backend that is not a candidate has failed (its `on-error` applies).
     pub fn select_backend(
         &self,
         spec: &ContainerSpec,

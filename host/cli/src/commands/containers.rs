@@ -277,52 +277,57 @@ pub async fn inspect(host: &Host, references: &[String]) -> anyhow::Result<i32> 
     Ok(0)
 }
 
+/// One container's figures: the stats, with which container they are of.
+#[derive(serde::Serialize)]
+struct StatsRow {
+    id: String,
+    name: String,
+    #[serde(flatten)]
+    stats: berth_core::ContainerStats,
+}
+
 pub async fn stats(host: &Host, references: &[String], json: bool) -> anyhow::Result<i32> {
-    let mut rows = Vec::new();
-    let mut documents = Vec::new();
+    let mut rows = Vec::with_capacity(references.len());
     for reference in references {
         let record = host.resolve(reference)?;
         let stats = host.backend(&record.backend)?.stats(&record.id).await?;
-        rows.push(vec![
-            output::short_id(&record.id).to_string(),
-            record.name.clone(),
-            format!("{:.2}s", stats.cpu_total_ns as f64 / 1e9),
-            output::bytes(stats.memory_usage_bytes),
-            output::bytes(stats.memory_cache_bytes),
+        rows.push(StatsRow {
+            id: record.id,
+            name: record.name,
+            stats,
+        });
+    }
+    let header = [
+        "CONTAINER ID",
+        "NAME",
+        "CPU TIME",
+        "MEM USAGE",
+        "MEM CACHE",
+        "NET RX / TX",
+        "BLOCK READ / WRITE",
+    ];
+    output::listing(json, &rows, &header, |row| {
+        let s = &row.stats;
+        vec![
+            output::short_id(&row.id).to_string(),
+            row.name.clone(),
+            format!("{:.2}s", s.cpu_total_ns as f64 / 1e9),
+            output::bytes(s.memory_usage_bytes),
+            output::bytes(s.memory_cache_bytes),
             format!(
                 "{} / {}",
-                output::bytes(stats.net_rx_bytes),
-                output::bytes(stats.net_tx_bytes)
+                output::bytes(s.net_rx_bytes),
+                output::bytes(s.net_tx_bytes)
             ),
             format!(
                 "{} / {} ({} / {} ops)",
-                output::bytes(stats.block_read_bytes),
-                output::bytes(stats.block_write_bytes),
-                stats.block_read_ops,
-                stats.block_write_ops
+                output::bytes(s.block_read_bytes),
+                output::bytes(s.block_write_bytes),
+                s.block_read_ops,
+                s.block_write_ops
             ),
-        ]);
-        let mut document = serde_json::to_value(&stats)?;
-        document["id"] = record.id.into();
-        document["name"] = record.name.into();
-        documents.push(document);
-    }
-    if json {
-        output::json(&documents);
-    } else {
-        output::table(
-            &[
-                "CONTAINER ID",
-                "NAME",
-                "CPU TIME",
-                "MEM USAGE",
-                "MEM CACHE",
-                "NET RX / TX",
-                "BLOCK READ / WRITE",
-            ],
-            &rows,
-        );
-    }
+        ]
+    });
     Ok(0)
 }
 
