@@ -134,9 +134,10 @@ pub fn compress(tar: &[u8], compression: Compression) -> Result<Vec<u8>> {
             gz.finish().map_err(io)?
         }
         Compression::Xz => {
-            let mut out = Vec::new();
-            lzma_rs::xz_compress(&mut std::io::BufReader::new(tar), &mut out).map_err(io)?;
-            out
+            // xz's default preset, as `tar -cJf` uses.
+            let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+            xz.write_all(tar).map_err(io)?;
+            xz.finish().map_err(io)?
         }
     })
 }
@@ -154,7 +155,8 @@ pub fn decompress(path: &Path, data: &[u8], compression: Compression) -> Result<
         }
         Compression::Xz => {
             let mut out = Vec::new();
-            lzma_rs::xz_decompress(&mut std::io::BufReader::new(data), &mut out)
+            liblzma::read::XzDecoder::new(data)
+                .read_to_end(&mut out)
                 .map_err(|e| bad(e.to_string()))?;
             out
         }
