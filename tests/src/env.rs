@@ -142,3 +142,20 @@ impl Drop for BerthEnv {
         }
     }
 }
+
+/// A package source directory under `dir` whose `bin/hello` prints "hello from a package".
+pub fn package_source(dir: &Path) -> String {
+    let src = dir.join("hello-src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::write(
+        src.join("bin/hello"),
+        "#!/bin/sh\necho hello from a package\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        src.join("bin/hello"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    src.display().to_string()
+}

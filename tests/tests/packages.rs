@@ -3,26 +3,9 @@
 
 use std::path::Path;
 
-use berth_tests::env::BerthEnv;
+use berth_tests::env::{BerthEnv, package_source as source};
 
 const IMAGE: &str = "busybox:local";
-
-/// A package source directory with an executable script.
-fn source(dir: &Path) -> String {
-    let src = dir.join("hello-src");
-    std::fs::create_dir_all(src.join("bin")).unwrap();
-    std::fs::write(
-        src.join("bin/hello"),
-        "#!/bin/sh\necho hello from a package\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        src.join("bin/hello"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    src.display().to_string()
-}
 
 #[test]
 fn a_package_is_built_installed_and_mounted_read_only() {
@@ -180,4 +163,154 @@ fn corrupt_packages_and_bad_versions_are_refused_with_nothing_left() {
     assert_eq!(install.code, 65, "{install:?}");
     assert!(install.stderr.contains("sha256"), "{install:?}");
     assert!(!env.state_dir().join("var").exists(), "nothing left behind");
+}
+
+/// `python3 -m http.server` over `dir`: a real HTTP server, stopped on drop.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn serve(dir: &Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs (scripts/setup.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http.server never listened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_http_repository_is_downloaded_in_checked_chunks() {
+    let served = tempfile::tempdir().unwrap();
+    let server = HttpServer::serve(served.path());
+    let env = BerthEnv::new(&format!("[packages]\nrepository = \"{}/\"\n", server.url));
+    // 2.5 MiB that does not compress away, so the download has three chunks.
+    let src = env.dir.path().join("big");
+    std::fs::create_dir(&src).unwrap();
+    let noise: Vec<u8> = (0u32..(5 << 19))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("blob"), &noise).unwrap();
+    std::fs::create_dir(served.path().join("big")).unwrap();
+    let out = served.path().join("big/big.ipk");
+    let header = env
+        .berth(&[
+            "pkg",
+            "build",
+            &src.display().to_string(),
+            "--name",
+            "big",
+            "--version",
+            "1.0.0",
+            "--compression",
+            "none",
+            "--chunk-sums",
+            "--json",
+            "-o",
+            &out.display().to_string(),
+        ])
+        .ok()
+        .json();
+    let id = format!(
+        "big_1.0.0_{}_{}",
+        header["os"].as_str().unwrap(),
+        header["arch"].as_str().unwrap()
+    );
+    let file = served.path().join(format!("big/{id}.ipk"));
+    let sums = served.path().join(format!("big/{id}.ipk.crc32"));
+    std::fs::rename(&out, &file).unwrap();
+    std::fs::rename(served.path().join("big/big.ipk.crc32"), &sums).unwrap();
+    assert_eq!(std::fs::read_to_string(&sums).unwrap().lines().count(), 3);
+    let good = std::fs::read(&file).unwrap();
+    let nothing_left = |env: &BerthEnv| {
+        let var = env.state_dir().join("var");
+        let left: Vec<_> = walk(&var).into_iter().filter(|p| p.is_file()).collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    };
+
+    // One flipped byte in the second chunk: caught by that chunk's CRC32.
+    let mut damaged = good.clone();
+    damaged[(1 << 20) + 7] ^= 0x40;
+    std::fs::write(&file, &damaged).unwrap();
+    let install = env.berth(&["pkg", "install", "big@1.0.0"]);
+    assert_eq!(install.code, 65, "{install:?}");
+    assert!(install.stderr.contains("chunk 1 has CRC32"), "{install:?}");
+    nothing_left(&env);
+
+    // Without published sums the data block's sha256 still catches it.
+    std::fs::remove_file(&sums).unwrap();
+    let install = env.berth(&["pkg", "install", "big@1.0.0"]);
+    assert_eq!(install.code, 65, "{install:?}");
+    assert!(install.stderr.contains("sha256"), "{install:?}");
+    nothing_left(&env);
+
+    std::fs::write(&file, &good).unwrap();
+    std::fs::write(&sums, berth_packages::repository::chunk_sums(&good)).unwrap();
+    let installed = env
+        .berth(&["pkg", "install", "big@1.0.0", "--json"])
+        .ok()
+        .json();
+    let path = Path::new(installed["path"].as_str().unwrap());
+    assert_eq!(std::fs::read(path.join("blob")).unwrap(), noise);
+
+    let missing = env.berth(&["pkg", "install", "absent@1.0.0"]);
+    assert_eq!(missing.code, 66, "{missing:?}");
+    assert!(missing.stderr.contains(&server.url), "{missing:?}");
+
+    drop(server);
+    let env = BerthEnv::new("[packages]\nrepository = \"http://127.0.0.1:9\"\n");
+    let down = env.berth(&["pkg", "install", "big@1.0.0"]);
+    assert_eq!(down.code, 69, "{down:?}");
+    assert!(
+        down.stderr
+            .contains("package repository is unreachable at http://127.0.0.1:9/big/"),
+        "{down:?}"
+    );
+    nothing_left(&env);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }

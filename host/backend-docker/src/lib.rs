@@ -132,7 +132,7 @@ impl DockerBackend {
 
     fn unreachable(&self, reason: String) -> Error {
         Error::Unavailable {
-            backend: self.name.clone(),
+            service: format!("backend {:?}", self.name),
             endpoint: self.endpoint.clone(),
             reason,
             hint: format!(

@@ -272,6 +272,9 @@ pub enum PkgCommand {
         /// Output file (default: <id>.ipk in the current directory).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Also write OUTPUT.crc32, the per-chunk checksums an HTTP repository publishes.
+        #[arg(long)]
+        chunk_sums: bool,
     },
     /// Install a package file, or NAME@VERSION from [packages].repository.
     Install { package: String },

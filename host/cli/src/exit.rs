@@ -28,8 +28,9 @@ Exit codes:
   64   invalid input (a name, size, mount or spec that breaks a rule)
   65   corrupt data (a malformed archive or state record)
   66   not found (container, image, plugin)
-  69   backend unavailable (daemon down, socket missing)
-  70   plugin failed (trap, timeout, out of memory) with on-error = \"deny\"
+  69   unreachable: a backend (daemon down, socket missing) or the package repository
+  70   plugin failed: cannot load (ungranted import, sha256 pin), or trapped, timed out
+       or ran out of memory with on-error = \"deny\"
   73   conflict (name taken, image in use, container running)
   75   timeout (e.g. stop without --force semantics)
   76   operation not supported by the backend

@@ -256,7 +256,7 @@ impl Host {
                 .collect::<Result<Vec<_>>>()?;
             let config = &self.config.packages;
             let installed = berth_packages::Packages::new(self.store.state_dir())
-                .ensure_all(&refs, config.repository.as_deref())?;
+                .ensure_all(&refs, config.repository.as_ref())?;
             for (name, path) in installed {
                 resolved.mounts.push(berth_core::Mount {
                     source: path.display().to_string(),

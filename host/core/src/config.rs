@@ -163,9 +163,10 @@ fn default_xfs_quota() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PackagesConfig {
-    /// A directory holding `<id>.ipk` (or `<name>/<id>.ipk`) files.
+    /// Where packages not installed yet come from: a directory or an `http(s)://` URL holding
+    /// `<name>/<id>.ipk` (or `<id>.ipk`) files.
     #[serde(default)]
-    pub repository: Option<PathBuf>,
+    pub repository: Option<PackageRepository>,
     /// Each package is mounted read-only at `<mount-prefix>/<name>`.
     #[serde(default = "default_package_prefix")]
     pub mount_prefix: String,
@@ -182,6 +183,40 @@ impl Default for PackagesConfig {
 
 fn default_package_prefix() -> String {
     "/usr/berth".into()
+}
+
+/// `[packages].repository`: a local directory, or an HTTP(S) server with the same layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum PackageRepository {
+    Dir(PathBuf),
+    /// A base URL without a trailing '/'.
+    Http(String),
+}
+
+impl From<String> for PackageRepository {
+    fn from(text: String) -> Self {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            PackageRepository::Http(text.trim_end_matches('/').to_string())
+        } else {
+            PackageRepository::Dir(text.into())
+        }
+    }
+}
+
+impl From<PackageRepository> for String {
+    fn from(repository: PackageRepository) -> String {
+        repository.to_string()
+    }
+}
+
+impl std::fmt::Display for PackageRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PackageRepository::Dir(dir) => write!(f, "{}", dir.display()),
+            PackageRepository::Http(url) => f.write_str(url),
+        }
+    }
 }
 
 /// What enforces a volume's size.
@@ -254,7 +289,7 @@ pub enum PluginMode {
 }
 
 /// Host interfaces a plugin may be granted, beyond `log` and `config` which every plugin gets.
-pub const GRANTABLE_INTERFACES: &[&str] = &["containers"];
+pub const GRANTABLE_INTERFACES: &[&str] = &["containers", "quotas", "packages"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -381,10 +416,11 @@ impl Config {
                 plugin.path = base.join(&plugin.path);
             }
         }
-        if let (Some(base), Some(repository)) = (base_dir, &mut config.packages.repository)
-            && repository.is_relative()
+        if let (Some(base), Some(PackageRepository::Dir(dir))) =
+            (base_dir, &mut config.packages.repository)
+            && dir.is_relative()
         {
-            *repository = base.join(&*repository);
+            *dir = base.join(&*dir);
         }
         Ok(config)
     }
@@ -490,5 +526,28 @@ settings = { pattern = "^app-[a-f0-9]{8,16}-[0-9a-f]{4}$", max = 3 }
             .unwrap_err()
             .to_string();
         assert!(err.contains("no backends"), "{err}");
+    }
+
+    #[test]
+    fn a_repository_is_a_directory_relative_to_the_file_or_a_url() {
+        let parse = |repository: &str| {
+            let text = format!(
+                "[backends.native]\ntype = \"native\"\n[packages]\nrepository = \"{repository}\"\n"
+            );
+            Config::parse(&text, "x.toml", Some(Path::new("/etc/berth")))
+                .unwrap()
+                .packages
+                .repository
+                .unwrap()
+        };
+        assert_eq!(
+            parse("ipk"),
+            PackageRepository::Dir("/etc/berth/ipk".into())
+        );
+        assert_eq!(parse("/srv/ipk"), PackageRepository::Dir("/srv/ipk".into()));
+        assert_eq!(
+            parse("https://pkgs.example/ipk/"),
+            PackageRepository::Http("https://pkgs.example/ipk".into())
+        );
     }
 }

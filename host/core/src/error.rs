@@ -84,12 +84,11 @@ pub enum Error {
         operation: &'static str,
     },
 
-    #[error(
-        "backend {backend:?} is unreachable at {endpoint}: {reason}{}",
-        Hint(hint)
-    )]
+    /// A daemon or server berth needs does not answer.
+    #[error("{service} is unreachable at {endpoint}: {reason}{}", Hint(hint))]
     Unavailable {
-        backend: String,
+        /// What is unreachable, e.g. `backend "docker"`.
+        service: String,
         endpoint: String,
         reason: String,
         hint: String,
@@ -275,7 +274,7 @@ mod tests {
     #[test]
     fn messages_name_the_object_and_the_fix() {
         let e = Error::Unavailable {
-            backend: "docker".into(),
+            service: "backend \"docker\"".into(),
             endpoint: "unix:///var/run/docker.sock".into(),
             reason: "connection refused".into(),
             hint: "is dockerd running? (set [backends.docker].socket)".into(),

@@ -7,10 +7,12 @@
 
 pub mod extract;
 pub mod format;
+pub mod repository;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use berth_core::config::PackageRepository;
 use berth_core::{Error, IoContext, Result, store};
 use serde::Serialize;
 
@@ -116,9 +118,25 @@ impl Packages {
     /// Installs the package file at `path`; an existing install is returned as it is.
     pub fn install_file(&self, path: &Path) -> Result<Installed> {
         let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
-        let (header, data) = format::decode(path, &bytes)?;
+        self.install(path, &bytes, None)
+    }
+
+    /// Installs the package `bytes` read from `source` (which must be package `expected_id`
+    /// when given), keeping them in the archive cache unless that is where they came from.
+    /// Nothing is left behind when it fails.
+    fn install(&self, source: &Path, bytes: &[u8], expected_id: Option<&str>) -> Result<Installed> {
+        let (header, data) = format::decode(source, bytes)?;
         let id = header.id();
+        if let Some(expected) = expected_id.filter(|e| *e != id) {
+            return Err(Error::Corrupt {
+                what: "package".into(),
+                path: source.to_owned(),
+                message: format!("its header says {id}, not {expected}"),
+                hint: "the repository file is misnamed".into(),
+            });
+        }
         let dest = self.install_path(&header.name, &id);
+        let archive = self.archive_path(&header.name, &id);
         let installed = Installed {
             name: header.name.clone(),
             version: header.version.clone(),
@@ -128,36 +146,43 @@ impl Packages {
         if dest.is_dir() {
             return Ok(installed);
         }
-        // Keep the archive (written whole, then renamed) and unpack beside the final place.
-        store::atomic_write(&self.archive_path(&header.name, &id), &bytes, 0o644)?;
-        let tar = format::decompress(path, data, header.compression)?;
-        let parent = dest.parent().expect("install paths have a parent");
-        store::create_dir_all(parent)?;
-        let tmp = parent.join(format!(".{id}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp).context(|| format!("creating {}", tmp.display()))?;
-        let unpacked = extract::unpack(path, &tar, &tmp).and_then(|()| {
-            std::fs::rename(&tmp, &dest).context(|| format!("installing into {}", dest.display()))
-        });
-        if let Err(e) = unpacked {
-            // A failed install leaves nothing behind, and a racing one that won is fine.
-            let _ = std::fs::remove_dir_all(&tmp);
-            if dest.is_dir() {
-                return Ok(installed);
-            }
-            let _ = std::fs::remove_file(self.archive_path(&header.name, &id));
-            return Err(e);
+        if source != archive {
+            store::atomic_write(&archive, bytes, 0o644)?;
         }
-        Ok(installed)
+        // Unpack beside the final place, then rename: an install is whole or absent.
+        let unpacked = format::decompress(source, data, header.compression).and_then(|tar| {
+            let parent = dest.parent().expect("install paths have a parent");
+            store::create_dir_all(parent)?;
+            let tmp = parent.join(format!(".{id}.tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir(&tmp).context(|| format!("creating {}", tmp.display()))?;
+            let moved = extract::unpack(source, &tar, &tmp).and_then(|()| {
+                std::fs::rename(&tmp, &dest)
+                    .context(|| format!("installing into {}", dest.display()))
+            });
+            if moved.is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            moved
+        });
+        match unpacked {
+            Ok(()) => Ok(installed),
+            // A racing install that won is fine.
+            Err(_) if dest.is_dir() => Ok(installed),
+            Err(e) => {
+                let _ = std::fs::remove_file(&archive);
+                Err(e)
+            }
+        }
     }
 
     /// Installs `name@version` for this os/arch: already installed, else from the archive cache,
-    /// else from `repository` (a directory holding `<id>.ipk` or `<name>/<id>.ipk`).
+    /// else fetched from `repository` into the cache.
     pub fn ensure(
         &self,
         name: &str,
         version: &str,
-        repository: Option<&Path>,
+        repository: Option<&PackageRepository>,
     ) -> Result<Installed> {
         let id = package_id(name, version, OS, ARCH);
         let dest = self.install_path(name, &id);
@@ -169,44 +194,42 @@ impl Packages {
                 path: dest,
             });
         }
-        let mut candidates = vec![self.archive_path(name, &id)];
-        if let Some(repo) = repository {
-            candidates.push(repo.join(format!("{id}.ipk")));
-            candidates.push(repo.join(name).join(format!("{id}.ipk")));
-        }
-        let found = candidates
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
+        let archive = self.archive_path(name, &id);
+        let cached = archive.is_file()
+            || match repository {
+                Some(repository) => repository::fetch(repository, name, &id, &archive)?,
+                None => false,
+            };
+        if !cached {
+            return Err(
                 Error::not_found("package", format!("{name}@{version} ({id})")).with_hint(
                     match repository {
-                        Some(repo) => format!(
-                            "{repo:?} has no {id}.ipk; install it with `berth pkg install FILE`"
+                        Some(repository) => format!(
+                            "{repository} has no {id}.ipk; install it with `berth pkg install FILE`"
                         ),
                         None => {
                             "install it with `berth pkg install FILE`, or set [packages].repository"
                                 .into()
                         }
                     },
-                )
-            })?;
-        let installed = self.install_file(&found)?;
-        if installed.id != id {
-            return Err(Error::Corrupt {
-                what: "package".into(),
-                path: found,
-                message: format!("its header says {}, not {id}", installed.id),
-                hint: "the repository file is misnamed".into(),
-            });
+                ),
+            );
         }
-        Ok(installed)
+        let installed = std::fs::read(&archive)
+            .context(|| format!("reading {}", archive.display()))
+            .and_then(|bytes| self.install(&archive, &bytes, Some(&id)));
+        if installed.is_err() {
+            // A damaged or misnamed archive must not be found again next time.
+            let _ = std::fs::remove_file(&archive);
+        }
+        installed
     }
 
     /// `ensure` for each distinct `name@version`; name -> install path. The first failure stops.
     pub fn ensure_all(
         &self,
         refs: &[(String, String)],
-        repository: Option<&Path>,
+        repository: Option<&PackageRepository>,
     ) -> Result<BTreeMap<String, PathBuf>> {
         let mut paths = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();

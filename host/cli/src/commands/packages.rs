@@ -1,7 +1,7 @@
 //! `berth pkg build|install|inspect|ls|rm`: read-only software packages (.ipk).
 
 use berth_core::Error;
-use berth_packages::{Compression, Packages};
+use berth_packages::{Compression, Packages, repository};
 
 use crate::cli::PkgCommand;
 use crate::host::Host;
@@ -16,6 +16,7 @@ pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<
             version,
             compression,
             output: out,
+            chunk_sums,
         } => {
             let compression = match compression.as_str() {
                 "xz" => Compression::Xz,
@@ -29,8 +30,16 @@ pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<
             };
             let (header, bytes) = berth_packages::build(&dir, &name, &version, compression)?;
             let out = out.unwrap_or_else(|| format!("{}.ipk", header.id()).into());
-            std::fs::write(&out, bytes)
-                .map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
+            let write = |path: &std::path::Path, bytes: &[u8]| {
+                std::fs::write(path, bytes)
+                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+            };
+            write(&out, &bytes)?;
+            if chunk_sums {
+                let mut sums = out.clone().into_os_string();
+                sums.push(".crc32");
+                write(sums.as_ref(), repository::chunk_sums(&bytes).as_bytes())?;
+            }
             if json {
                 output::json(&header);
             } else {
@@ -42,7 +51,7 @@ pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<
                 packages.install_file(package.as_ref())?
             } else {
                 let (name, version) = berth_packages::parse_ref(&package)?;
-                packages.ensure(&name, &version, host.config.packages.repository.as_deref())?
+                packages.ensure(&name, &version, host.config.packages.repository.as_ref())?
             };
             if json {
                 output::json(&installed);
