@@ -52,8 +52,23 @@ pub const COUNTER: Plugin = Plugin {
     lib: "berth_test_counter",
 };
 
-pub const ALL: [Plugin; 9] = [
-    NAMING, SELECTOR, GUARD, LOOPER, HOG, TRAPPER, SNOOP, CONFLICT, COUNTER,
+/// Test: gives each container a volume and packages through the `quotas` and `packages`
+/// interfaces, and removes the volume after the container.
+pub const PROVISIONER: Plugin = Plugin {
+    lib: "berth_test_provisioner",
+};
+
+pub const ALL: [Plugin; 10] = [
+    NAMING,
+    SELECTOR,
+    GUARD,
+    LOOPER,
+    HOG,
+    TRAPPER,
+    SNOOP,
+    CONFLICT,
+    COUNTER,
+    PROVISIONER,
 ];
 
 impl Plugin {

@@ -1,8 +1,8 @@
 //! End-to-end: real plugins built from source deciding about real containers on the native
 //! backend, driven through the `berth` binary.
 
-use berth_tests::env::BerthEnv;
-use berth_tests::plugins::{GUARD, LOOPER, NAMING, SELECTOR, TRAPPER};
+use berth_tests::env::{BerthEnv, package_source};
+use berth_tests::plugins::{GUARD, LOOPER, NAMING, PROVISIONER, SELECTOR, TRAPPER};
 
 const IMAGE: &str = "busybox:local";
 
@@ -312,4 +312,108 @@ fn plugin_tools_show_check_and_call() {
         .ok()
         .json();
     assert_eq!(call["verdict"], "deny");
+}
+
+fn provisioner(grants: &str, packages: &str, repository: &std::path::Path) -> String {
+    format!(
+        "[[plugins]]\nname = \"provisioner\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\n\
+         grants = [{grants}]\nsettings = {{ packages = \"{packages}\" }}\n\n\
+         [packages]\nrepository = \"{}\"\n",
+        PROVISIONER.path().display(),
+        repository.display()
+    )
+}
+
+#[test]
+fn a_granted_hook_gives_containers_volumes_and_packages() {
+    let repo = tempfile::tempdir().unwrap();
+    let env = BerthEnv::new(&provisioner(
+        "\"quotas\", \"packages\"",
+        "hello@1.0.0",
+        repo.path(),
+    ))
+    .with_busybox();
+    let src = package_source(env.dir.path());
+    let built = env
+        .command(&[
+            "pkg",
+            "build",
+            &src,
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+        ])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+
+    let run = env.berth(&[
+        "run",
+        "--name",
+        "web",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo kept > /data/file && /usr/berth/hello/bin/hello && \
+         (touch /usr/berth/hello/x 2>/dev/null || echo read-only)",
+    ]);
+    assert_eq!(run.ok().stdout, "hello from a package\nread-only\n");
+    // The volume the hook asked for holds what the container wrote, and cannot go while used.
+    let volume = env.berth(&["volume", "ls", "--json"]).ok().json();
+    assert_eq!(volume[0]["name"], "web-data", "{volume}");
+    let path = std::path::Path::new(volume[0]["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(path.join("file")).unwrap(),
+        "kept\n"
+    );
+    assert_eq!(env.berth(&["volume", "rm", "web-data"]).code, 73);
+    assert_eq!(
+        env.berth(&["pkg", "ls", "--json"]).ok().json()[0]["name"],
+        "hello"
+    );
+
+    // The post-remove hook removes the volume once the container is gone.
+    env.berth(&["rm", "web"]).ok();
+    assert_eq!(
+        env.berth(&["volume", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert!(!path.exists());
+
+    // What the host cannot provide denies the create with the host's reason.
+    let env = BerthEnv::new(&provisioner(
+        "\"quotas\", \"packages\"",
+        "absent@1.0.0",
+        repo.path(),
+    ))
+    .with_busybox();
+    let denied = env.berth(&["run", "--rm", "--name", "web", IMAGE, "true"]);
+    assert_eq!(denied.code, 77, "{denied:?}");
+    assert!(
+        denied.stderr.contains("provisioner") && denied.stderr.contains("absent@1.0.0"),
+        "{denied:?}"
+    );
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+}
+
+#[test]
+fn quotas_and_packages_are_refused_without_their_grants() {
+    let repo = tempfile::tempdir().unwrap();
+    let env = BerthEnv::new(&provisioner("\"quotas\"", "", repo.path())).with_busybox();
+    let refused = env.berth(&["run", "--rm", IMAGE, "true"]);
+    assert_eq!(refused.code, 70, "{refused:?}");
+    assert!(
+        refused.stderr.contains(
+            "imports berth:plugin/packages@0.1.0 but is not granted it: add \"packages\" to \
+             grants of [[plugins]] name = \"provisioner\""
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+    assert_eq!(
+        env.berth(&["volume", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
 }

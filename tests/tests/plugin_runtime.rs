@@ -12,7 +12,7 @@ use berth_core::{
     PluginFailure,
 };
 use berth_plugins::events::{self, Verdict};
-use berth_plugins::{CacheStatus, ContainerDirectory, Function, Hook, PluginHost, check_component};
+use berth_plugins::{CacheStatus, Function, Hook, HostServices, PluginHost, check_component};
 use berth_tests::plugins::{
     self, CONFLICT, COUNTER, GUARD, HOG, LOOPER, NAMING, SELECTOR, SNOOP, TRAPPER,
 };
@@ -21,11 +21,11 @@ use tempfile::TempDir;
 /// A fixed set of existing containers for the `containers` interface.
 struct Fixed(Vec<ContainerInfo>);
 
-impl ContainerDirectory for Fixed {
-    fn list(&self) -> Vec<ContainerInfo> {
+impl HostServices for Fixed {
+    fn containers(&self) -> Vec<ContainerInfo> {
         self.0.clone()
     }
-    fn inspect(&self, name_or_id: &str) -> Option<ContainerInfo> {
+    fn container(&self, name_or_id: &str) -> Option<ContainerInfo> {
         self.0
             .iter()
             .find(|c| c.name == name_or_id || c.id.starts_with(name_or_id))

@@ -13,7 +13,7 @@ use berth_core::{
     ListFilter, LockMode, Result, StopOptions, Store,
     config::{BackendConfig, Config},
 };
-use berth_plugins::{ContainerDirectory, Hook, PluginHost};
+use berth_plugins::{Hook, HostServices, PackageMount, PluginHost};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -67,8 +67,8 @@ impl Host {
         let loaded = if self.config.plugins.is_empty() {
             None
         } else {
-            let directory: Arc<dyn ContainerDirectory> = Arc::new(Directory(Arc::downgrade(self)));
-            Some(Arc::new(PluginHost::load(&self.config, directory)?))
+            let services: Arc<dyn HostServices> = Arc::new(Services(Arc::downgrade(self)));
+            Some(Arc::new(PluginHost::load(&self.config, services)?))
         };
         Ok(self.plugins.get_or_init(|| loaded).clone())
     }
@@ -98,6 +98,48 @@ impl Host {
             features: Vec::new(),
             detail: Some(e.to_string()),
         })
+    }
+
+    // ---- volumes and packages --------------------------------------------------------------
+
+    pub fn volumes(&self) -> berth_quota::Volumes {
+        berth_quota::Volumes::open(&self.config.quota, &self.store)
+    }
+
+    /// Removes volume `name` unless a container mounts it.
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        if let Some(user) = self
+            .records()?
+            .iter()
+            .find(|r| r.spec.mounts.iter().any(|m| m.source == name))
+        {
+            return Err(Error::conflict(
+                format!("volume {name}"),
+                format!("container {} uses it", user.name),
+            )
+            .with_hint(format!(
+                "remove the container first: berth rm {}",
+                user.name
+            )));
+        }
+        self.volumes().remove(name)
+    }
+
+    pub fn packages(&self) -> berth_packages::Packages {
+        berth_packages::Packages::new(self.store.state_dir())
+    }
+
+    /// Where a container sees package `name`: `[packages].mount-prefix`/name.
+    pub fn package_target(&self, name: &str) -> String {
+        let prefix = self.config.packages.mount_prefix.trim_end_matches('/');
+        format!("{prefix}/{name}")
+    }
+
+    fn package_mount(&self, package: berth_packages::Installed) -> PackageMount {
+        PackageMount {
+            target: self.package_target(&package.name),
+            package,
+        }
     }
 
     // ---- records -------------------------------------------------------------------------
@@ -242,7 +284,7 @@ impl Host {
     /// a volume in use is known.
     fn prepared(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
         let mut resolved = spec.clone();
-        let volumes = berth_quota::Volumes::open(&self.config.quota, &self.store);
+        let volumes = self.volumes();
         for mount in resolved.mounts.iter_mut() {
             if !mount.source.starts_with('/') {
                 mount.source = volumes.path(&mount.source)?.display().to_string();
@@ -254,13 +296,13 @@ impl Host {
                 .iter()
                 .map(|p| berth_packages::parse_ref(p))
                 .collect::<Result<Vec<_>>>()?;
-            let config = &self.config.packages;
-            let installed = berth_packages::Packages::new(self.store.state_dir())
-                .ensure_all(&refs, config.repository.as_ref())?;
+            let installed = self
+                .packages()
+                .ensure_all(&refs, self.config.packages.repository.as_ref())?;
             for (name, path) in installed {
                 resolved.mounts.push(berth_core::Mount {
                     source: path.display().to_string(),
-                    target: format!("{}/{name}", config.mount_prefix.trim_end_matches('/')),
+                    target: self.package_target(&name),
                     readonly: true,
                     owner: None,
                 });
@@ -421,8 +463,16 @@ fn build_backend(
     }
 }
 
-/// The `containers` host interface: plugins see berth's containers, read-only.
-struct Directory(std::sync::Weak<Host>);
+/// What granted plugins reach: berth's containers (read-only), its volumes and its packages.
+struct Services(std::sync::Weak<Host>);
+
+impl Services {
+    fn host(&self) -> Result<Arc<Host>> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| Error::invalid("host", "shutting down"))
+    }
+}
 
 /// Plugin calls are synchronous and may run inside the async runtime, so backend queries run
 /// on a scoped thread that blocks on the runtime's handle.
@@ -437,8 +487,8 @@ fn block_on<T: Send>(
     })
 }
 
-impl ContainerDirectory for Directory {
-    fn list(&self) -> Vec<ContainerInfo> {
+impl HostServices for Services {
+    fn containers(&self) -> Vec<ContainerInfo> {
         let Some(host) = self.0.upgrade() else {
             return Vec::new();
         };
@@ -451,10 +501,43 @@ impl ContainerDirectory for Directory {
             .unwrap_or_default()
     }
 
-    fn inspect(&self, reference: &str) -> Option<ContainerInfo> {
+    fn container(&self, reference: &str) -> Option<ContainerInfo> {
         let host = self.0.upgrade()?;
         let record = host.resolve(reference).ok()?;
         Some(block_on(&host.runtime, host.info(&record)))
+    }
+
+    fn volumes(&self) -> Result<Vec<berth_quota::Volume>> {
+        self.host()?.volumes().list()
+    }
+
+    fn ensure_volume(&self, name: &str, limit: Option<u64>) -> Result<berth_quota::Volume> {
+        let volumes = self.host()?.volumes();
+        match volumes.get(name) {
+            Err(e) if e.kind() == berth_core::ErrorKind::NotFound => volumes.create(name, limit),
+            found => found,
+        }
+    }
+
+    fn remove_volume(&self, name: &str) -> Result<()> {
+        self.host()?.remove_volume(name)
+    }
+
+    fn ensure_package(&self, name: &str, version: &str) -> Result<PackageMount> {
+        let host = self.host()?;
+        let package =
+            host.packages()
+                .ensure(name, version, host.config.packages.repository.as_ref())?;
+        Ok(host.package_mount(package))
+    }
+
+    fn packages(&self) -> Result<Vec<PackageMount>> {
+        let host = self.host()?;
+        let installed = host.packages().list()?;
+        Ok(installed
+            .into_iter()
+            .map(|p| host.package_mount(p))
+            .collect())
     }
 }
 

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_core::{BackendInfo, Config, ContainerInfo, ContainerSpec, Limits};
-use berth_plugins::{ContainerDirectory, Hook, PluginHost};
+use berth_plugins::{Hook, HostServices, PluginHost};
 use berth_tests::plugins::{self, GUARD, NAMING, SELECTOR};
 
 struct Empty;
 
-impl ContainerDirectory for Empty {
-    fn list(&self) -> Vec<ContainerInfo> {
+impl HostServices for Empty {
+    fn containers(&self) -> Vec<ContainerInfo> {
         Vec::new()
     }
-    fn inspect(&self, _: &str) -> Option<ContainerInfo> {
+    fn container(&self, _: &str) -> Option<ContainerInfo> {
         None
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::convert;
 use crate::events::{self, Decision, EventLog, Verdict};
 use crate::hook::{Function, Hook};
-use crate::interfaces::containers::ContainerDirectory;
+use crate::interfaces::HostServices;
 use crate::patch::{Patch, PatchSet};
 use crate::plugin::Plugin;
 
@@ -52,7 +52,7 @@ pub struct PluginSummary {
 /// The loaded plugins of one configuration. `Send + Sync`: calls may come from any thread.
 pub struct PluginHost {
     plugins: Vec<Plugin>,
-    containers: Arc<dyn ContainerDirectory>,
+    services: Arc<dyn HostServices>,
     log: EventLog,
 }
 
@@ -75,7 +75,7 @@ impl PluginHost {
     /// decisions logged to `<run-dir>/events.jsonl`). Any plugin that cannot load fails the
     /// whole load: silently running without a configured policy would be worse. Without plugins
     /// nothing is compiled and no engine is created.
-    pub fn load(config: &Config, containers: Arc<dyn ContainerDirectory>) -> Result<PluginHost> {
+    pub fn load(config: &Config, services: Arc<dyn HostServices>) -> Result<PluginHost> {
         let cache_dir = config.host.state_dir.join("cache").join("plugins");
         let plugins = config
             .plugins
@@ -84,7 +84,7 @@ impl PluginHost {
             .collect::<Result<Vec<_>>>()?;
         Ok(PluginHost {
             plugins,
-            containers,
+            services,
             log: EventLog::new(events::log_path(&config.host)),
         })
     }
@@ -131,7 +131,7 @@ impl PluginHost {
                 &input,
                 describe_allow,
                 || {
-                    plugin.run(&self.containers, "validate-name", |store, instance| {
+                    plugin.run(&self.services, "validate-name", |store, instance| {
                         naming
                             .load(&mut *store, instance)?
                             .berth_plugin_naming()
@@ -162,7 +162,7 @@ impl PluginHost {
                 &input,
                 describe,
                 || {
-                    plugin.run(&self.containers, "generate-name", |store, instance| {
+                    plugin.run(&self.services, "generate-name", |store, instance| {
                         naming
                             .load(&mut *store, instance)?
                             .berth_plugin_naming()
@@ -218,7 +218,7 @@ impl PluginHost {
         candidates: &[BackendInfo],
     ) -> Answer<String> {
         let placement = plugin.placement().expect("only asked of backend policies");
-        let answer = plugin.run(&self.containers, "select-backend", |store, instance| {
+        let answer = plugin.run(&self.services, "select-backend", |store, instance| {
             placement
                 .load(&mut *store, instance)?
                 .berth_plugin_placement()
@@ -279,7 +279,7 @@ impl PluginHost {
         id: Option<&str>,
     ) -> Answer<Option<Patch>> {
         let hooks = plugin.hooks().expect("only asked of hook plugins");
-        let answer = plugin.run(&self.containers, hook.as_str(), |store, instance| {
+        let answer = plugin.run(&self.services, hook.as_str(), |store, instance| {
             hooks
                 .load(&mut *store, instance)?
                 .berth_plugin_hooks()
@@ -321,7 +321,7 @@ impl PluginHost {
         let (input, outcome): (String, Answer<Described>) = match function {
             Function::ValidateName => {
                 let naming = plugin.naming().expect("world checked");
-                let answer = plugin.run(&self.containers, "validate-name", |store, instance| {
+                let answer = plugin.run(&self.services, "validate-name", |store, instance| {
                     naming
                         .load(&mut *store, instance)?
                         .berth_plugin_naming()
@@ -335,7 +335,7 @@ impl PluginHost {
             Function::GenerateName => {
                 let naming = plugin.naming().expect("world checked");
                 let wit_spec = convert::spec(spec);
-                let answer = plugin.run(&self.containers, "generate-name", |store, instance| {
+                let answer = plugin.run(&self.services, "generate-name", |store, instance| {
                     naming
                         .load(&mut *store, instance)?
                         .berth_plugin_naming()

@@ -19,7 +19,7 @@ use wasmtime::{Engine, Store, Trap};
 
 use crate::bindings::{BackendPolicyIndices, LifecycleHooksIndices, NamePolicyIndices};
 use crate::engine::{self, Runtime};
-use crate::interfaces::{self, containers::ContainerDirectory};
+use crate::interfaces::{self, HostServices};
 use crate::state::HostState;
 
 /// The package every berth host interface lives in.
@@ -200,6 +200,8 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     for grant in GRANTABLE_INTERFACES {
         match *grant {
             "containers" => interfaces::containers::add_to_linker(&mut linker)?,
+            "quotas" => interfaces::quotas::add_to_linker(&mut linker)?,
+            "packages" => interfaces::packages::add_to_linker(&mut linker)?,
             other => {
                 return Err(wasmtime::format_err!(
                     "this berth cannot provide granted interface {other:?}"
@@ -371,7 +373,7 @@ impl Plugin {
     /// and discard the instance.
     pub fn run<R: Send>(
         &self,
-        containers: &Arc<dyn ContainerDirectory>,
+        services: &Arc<dyn HostServices>,
         function: &str,
         call: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
@@ -379,7 +381,7 @@ impl Plugin {
         let mut live = slot.take().unwrap_or_else(|| {
             let mut store = Store::new(
                 &self.runtime.engine,
-                HostState::new(self.config.clone(), containers.clone()),
+                HostState::new(self.config.clone(), services.clone()),
             );
             store.limiter(|state| &mut state.limits);
             store.epoch_deadline_trap();

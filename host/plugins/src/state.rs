@@ -12,14 +12,14 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::interfaces::containers::ContainerDirectory;
+use crate::interfaces::HostServices;
 
 /// Bytes of guest stderr kept for error messages (a Rust panic message fits easily).
 const STDERR_CAPACITY: usize = 4096;
 
 pub(crate) struct HostState {
     pub plugin: Arc<PluginConfig>,
-    pub containers: Arc<dyn ContainerDirectory>,
+    pub services: Arc<dyn HostServices>,
     pub limits: MemoryCap,
     /// Guest stderr, so a panic message can be shown with the trap.
     pub stderr: MemoryOutputPipe,
@@ -28,7 +28,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<PluginConfig>, containers: Arc<dyn ContainerDirectory>) -> HostState {
+    pub fn new(plugin: Arc<PluginConfig>, services: Arc<dyn HostServices>) -> HostState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopens, env, args, network or stdin: wasip2 guests import these interfaces, and
         // get nothing through them.
@@ -40,7 +40,7 @@ impl HostState {
         };
         HostState {
             plugin,
-            containers,
+            services,
             limits,
             stderr,
             wasi,

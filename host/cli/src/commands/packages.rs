@@ -1,14 +1,14 @@
 //! `berth pkg build|install|inspect|ls|rm`: read-only software packages (.ipk).
 
 use berth_core::Error;
-use berth_packages::{Compression, Packages, repository};
+use berth_packages::{Compression, repository};
 
 use crate::cli::PkgCommand;
 use crate::host::Host;
 use crate::output;
 
 pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<i32> {
-    let packages = Packages::new(host.store.state_dir());
+    let packages = host.packages();
     match command {
         PkgCommand::Build {
             dir,

@@ -1,14 +1,13 @@
 //! `berth volume create|ls|rm`: named volumes under the configured quota driver.
 
-use berth_core::{Error, parse_size};
-use berth_quota::Volumes;
+use berth_core::parse_size;
 
 use crate::cli::VolumeCommand;
 use crate::host::Host;
 use crate::output;
 
 pub fn dispatch(host: &Host, command: VolumeCommand, json: bool) -> anyhow::Result<i32> {
-    let volumes = Volumes::open(&host.config.quota, &host.store);
+    let volumes = host.volumes();
     match command {
         VolumeCommand::Create { name, size } => {
             let size = size.as_deref().map(parse_size).transpose()?;
@@ -36,23 +35,8 @@ pub fn dispatch(host: &Host, command: VolumeCommand, json: bool) -> anyhow::Resu
             );
         }
         VolumeCommand::Rm { volumes: names } => {
-            let records = host.records()?;
             for name in &names {
-                if let Some(user) = records
-                    .iter()
-                    .find(|r| r.spec.mounts.iter().any(|m| &m.source == name))
-                {
-                    return Err(Error::conflict(
-                        format!("volume {name}"),
-                        format!("container {} uses it", user.name),
-                    )
-                    .with_hint(format!(
-                        "remove the container first: berth rm {}",
-                        user.name
-                    ))
-                    .into());
-                }
-                volumes.remove(name)?;
+                host.remove_volume(name)?;
                 println!("{name}");
             }
         }

@@ -1,0 +1,62 @@
+//! Test plugin: gives each container its own volume and packages through the `quotas` and
+//! `packages` host interfaces. At pre-create it ensures volume `<name>-data` (limited to the
+//! `volume-bytes` setting, if set) mounted at /data, and each `NAME@VERSION` of the comma-separated
+//! `packages` setting mounted read-only where `run --pkg` would put it; a failure denies the
+//! create with the host's reason. At post-remove it removes the volume again.
+
+wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
+
+use berth::plugin::types::Mount;
+use berth::plugin::{config, packages, quotas};
+use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+
+struct Provisioner;
+
+impl Guest for Provisioner {
+    fn on_event(
+        hook: Hook,
+        spec: ContainerSpec,
+        _: Option<String>,
+    ) -> Result<Option<Patch>, String> {
+        let volume = format!("{}-data", spec.name);
+        match hook {
+            Hook::PreCreate => {
+                let limit = match config::get("volume-bytes") {
+                    Some(text) => Some(text.parse().map_err(|_| "bad volume-bytes".to_string())?),
+                    None => None,
+                };
+                let mut mounts = vec![Mount {
+                    source: quotas::ensure(&volume, limit)?.name,
+                    target: "/data".into(),
+                    readonly: false,
+                }];
+                for wanted in config::get("packages").unwrap_or_default().split(',') {
+                    let Some((name, version)) = wanted.trim().split_once('@') else {
+                        continue;
+                    };
+                    let package = packages::ensure(name, version)?;
+                    mounts.push(Mount {
+                        source: package.path,
+                        target: package.mount_target,
+                        readonly: true,
+                    });
+                }
+                Ok(Some(Patch {
+                    env: Vec::new(),
+                    labels: Vec::new(),
+                    mounts,
+                    limits: None,
+                }))
+            }
+            Hook::PostRemove => {
+                if quotas::get(&volume)?.is_some() {
+                    quotas::remove(&volume)?;
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+export!(Provisioner);
