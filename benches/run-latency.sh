@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One `run --rm IMAGE /bin/true`, timed end to end: berth on the native backend (no plugins, and
-# the three example plugins), berth on the docker backend, `ctr run --rm` and `docker run --rm`,
-# all with the same busybox image built from Debian's busybox-static. Prints medians and ratios
-# measured in this one run.
+# the three example plugins), berth on the docker and containerd backends, `ctr run --rm` and
+# `docker run --rm`, all with the same busybox image built from Debian's busybox-static. Prints
+# medians and ratios measured in this one run.
 # Targets: native <= 0.5x ctr; the three plugins add <= 2 ms per run; berth on docker <= 1.10x
-# docker.
+# docker; berth on containerd <= 1.10x ctr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-30}
@@ -37,6 +37,12 @@ cat "$work/plain.toml" - >"$work/docker.toml" <<TOML
 [backends.docker]
 type = "docker"
 TOML
+# containerd in the namespace ctr uses below, so both run the very same image.
+cat "$work/plain.toml" - >"$work/containerd.toml" <<TOML
+[backends.containerd]
+type = "containerd"
+namespace = "berth-bench"
+TOML
 sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-dir = \"$work/run\"#" \
     -e "s#\.\./plugins/#$PWD/plugins/#" examples/berth.toml >"$work/plugins.toml"
 "$berth" --config "$work/plain.toml" image import --rootfs "$work/rootfs" busybox:bench >/dev/null
@@ -45,6 +51,7 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/results.json" \
     -n berth-native "$berth --config $work/plain.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
     -n berth-native+3-plugins "$berth --config $work/plugins.toml run --rm --name bench-run --memory 32m busybox:bench /bin/true" \
     -n berth-docker "$berth --config $work/docker.toml run --rm --backend docker busybox:bench /bin/true" \
+    -n berth-containerd "$berth --config $work/containerd.toml run --rm --backend containerd busybox:bench /bin/true" \
     -n ctr "ctr -n berth-bench run --rm $ctr_image berth-bench /bin/true" \
     -n docker "docker run --rm busybox:bench /bin/true" >/dev/null
 
@@ -54,9 +61,10 @@ results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 median = {name: r["median"] * 1000 for name, r in results.items()}
 for name, ms in median.items():
     print(f"{name:<26} median {ms:8.2f} ms   (min {results[name]['min']*1000:.2f}, max {results[name]['max']*1000:.2f}, n={len(results[name]['times'])})")
-n, p, bd, c, d = (median[k] for k in ("berth-native", "berth-native+3-plugins", "berth-docker", "ctr", "docker"))
+n, p, bd, bc, c, d = (median[k] for k in ("berth-native", "berth-native+3-plugins", "berth-docker", "berth-containerd", "ctr", "docker"))
 print(f"ratio berth-native / ctr      {n / c:6.3f}x   (target <= 0.5x)")
 print(f"ratio berth-native / docker   {n / d:6.3f}x")
 print(f"ratio berth-docker / docker   {bd / d:6.3f}x   (target <= 1.10x)")
+print(f"ratio berth-containerd / ctr  {bc / c:6.3f}x   (target <= 1.10x)")
 print(f"three plugins add             {p - n:6.2f} ms per run (target <= 2 ms)")
 PY

@@ -5,6 +5,7 @@
 
 pub mod archives;
 pub mod bin;
+pub mod containerd;
 pub mod docker;
 pub mod env;
 pub mod plugins;

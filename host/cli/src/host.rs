@@ -460,6 +460,9 @@ fn build_backend(
             docker,
             store.clone(),
         )?)),
+        BackendConfig::Containerd(containerd) => Ok(Arc::new(
+            berth_backend_containerd::ContainerdBackend::new(name, containerd, store.clone())?,
+        )),
     }
 }
 

@@ -71,6 +71,7 @@ fn default_run_dir() -> PathBuf {
 pub enum BackendConfig {
     Native(NativeBackendConfig),
     Docker(DockerBackendConfig),
+    Containerd(ContainerdBackendConfig),
 }
 
 impl BackendConfig {
@@ -78,6 +79,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Native(_) => "native",
             BackendConfig::Docker(_) => "docker",
+            BackendConfig::Containerd(_) => "containerd",
         }
     }
 }
@@ -100,6 +102,48 @@ impl Default for DockerBackendConfig {
 
 fn default_docker_socket() -> String {
     "unix:///var/run/docker.sock".into()
+}
+
+/// `type = "containerd"`: containerd over its gRPC socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ContainerdBackendConfig {
+    #[serde(default = "default_containerd_socket")]
+    pub socket: PathBuf,
+    /// Every call runs in this containerd namespace, so berth's objects stay apart from others'.
+    #[serde(default = "default_containerd_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_containerd_runtime")]
+    pub runtime: String,
+    #[serde(default = "default_containerd_snapshotter")]
+    pub snapshotter: String,
+}
+
+impl Default for ContainerdBackendConfig {
+    fn default() -> Self {
+        ContainerdBackendConfig {
+            socket: default_containerd_socket(),
+            namespace: default_containerd_namespace(),
+            runtime: default_containerd_runtime(),
+            snapshotter: default_containerd_snapshotter(),
+        }
+    }
+}
+
+fn default_containerd_socket() -> PathBuf {
+    "/run/containerd/containerd.sock".into()
+}
+
+fn default_containerd_namespace() -> String {
+    "berth".into()
+}
+
+fn default_containerd_runtime() -> String {
+    "io.containerd.runc.v2".into()
+}
+
+fn default_containerd_snapshotter() -> String {
+    "overlayfs".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,837 @@
+//! berth's containerd backend: containers, tasks, images and snapshots over containerd's gRPC
+//! API (`containerd-client`), every call in the configured namespace.
+//!
+//! A berth container is a containerd container whose id is berth's id, with a snapshot of the
+//! same key prepared on its image's top layer. Starting it creates a task whose stdout and
+//! stderr the shim writes straight into two files under the run dir (`file://` stdio), so no
+//! berth process has to stay behind to copy output; `logs` reads them.
+
+pub mod host_files;
+pub mod images;
+pub mod reference;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported};
+use berth_core::config::ContainerdBackendConfig;
+use berth_core::{
+    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ImageInfo,
+    ListFilter, LogOptions, LogSink, LogStream, Mount, Result, StopOptions, Store,
+};
+use chrono::{DateTime, Utc};
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteImageRequest, DeleteTaskRequest, GetContainerRequest, GetImageRequest, GetRequest,
+    KillRequest, ListContainersRequest, ListImagesRequest, ReadContentRequest, StartRequest,
+    WaitRequest, container::Runtime, containers_client::ContainersClient,
+    content_client::ContentClient, images_client::ImagesClient, snapshots,
+    tasks_client::TasksClient, version_client::VersionClient,
+};
+use containerd_client::tonic::{self, Code, Request, transport::Channel};
+use containerd_client::types::v1::Status;
+use tokio::sync::OnceCell;
+
+use images::{Manifest, OciConfig};
+
+/// The label that names a container for `berth` (containerd has ids only).
+const NAME_LABEL: &str = "berth.name";
+const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct ContainerdBackend {
+    name: String,
+    config: ContainerdBackendConfig,
+    store: Store,
+    channel: OnceCell<Channel>,
+}
+
+impl ContainerdBackend {
+    /// Checks the configuration; nothing is contacted until the first call.
+    pub fn new(name: &str, config: &ContainerdBackendConfig, store: Store) -> Result<Self> {
+        let valid_namespace = !config.namespace.is_empty()
+            && config
+                .namespace
+                .split(['.', '_', '-'])
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !valid_namespace {
+            return Err(Error::invalid(
+                format!("namespace {:?} of [backends.{name}]", config.namespace),
+                "containerd namespaces are letters and digits, joined by '.', '_' or '-'",
+            ));
+        }
+        Ok(ContainerdBackend {
+            name: name.to_string(),
+            config: config.clone(),
+            store,
+            channel: OnceCell::new(),
+        })
+    }
+
+    async fn channel(&self) -> Result<Channel> {
+        self.channel
+            .get_or_try_init(|| async {
+                let socket = &self.config.socket;
+                let connect = containerd_client::connect(socket);
+                match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                    Ok(Ok(channel)) => Ok(channel),
+                    Ok(Err(e)) => Err(self.unreachable(root_cause(&e))),
+                    Err(_) => Err(self.unreachable("no answer within 5 s".into())),
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    fn unreachable(&self, reason: String) -> Error {
+        Error::Unavailable {
+            service: format!("backend {:?}", self.name),
+            endpoint: self.config.socket.display().to_string(),
+            reason,
+            hint: format!(
+                "is containerd running? start it with `containerd &` or `systemctl start \
+                 containerd`, or point [backends.{}].socket at it",
+                self.name
+            ),
+        }
+    }
+
+    /// `message` as a request in the configured namespace.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.metadata_mut().insert(
+            "containerd-namespace",
+            self.config
+                .namespace
+                .parse()
+                .expect("namespace checked in new()"),
+        );
+        request
+    }
+
+    /// A gRPC failure as berth's error for `operation` on `object`.
+    fn error(&self, operation: &'static str, object: &str, status: tonic::Status) -> Error {
+        match status.code() {
+            Code::NotFound => Error::not_found(kind_of(operation), object),
+            Code::AlreadyExists => Error::AlreadyExists {
+                kind: kind_of(operation),
+                name: object.to_string(),
+                hint: String::new(),
+            },
+            Code::Unavailable => self.unreachable(status.message().to_string()),
+            _ => Error::backend(&self.name, operation, object, status.message()),
+        }
+    }
+
+    fn log_paths(&self, id: &str) -> (PathBuf, PathBuf) {
+        let dir = self
+            .store
+            .run_dir()
+            .join("containerd")
+            .join(&self.config.namespace);
+        (dir.join(format!("{id}.out")), dir.join(format!("{id}.err")))
+    }
+
+    // ---- images ------------------------------------------------------------------------
+
+    async fn image_names(&self) -> Result<Vec<containerd_client::services::v1::Image>> {
+        let mut images = ImagesClient::new(self.channel().await?);
+        Ok(images
+            .list(self.request(ListImagesRequest::default()))
+            .await
+            .map_err(|e| self.error("list", "images", e))?
+            .into_inner()
+            .images)
+    }
+
+    /// The stored image `reference` means (see [`reference::find`]).
+    async fn find_image(&self, reference: &str) -> Result<containerd_client::services::v1::Image> {
+        require("image reference", reference)?;
+        let stored = self.image_names().await?;
+        let names: Vec<String> = stored.iter().map(|i| i.name.clone()).collect();
+        let found = reference::find(reference, &names).ok_or_else(|| {
+            Error::not_found("image", reference).with_hint(format!(
+                "import it into namespace {:?} (`ctr -n {} images import FILE`)",
+                self.config.namespace, self.config.namespace
+            ))
+        })?;
+        let mut images = ImagesClient::new(self.channel().await?);
+        images
+            .get(self.request(GetImageRequest {
+                name: found.clone(),
+            }))
+            .await
+            .map_err(|e| self.error("inspect", found, e))?
+            .into_inner()
+            .image
+            .ok_or_else(|| Error::not_found("image", found.as_str()))
+    }
+
+    async fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let mut content = ContentClient::new(self.channel().await?);
+        let mut stream = content
+            .read(self.request(ReadContentRequest {
+                digest: digest.to_string(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.error("read", digest, e))?
+            .into_inner();
+        let mut data = Vec::new();
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|e| self.error("read", digest, e))?
+        {
+            data.extend_from_slice(&chunk.data);
+        }
+        Ok(data)
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &str) -> Result<T> {
+        let bytes = self.read_blob(digest).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            what: "image blob".into(),
+            path: PathBuf::from(digest),
+            message: e.to_string(),
+            hint: "remove the image and import it again".into(),
+        })
+    }
+
+    /// The image's config for this platform, the config's digest, and the bytes of its
+    /// (compressed) layers.
+    async fn image_config(
+        &self,
+        image: &containerd_client::services::v1::Image,
+    ) -> Result<(OciConfig, String, u64)> {
+        let target = image
+            .target
+            .as_ref()
+            .ok_or_else(|| Error::not_found("image target", image.name.as_str()))?;
+        let mut manifest: Manifest = self.read_json(&target.digest).await?;
+        if manifest.is_index() {
+            let entry = manifest
+                .for_this_platform()
+                .cloned()
+                .ok_or_else(|| Error::not_found("image for this platform", image.name.as_str()))?;
+            manifest = self.read_json(&entry.digest).await?;
+        }
+        let size = manifest.layers.iter().map(|l| l.size.max(0) as u64).sum();
+        let config = manifest
+            .config
+            .ok_or_else(|| Error::not_found("image config", image.name.as_str()))?;
+        Ok((self.read_json(&config.digest).await?, config.digest, size))
+    }
+
+    async fn image_info(
+        &self,
+        image: &containerd_client::services::v1::Image,
+    ) -> Result<ImageInfo> {
+        let (config, digest, size) = self.image_config(image).await?;
+        Ok(ImageInfo {
+            id: digest.trim_start_matches("sha256:").to_string(),
+            names: vec![image.name.clone()],
+            size,
+            created: config.created,
+            backend: self.name.clone(),
+        })
+    }
+
+    // ---- containers --------------------------------------------------------------------
+
+    async fn container(&self, id: &str) -> Result<Container> {
+        require("container id", id)?;
+        let mut containers = ContainersClient::new(self.channel().await?);
+        containers
+            .get(self.request(GetContainerRequest { id: id.to_string() }))
+            .await
+            .map_err(|e| self.error("inspect", id, e))?
+            .into_inner()
+            .container
+            .ok_or_else(|| Error::not_found("container", id))
+    }
+
+    /// The container's task, if it has one.
+    async fn task(&self, id: &str) -> Result<Option<containerd_client::types::v1::Process>> {
+        let mut tasks = TasksClient::new(self.channel().await?);
+        match tasks
+            .get(self.request(GetRequest {
+                container_id: id.to_string(),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(response) => Ok(response.into_inner().process),
+            Err(e) if e.code() == Code::NotFound => Ok(None),
+            Err(e) => Err(self.error("inspect", id, e)),
+        }
+    }
+
+    fn info_of(
+        &self,
+        container: &Container,
+        task: Option<&containerd_client::types::v1::Process>,
+    ) -> ContainerInfo {
+        let status = task.map(|t| Status::try_from(t.status).unwrap_or(Status::Unknown));
+        let state = match status {
+            None | Some(Status::Created) => ContainerState::Created,
+            Some(Status::Running | Status::Paused | Status::Pausing) => ContainerState::Running,
+            Some(Status::Stopped) => ContainerState::Stopped,
+            Some(Status::Unknown) => ContainerState::Dead,
+        };
+        let mut labels: BTreeMap<String, String> = container
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let name = labels
+            .remove(NAME_LABEL)
+            .unwrap_or_else(|| container.id.clone());
+        ContainerInfo {
+            id: container.id.clone(),
+            name,
+            image: container.image.clone(),
+            state,
+            pid: task.filter(|_| state.is_running()).map(|t| t.pid),
+            exit_code: task
+                .filter(|_| state == ContainerState::Stopped)
+                .map(|t| t.exit_status as i32),
+            created: timestamp(container.created_at.as_ref()).unwrap_or_else(Utc::now),
+            started: None,
+            finished: task.and_then(|t| timestamp(t.exited_at.as_ref())),
+            labels,
+            backend: self.name.clone(),
+            status_detail: None,
+            ip_address: None,
+            limits: None,
+        }
+    }
+
+    async fn snapshot_mounts(&self, key: &str) -> Result<Vec<containerd_client::types::Mount>> {
+        let mut snapshots =
+            snapshots::snapshots_client::SnapshotsClient::new(self.channel().await?);
+        Ok(snapshots
+            .mounts(self.request(snapshots::MountsRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                key: key.to_string(),
+            }))
+            .await
+            .map_err(|e| self.error("mount", key, e))?
+            .into_inner()
+            .mounts)
+    }
+
+    /// A snapshot `key` on `parent`, replacing one left over under the same key.
+    async fn prepare_snapshot(&self, key: &str, parent: &str) -> Result<()> {
+        let mut snapshots =
+            snapshots::snapshots_client::SnapshotsClient::new(self.channel().await?);
+        let _ = snapshots
+            .remove(self.request(snapshots::RemoveSnapshotRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                key: key.to_string(),
+            }))
+            .await;
+        snapshots
+            .prepare(self.request(snapshots::PrepareSnapshotRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                key: key.to_string(),
+                parent: parent.to_string(),
+                labels: HashMap::new(),
+            }))
+            .await
+            .map_err(|e| match e.code() {
+                Code::NotFound => {
+                    Error::not_found("unpacked image layers", parent).with_hint(format!(
+                        "the image is not unpacked for snapshotter {:?}; import it again \
+                         (`ctr -n {} images import FILE` unpacks it)",
+                        self.config.snapshotter, self.config.namespace
+                    ))
+                }
+                _ => self.error("prepare", key, e),
+            })?;
+        Ok(())
+    }
+
+    async fn remove_snapshot(&self, key: &str) -> Result<()> {
+        let mut snapshots =
+            snapshots::snapshots_client::SnapshotsClient::new(self.channel().await?);
+        match snapshots
+            .remove(self.request(snapshots::RemoveSnapshotRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                key: key.to_string(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Code::NotFound => Ok(()),
+            Err(e) => Err(self.error("remove", key, e)),
+        }
+    }
+
+    /// Deletes the container's task if it has one (it must not be running).
+    async fn delete_task(&self, id: &str) -> Result<()> {
+        let mut tasks = TasksClient::new(self.channel().await?);
+        match tasks
+            .delete(self.request(DeleteTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Code::NotFound => Ok(()),
+            Err(e) => Err(self.error("remove", id, e)),
+        }
+    }
+
+    async fn signal(&self, id: &str, signal: i32) -> Result<()> {
+        let mut tasks = TasksClient::new(self.channel().await?);
+        match tasks
+            .kill(self.request(KillRequest {
+                container_id: id.to_string(),
+                signal: signal as u32,
+                all: true,
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Exited meanwhile: the signal has nothing left to do.
+            Err(e) if e.code() == Code::NotFound => Ok(()),
+            Err(e) if e.message().contains("process already finished") => Ok(()),
+            Err(e) => Err(self.error("kill", id, e)),
+        }
+    }
+
+    /// Waits for the task to exit; its exit code.
+    async fn wait_task(&self, id: &str) -> Result<i32> {
+        let mut tasks = TasksClient::new(self.channel().await?);
+        let exited = tasks
+            .wait(self.request(WaitRequest {
+                container_id: id.to_string(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.error("wait for", id, e))?;
+        Ok(exited.into_inner().exit_status as i32)
+    }
+}
+
+/// Empty required arguments are refused here, never sent to containerd.
+fn require(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(what, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn kind_of(operation: &'static str) -> &'static str {
+    match operation {
+        "prepare" | "mount" => "snapshot",
+        "read" => "content",
+        _ => "container",
+    }
+}
+
+fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    let t = t?;
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).filter(|d| d.timestamp() > 0)
+}
+
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Copies what `file` holds past `offset` into `sink`; the new offset.
+fn drain(file: &Path, offset: u64, stream: LogStream, sink: &mut dyn LogSink) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return Ok(offset);
+    };
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)
+        .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+    if !data.is_empty() {
+        sink.write(stream, &data)
+            .map_err(|e| Error::io("writing container output", e))?;
+    }
+    Ok(offset + data.len() as u64)
+}
+
+#[async_trait]
+impl ContainerBackend for ContainerdBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn info(&self) -> Result<BackendInfo> {
+        let mut version = VersionClient::new(self.channel().await?);
+        let answer = version
+            .version(self.request(()))
+            .await
+            .map_err(|e| self.unreachable(e.message().to_string()))?
+            .into_inner();
+        Ok(BackendInfo {
+            name: self.name.clone(),
+            kind: "containerd".into(),
+            version: answer.version,
+            healthy: true,
+            features: Vec::new(),
+            detail: None,
+        })
+    }
+
+    async fn create(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        require("container id", id)?;
+        require("image", &spec.image)?;
+        let image = self.find_image(&spec.image).await?;
+        let (config, ..) = self.image_config(&image).await?;
+        let parent = images::chain_id(&config.rootfs.diff_ids)
+            .ok_or_else(|| Error::invalid(format!("image {}", image.name), "it has no layers"))?;
+
+        let mut with_host_files = spec.clone();
+        let resolv =
+            host_files::resolv_conf(Path::new(host_files::RESOLVED_CONF), self.store.state_dir())?;
+        let mut host_mounts = vec![Mount {
+            source: resolv.display().to_string(),
+            target: "/etc/resolv.conf".into(),
+            readonly: true,
+            owner: None,
+        }];
+        if let Some(localtime) = host_files::localtime() {
+            host_mounts.push(Mount {
+                source: localtime.display().to_string(),
+                target: "/etc/localtime".into(),
+                readonly: true,
+                owner: None,
+            });
+        }
+        // The user's own mounts at these targets win.
+        host_mounts.retain(|m| !spec.mounts.iter().any(|u| u.target == m.target));
+        with_host_files.mounts.splice(0..0, host_mounts);
+        if let Ok(tz) = std::env::var("TZ") {
+            with_host_files.env.entry("TZ".into()).or_insert(tz);
+        }
+        let runtime_spec = build_spec(&BundleInput {
+            id,
+            spec: &with_host_files,
+            image: &config.defaults(),
+            cgroup_parent: "berth",
+            lower_dirs: &[],
+            swap_limit: swap_limit_supported(),
+        })?;
+        let spec_json = serde_json::to_vec(&runtime_spec)
+            .map_err(|e| Error::invalid("runtime spec", e.to_string()))?;
+
+        self.prepare_snapshot(id, &parent).await?;
+        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        labels.insert(NAME_LABEL.into(), spec.name.clone());
+        let container = Container {
+            id: id.to_string(),
+            labels,
+            image: image.name.clone(),
+            runtime: Some(Runtime {
+                name: self.config.runtime.clone(),
+                options: None,
+            }),
+            spec: Some(prost_types::Any {
+                type_url: SPEC_TYPE.into(),
+                value: spec_json,
+            }),
+            snapshotter: self.config.snapshotter.clone(),
+            snapshot_key: id.to_string(),
+            ..Default::default()
+        };
+        let mut containers = ContainersClient::new(self.channel().await?);
+        let created = containers
+            .create(self.request(CreateContainerRequest {
+                container: Some(container),
+            }))
+            .await;
+        let created = match created {
+            Ok(created) => created.into_inner().container,
+            Err(e) => {
+                // Nothing half-created: the snapshot goes with the failed create.
+                let _ = self.remove_snapshot(id).await;
+                return Err(self.error("create", id, e));
+            }
+        };
+        let created = created.ok_or_else(|| Error::not_found("container", id))?;
+        Ok(self.info_of(&created, None))
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        self.container(id).await?;
+        // A task from an earlier run is gone once the process exited; a new run needs its own.
+        if let Some(task) = self.task(id).await? {
+            if Status::try_from(task.status) == Ok(Status::Running) {
+                return Ok(());
+            }
+            self.delete_task(id).await?;
+        }
+        let rootfs = self.snapshot_mounts(id).await?;
+        let (out, err) = self.log_paths(id);
+        berth_core::store::create_dir_all(out.parent().expect("log paths have a parent"))?;
+        for file in [&out, &err] {
+            std::fs::File::create(file)
+                .map_err(|e| Error::io(format!("creating {}", file.display()), e))?;
+        }
+        let mut tasks = TasksClient::new(self.channel().await?);
+        tasks
+            .create(self.request(CreateTaskRequest {
+                container_id: id.to_string(),
+                rootfs,
+                stdout: out.display().to_string(),
+                stderr: err.display().to_string(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| {
+                if e.message().contains("executable file not found")
+                    || e.message().contains("no such file or directory")
+                {
+                    Error::CommandNotFound {
+                        container: id.to_string(),
+                        message: e.message().to_string(),
+                    }
+                } else {
+                    self.error("start", id, e)
+                }
+            })?;
+        if let Err(e) = tasks
+            .start(self.request(StartRequest {
+                container_id: id.to_string(),
+                ..Default::default()
+            }))
+            .await
+        {
+            let _ = self.delete_task(id).await;
+            return Err(self.error("start", id, e));
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, id: &str, options: &StopOptions) -> Result<()> {
+        let running = self
+            .task(id)
+            .await?
+            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        if !running {
+            return Ok(());
+        }
+        self.signal(id, options.signal).await?;
+        if tokio::time::timeout(options.timeout, self.wait_task(id))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if !options.force {
+            return Err(Error::Timeout {
+                operation: "stop",
+                object: id.to_string(),
+                seconds: options.timeout.as_secs(),
+                hint: "it ignored the signal; `berth stop --force` (or `berth kill`) ends it"
+                    .into(),
+            });
+        }
+        self.signal(id, libc::SIGKILL).await?;
+        self.wait_task(id).await.map(drop)
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        require("container id", id)?;
+        self.signal(id, signal).await
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> Result<()> {
+        require("container id", id)?;
+        if let Some(task) = self.task(id).await?
+            && Status::try_from(task.status) == Ok(Status::Running)
+        {
+            if !force {
+                return Err(Error::conflict(format!("container {id}"), "it is running")
+                    .with_hint("stop it first, or remove it with --force"));
+            }
+            self.signal(id, libc::SIGKILL).await?;
+            self.wait_task(id).await?;
+        }
+        self.delete_task(id).await?;
+        let mut containers = ContainersClient::new(self.channel().await?);
+        match containers
+            .delete(self.request(DeleteContainerRequest { id: id.to_string() }))
+            .await
+        {
+            Ok(_) => {}
+            // Gone behind berth's back counts as removed, as on Docker.
+            Err(e) if e.code() == Code::NotFound => {}
+            Err(e) => return Err(self.error("remove", id, e)),
+        }
+        self.remove_snapshot(id).await?;
+        let (out, err) = self.log_paths(id);
+        let _ = std::fs::remove_file(out);
+        let _ = std::fs::remove_file(err);
+        Ok(())
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>> {
+        let mut containers = ContainersClient::new(self.channel().await?);
+        let listed = containers
+            .list(self.request(ListContainersRequest::default()))
+            .await
+            .map_err(|e| self.error("list", "containers", e))?
+            .into_inner()
+            .containers;
+        let mut infos = Vec::with_capacity(listed.len());
+        for container in listed {
+            let task = self.task(&container.id).await?;
+            let info = self.info_of(&container, task.as_ref());
+            if filter.matches(&info) {
+                infos.push(info);
+            }
+        }
+        Ok(infos)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
+        let container = self.container(id).await?;
+        let task = self.task(id).await?;
+        Ok(self.info_of(&container, task.as_ref()))
+    }
+
+    async fn wait(&self, id: &str) -> Result<i32> {
+        let container = self.container(id).await?;
+        match self.task(id).await? {
+            Some(_) => self.wait_task(id).await,
+            None => Err(Error::conflict(
+                format!("container {}", container.id),
+                "it has not been started",
+            )),
+        }
+    }
+
+    async fn logs(&self, id: &str, options: LogOptions, sink: &mut dyn LogSink) -> Result<()> {
+        self.container(id).await?;
+        let (out, err) = self.log_paths(id);
+        let (mut out_at, mut err_at) = (0, 0);
+        if options.follow
+            && self
+                .task(id)
+                .await?
+                .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running))
+        {
+            let exited = self.wait_task(id);
+            tokio::pin!(exited);
+            loop {
+                out_at = drain(&out, out_at, LogStream::Stdout, sink)?;
+                err_at = drain(&err, err_at, LogStream::Stderr, sink)?;
+                tokio::select! {
+                    _ = &mut exited => break,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        }
+        drain(&out, out_at, LogStream::Stdout, sink)?;
+        drain(&err, err_at, LogStream::Stderr, sink)?;
+        Ok(())
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let mut infos: Vec<ImageInfo> = Vec::new();
+        for image in self.image_names().await? {
+            let info = self.image_info(&image).await?;
+            match infos.iter_mut().find(|i| i.id == info.id) {
+                Some(same) => same.names.extend(info.names),
+                None => infos.push(info),
+            }
+        }
+        Ok(infos)
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<ImageInfo> {
+        let image = self.find_image(reference).await?;
+        self.image_info(&image).await
+    }
+
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        let image = self.find_image(reference).await?;
+        if !force {
+            let users = self
+                .list(&ListFilter {
+                    all: true,
+                    ..Default::default()
+                })
+                .await?;
+            if let Some(user) = users.iter().find(|c| c.image == image.name) {
+                return Err(Error::conflict(
+                    format!("image {}", image.name),
+                    format!("container {} uses it", user.name),
+                )
+                .with_hint("remove the container first, or use --force"));
+            }
+        }
+        let mut images = ImagesClient::new(self.channel().await?);
+        images
+            .delete(self.request(DeleteImageRequest {
+                name: image.name.clone(),
+                sync: true,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.error("remove", &image.name, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(namespace: &str) -> Result<ContainerdBackend> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s"), dir.path().join("r")).unwrap();
+        let config = ContainerdBackendConfig {
+            namespace: namespace.into(),
+            socket: dir.path().join("no.sock"),
+            ..Default::default()
+        };
+        ContainerdBackend::new("ctrd", &config, store)
+    }
+
+    #[test]
+    fn namespaces_follow_containerds_rule() {
+        for ok in ["berth", "k8s.io", "a-b_c.d", "x1"] {
+            assert!(backend(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a..b", "a b", "a/b", "ünï"] {
+            assert!(backend(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_arguments_never_reach_containerd() {
+        // The socket does not exist: an error other than Invalid would mean a connect attempt.
+        let backend = backend("berth").unwrap();
+        let spec = ContainerSpec::default();
+        for e in [
+            backend.create("", &spec).await.unwrap_err(),
+            backend.create("abc", &spec).await.unwrap_err(),
+            backend.inspect("").await.unwrap_err(),
+            backend.remove("", true).await.unwrap_err(),
+            backend.kill("", 9).await.unwrap_err(),
+            backend.inspect_image("").await.unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), berth_core::ErrorKind::Invalid, "{e}");
+        }
+        let down = backend.info().await.unwrap_err();
+        assert_eq!(down.kind(), berth_core::ErrorKind::Unavailable, "{down}");
+        assert!(down.to_string().contains("no.sock"), "{down}");
+    }
+}

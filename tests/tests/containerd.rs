@@ -1,0 +1,258 @@
+//! The containerd backend against the real containerd: containers through the `berth` binary
+//! observed with `ctr`, images, host files, and a containerd that is not there. Each test
+//! process works in a namespace of its own.
+
+use berth_tests::containerd::{busybox_image, containerd_env, ctr, import, namespace};
+
+/// `berth <args> --backend containerd`-style run args.
+fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "--backend", "containerd"];
+    args.extend(extra);
+    args
+}
+
+#[test]
+fn a_container_runs_with_its_output_and_exit_code_and_leaves_nothing() {
+    let env = containerd_env("");
+    let mut args = run(&["--rm", busybox_image()]);
+    args.extend(["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let ran = env.berth(&args);
+    assert_eq!(ran.code, 3, "{ran:?}");
+    assert_eq!(ran.stdout, "out\n");
+    assert_eq!(ran.stderr, "err\n");
+
+    // The image's own command and env when none is given.
+    let ran = env.berth(&run(&["--rm", busybox_image()])).ok();
+    assert!(ran.stdout.ends_with("busybox:local\n"), "{ran:?}");
+
+    // The hostname is the id's first 12 digits: nothing under that id is left in containerd.
+    let mut args = run(&["--rm", busybox_image()]);
+    args.push("hostname");
+    let short_id = env.berth(&args).ok().stdout.trim().to_string();
+    assert_eq!(short_id.len(), 12);
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+    for listing in [
+        ctr(&["containers", "ls", "-q"]),
+        ctr(&["tasks", "ls", "-q"]),
+        ctr(&["snapshots", "ls"]),
+    ] {
+        assert!(!listing.contains(&short_id), "{listing}");
+    }
+}
+
+#[test]
+fn detached_lifecycle_is_what_containerd_reports() {
+    let env = containerd_env("");
+    let mut args = run(&[
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "tier=front",
+        busybox_image(),
+    ]);
+    // As PID 1, sh only dies of SIGTERM through its trap.
+    args.extend([
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; echo started; while :; do sleep 1 & wait; done",
+    ]);
+    let id = env.berth(&args).ok().stdout.trim().to_string();
+    assert!(ctr(&["containers", "ls", "-q"]).contains(&id));
+    let tasks = ctr(&["tasks", "ls"]);
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    let info = env.berth(&["inspect", "web", "--json"]).ok().json()[0].clone();
+    assert_eq!(info["state"], "running", "{info}");
+    assert_eq!(info["backend"], "containerd");
+    assert_eq!(info["labels"]["tier"], "front", "{info}");
+    let ps = env
+        .berth(&["ps", "--filter", "label=tier=front", "-q"])
+        .ok()
+        .stdout;
+    assert_eq!(ps.trim(), &id[..12]);
+
+    let logs = env.berth(&["logs", "web"]).ok();
+    assert_eq!(logs.stdout, "started\n");
+
+    env.berth(&["stop", "web"]).ok();
+    let info = env.berth(&["inspect", "web", "--json"]).ok().json()[0].clone();
+    assert_eq!(info["state"], "stopped", "{info}");
+    assert_eq!(info["exit_code"], 7, "{info}");
+
+    // A stopped container starts again as a new task.
+    env.berth(&["start", "web"]).ok();
+    assert_eq!(
+        env.berth(&["inspect", "web", "--json"]).ok().json()[0]["state"],
+        "running"
+    );
+    let refused = env.berth(&["rm", "web"]);
+    assert_eq!(refused.code, 73, "{refused:?}");
+    env.berth(&["rm", "-f", "web"]).ok();
+    assert!(!ctr(&["containers", "ls", "-q"]).contains(&id));
+    assert!(!ctr(&["snapshots", "ls"]).contains(&id));
+}
+
+#[test]
+fn containers_get_a_resolv_conf_the_time_zone_and_limits() {
+    let env = containerd_env("");
+    let mut args = run(&[
+        "--rm",
+        "--memory",
+        "48m",
+        "--env",
+        "TZ=Europe/Paris",
+        busybox_image(),
+    ]);
+    args.extend([
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo $TZ; test -f /etc/localtime && echo localtime; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    ]);
+    let ran = env.berth(&args).ok();
+    let resolved = std::path::Path::new("/run/systemd/resolve/resolv.conf");
+    let expected_resolv = if resolved.is_file() {
+        std::fs::read_to_string(resolved).unwrap()
+    } else {
+        "nameserver 1.1.1.1\nnameserver 8.8.8.8\n".to_string()
+    };
+    let mut expected = format!("{expected_resolv}Europe/Paris\n");
+    if std::path::Path::new("/etc/localtime").exists() {
+        expected.push_str("localtime\n");
+    }
+    expected.push_str(&format!("{}\n", 48 << 20));
+    assert_eq!(ran.stdout, expected);
+    if !resolved.is_file() {
+        let fallback = env.state_dir().join("resolv.conf");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&fallback).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644);
+    }
+}
+
+#[test]
+fn images_are_listed_found_by_short_name_and_kept_while_used() {
+    let env = containerd_env("");
+    let image = |args: &[&str]| {
+        let mut all = vec!["image", "--backend", "containerd"];
+        all.extend(args);
+        env.berth(&all)
+    };
+    let listed = image(&["ls", "--json"]).ok().json();
+    assert_eq!(
+        listed[0]["names"][0], "docker.io/library/busybox:local",
+        "{listed}"
+    );
+    let by_short = image(&["inspect", "busybox:local"]).ok().json();
+    let by_full = image(&["inspect", "docker.io/library/busybox:local"])
+        .ok()
+        .json();
+    assert_eq!(by_short, by_full);
+    assert_eq!(by_short[0]["id"], listed[0]["id"]);
+    assert!(listed[0]["size"].as_u64().unwrap() > 500_000, "{listed}");
+    let missing = image(&["inspect", "busybox:nope"]);
+    assert_eq!(missing.code, 66, "{missing:?}");
+
+    // An image of its own, so containers of tests running alongside do not hold it.
+    import("busybox:removable");
+    env.berth(&[
+        "create",
+        "--backend",
+        "containerd",
+        "--name",
+        "user",
+        "busybox:removable",
+    ])
+    .ok();
+    let refused = image(&["rm", "busybox:removable"]);
+    assert_eq!(refused.code, 73, "{refused:?}");
+    assert!(refused.stderr.contains("user"), "{refused:?}");
+    env.berth(&["rm", "user"]).ok();
+    image(&["rm", "busybox:removable"]).ok();
+    assert_eq!(image(&["inspect", "busybox:removable"]).code, 66);
+    assert!(!ctr(&["images", "ls", "-q"]).contains("busybox:removable"));
+}
+
+#[test]
+fn a_containerd_that_is_not_there_is_a_clear_error_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a killed containerd leaves: a socket file nobody listens on.
+    let socket = dir.path().join("containerd.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let env = berth_tests::env::BerthEnv::new(&format!(
+        "[backends.containerd]\ntype = \"containerd\"\nsocket = \"{}\"\nnamespace = \"{}\"\n",
+        socket.display(),
+        namespace()
+    ));
+    let down = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "containerd",
+        "busybox:local",
+        "true",
+    ]);
+    assert_eq!(down.code, 69, "{down:?}");
+    assert!(
+        down.stderr.contains(&socket.display().to_string())
+            && down.stderr.contains("is containerd running?"),
+        "{down:?}"
+    );
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+}
+
+#[tokio::test]
+async fn a_process_ignoring_sigterm_times_out_unless_forced() {
+    use berth_core::{ContainerBackend, ContainerSpec, ContainerState, ErrorKind, StopOptions};
+    busybox_image();
+    let dir = tempfile::tempdir().unwrap();
+    let store = berth_core::Store::open(dir.path().join("state"), dir.path().join("run")).unwrap();
+    let config = berth_core::config::ContainerdBackendConfig {
+        namespace: namespace().into(),
+        ..Default::default()
+    };
+    let backend =
+        berth_backend_containerd::ContainerdBackend::new("containerd", &config, store).unwrap();
+    let id = format!("ignorer-{}", std::process::id());
+    let spec = ContainerSpec {
+        name: "ignorer".into(),
+        image: "busybox:local".into(),
+        command: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    };
+    backend.create(&id, &spec).await.unwrap();
+    backend.start(&id).await.unwrap();
+    let gentle = StopOptions {
+        signal: libc::SIGTERM,
+        timeout: std::time::Duration::from_secs(1),
+        force: false,
+    };
+    let e = backend.stop(&id, &gentle).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(
+        backend.inspect(&id).await.unwrap().state,
+        ContainerState::Running
+    );
+
+    let forced = StopOptions {
+        force: true,
+        ..gentle
+    };
+    backend.stop(&id, &forced).await.unwrap();
+    let info = backend.inspect(&id).await.unwrap();
+    assert_eq!(info.state, ContainerState::Stopped);
+    assert_eq!(info.exit_code, Some(137));
+    backend.remove(&id, false).await.unwrap();
+    assert_eq!(
+        backend.inspect(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
