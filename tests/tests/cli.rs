@@ -288,3 +288,19 @@ fn a_command_missing_from_the_image_fails_clearly_and_rm_leaves_nothing() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_berth_quietly_like_sigpipe() {
+    let env = BerthEnv::new("");
+    // A pipe whose reader is already gone, as after `berth ... | head -1` has read its line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env
+        .command(&["config", "show"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no panic message");
+}

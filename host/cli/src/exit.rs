@@ -37,7 +37,8 @@ Exit codes:
   77   denied by a policy plugin
   78   configuration error
   125  any other berth failure
-  127  the container's command does not exist in its image";
+  127  the container's command does not exist in its image
+  141  stdout was closed by its reader (`berth ps | head -1`), as a SIGPIPE death";
 
 /// The exit code for a berth library error.
 pub fn for_kind(kind: ErrorKind) -> i32 {

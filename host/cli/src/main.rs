@@ -33,6 +33,7 @@ fn main() {
         }
     };
     init_tracing(cli.log_format, &cli.log_level);
+    quiet_on_closed_stdout();
 
     let code = match run(cli) {
         Ok(code) => code,
@@ -42,6 +43,24 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `berth ps | head -1`: once the reader is gone, printing panics with EPIPE (Rust ignores
+/// SIGPIPE, and berth keeps it ignored so a daemon closing a socket cannot kill it silently).
+/// Such a panic ends berth quietly with the status a SIGPIPE death would give, as `ls` does.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info);
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
