@@ -165,27 +165,35 @@ fn corrupt_packages_and_bad_versions_are_refused_with_nothing_left() {
     assert!(!env.state_dir().join("var").exists(), "nothing left behind");
 }
 
-/// `python3 -m http.server` over `dir`: a real HTTP server, stopped on drop.
+/// Python's `http.server` over `dir` (over TLS when given a certificate and key): a real HTTP
+/// server, stopped on drop.
 struct HttpServer {
     child: std::process::Child,
     url: String,
 }
 
+/// Serves the current directory on port argv[1], with TLS from argv[2] and argv[3] if given.
+const SERVE: &str = "import http.server, ssl, sys
+server = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+if len(sys.argv) > 2:
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(sys.argv[2], sys.argv[3])
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()";
+
 impl HttpServer {
-    fn serve(dir: &Path) -> HttpServer {
+    fn serve(dir: &Path, tls: Option<(&Path, &Path)>) -> HttpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
+        let mut command = std::process::Command::new("python3");
+        command.args(["-c", SERVE, &port.to_string()]);
+        if let Some((cert, key)) = tls {
+            command.arg(cert).arg(key);
+        }
+        let child = command
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -199,9 +207,10 @@ impl HttpServer {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         HttpServer {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 }
@@ -216,7 +225,7 @@ impl Drop for HttpServer {
 #[test]
 fn an_http_repository_is_downloaded_in_checked_chunks() {
     let served = tempfile::tempdir().unwrap();
-    let server = HttpServer::serve(served.path());
+    let server = HttpServer::serve(served.path(), None);
     let env = BerthEnv::new(&format!("[packages]\nrepository = \"{}/\"\n", server.url));
     // 2.5 MiB that does not compress away, so the download has three chunks.
     let src = env.dir.path().join("big");
@@ -313,4 +322,114 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         found.push(path);
     }
     found
+}
+
+/// `openssl` run in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+#[test]
+fn an_https_repository_is_trusted_through_the_system_roots() {
+    // A CA of the test's own and a certificate it signs for 127.0.0.1.
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    openssl(
+        p,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=berth test CA",
+        ],
+    );
+    openssl(
+        p,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(p.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        p,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+
+    let served = tempfile::tempdir().unwrap();
+    let server = HttpServer::serve(
+        served.path(),
+        Some((&p.join("leaf.pem"), &p.join("leaf.key"))),
+    );
+    let env = BerthEnv::new(&format!("[packages]\nrepository = \"{}\"\n", server.url));
+    let src = source(env.dir.path());
+    let built = env
+        .command(&[
+            "pkg",
+            "build",
+            &src,
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+        ])
+        .current_dir(served.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+
+    // Not trusted by the system roots: refused, and nothing is kept.
+    let untrusted = env.berth(&["pkg", "install", "hello@1.0.0"]);
+    assert_eq!(untrusted.code, 69, "{untrusted:?}");
+    assert!(untrusted.stderr.contains(&server.url), "{untrusted:?}");
+    assert!(!env.state_dir().join("var/ipk_install/hello").exists());
+
+    // Trusted once the CA is among the roots (SSL_CERT_FILE, as OpenSSL reads it).
+    let trusted = env
+        .command(&["pkg", "install", "hello@1.0.0", "--json"])
+        .env("SSL_CERT_FILE", p.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(trusted.status.success(), "{trusted:?}");
+    let installed: serde_json::Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    let tool = Path::new(installed["path"].as_str().unwrap()).join("bin/hello");
+    assert!(tool.is_file());
 }
