@@ -256,3 +256,56 @@ async fn a_process_ignoring_sigterm_times_out_unless_forced() {
         ErrorKind::NotFound
     );
 }
+
+#[test]
+fn exec_streams_stdin_and_output_and_reports_the_exit_code() {
+    let env = containerd_env("");
+    let mut args = run(&["-d", "--name", "shell", busybox_image()]);
+    args.extend(["sleep", "60"]);
+    env.berth(&args).ok();
+
+    // stdin goes in, and comes back out.
+    let mut cat = env
+        .command(&["exec", "shell", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    cat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"echoed back\n")
+        .unwrap();
+    let cat = cat.wait_with_output().unwrap();
+    assert!(cat.status.success(), "{cat:?}");
+    assert_eq!(String::from_utf8_lossy(&cat.stdout), "echoed back\n");
+
+    let ran = env.berth(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/etc",
+        "shell",
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd); echo oops >&2; exit 4",
+    ]);
+    assert_eq!(ran.code, 4, "{ran:?}");
+    assert_eq!(ran.stdout, "hi /etc\n");
+    assert_eq!(ran.stderr, "oops\n");
+
+    let missing = env.berth(&["exec", "shell", "no-such-command"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    // The container itself is untouched by its execs.
+    assert_eq!(
+        env.berth(&["inspect", "shell", "--json"]).ok().json()[0]["state"],
+        "running"
+    );
+
+    env.berth(&["stop", "-t", "1", "shell"]).ok();
+    let stopped = env.berth(&["exec", "shell", "true"]);
+    assert_eq!(stopped.code, 73, "{stopped:?}");
+    assert!(stopped.stderr.contains("not running"), "{stopped:?}");
+}

@@ -6,6 +6,7 @@
 //! stderr the shim writes straight into two files under the run dir (`file://` stdio), so no
 //! berth process has to stay behind to copy output; `logs` reads them.
 
+pub mod exec;
 pub mod host_files;
 pub mod images;
 pub mod reference;
@@ -18,17 +19,18 @@ use async_trait::async_trait;
 use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported};
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
-    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ImageInfo,
-    ListFilter, LogOptions, LogSink, LogStream, Mount, Result, StopOptions, Store,
+    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
+    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, Result, StopOptions, Store,
 };
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteImageRequest, DeleteTaskRequest, GetContainerRequest, GetImageRequest, GetRequest,
-    KillRequest, ListContainersRequest, ListImagesRequest, ReadContentRequest, StartRequest,
-    WaitRequest, container::Runtime, containers_client::ContainersClient,
-    content_client::ContentClient, images_client::ImagesClient, snapshots,
-    tasks_client::TasksClient, version_client::VersionClient,
+    CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteImageRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest,
+    GetContainerRequest, GetImageRequest, GetRequest, KillRequest, ListContainersRequest,
+    ListImagesRequest, ReadContentRequest, StartRequest, WaitRequest, container::Runtime,
+    containers_client::ContainersClient, content_client::ContentClient,
+    images_client::ImagesClient, snapshots, tasks_client::TasksClient,
+    version_client::VersionClient,
 };
 use containerd_client::tonic::{self, Code, Request, transport::Channel};
 use containerd_client::types::v1::Status;
@@ -39,6 +41,7 @@ use images::{Manifest, OciConfig};
 /// The label that names a container for `berth` (containerd has ids only).
 const NAME_LABEL: &str = "berth.name";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct ContainerdBackend {
@@ -406,15 +409,35 @@ impl ContainerdBackend {
 
     /// Waits for the task to exit; its exit code.
     async fn wait_task(&self, id: &str) -> Result<i32> {
+        self.wait_process(id, "").await
+    }
+
+    /// Waits for the task's process `exec_id` (the task itself when empty); its exit code.
+    async fn wait_process(&self, id: &str, exec_id: &str) -> Result<i32> {
         let mut tasks = TasksClient::new(self.channel().await?);
         let exited = tasks
             .wait(self.request(WaitRequest {
                 container_id: id.to_string(),
-                ..Default::default()
+                exec_id: exec_id.to_string(),
             }))
             .await
             .map_err(|e| self.error("wait for", id, e))?;
         Ok(exited.into_inner().exit_status as i32)
+    }
+}
+
+impl ContainerdBackend {
+    /// A failed start: a missing command is docker's 127, the rest a backend error.
+    fn start_error(&self, id: &str, status: tonic::Status) -> Error {
+        let message = status.message();
+        if message.contains("executable file not found") || message.contains("no such file") {
+            Error::CommandNotFound {
+                container: id.to_string(),
+                message: message.to_string(),
+            }
+        } else {
+            self.error("start", id, status)
+        }
     }
 }
 
@@ -593,18 +616,7 @@ impl ContainerBackend for ContainerdBackend {
                 ..Default::default()
             }))
             .await
-            .map_err(|e| {
-                if e.message().contains("executable file not found")
-                    || e.message().contains("no such file or directory")
-                {
-                    Error::CommandNotFound {
-                        container: id.to_string(),
-                        message: e.message().to_string(),
-                    }
-                } else {
-                    self.error("start", id, e)
-                }
-            })?;
+            .map_err(|e| self.start_error(id, e))?;
         if let Err(e) = tasks
             .start(self.request(StartRequest {
                 container_id: id.to_string(),
@@ -741,6 +753,80 @@ impl ContainerBackend for ContainerdBackend {
         drain(&out, out_at, LogStream::Stdout, sink)?;
         drain(&err, err_at, LogStream::Stderr, sink)?;
         Ok(())
+    }
+
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
+        require("container id", id)?;
+        if spec.command.is_empty() {
+            return Err(Error::invalid("exec command", "must not be empty"));
+        }
+        let container = self.container(id).await?;
+        let running = self
+            .task(id)
+            .await?
+            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        if !running {
+            return Err(
+                Error::conflict(format!("container {id}"), "it is not running")
+                    .with_hint("start it first with `berth start`"),
+            );
+        }
+        let container_spec = container.spec.map(|s| s.value).unwrap_or_default();
+        let process = serde_json::to_vec(&exec::process(&container_spec, spec)?)
+            .map_err(|e| Error::invalid("exec process", e.to_string()))?;
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let exec_id = format!("exec-{nanos}");
+        let (out, _) = self.log_paths(id);
+        let fifos = exec::Fifos::create(out.with_file_name(&exec_id))?;
+        let streams = exec::Streams::open(&fifos)?;
+        let mut tasks = TasksClient::new(self.channel().await?);
+        tasks
+            .exec(self.request(ExecProcessRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+                stdin: fifos.stdin.display().to_string(),
+                stdout: fifos.stdout.display().to_string(),
+                stderr: fifos.stderr.display().to_string(),
+                terminal: false,
+                spec: Some(prost_types::Any {
+                    type_url: PROCESS_TYPE.into(),
+                    value: process,
+                }),
+            }))
+            .await
+            .map_err(|e| self.error("exec in", id, e))?;
+        let started = tasks
+            .start(self.request(StartRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }))
+            .await;
+        let outcome = match started {
+            Err(e) => Err(self.start_error(id, e)),
+            Ok(_) => {
+                let close_stdin = {
+                    let mut tasks = tasks.clone();
+                    let request = self.request(CloseIoRequest {
+                        container_id: id.to_string(),
+                        exec_id: exec_id.clone(),
+                        stdin: true,
+                    });
+                    async move {
+                        let _ = tasks.close_io(request).await;
+                    }
+                };
+                let (pumped, exited) =
+                    tokio::join!(streams.pump(close_stdin), self.wait_process(id, &exec_id));
+                pumped.and(exited)
+            }
+        };
+        let _ = tasks
+            .delete_process(self.request(DeleteProcessRequest {
+                container_id: id.to_string(),
+                exec_id,
+            }))
+            .await;
+        outcome
     }
 
     async fn list_images(&self) -> Result<Vec<ImageInfo>> {

@@ -1,0 +1,130 @@
+//! `exec` on containerd: an extra process in a running task, its stdio streamed through three
+//! FIFOs that the shim opens on its side and berth on this one (this process's stdin in,
+//! stdout and stderr out), so `echo x | berth exec web cat` prints `x`.
+
+use std::path::{Path, PathBuf};
+
+use berth_core::{Error, ExecSpec, Result};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+
+/// The three FIFOs of one exec, removed with their directory on drop.
+pub struct Fifos {
+    dir: PathBuf,
+    pub stdin: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Fifos {
+    pub fn create(dir: PathBuf) -> Result<Fifos> {
+        berth_core::store::create_dir_all(&dir)?;
+        let fifos = Fifos {
+            stdin: dir.join("stdin"),
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+            dir,
+        };
+        for path in [&fifos.stdin, &fifos.stdout, &fifos.stderr] {
+            mkfifo(path)?;
+        }
+        Ok(fifos)
+    }
+}
+
+impl Drop for Fifos {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn mkfifo(path: &Path) -> Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::invalid(format!("path {}", path.display()), "contains a NUL byte"))?;
+    // SAFETY: a valid NUL-terminated path and a mode.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
+        return Err(Error::io(
+            format!("creating {}", path.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// This side of the FIFOs, opened before the shim opens its side so neither blocks.
+pub struct Streams {
+    stdin: pipe::Sender,
+    stdout: pipe::Receiver,
+    stderr: pipe::Receiver,
+}
+
+impl Streams {
+    pub fn open(fifos: &Fifos) -> Result<Streams> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |e| Error::io(format!("opening {path}"), e)
+        };
+        Ok(Streams {
+            // Read-write, so opening does not wait for the shim's reader.
+            stdin: pipe::OpenOptions::new()
+                .read_write(true)
+                .open_sender(&fifos.stdin)
+                .map_err(io(&fifos.stdin))?,
+            stdout: pipe::OpenOptions::new()
+                .open_receiver(&fifos.stdout)
+                .map_err(io(&fifos.stdout))?,
+            stderr: pipe::OpenOptions::new()
+                .open_receiver(&fifos.stderr)
+                .map_err(io(&fifos.stderr))?,
+        })
+    }
+
+    /// Copies this process's stdin in and the output out until the process has closed its
+    /// output. At the end of stdin, `close_stdin` runs: the shim holds the FIFO open itself, so
+    /// the process only sees end of file when told (containerd's CloseIO, as ctr does). Stdin
+    /// is abandoned when the output is done (a process that exits without reading it).
+    pub async fn pump(self, close_stdin: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Streams {
+            mut stdin,
+            mut stdout,
+            mut stderr,
+        } = self;
+        let feed = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut stdin).await;
+            let _ = stdin.shutdown().await;
+            drop(stdin);
+            close_stdin.await;
+        });
+        let (mut to_stdout, mut to_stderr) = (tokio::io::stdout(), tokio::io::stderr());
+        let out = tokio::io::copy(&mut stdout, &mut to_stdout);
+        let err = tokio::io::copy(&mut stderr, &mut to_stderr);
+        let (out, err) = tokio::join!(out, err);
+        feed.abort();
+        out.and(err)
+            .map(drop)
+            .map_err(|e| Error::io("copying exec output", e))
+    }
+}
+
+/// The OCI process of an exec: the container's own process (user, capabilities, rlimits) with
+/// the exec's command, env on top of the container's, and working directory.
+pub fn process(container_spec: &[u8], exec: &ExecSpec) -> Result<oci_spec::runtime::Process> {
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(container_spec)
+        .map_err(|e| Error::invalid("the container's runtime spec", e.to_string()))?;
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| Error::invalid("the container's runtime spec", "it has no process"))?;
+    process.set_args(Some(exec.command.clone()));
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    for (key, value) in &exec.env {
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        env.push(format!("{key}={value}"));
+    }
+    process.set_env(Some(env));
+    if let Some(dir) = &exec.working_dir {
+        process.set_cwd(dir.into());
+    }
+    process.set_terminal(Some(false));
+    Ok(process)
+}
