@@ -29,6 +29,22 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+fn the_rootfs_is_writable_and_private_to_the_container() {
+    let env = BerthEnv::new("").with_busybox();
+    let ran = env.berth(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo written > /etc/new && cat /etc/new",
+    ]);
+    assert_eq!(ran.ok().stdout, "written\n");
+    let fresh = env.berth(&["run", "--rm", IMAGE, "cat", "/etc/new"]);
+    assert_ne!(fresh.code, 0, "{fresh:?}");
+}
+
+#[test]
 fn a_memory_limit_kills_the_process_that_exceeds_it() {
     let env = BerthEnv::new("").with_busybox();
     let script = "dd if=/dev/zero of=/dev/shm/fill bs=1M count=48 2>/dev/null; echo dd=$?";

@@ -20,7 +20,8 @@ use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, Result, StopOptions, Store,
+    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, Result, SnapshotInfo,
+    SnapshotKind, SnapshotMount, StopOptions, Store,
 };
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
@@ -312,9 +313,15 @@ impl ContainerdBackend {
         }
     }
 
-    async fn snapshot_mounts(&self, key: &str) -> Result<Vec<containerd_client::types::Mount>> {
-        let mut snapshots =
-            snapshots::snapshots_client::SnapshotsClient::new(self.channel().await?);
+    async fn snapshots(&self) -> Result<snapshots::snapshots_client::SnapshotsClient<Channel>> {
+        Ok(snapshots::snapshots_client::SnapshotsClient::new(
+            self.channel().await?,
+        ))
+    }
+
+    async fn rootfs_mounts(&self, key: &str) -> Result<Vec<containerd_client::types::Mount>> {
+        require("snapshot key", key)?;
+        let mut snapshots = self.snapshots().await?;
         Ok(snapshots
             .mounts(self.request(snapshots::MountsRequest {
                 snapshotter: self.config.snapshotter.clone(),
@@ -327,9 +334,8 @@ impl ContainerdBackend {
     }
 
     /// A snapshot `key` on `parent`, replacing one left over under the same key.
-    async fn prepare_snapshot(&self, key: &str, parent: &str) -> Result<()> {
-        let mut snapshots =
-            snapshots::snapshots_client::SnapshotsClient::new(self.channel().await?);
+    async fn prepare_rootfs(&self, key: &str, parent: &str) -> Result<()> {
+        let mut snapshots = self.snapshots().await?;
         let _ = snapshots
             .remove(self.request(snapshots::RemoveSnapshotRequest {
                 snapshotter: self.config.snapshotter.clone(),
@@ -341,7 +347,7 @@ impl ContainerdBackend {
                 snapshotter: self.config.snapshotter.clone(),
                 key: key.to_string(),
                 parent: parent.to_string(),
-                labels: HashMap::new(),
+                labels: gc_root(),
             }))
             .await
             .map_err(|e| match e.code() {
@@ -357,9 +363,9 @@ impl ContainerdBackend {
         Ok(())
     }
 
-    async fn remove_snapshot(&self, key: &str) -> Result<()> {
-        let mut snapshots =
-            snapshots::snapshots_client::SnapshotsClient::new(self.channel().await?);
+    /// Removes snapshot `key` if it is there.
+    async fn discard_snapshot(&self, key: &str) -> Result<()> {
+        let mut snapshots = self.snapshots().await?;
         match snapshots
             .remove(self.request(snapshots::RemoveSnapshotRequest {
                 snapshotter: self.config.snapshotter.clone(),
@@ -371,6 +377,43 @@ impl ContainerdBackend {
             Err(e) if e.code() == Code::NotFound => Ok(()),
             Err(e) => Err(self.error("remove", key, e)),
         }
+    }
+
+    /// The container again, now on snapshot `key` (containerd cannot move a container to
+    /// another snapshot, so the record is replaced; its task must be gone).
+    async fn recreate_on(&self, container: Container, key: &str) -> Result<()> {
+        let id = container.id.clone();
+        let mut containers = ContainersClient::new(self.channel().await?);
+        containers
+            .delete(self.request(DeleteContainerRequest { id: id.clone() }))
+            .await
+            .map_err(|e| self.error("remove", &id, e))?;
+        let moved = Container {
+            snapshot_key: key.to_string(),
+            created_at: None,
+            updated_at: None,
+            ..container
+        };
+        containers
+            .create(self.request(CreateContainerRequest {
+                container: Some(moved),
+            }))
+            .await
+            .map_err(|e| self.error("create", &id, e))?;
+        Ok(())
+    }
+
+    /// Stops the container for a version change and drops its finished task; whether it ran.
+    async fn park(&self, id: &str) -> Result<bool> {
+        let running = self
+            .task(id)
+            .await?
+            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        if running {
+            self.stop(id, &StopOptions::default()).await?;
+        }
+        self.delete_task(id).await?;
+        Ok(running)
     }
 
     /// Deletes the container's task if it has one (it must not be running).
@@ -451,10 +494,30 @@ fn require(what: &str, value: &str) -> Result<()> {
 
 fn kind_of(operation: &'static str) -> &'static str {
     match operation {
-        "prepare" | "mount" => "snapshot",
+        "prepare" | "mount" | "commit" | "stat" => "snapshot",
         "read" => "content",
         _ => "container",
     }
+}
+
+fn snapshot_mount(m: containerd_client::types::Mount) -> SnapshotMount {
+    SnapshotMount {
+        kind: m.r#type,
+        source: m.source,
+        options: m.options,
+    }
+}
+
+/// Labels that make a snapshot a garbage-collection root. containerd collects snapshots no
+/// image, container or lease refers to, which would take a version (or an active snapshot
+/// between a container's delete and re-create) the next time anything is deleted; berth
+/// removes what it creates itself.
+fn gc_root() -> HashMap<String, String> {
+    HashMap::from([("containerd.io/gc.root".to_string(), Utc::now().to_rfc3339())])
+}
+
+fn nanos() -> i64 {
+    Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
 fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -553,7 +616,7 @@ impl ContainerBackend for ContainerdBackend {
         let spec_json = serde_json::to_vec(&runtime_spec)
             .map_err(|e| Error::invalid("runtime spec", e.to_string()))?;
 
-        self.prepare_snapshot(id, &parent).await?;
+        self.prepare_rootfs(id, &parent).await?;
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(NAME_LABEL.into(), spec.name.clone());
         let container = Container {
@@ -582,7 +645,7 @@ impl ContainerBackend for ContainerdBackend {
             Ok(created) => created.into_inner().container,
             Err(e) => {
                 // Nothing half-created: the snapshot goes with the failed create.
-                let _ = self.remove_snapshot(id).await;
+                let _ = self.discard_snapshot(id).await;
                 return Err(self.error("create", id, e));
             }
         };
@@ -591,7 +654,6 @@ impl ContainerBackend for ContainerdBackend {
     }
 
     async fn start(&self, id: &str) -> Result<()> {
-        self.container(id).await?;
         // A task from an earlier run is gone once the process exited; a new run needs its own.
         if let Some(task) = self.task(id).await? {
             if Status::try_from(task.status) == Ok(Status::Running) {
@@ -599,7 +661,8 @@ impl ContainerBackend for ContainerdBackend {
             }
             self.delete_task(id).await?;
         }
-        let rootfs = self.snapshot_mounts(id).await?;
+        let container = self.container(id).await?;
+        let rootfs = self.rootfs_mounts(&container.snapshot_key).await?;
         let (out, err) = self.log_paths(id);
         berth_core::store::create_dir_all(out.parent().expect("log paths have a parent"))?;
         for file in [&out, &err] {
@@ -676,17 +739,22 @@ impl ContainerBackend for ContainerdBackend {
             self.wait_task(id).await?;
         }
         self.delete_task(id).await?;
+        let snapshot_key = match self.container(id).await {
+            Ok(container) => container.snapshot_key,
+            // Gone behind berth's back counts as removed, as on Docker.
+            Err(Error::NotFound { .. }) => id.to_string(),
+            Err(e) => return Err(e),
+        };
         let mut containers = ContainersClient::new(self.channel().await?);
         match containers
             .delete(self.request(DeleteContainerRequest { id: id.to_string() }))
             .await
         {
             Ok(_) => {}
-            // Gone behind berth's back counts as removed, as on Docker.
             Err(e) if e.code() == Code::NotFound => {}
             Err(e) => return Err(self.error("remove", id, e)),
         }
-        self.remove_snapshot(id).await?;
+        self.discard_snapshot(&snapshot_key).await?;
         let (out, err) = self.log_paths(id);
         let _ = std::fs::remove_file(out);
         let _ = std::fs::remove_file(err);
@@ -774,8 +842,7 @@ impl ContainerBackend for ContainerdBackend {
         let container_spec = container.spec.map(|s| s.value).unwrap_or_default();
         let process = serde_json::to_vec(&exec::process(&container_spec, spec)?)
             .map_err(|e| Error::invalid("exec process", e.to_string()))?;
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let exec_id = format!("exec-{nanos}");
+        let exec_id = format!("exec-{}", nanos());
         let (out, _) = self.log_paths(id);
         let fifos = exec::Fifos::create(out.with_file_name(&exec_id))?;
         let streams = exec::Streams::open(&fifos)?;
@@ -827,6 +894,159 @@ impl ContainerBackend for ContainerdBackend {
             }))
             .await;
         outcome
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let mut snapshots = self.snapshots().await?;
+        let mut stream = snapshots
+            .list(self.request(snapshots::ListSnapshotsRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.error("list", "snapshots", e))?
+            .into_inner();
+        let mut infos = Vec::new();
+        while let Some(page) = stream
+            .message()
+            .await
+            .map_err(|e| self.error("list", "snapshots", e))?
+        {
+            for info in page.info {
+                let kind = match snapshots::Kind::try_from(info.kind) {
+                    Ok(snapshots::Kind::View) => SnapshotKind::View,
+                    Ok(snapshots::Kind::Committed) => SnapshotKind::Committed,
+                    _ => SnapshotKind::Active,
+                };
+                infos.push(SnapshotInfo {
+                    parent: Some(info.parent).filter(|p| !p.is_empty()),
+                    created: timestamp(info.created_at.as_ref()),
+                    name: info.name,
+                    kind,
+                });
+            }
+        }
+        infos.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(infos)
+    }
+
+    async fn prepare_snapshot(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<SnapshotMount>> {
+        require("snapshot key", key)?;
+        let mut snapshots = self.snapshots().await?;
+        let prepared = snapshots
+            .prepare(self.request(snapshots::PrepareSnapshotRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                key: key.to_string(),
+                parent: parent.unwrap_or_default().to_string(),
+                labels: gc_root(),
+            }))
+            .await
+            .map_err(|e| match e.code() {
+                Code::NotFound => Error::not_found("snapshot", parent.unwrap_or_default()),
+                _ => self.error("prepare", key, e),
+            })?;
+        Ok(prepared
+            .into_inner()
+            .mounts
+            .into_iter()
+            .map(snapshot_mount)
+            .collect())
+    }
+
+    async fn commit_snapshot(&self, name: &str, key: &str) -> Result<()> {
+        require("snapshot name", name)?;
+        require("snapshot key", key)?;
+        let mut snapshots = self.snapshots().await?;
+        snapshots
+            .commit(self.request(snapshots::CommitSnapshotRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                name: name.to_string(),
+                key: key.to_string(),
+                labels: gc_root(),
+            }))
+            .await
+            .map_err(|e| match e.code() {
+                Code::NotFound => Error::not_found("snapshot", key),
+                _ => self.error("commit", key, e),
+            })?;
+        Ok(())
+    }
+
+    async fn snapshot_mounts(&self, key: &str) -> Result<Vec<SnapshotMount>> {
+        Ok(self
+            .rootfs_mounts(key)
+            .await?
+            .into_iter()
+            .map(snapshot_mount)
+            .collect())
+    }
+
+    async fn remove_snapshot(&self, key: &str) -> Result<()> {
+        require("snapshot key", key)?;
+        let mut snapshots = self.snapshots().await?;
+        snapshots
+            .remove(self.request(snapshots::RemoveSnapshotRequest {
+                snapshotter: self.config.snapshotter.clone(),
+                key: key.to_string(),
+            }))
+            .await
+            .map_err(|e| match e.code() {
+                Code::NotFound => {
+                    Error::not_found("snapshot", key).with_hint("see `berth snapshot ls`")
+                }
+                Code::FailedPrecondition => {
+                    Error::conflict(format!("snapshot {key}"), "other snapshots are built on it")
+                        .with_hint("remove its children first (`berth snapshot ls` shows parents)")
+                }
+                _ => self.error("remove", key, e),
+            })?;
+        Ok(())
+    }
+
+    async fn commit(&self, id: &str, name: Option<&str>) -> Result<String> {
+        let container = self.container(id).await?;
+        let stamp = nanos();
+        let version = name.map_or_else(|| format!("{id}-v{stamp}"), String::from);
+        require("version name", &version)?;
+        let was_running = self.park(id).await?;
+        self.commit_snapshot(&version, &container.snapshot_key)
+            .await?;
+        let active = format!("{id}-active-{stamp}");
+        self.prepare_snapshot(&active, Some(&version)).await?;
+        self.recreate_on(container, &active).await?;
+        if was_running {
+            self.start(id).await?;
+        }
+        Ok(version)
+    }
+
+    async fn rollback(&self, id: &str, version: &str) -> Result<()> {
+        require("version", version)?;
+        let container = self.container(id).await?;
+        let committed = self
+            .list_snapshots()
+            .await?
+            .into_iter()
+            .any(|s| s.name == version && s.kind == SnapshotKind::Committed);
+        if !committed {
+            return Err(Error::not_found("version", version)
+                .with_hint("versions are committed snapshots: see `berth snapshot ls`"));
+        }
+        let was_running = self.park(id).await?;
+        let active = format!("{id}-active-{}", nanos());
+        self.prepare_snapshot(&active, Some(version)).await?;
+        let discarded = container.snapshot_key.clone();
+        self.recreate_on(container, &active).await?;
+        // The state being rolled back from is not a version: it goes.
+        self.discard_snapshot(&discarded).await?;
+        if was_running {
+            self.start(id).await?;
+        }
+        Ok(())
     }
 
     async fn list_images(&self) -> Result<Vec<ImageInfo>> {

@@ -136,6 +136,11 @@ pub fn build_spec(input: &BundleInput<'_>) -> Result<Spec> {
     };
 
     let mut spec = Spec::default();
+    // oci-spec's default root is read-only; a container's rootfs is writable, as on docker.
+    if let Some(mut root) = spec.root().clone() {
+        root.set_readonly(Some(false));
+        spec.set_root(Some(root));
+    }
     spec.set_hostname(Some(
         cspec
             .hostname

@@ -120,6 +120,17 @@ pub enum Command {
     },
     /// Manage a backend's images.
     Image(ImageArgs),
+    /// Manage a backend's snapshots (filesystem layers).
+    Snapshot(SnapshotArgs),
+    /// Save a container's filesystem as a new version and carry on from it (restarts it if it
+    /// ran); prints the version.
+    Commit {
+        container: String,
+        /// The version's name (default <id>-v<nanoseconds>).
+        name: Option<String>,
+    },
+    /// Put a container back on an earlier version from `berth commit` (restarts it if it ran).
+    Rollback { container: String, version: String },
     /// Build, install and list read-only software packages (.ipk).
     #[command(subcommand)]
     Pkg(PkgCommand),
@@ -222,6 +233,39 @@ pub struct ImageArgs {
     pub backend: Option<String>,
     #[command(subcommand)]
     pub command: ImageCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The backend whose snapshots to manage (default: the first configured backend).
+    #[arg(long, global = true)]
+    pub backend: Option<String>,
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// List snapshots with their kind and parent.
+    #[command(alias = "list")]
+    Ls,
+    /// Create active snapshot KEY, on committed PARENT if given; prints its mounts.
+    Prepare { key: String, parent: Option<String> },
+    /// Freeze active snapshot KEY as committed snapshot NAME.
+    Commit { name: String, key: String },
+    /// Show the mounts that make snapshot KEY.
+    Mounts { key: String },
+    /// Mount snapshot KEY at a new temporary directory and print it; `unmount` undoes it.
+    Mount { key: String },
+    /// Unmount a directory from `berth snapshot mount` and remove it.
+    Unmount { dir: std::path::PathBuf },
+    /// Snapshot KEY and its ancestors, down to the base layer.
+    Lineage { key: String },
+    /// Remove snapshots.
+    Rm {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -82,6 +82,21 @@ impl Host {
         })
     }
 
+    /// Backend `requested`, else the first configured one; with its name.
+    pub fn backend_or_first(
+        &self,
+        requested: Option<&str>,
+    ) -> Result<(String, &Arc<dyn ContainerBackend>)> {
+        let name = match requested {
+            Some(name) => name,
+            None => self.backends.keys().next().ok_or_else(|| Error::Config {
+                path: self.config.source.clone(),
+                message: "no backend is configured: add a [backends.<name>] table".into(),
+            })?,
+        };
+        Ok((name.to_string(), self.backend(name)?))
+    }
+
     /// Pings every backend at once; an unreachable one is reported unhealthy, not as an error.
     pub async fn backend_infos(&self) -> Vec<BackendInfo> {
         futures_util::future::join_all(self.backends.keys().map(|name| self.probe(name))).await

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use std::path::Path;
 
+use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
     BackendInfo, ContainerInfo, ContainerSpec, ContainerStats, ExecSpec, ImageInfo, ListFilter,
     LogSink, PullProgress, StopOptions,
@@ -98,6 +99,54 @@ pub trait ContainerBackend: Send + Sync {
     async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
         let _ = (reference, force);
         Err(self.not_supported("image rm"))
+    }
+
+    /// Every snapshot this backend keeps for berth.
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        Err(self.not_supported("snapshot ls"))
+    }
+
+    /// A new active snapshot `key`, on committed `parent` (empty without); its mounts.
+    async fn prepare_snapshot(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<SnapshotMount>> {
+        let _ = (key, parent);
+        Err(self.not_supported("snapshot prepare"))
+    }
+
+    /// Freezes active snapshot `key` as committed snapshot `name` (`key` is gone after).
+    async fn commit_snapshot(&self, name: &str, key: &str) -> Result<()> {
+        let _ = (name, key);
+        Err(self.not_supported("snapshot commit"))
+    }
+
+    /// The mounts that make snapshot `key`'s filesystem.
+    async fn snapshot_mounts(&self, key: &str) -> Result<Vec<SnapshotMount>> {
+        let _ = key;
+        Err(self.not_supported("snapshot mounts"))
+    }
+
+    /// Removes snapshot `key` (one with children cannot go).
+    async fn remove_snapshot(&self, key: &str) -> Result<()> {
+        let _ = key;
+        Err(self.not_supported("snapshot rm"))
+    }
+
+    /// Versions a container: stop it, commit its rootfs as `name` (default
+    /// `<id>-v<nanos>`), continue on a new active snapshot of that version, start it again.
+    /// Returns the version's name.
+    async fn commit(&self, id: &str, name: Option<&str>) -> Result<String> {
+        let _ = (id, name);
+        Err(self.not_supported("commit"))
+    }
+
+    /// Puts a container back on an earlier version from [`commit`](Self::commit): stop it,
+    /// continue on a new active snapshot of `version`, start it again.
+    async fn rollback(&self, id: &str, version: &str) -> Result<()> {
+        let _ = (id, version);
+        Err(self.not_supported("rollback"))
     }
 
     /// The error for an operation this backend cannot perform.

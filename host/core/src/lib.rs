@@ -7,11 +7,13 @@
 pub mod backend;
 pub mod config;
 pub mod error;
+pub mod snapshot;
 pub mod store;
 pub mod types;
 
 pub use backend::{ContainerBackend, LogOptions};
 pub use config::Config;
 pub use error::{Error, ErrorKind, IoContext, PluginFailure, Result};
+pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};
 pub use store::{Durability, LockGuard, LockMode, Store};
 pub use types::*;

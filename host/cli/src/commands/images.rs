@@ -12,20 +12,7 @@ use crate::host::Host;
 use crate::output;
 
 pub async fn dispatch(host: &Host, args: ImageArgs, json: bool) -> anyhow::Result<i32> {
-    let name = match &args.backend {
-        Some(name) => name.clone(),
-        None => host
-            .config
-            .backends
-            .keys()
-            .next()
-            .cloned()
-            .ok_or_else(|| Error::Config {
-                path: host.config.source.clone(),
-                message: "no backend is configured: add a [backends.<name>] table".into(),
-            })?,
-    };
-    let backend = host.backend(&name)?;
+    let (name, backend) = host.backend_or_first(args.backend.as_deref())?;
     match args.command {
         ImageCommand::Pull { reference } => {
             let image = if json {

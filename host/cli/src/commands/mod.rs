@@ -5,6 +5,7 @@ pub mod containers;
 pub mod images;
 pub mod packages;
 pub mod plugins;
+pub mod snapshots;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -37,6 +38,13 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
             command,
         } => containers::exec(&host, &container, command, &env, workdir).await,
         Command::Image(args) => images::dispatch(&host, args, json).await,
+        Command::Snapshot(args) => snapshots::dispatch(&host, args, json).await,
+        Command::Commit { container, name } => {
+            snapshots::commit(&host, &container, name.as_deref()).await
+        }
+        Command::Rollback { container, version } => {
+            snapshots::rollback(&host, &container, &version).await
+        }
         Command::Pkg(command) => packages::dispatch(&host, command, json),
         Command::Volume(command) => volumes::dispatch(&host, command, json),
         Command::Backend(_) => admin::backend_ls(&host, json).await,
