@@ -58,7 +58,12 @@ pub const PROVISIONER: Plugin = Plugin {
     lib: "berth_test_provisioner",
 };
 
-pub const ALL: [Plugin; 10] = [
+/// Test: commits every container it sees stop, through the `snapshots` interface.
+pub const VERSIONER: Plugin = Plugin {
+    lib: "berth_test_versioner",
+};
+
+pub const ALL: [Plugin; 11] = [
     NAMING,
     SELECTOR,
     GUARD,
@@ -69,6 +74,7 @@ pub const ALL: [Plugin; 10] = [
     CONFLICT,
     COUNTER,
     PROVISIONER,
+    VERSIONER,
 ];
 
 impl Plugin {

@@ -443,3 +443,68 @@ fn snapshots_are_prepared_mounted_committed_and_traced_to_their_base() {
     let native = env.berth(&["snapshot", "--backend", "native", "ls"]);
     assert_eq!(native.code, 76, "{native:?}");
 }
+
+fn versioner(grants: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"versioner\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\n\
+         grants = [{grants}]\n\n",
+        berth_tests::plugins::VERSIONER.path().display()
+    )
+}
+
+#[test]
+fn a_granted_post_stop_hook_commits_the_container() {
+    let env = containerd_env(&versioner("\"snapshots\""));
+    let mut args = run(&["-d", "--name", "hooked", busybox_image()]);
+    args.extend([
+        "sh",
+        "-c",
+        "echo saved > /kept; trap 'exit 0' TERM; while :; do sleep 1 & wait; done",
+    ]);
+    env.berth(&args).ok();
+    env.berth(&["stop", "hooked"]).ok();
+
+    let lineage = env
+        .berth(&[
+            "snapshot",
+            "--backend",
+            "containerd",
+            "lineage",
+            "hooked-at-stop",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(lineage[0], "hooked-at-stop", "{lineage}");
+    // The container carries on from the version: what it wrote is still there.
+    env.berth(&["start", "hooked"]).ok();
+    let kept = env.berth(&["exec", "hooked", "cat", "/kept"]).ok();
+    assert_eq!(kept.stdout, "saved\n");
+    env.berth(&["rm", "-f", "hooked"]).ok();
+    env.berth(&[
+        "snapshot",
+        "--backend",
+        "containerd",
+        "rm",
+        "hooked-at-stop",
+    ])
+    .ok();
+
+    // Without the grant the plugin does not load, and nothing runs.
+    let env = containerd_env(&versioner(""));
+    let refused = env.berth(&[
+        "run",
+        "--rm",
+        "--backend",
+        "containerd",
+        busybox_image(),
+        "true",
+    ]);
+    assert_eq!(refused.code, 70, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("add \"snapshots\" to grants of [[plugins]] name = \"versioner\""),
+        "{refused:?}"
+    );
+}

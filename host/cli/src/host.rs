@@ -13,7 +13,7 @@ use berth_core::{
     ListFilter, LockMode, Result, StopOptions, Store,
     config::{BackendConfig, Config},
 };
-use berth_plugins::{Hook, HostServices, PackageMount, PluginHost};
+use berth_plugins::{Hook, HostServices, PackageMount, PluginHost, SnapshotChange};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -547,6 +547,34 @@ impl HostServices for Services {
             host.packages()
                 .ensure(name, version, host.config.packages.repository.as_ref())?;
         Ok(host.package_mount(package))
+    }
+
+    fn snapshots(&self, backend: &str) -> Result<Vec<berth_core::SnapshotInfo>> {
+        let host = self.host()?;
+        let backend = host.backend(backend)?;
+        block_on(&host.runtime, backend.list_snapshots())
+    }
+
+    fn change_snapshot(&self, backend: &str, change: SnapshotChange) -> Result<()> {
+        let host = self.host()?;
+        let backend = host.backend(backend)?;
+        block_on(&host.runtime, async {
+            match change {
+                SnapshotChange::Prepare { key, parent } => backend
+                    .prepare_snapshot(&key, parent.as_deref())
+                    .await
+                    .map(drop),
+                SnapshotChange::Commit { name, key } => backend.commit_snapshot(&name, &key).await,
+                SnapshotChange::Remove { key } => backend.remove_snapshot(&key).await,
+            }
+        })
+    }
+
+    fn commit_container(&self, reference: &str, version: Option<&str>) -> Result<String> {
+        let host = self.host()?;
+        let record = host.resolve(reference)?;
+        let backend = host.backend(&record.backend)?;
+        block_on(&host.runtime, backend.commit(&record.id, version))
     }
 
     fn packages(&self) -> Result<Vec<PackageMount>> {

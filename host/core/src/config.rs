@@ -333,7 +333,7 @@ pub enum PluginMode {
 }
 
 /// Host interfaces a plugin may be granted, beyond `log` and `config` which every plugin gets.
-pub const GRANTABLE_INTERFACES: &[&str] = &["containers", "quotas", "packages"];
+pub const GRANTABLE_INTERFACES: &[&str] = &["containers", "quotas", "packages", "snapshots"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

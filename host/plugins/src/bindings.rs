@@ -34,6 +34,6 @@ pub mod placement {
 }
 
 pub use lifecycle::LifecycleHooksIndices;
-pub use lifecycle::berth::plugin::{config, containers, log, packages, quotas, types};
+pub use lifecycle::berth::plugin::{config, containers, log, packages, quotas, snapshots, types};
 pub use naming::NamePolicyIndices;
 pub use placement::BackendPolicyIndices;

@@ -24,5 +24,5 @@ pub use check::{CheckReport, check_component};
 pub use events::{Decision, Verdict};
 pub use hook::{Function, Hook};
 pub use host::{CacheStatus, PluginHost, PluginSummary};
-pub use interfaces::{HostServices, PackageMount};
+pub use interfaces::{HostServices, PackageMount, SnapshotChange};
 pub use patch::Patch;

@@ -202,6 +202,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
             "containers" => interfaces::containers::add_to_linker(&mut linker)?,
             "quotas" => interfaces::quotas::add_to_linker(&mut linker)?,
             "packages" => interfaces::packages::add_to_linker(&mut linker)?,
+            "snapshots" => interfaces::snapshots::add_to_linker(&mut linker)?,
             other => {
                 return Err(wasmtime::format_err!(
                     "this berth cannot provide granted interface {other:?}"

@@ -8,8 +8,9 @@ pub(crate) mod containers;
 pub(crate) mod log;
 pub(crate) mod packages;
 pub(crate) mod quotas;
+pub(crate) mod snapshots;
 
-use berth_core::{ContainerInfo, Error, Result};
+use berth_core::{ContainerInfo, Error, Result, SnapshotInfo};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::state::HostState;
@@ -45,6 +46,27 @@ pub trait HostServices: Send + Sync {
     fn packages(&self) -> Result<Vec<PackageMount>> {
         Err(not_provided("packages"))
     }
+
+    /// `snapshots`: every snapshot of `backend`.
+    fn snapshots(&self, _backend: &str) -> Result<Vec<SnapshotInfo>> {
+        Err(not_provided("snapshots"))
+    }
+    /// `snapshots`: one operation on `backend`'s snapshots.
+    fn change_snapshot(&self, _backend: &str, _change: SnapshotChange) -> Result<()> {
+        Err(not_provided("snapshots"))
+    }
+    /// `snapshots`: versions a container as `berth commit` does; the version's name.
+    fn commit_container(&self, _reference: &str, _version: Option<&str>) -> Result<String> {
+        Err(not_provided("snapshots"))
+    }
+}
+
+/// A change a plugin asks of a backend's snapshots.
+#[derive(Debug, Clone)]
+pub enum SnapshotChange {
+    Prepare { key: String, parent: Option<String> },
+    Commit { name: String, key: String },
+    Remove { key: String },
 }
 
 /// An installed package and the path a container sees it at.
