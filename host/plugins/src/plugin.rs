@@ -518,7 +518,7 @@ mod tests {
             super::problems(&config(&["containers"], None), "ab", &imports, "b.toml").is_empty()
         );
 
-        let future = vec!["berth:plugin/snapshots@0.1.0".to_string()];
+        let future = vec!["berth:plugin/registry@0.1.0".to_string()];
         let problems = super::problems(&config(&["containers"], None), "ab", &future, "b.toml");
         assert!(problems[0].contains("does not provide"), "{problems:?}");
     }
