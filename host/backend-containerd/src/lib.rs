@@ -450,6 +450,19 @@ impl ContainerdBackend {
         }
     }
 
+    /// A failed start: a missing command is docker's 127, the rest a backend error.
+    fn start_error(&self, id: &str, status: tonic::Status) -> Error {
+        let message = status.message();
+        if message.contains("executable file not found") || message.contains("no such file") {
+            Error::CommandNotFound {
+                container: id.to_string(),
+                message: message.to_string(),
+            }
+        } else {
+            self.error("start", id, status)
+        }
+    }
+
     /// Waits for the task to exit; its exit code.
     async fn wait_task(&self, id: &str) -> Result<i32> {
         self.wait_process(id, "").await
@@ -466,21 +479,6 @@ impl ContainerdBackend {
             .await
             .map_err(|e| self.error("wait for", id, e))?;
         Ok(exited.into_inner().exit_status as i32)
-    }
-}
-
-impl ContainerdBackend {
-    /// A failed start: a missing command is docker's 127, the rest a backend error.
-    fn start_error(&self, id: &str, status: tonic::Status) -> Error {
-        let message = status.message();
-        if message.contains("executable file not found") || message.contains("no such file") {
-            Error::CommandNotFound {
-                container: id.to_string(),
-                message: message.to_string(),
-            }
-        } else {
-            self.error("start", id, status)
-        }
     }
 }
 
