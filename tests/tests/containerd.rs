@@ -508,3 +508,66 @@ fn a_granted_post_stop_hook_commits_the_container() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn archives_are_imported_unpacked_and_run() {
+    use berth_tests::archives::{docker_archive, layer, oci_layout};
+    let env = containerd_env("");
+    let image = |args: &[&str]| {
+        let mut all = vec!["image", "--backend", "containerd"];
+        all.extend(args);
+        env.berth(&all)
+    };
+    let layers = [
+        layer(true, &[("etc/keep", "kept"), ("etc/gone", "deleted above")]),
+        layer(false, &[("etc/.wh.gone", ""), ("etc/added", "new")]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+
+    let archive = dir.path().join("docker.tar");
+    docker_archive(&archive, "imported:docker", &layers, None);
+    let info = image(&["import", &archive.display().to_string(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        info["names"][0], "docker.io/library/imported:docker",
+        "{info}"
+    );
+    assert!(ctr(&["images", "ls", "-q"]).contains("docker.io/library/imported:docker"));
+    // The image's own command, `ls /etc; echo $MARKER`, sees both layers and the whiteout
+    // (and the host files berth mounts into /etc).
+    let etc = |image: &str| {
+        let ran = env
+            .berth(&["run", "--rm", "--backend", "containerd", image])
+            .ok()
+            .stdout;
+        let lines: Vec<String> = ran.lines().map(String::from).collect();
+        assert!(
+            lines.contains(&"added".into()) && lines.contains(&"keep".into()),
+            "{ran}"
+        );
+        assert!(!lines.contains(&"gone".into()), "{ran}");
+        lines.last().cloned().unwrap_or_default()
+    };
+    assert_eq!(etc("imported:docker"), "imported:docker");
+
+    let layout = dir.path().join("layout");
+    oci_layout(&layout, "imported:oci", &layers);
+    image(&["import", &layout.display().to_string()]).ok();
+    assert_eq!(etc("imported:oci"), "imported:oci");
+
+    // A layer that does not match its config's diff id: refused, and no image is recorded.
+    let bad = dir.path().join("bad.tar");
+    docker_archive(
+        &bad,
+        "imported:bad",
+        &[layer(true, &[])],
+        Some(vec!["0".repeat(64)]),
+    );
+    let refused = image(&["import", &bad.display().to_string()]);
+    assert_eq!(refused.code, 65, "{refused:?}");
+    assert_eq!(image(&["inspect", "imported:bad"]).code, 66);
+
+    image(&["rm", "imported:docker"]).ok();
+    image(&["rm", "imported:oci"]).ok();
+}

@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod host_files;
 pub mod images;
+mod import;
 pub mod reference;
 
 use std::collections::{BTreeMap, HashMap};
@@ -1045,6 +1046,10 @@ impl ContainerBackend for ContainerdBackend {
             self.start(id).await?;
         }
         Ok(())
+    }
+
+    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
+        self.import_archive(source, name).await
     }
 
     async fn list_images(&self) -> Result<Vec<ImageInfo>> {

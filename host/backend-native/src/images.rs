@@ -78,15 +78,16 @@ pub struct ImageStore {
 
 /// Where a layer comes from inside an archive, and how to check it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct LayerRef {
-    path: String,
-    compression: Compression,
+pub struct LayerRef {
+    /// The member holding the layer.
+    pub path: String,
+    pub compression: Compression,
     /// Expected sha256 (hex) of the member as stored, when the archive names one.
-    blob_digest: Option<String>,
+    pub blob_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compression {
+pub enum Compression {
     None,
     Gzip,
     /// Unknown from metadata (docker archives): sniffed from the first bytes.
@@ -95,12 +96,14 @@ enum Compression {
 
 /// Everything parsed from an archive before any layer is touched.
 #[derive(Debug)]
-struct Plan {
-    config_bytes: Vec<u8>,
-    config: ImageConfig,
-    diff_ids: Vec<String>,
-    layers: Vec<LayerRef>,
-    name: Option<String>,
+pub struct Plan {
+    pub config_bytes: Vec<u8>,
+    pub config: ImageConfig,
+    /// Hex, base layer first.
+    pub diff_ids: Vec<String>,
+    pub layers: Vec<LayerRef>,
+    /// The name the archive records, if any.
+    pub name: Option<String>,
 }
 
 impl ImageStore {
@@ -553,7 +556,9 @@ fn go_arch() -> &'static str {
 
 /// Reads an archive's manifest (docker `manifest.json` first, as it carries the tags, else the
 /// OCI `index.json`) and its image config.
-fn plan(source: &Source) -> Result<Plan> {
+/// Parses a docker-archive or OCI layout (checking what digests it names) without touching a
+/// layer; other backends import from the same plan.
+pub fn plan(source: &Source) -> Result<Plan> {
     let archive = source.origin();
     if source.exists("manifest.json") {
         let bytes = source.read_all("manifest.json")?;

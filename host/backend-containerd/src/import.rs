@@ -1,0 +1,368 @@
+//! Importing a docker-archive or OCI layout into containerd the way containerd 1.6 clients do
+//! (it has no server-side import): the blobs go into the content store, an OCI manifest ties
+//! them together, each layer is applied through the diff service onto a snapshot named by its
+//! chain id, and an image record names the manifest. All of it happens under a lease, so
+//! containerd's garbage collector cannot take a blob before the image refers to it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use berth_backend_native::archive::Source;
+use berth_core::{ContainerBackend, Error, ImageInfo, Result};
+use containerd_client::services::v1::{
+    CreateImageRequest, Image, UpdateImageRequest, WriteAction, WriteContentRequest,
+    content_client::ContentClient, diff_client::DiffClient, images_client::ImagesClient,
+    leases_client::LeasesClient, snapshots,
+};
+use containerd_client::tonic::{Code, Request};
+use containerd_client::types::Descriptor;
+use sha2::{Digest, Sha256};
+
+use crate::{ContainerdBackend, images, reference};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// One blob of the image, as it will be in the content store.
+struct Blob {
+    media_type: &'static str,
+    digest: String,
+    bytes: Vec<u8>,
+}
+
+impl Blob {
+    fn new(media_type: &'static str, bytes: Vec<u8>) -> Blob {
+        Blob {
+            media_type,
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+            bytes,
+        }
+    }
+
+    fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.into(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as i64,
+            annotations: HashMap::new(),
+        }
+    }
+}
+
+/// A layer's media type from its first bytes (docker archives do not say).
+fn layer_media_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar"
+    }
+}
+
+impl ContainerdBackend {
+    /// `message` in the configured namespace and under `lease`.
+    fn leased<T>(&self, message: T, lease: &str) -> Request<T> {
+        let mut request = self.request(message);
+        if let Ok(value) = lease.parse() {
+            request.metadata_mut().insert("containerd-lease", value);
+        }
+        request
+    }
+
+    pub(crate) async fn import_archive(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<ImageInfo> {
+        let scratch = self.store.run_dir().join("containerd-import");
+        berth_core::store::create_dir_all(&scratch)?;
+        let source = Source::open(path, &scratch)?;
+        let plan = berth_backend_native::images::plan(&source)?;
+        let name = name
+            .map(String::from)
+            .or(plan.name.clone())
+            .ok_or_else(|| {
+                Error::invalid(
+                    format!("image archive {}", path.display()),
+                    "it records no image name",
+                )
+                .with_hint("give one: `berth image import FILE NAME`")
+            })?;
+        let name = reference::normalise(&name);
+
+        let mut layers = Vec::with_capacity(plan.layers.len());
+        for layer in &plan.layers {
+            let mut bytes = Vec::new();
+            source
+                .read(&layer.path)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| {
+                    Error::io(format!("reading {} of {}", layer.path, path.display()), e)
+                })?;
+            let blob = Blob::new(layer_media_type(&bytes), bytes);
+            if let Some(expected) = &layer.blob_digest
+                && blob.digest != format!("sha256:{expected}")
+            {
+                return Err(berth_backend_native::archive::corrupt(
+                    path,
+                    format!(
+                        "layer {} has digest {}, not sha256:{expected}",
+                        layer.path, blob.digest
+                    ),
+                ));
+            }
+            layers.push(blob);
+        }
+        let diff_ids: Vec<String> = plan
+            .diff_ids
+            .iter()
+            .map(|d| format!("sha256:{d}"))
+            .collect();
+        let top = images::chain_id(&diff_ids).ok_or_else(|| {
+            Error::invalid(
+                format!("image archive {}", path.display()),
+                "it has no layers",
+            )
+        })?;
+        let config = Blob::new(CONFIG, plan.config_bytes.clone());
+        let manifest = Blob::new(
+            MANIFEST,
+            serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.bytes.len()},
+                "layers": layers.iter().map(|l| serde_json::json!({
+                    "mediaType": l.media_type, "digest": l.digest, "size": l.bytes.len(),
+                })).collect::<Vec<_>>(),
+            }))
+            .expect("a manifest serialises"),
+        );
+
+        let mut leases = LeasesClient::new(self.channel().await?);
+        let expire = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let lease = leases
+            .create(
+                self.request(containerd_client::services::v1::CreateRequest {
+                    id: format!("berth-import-{}", crate::nanos()),
+                    labels: HashMap::from([("containerd.io/gc.expire".to_string(), expire)]),
+                }),
+            )
+            .await
+            .map_err(|e| self.error("import", &name, e))?
+            .into_inner()
+            .lease
+            .map(|l| l.id)
+            .unwrap_or_default();
+        let imported = self
+            .import_under(&lease, &name, &layers, &diff_ids, &top, &config, &manifest)
+            .await;
+        let _ = leases
+            .delete(
+                self.request(containerd_client::services::v1::DeleteRequest {
+                    id: lease,
+                    sync: false,
+                }),
+            )
+            .await;
+        imported?;
+        self.inspect_image(&name).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn import_under(
+        &self,
+        lease: &str,
+        name: &str,
+        layers: &[Blob],
+        diff_ids: &[String],
+        top: &str,
+        config: &Blob,
+        manifest: &Blob,
+    ) -> Result<()> {
+        for layer in layers {
+            self.write_blob(lease, layer, HashMap::new()).await?;
+        }
+        // The config keeps the unpacked layers, the manifest keeps the config and the layers.
+        let snapshot_ref = format!("containerd.io/gc.ref.snapshot.{}", self.config.snapshotter);
+        self.write_blob(
+            lease,
+            config,
+            HashMap::from([(snapshot_ref, top.to_string())]),
+        )
+        .await?;
+        let mut refs = HashMap::from([(
+            "containerd.io/gc.ref.content.config".to_string(),
+            config.digest.clone(),
+        )]);
+        for (i, layer) in layers.iter().enumerate() {
+            refs.insert(
+                format!("containerd.io/gc.ref.content.l.{i}"),
+                layer.digest.clone(),
+            );
+        }
+        self.write_blob(lease, manifest, refs).await?;
+        self.unpack(lease, layers, diff_ids).await?;
+
+        let image = Image {
+            name: name.to_string(),
+            target: Some(manifest.descriptor()),
+            ..Default::default()
+        };
+        let mut images = ImagesClient::new(self.channel().await?);
+        let created = images
+            .create(self.leased(
+                CreateImageRequest {
+                    image: Some(image.clone()),
+                    source_date_epoch: None,
+                },
+                lease,
+            ))
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Re-importing under a taken name moves the name, as docker load does.
+            Err(e) if e.code() == Code::AlreadyExists => images
+                .update(self.leased(
+                    UpdateImageRequest {
+                        image: Some(image),
+                        update_mask: None,
+                        source_date_epoch: None,
+                    },
+                    lease,
+                ))
+                .await
+                .map(drop)
+                .map_err(|e| self.error("import", name, e)),
+            Err(e) => Err(self.error("import", name, e)),
+        }
+    }
+
+    /// Writes `blob` into the content store with `labels`; one already there is kept.
+    async fn write_blob(
+        &self,
+        lease: &str,
+        blob: &Blob,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        let total = blob.bytes.len() as i64;
+        let reference = format!("berth-{}", blob.digest);
+        let mut messages = Vec::new();
+        let mut offset = 0;
+        for chunk in blob.bytes.chunks(1 << 20) {
+            messages.push(WriteContentRequest {
+                action: WriteAction::Write as i32,
+                r#ref: reference.clone(),
+                total,
+                expected: blob.digest.clone(),
+                offset,
+                data: chunk.to_vec(),
+                labels: HashMap::new(),
+            });
+            offset += chunk.len() as i64;
+        }
+        messages.push(WriteContentRequest {
+            action: WriteAction::Commit as i32,
+            r#ref: reference,
+            total,
+            expected: blob.digest.clone(),
+            offset,
+            data: Vec::new(),
+            labels,
+        });
+        let mut content = ContentClient::new(self.channel().await?);
+        let written = async {
+            let mut answers = content
+                .write(self.leased(futures_util::stream::iter(messages), lease))
+                .await?
+                .into_inner();
+            while answers.message().await?.is_some() {}
+            Ok::<_, containerd_client::tonic::Status>(())
+        };
+        match written.await {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Code::AlreadyExists => Ok(()),
+            Err(e) => Err(self.error("write", &blob.digest, e)),
+        }
+    }
+
+    /// Applies each layer onto its parent as snapshot `<chain id>`, skipping those unpacked.
+    async fn unpack(&self, lease: &str, layers: &[Blob], diff_ids: &[String]) -> Result<()> {
+        let existing: Vec<String> = self
+            .list_snapshots()
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let mut parent = String::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let chain = images::chain_id(&diff_ids[..=i]).expect("at least one layer");
+            if existing.contains(&chain) {
+                parent = chain;
+                continue;
+            }
+            let key = format!("berth-unpack-{}-{i}", crate::nanos());
+            let mut snapshots = self.snapshots().await?;
+            let mounts = snapshots
+                .prepare(self.leased(
+                    snapshots::PrepareSnapshotRequest {
+                        snapshotter: self.config.snapshotter.clone(),
+                        key: key.clone(),
+                        parent: parent.clone(),
+                        labels: HashMap::new(),
+                    },
+                    lease,
+                ))
+                .await
+                .map_err(|e| self.error("prepare", &key, e))?
+                .into_inner()
+                .mounts;
+            let applied = DiffClient::new(self.channel().await?)
+                .apply(self.leased(
+                    containerd_client::services::v1::ApplyRequest {
+                        diff: Some(layer.descriptor()),
+                        mounts,
+                        payloads: HashMap::new(),
+                        sync_fs: false,
+                    },
+                    lease,
+                ))
+                .await;
+            let applied = match applied {
+                Ok(applied) => applied.into_inner().applied.map(|d| d.digest),
+                Err(e) => {
+                    let _ = self.discard_snapshot(&key).await;
+                    return Err(self.error("unpack", &layer.digest, e));
+                }
+            };
+            if applied.as_deref() != Some(diff_ids[i].as_str()) {
+                let _ = self.discard_snapshot(&key).await;
+                return Err(Error::Corrupt {
+                    what: "image layer".into(),
+                    path: layer.digest.clone().into(),
+                    message: format!(
+                        "it unpacks to {}, its config says {}",
+                        applied.unwrap_or_default(),
+                        diff_ids[i]
+                    ),
+                    hint: "the archive is damaged; export the image again".into(),
+                });
+            }
+            snapshots
+                .commit(self.leased(
+                    snapshots::CommitSnapshotRequest {
+                        snapshotter: self.config.snapshotter.clone(),
+                        name: chain.clone(),
+                        key: key.clone(),
+                        labels: HashMap::new(),
+                    },
+                    lease,
+                ))
+                .await
+                .map_err(|e| self.error("commit", &key, e))?;
+            parent = chain;
+        }
+        Ok(())
+    }
+}
