@@ -571,3 +571,61 @@ fn archives_are_imported_unpacked_and_run() {
     image(&["rm", "imported:docker"]).ok();
     image(&["rm", "imported:oci"]).ok();
 }
+
+#[test]
+fn images_are_pulled_from_a_registry_as_it_serves_them() {
+    use berth_tests::registry::{OwnRegistry, free_port, inspect, push};
+    let env = containerd_env("");
+    let pull = |image: &str| env.berth(&["image", "--backend", "containerd", "pull", image]);
+    let registry = OwnRegistry::start();
+    let image = format!("{}/team/pulled:1", registry.address);
+    push(&image, "pulled");
+    let served = inspect(&image);
+
+    let pulled = pull(&image).ok();
+    assert!(pulled.stderr.contains("Download complete"), "{pulled:?}");
+    // The registry's own manifest is stored, so containerd shows the registry's digest.
+    let listed = ctr(&["images", "ls"]);
+    let line = listed.lines().find(|l| l.starts_with(&image)).unwrap();
+    assert!(
+        line.contains(served["Digest"].as_str().unwrap()),
+        "{listed}"
+    );
+    let ran = env
+        .berth(&["run", "--rm", "--backend", "containerd", &image])
+        .ok();
+    assert!(ran.stdout.ends_with("pulled\n"), "{ran:?}");
+    // Pulling again is quick and changes nothing.
+    pull(&image).ok();
+
+    // A tag the registry lacks: not found, nothing recorded.
+    let missing = format!("{}/team/pulled:2", registry.address);
+    let refused = pull(&missing);
+    assert_eq!(refused.code, 66, "{refused:?}");
+    assert!(refused.stderr.contains("team/pulled:2"), "{refused:?}");
+
+    // A layer damaged in the registry's storage: refused by digest, nothing recorded.
+    let damaged = format!("{}/team/damaged:1", registry.address);
+    push(&damaged, "damaged");
+    let layer = inspect(&damaged)["Layers"][0].as_str().unwrap().to_string();
+    let path = registry.blob_path(&layer);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let refused = pull(&damaged);
+    assert_eq!(refused.code, 65, "{refused:?}");
+    assert!(refused.stderr.contains(&layer), "{refused:?}");
+
+    // A registry that is not there.
+    let nowhere = format!("127.0.0.1:{}/team/pulled:1", free_port());
+    let refused = pull(&nowhere);
+    assert_eq!(refused.code, 69, "{refused:?}");
+
+    let listed = ctr(&["images", "ls", "-q"]);
+    for absent in [&missing, &damaged, &nowhere] {
+        assert!(!listed.contains(absent.as_str()), "{listed}");
+    }
+    env.berth(&["image", "--backend", "containerd", "rm", &image])
+        .ok();
+}

@@ -344,3 +344,21 @@ fn stats_read_the_containers_cgroup() {
     let stopped = env.berth(&["stats", "busy"]);
     assert_eq!(stopped.code, 73, "{stopped:?}");
 }
+
+#[test]
+fn images_are_pulled_from_a_registry_and_run() {
+    let env = BerthEnv::new("");
+    let image = berth_tests::registry::busybox_image();
+    let pulled = env.berth(&["image", "pull", image, "--json"]).ok().json();
+    assert_eq!(pulled["names"][0], image, "{pulled}");
+    // Its config's command: `ls /etc; echo $MARKER`.
+    let ran = env.berth(&["run", "--rm", image]).ok();
+    assert!(ran.stdout.ends_with("registry\n"), "{ran:?}");
+    // Nothing is left of the layout the pull staged.
+    assert_eq!(
+        entries(&env.run_dir().join("native-pull")),
+        Vec::<PathBuf>::new()
+    );
+    let missing = env.berth(&["image", "pull", "127.0.0.1:5000/berth-test/absent:1"]);
+    assert_eq!(missing.code, 66, "{missing:?}");
+}

@@ -4,7 +4,6 @@
 
 use berth_backend_native::images::ImageConfig;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// An OCI or Docker image config, the parts berth reads.
 #[derive(Debug, Default, Deserialize)]
@@ -113,10 +112,7 @@ pub fn chain_id(diff_ids: &[String]) -> Option<String> {
     let mut ids = diff_ids.iter();
     let mut chain = ids.next()?.clone();
     for diff in ids {
-        chain = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(format!("{chain} {diff}")))
-        );
+        chain = berth_registry::sha256_digest(format!("{chain} {diff}").as_bytes());
     }
     Some(chain)
 }
@@ -124,6 +120,7 @@ pub fn chain_id(diff_ids: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn chain_ids_follow_the_image_spec() {

@@ -1,15 +1,19 @@
-//! Importing a docker-archive or OCI layout into containerd the way containerd 1.6 clients do
-//! (it has no server-side import): the blobs go into the content store, an OCI manifest ties
-//! them together, each layer is applied through the diff service onto a snapshot named by its
-//! chain id, and an image record names the manifest. All of it happens under a lease, so
-//! containerd's garbage collector cannot take a blob before the image refers to it.
+//! Importing and pulling images into containerd the way containerd 1.6 clients do (it has no
+//! server-side import or pull): the blobs go into the content store, a manifest ties them
+//! together, each layer is applied through the diff service onto a snapshot named by its chain
+//! id, and an image record names the manifest. All of it happens under a lease, so containerd's
+//! garbage collector cannot take a blob before the image refers to it.
+//!
+//! An import synthesises an OCI manifest for the archive's blobs; a pull keeps the registry's
+//! manifest byte for byte, so the image's digest is the one the registry shows.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use berth_backend_native::archive::Source;
-use berth_core::{ContainerBackend, Error, ImageInfo, Result};
+use berth_core::{ContainerBackend, Error, ImageInfo, PullEvent, PullProgress, Result};
+use berth_registry::{Blob, OCI_CONFIG, OCI_MANIFEST};
 use containerd_client::services::v1::{
     CreateImageRequest, Image, UpdateImageRequest, WriteAction, WriteContentRequest,
     content_client::ContentClient, diff_client::DiffClient, images_client::ImagesClient,
@@ -17,36 +21,15 @@ use containerd_client::services::v1::{
 };
 use containerd_client::tonic::{Code, Request};
 use containerd_client::types::Descriptor;
-use sha2::{Digest, Sha256};
 
-use crate::{ContainerdBackend, images, reference};
+use crate::{ContainerdBackend, images};
 
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-
-/// One blob of the image, as it will be in the content store.
-struct Blob {
-    media_type: &'static str,
-    digest: String,
-    bytes: Vec<u8>,
-}
-
-impl Blob {
-    fn new(media_type: &'static str, bytes: Vec<u8>) -> Blob {
-        Blob {
-            media_type,
-            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-            bytes,
-        }
-    }
-
-    fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.into(),
-            digest: self.digest.clone(),
-            size: self.bytes.len() as i64,
-            annotations: HashMap::new(),
-        }
+fn descriptor(blob: &Blob) -> Descriptor {
+    Descriptor {
+        media_type: blob.media_type.clone(),
+        digest: blob.digest.clone(),
+        size: blob.bytes.len() as i64,
+        annotations: HashMap::new(),
     }
 }
 
@@ -90,7 +73,7 @@ impl ContainerdBackend {
                 )
                 .with_hint("give one: `berth image import FILE NAME`")
             })?;
-        let name = reference::normalise(&name);
+        let name = berth_registry::normalise(&name);
 
         let mut layers = Vec::with_capacity(plan.layers.len());
         for layer in &plan.layers {
@@ -120,26 +103,59 @@ impl ContainerdBackend {
             .iter()
             .map(|d| format!("sha256:{d}"))
             .collect();
-        let top = images::chain_id(&diff_ids).ok_or_else(|| {
-            Error::invalid(
-                format!("image archive {}", path.display()),
-                "it has no layers",
-            )
-        })?;
-        let config = Blob::new(CONFIG, plan.config_bytes.clone());
+        let config = Blob::new(OCI_CONFIG, plan.config_bytes.clone());
         let manifest = Blob::new(
-            MANIFEST,
+            OCI_MANIFEST,
             serde_json::to_vec(&serde_json::json!({
                 "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.bytes.len()},
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.bytes.len()},
                 "layers": layers.iter().map(|l| serde_json::json!({
                     "mediaType": l.media_type, "digest": l.digest, "size": l.bytes.len(),
                 })).collect::<Vec<_>>(),
             }))
             .expect("a manifest serialises"),
         );
+        self.store_image(&name, &layers, &diff_ids, &config, &manifest)
+            .await
+    }
 
+    /// Pulls `reference` from its registry: the blobs are fetched and checked by
+    /// `berth-registry`, then stored and unpacked as an import is.
+    pub(crate) async fn pull(
+        &self,
+        reference: &str,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        let image = berth_registry::pull(reference, progress).await?;
+        let diff_ids = image.diff_ids()?;
+        let info = self
+            .store_image(
+                &image.name,
+                &image.layers,
+                &diff_ids,
+                &image.config,
+                &image.manifest,
+            )
+            .await?;
+        progress.event(&PullEvent {
+            status: format!("Digest: {}", image.manifest.digest),
+            ..Default::default()
+        });
+        Ok(info)
+    }
+
+    /// Writes and unpacks an image's blobs under a lease, then names it `name`.
+    async fn store_image(
+        &self,
+        name: &str,
+        layers: &[Blob],
+        diff_ids: &[String],
+        config: &Blob,
+        manifest: &Blob,
+    ) -> Result<ImageInfo> {
+        let top = images::chain_id(diff_ids)
+            .ok_or_else(|| Error::invalid(format!("image {name}"), "it has no layers"))?;
         let mut leases = LeasesClient::new(self.channel().await?);
         let expire = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
         let lease = leases
@@ -150,13 +166,13 @@ impl ContainerdBackend {
                 }),
             )
             .await
-            .map_err(|e| self.error("import", &name, e))?
+            .map_err(|e| self.error("import", name, e))?
             .into_inner()
             .lease
             .map(|l| l.id)
             .unwrap_or_default();
         let imported = self
-            .import_under(&lease, &name, &layers, &diff_ids, &top, &config, &manifest)
+            .import_under(&lease, name, layers, diff_ids, &top, config, manifest)
             .await;
         let _ = leases
             .delete(
@@ -167,7 +183,7 @@ impl ContainerdBackend {
             )
             .await;
         imported?;
-        self.inspect_image(&name).await
+        self.inspect_image(name).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -207,7 +223,7 @@ impl ContainerdBackend {
 
         let image = Image {
             name: name.to_string(),
-            target: Some(manifest.descriptor()),
+            target: Some(descriptor(manifest)),
             ..Default::default()
         };
         let mut images = ImagesClient::new(self.channel().await?);
@@ -321,7 +337,7 @@ impl ContainerdBackend {
             let applied = DiffClient::new(self.channel().await?)
                 .apply(self.leased(
                     containerd_client::services::v1::ApplyRequest {
-                        diff: Some(layer.descriptor()),
+                        diff: Some(descriptor(layer)),
                         mounts,
                         payloads: HashMap::new(),
                         sync_fs: false,

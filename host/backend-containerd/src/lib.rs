@@ -10,7 +10,6 @@ pub mod exec;
 pub mod host_files;
 pub mod images;
 mod import;
-pub mod reference;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,8 +20,8 @@ use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, Result, SnapshotInfo,
-    SnapshotKind, SnapshotMount, StopOptions, Store,
+    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress, Result,
+    SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
 };
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
@@ -151,12 +150,12 @@ impl ContainerdBackend {
             .images)
     }
 
-    /// The stored image `reference` means (see [`reference::find`]).
+    /// The stored image `reference` means (see [`berth_registry::reference::find`]).
     async fn find_image(&self, reference: &str) -> Result<containerd_client::services::v1::Image> {
         require("image reference", reference)?;
         let stored = self.image_names().await?;
         let names: Vec<String> = stored.iter().map(|i| i.name.clone()).collect();
-        let found = reference::find(reference, &names).ok_or_else(|| {
+        let found = berth_registry::reference::find(reference, &names).ok_or_else(|| {
             Error::not_found("image", reference).with_hint(format!(
                 "import it into namespace {:?} (`ctr -n {} images import FILE`)",
                 self.config.namespace, self.config.namespace
@@ -1046,6 +1045,14 @@ impl ContainerBackend for ContainerdBackend {
             self.start(id).await?;
         }
         Ok(())
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &str,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        self.pull(reference, progress).await
     }
 
     async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {

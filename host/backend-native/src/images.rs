@@ -183,7 +183,7 @@ impl ImageStore {
             ..ImageConfig::default()
         };
         let config_bytes = serde_json::to_vec(&serde_json::json!({
-            "architecture": go_arch(),
+            "architecture": berth_core::go_arch(),
             "os": "linux",
             "config": {"Env": config.env, "Cmd": config.cmd},
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]},
@@ -546,14 +546,6 @@ struct OciIndex {
 const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 /// Reads an archive's manifest (docker `manifest.json` first, as it carries the tags, else the
 /// OCI `index.json`) and its image config.
 /// Parses a docker-archive or OCI layout (checking what digests it names) without touching a
@@ -662,13 +654,13 @@ fn pick_manifest<'a>(archive: &Path, manifests: &'a [Descriptor]) -> Result<&'a 
             .find(|d| {
                 d.platform
                     .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == go_arch())
+                    .is_some_and(|p| p.os == "linux" && p.architecture == berth_core::go_arch())
             })
             .or_else(|| many.iter().find(|d| d.platform.is_none()))
             .ok_or_else(|| {
                 Error::invalid(
                     format!("image archive {}", archive.display()),
-                    format!("no manifest for linux/{}", go_arch()),
+                    format!("no manifest for linux/{}", berth_core::go_arch()),
                 )
             }),
     }
@@ -935,7 +927,7 @@ mod tests {
         let list: Vec<Descriptor> = serde_json::from_str(&format!(
             r#"[{{"digest":"sha256:1","platform":{{"architecture":"s390x","os":"linux"}}}},
                 {{"digest":"sha256:2","platform":{{"architecture":"{}","os":"linux"}}}}]"#,
-            go_arch()
+            berth_core::go_arch()
         ))
         .unwrap();
         assert_eq!(

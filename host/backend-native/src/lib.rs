@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, ContainerStats,
-    Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink,
+    Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, PullProgress,
     RestartPolicy, Result, StopOptions, Store,
 };
 use chrono::Utc;
@@ -583,6 +583,29 @@ impl ContainerBackend for NativeBackend {
         let state = self.running(id, "stats are read from a running container's cgroup")?;
         let parent = self.cgroup_parent.trim_matches('/');
         Ok(stats::read(&Path::new(parent).join(id), state.pid))
+    }
+
+    /// Fetched by `berth-registry` into an OCI layout under the run dir, then imported from it
+    /// like any layout.
+    async fn pull_image(
+        &self,
+        reference: &str,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        let image = berth_registry::pull(reference, progress).await?;
+        let this = self.clone();
+        blocking(move || {
+            let pulls = this.store.run_dir().join("native-pull");
+            berth_core::store::create_dir_all(&pulls)?;
+            let layout =
+                tempfile::tempdir_in(&pulls).context(|| "creating a pull directory".to_string())?;
+            image.write_oci_layout(layout.path())?;
+            let record = this
+                .images
+                .import_archive(layout.path(), Some(&image.name))?;
+            Ok(this.image_info(record))
+        })
+        .await
     }
 
     async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {

@@ -17,3 +17,12 @@ pub use error::{Error, ErrorKind, IoContext, PluginFailure, Result};
 pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};
 pub use store::{Durability, LockGuard, LockMode, Store};
 pub use types::*;
+
+/// This machine's architecture as OCI images name it (`amd64`, `arm64`).
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
