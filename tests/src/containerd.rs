@@ -1,5 +1,5 @@
 //! The real containerd `scripts/daemons.sh` starts: a namespace of this test process's own, a
-//! busybox image imported into it with `ctr`, and `ctr` helpers to observe what berth did.
+//! busybox image imported into it by berth, and `ctr` helpers to observe what berth did.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -37,12 +37,15 @@ pub fn busybox_image() -> &'static str {
     "busybox:local"
 }
 
-/// Imports (and unpacks) a docker-archive of the busybox rootfs tagged `tag` with `ctr`.
+/// Imports (and unpacks) a docker-archive of the busybox rootfs tagged `tag` through berth's
+/// own import, so every containerd test runs on an image berth stored.
 pub fn import(tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("image.tar");
+    let env = BerthEnv::new(&containerd_backend());
+    let archive = env.dir.path().join("image.tar");
     docker_archive(&archive, tag, &[layer(true, &[])], None);
-    ctr(&["images", "import", &archive.display().to_string()]);
+    let path = archive.display().to_string();
+    env.berth(&["image", "--backend", "containerd", "import", &path])
+        .ok();
 }
 
 /// Config lines adding a `containerd` backend in this process's namespace.
