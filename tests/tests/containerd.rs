@@ -253,7 +253,10 @@ async fn a_process_ignoring_sigterm_times_out_unless_forced() {
     let info = backend.inspect(&id).await.unwrap();
     assert_eq!(info.state, ContainerState::Stopped);
     assert_eq!(info.exit_code, Some(137));
-    backend.remove(&id, false).await.unwrap();
+    backend
+        .remove(&id, berth_core::RemoveOptions::default())
+        .await
+        .unwrap();
     assert_eq!(
         backend.inspect(&id).await.unwrap_err().kind(),
         ErrorKind::NotFound
@@ -631,4 +634,41 @@ fn images_are_pulled_from_a_registry_as_it_serves_them() {
     }
     env.berth(&["image", "--backend", "containerd", "rm", &image])
         .ok();
+}
+
+#[test]
+fn rm_keeps_the_snapshot_when_asked_and_only_where_there_are_snapshots() {
+    let env = containerd_env("").with_busybox();
+    let mut args = run(&["--name", "keeper", busybox_image()]);
+    args.extend(["sh", "-c", "echo kept > /etc/written"]);
+    env.berth(&args).ok();
+    let id = env.berth(&["inspect", "keeper"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.berth(&["rm", "--keep-snapshot", "keeper"]).ok();
+    assert_eq!(env.berth(&["inspect", "keeper"]).code, 66);
+    assert!(!ctr(&["containers", "ls", "-q"]).contains(&id));
+
+    // The container's filesystem is still there under its key, with what it wrote.
+    let snapshot = |args: &[&str]| {
+        let mut all = vec!["snapshot", "--backend", "containerd"];
+        all.extend(args);
+        env.berth(&all)
+    };
+    let dir = snapshot(&["mount", &id]).ok().stdout.trim().to_string();
+    let written = std::fs::read_to_string(std::path::Path::new(&dir).join("etc/written"));
+    snapshot(&["unmount", &dir]).ok();
+    assert_eq!(written.unwrap(), "kept\n");
+    snapshot(&["rm", &id]).ok();
+    assert!(!ctr(&["snapshots", "ls"]).contains(&id));
+
+    // The native backend keeps no snapshots: it refuses before removing anything.
+    env.berth(&["create", "--name", "native-one", busybox_image()])
+        .ok();
+    let refused = env.berth(&["rm", "--keep-snapshot", "native-one"]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+    assert!(refused.stderr.contains("--keep-snapshot"), "{refused:?}");
+    env.berth(&["inspect", "native-one"]).ok();
+    env.berth(&["rm", "native-one"]).ok();
 }

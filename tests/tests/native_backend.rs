@@ -10,7 +10,7 @@ use berth_backend_native::NativeBackend;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
     ContainerBackend, ContainerSpec, ContainerState, ErrorKind, ExecSpec, Limits, ListFilter,
-    LogOptions, LogSink, LogStream, Mount, StopOptions, Store,
+    LogOptions, LogSink, LogStream, Mount, RemoveOptions, StopOptions, Store,
 };
 use berth_tests::archives::{
     docker_archive, file_header, image_config, layer, oci_layout, sha256_hex,
@@ -73,7 +73,10 @@ impl Env {
         self.backend.start(&id).await.unwrap();
         let code = self.backend.wait(&id).await.unwrap();
         let (out, err) = self.logs(&id).await;
-        self.backend.remove(&id, false).await.unwrap();
+        self.backend
+            .remove(&id, RemoveOptions::default())
+            .await
+            .unwrap();
         (code, out, err)
     }
 
@@ -163,7 +166,10 @@ async fn a_container_runs_to_its_exit_code() {
         env.logs(&id).await,
         ("out\n".to_string(), "err\n".to_string())
     );
-    env.backend.remove(&id, false).await.unwrap();
+    env.backend
+        .remove(&id, RemoveOptions::default())
+        .await
+        .unwrap();
     let gone = env.backend.inspect(&id).await.unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::NotFound);
 }
@@ -205,7 +211,10 @@ async fn an_unknown_command_fails_start_clearly() {
     assert!(err.to_string().contains("/no/such/binary"), "{err}");
     let info = env.backend.inspect(&id).await.unwrap();
     assert_eq!(info.state, ContainerState::Created);
-    env.backend.remove(&id, false).await.unwrap();
+    env.backend
+        .remove(&id, RemoveOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,7 +246,11 @@ async fn a_detached_container_is_stopped_inspected_and_removed() {
     assert_eq!(listed.len(), 1);
 
     // A running container is not removed without force.
-    let refused = env.backend.remove(&id, false).await.unwrap_err();
+    let refused = env
+        .backend
+        .remove(&id, RemoveOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Conflict);
 
     // sleep as pid 1 ignores SIGTERM: without force the stop times out, with force it kills.
@@ -279,7 +292,10 @@ async fn a_detached_container_is_stopped_inspected_and_removed() {
             .len(),
         1
     );
-    env.backend.remove(&id, false).await.unwrap();
+    env.backend
+        .remove(&id, RemoveOptions::default())
+        .await
+        .unwrap();
     assert!(
         env.backend
             .list(&ListFilter {
@@ -315,7 +331,10 @@ async fn exec_runs_in_a_running_container_with_its_exit_code() {
         "test \"$(cat /proc/1/comm)\" = sleep && test -x /bin/busybox",
     ]);
     assert_eq!(env.backend.exec(&id, &check).await.unwrap(), 0);
-    env.backend.remove(&id, true).await.unwrap();
+    env.backend
+        .remove(&id, RemoveOptions::forced())
+        .await
+        .unwrap();
     let stopped = env.backend.exec(&id, &exec(&["true"])).await.unwrap_err();
     assert_eq!(stopped.kind(), ErrorKind::NotFound);
 }
@@ -352,7 +371,10 @@ async fn a_container_whose_supervisor_was_killed_is_dead() {
     assert!(info.status_detail.unwrap().contains("supervisor"));
     assert!(env.backend.wait(&id).await.is_err());
     // Removing it also ends the orphaned container process.
-    env.backend.remove(&id, true).await.unwrap();
+    env.backend
+        .remove(&id, RemoveOptions::forced())
+        .await
+        .unwrap();
     for _ in 0..100 {
         if !alive(pid) {
             break;
@@ -384,7 +406,10 @@ async fn concurrent_stops_and_removes_do_not_corrupt_state() {
     );
     // Start again, then race two forced removes: one wins, the other finds nothing.
     env.backend.start(&id).await.unwrap();
-    let (a, b) = tokio::join!(env.backend.remove(&id, true), env.backend.remove(&id, true));
+    let (a, b) = tokio::join!(
+        env.backend.remove(&id, RemoveOptions::forced()),
+        env.backend.remove(&id, RemoveOptions::forced())
+    );
     let results = [a, b];
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
@@ -576,7 +601,10 @@ async fn an_image_in_use_is_only_removed_with_force() {
     assert!(err.to_string().contains(&id[..12]), "{err}");
     env.backend.images().remove(IMAGE, true).unwrap();
     assert!(env.backend.images().list().unwrap().is_empty());
-    env.backend.remove(&id, true).await.unwrap();
+    env.backend
+        .remove(&id, RemoveOptions::forced())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

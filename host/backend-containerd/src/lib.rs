@@ -20,8 +20,8 @@ use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress, Result,
-    SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
+    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress, RemoveOptions,
+    Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
 };
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
@@ -353,9 +353,9 @@ impl ContainerdBackend {
             .map_err(|e| match e.code() {
                 Code::NotFound => {
                     Error::not_found("unpacked image layers", parent).with_hint(format!(
-                        "the image is not unpacked for snapshotter {:?}; import it again \
-                         (`ctr -n {} images import FILE` unpacks it)",
-                        self.config.snapshotter, self.config.namespace
+                        "the image is not unpacked for snapshotter {:?}; pull or import it \
+                         again (`berth image --backend containerd pull|import`)",
+                        self.config.snapshotter
                     ))
                 }
                 _ => self.error("prepare", key, e),
@@ -724,12 +724,12 @@ impl ContainerBackend for ContainerdBackend {
         self.signal(id, signal).await
     }
 
-    async fn remove(&self, id: &str, force: bool) -> Result<()> {
+    async fn remove(&self, id: &str, options: RemoveOptions) -> Result<()> {
         require("container id", id)?;
         if let Some(task) = self.task(id).await?
             && Status::try_from(task.status) == Ok(Status::Running)
         {
-            if !force {
+            if !options.force {
                 return Err(Error::conflict(format!("container {id}"), "it is running")
                     .with_hint("stop it first, or remove it with --force"));
             }
@@ -752,7 +752,10 @@ impl ContainerBackend for ContainerdBackend {
             Err(e) if e.code() == Code::NotFound => {}
             Err(e) => return Err(self.error("remove", id, e)),
         }
-        self.discard_snapshot(&snapshot_key).await?;
+        // The rootfs snapshot is a GC root from its prepare, so a kept one outlives the container.
+        if !options.keep_snapshot {
+            self.discard_snapshot(&snapshot_key).await?;
+        }
         let (out, err) = self.log_paths(id);
         let _ = std::fs::remove_file(out);
         let _ = std::fs::remove_file(err);
@@ -1140,7 +1143,10 @@ mod tests {
             backend.create("", &spec).await.unwrap_err(),
             backend.create("abc", &spec).await.unwrap_err(),
             backend.inspect("").await.unwrap_err(),
-            backend.remove("", true).await.unwrap_err(),
+            backend
+                .remove("", RemoveOptions::forced())
+                .await
+                .unwrap_err(),
             backend.kill("", 9).await.unwrap_err(),
             backend.inspect_image("").await.unwrap_err(),
         ] {

@@ -18,7 +18,7 @@ use berth_core::config::DockerBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats, Durability, Error,
     ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, PullEvent, PullProgress,
-    Result, StdioSink, StopOptions, Store,
+    RemoveOptions, Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -568,7 +568,11 @@ impl ContainerBackend for DockerBackend {
             .map_err(|e| self.error("signal", "container", id, e))
     }
 
-    async fn remove(&self, id: &str, force: bool) -> Result<()> {
+    async fn remove(&self, id: &str, options: RemoveOptions) -> Result<()> {
+        if options.keep_snapshot {
+            return Err(self.not_supported("rm --keep-snapshot"));
+        }
+        let force = options.force;
         let docker_id = match self.docker_id(id).await {
             Ok(docker_id) => Some(docker_id),
             Err(Error::NotFound { .. }) => None,

@@ -308,8 +308,9 @@ impl ImageStore {
     pub fn resolve(&self, reference: &str) -> Result<ImageRecord> {
         let records = self.records()?;
         let not_found = || {
-            Error::not_found("image", reference)
-                .with_hint("import it with `berth image import FILE NAME` (see `berth image ls`)")
+            Error::not_found("image", reference).with_hint(
+                "pull or import it: `berth image pull REF`, `berth image import FILE NAME`",
+            )
         };
         if let Ok(name) = normalise_name(reference)
             && let Some(r) = records.iter().find(|r| r.names.contains(&name))

@@ -31,7 +31,7 @@ use berth_core::config::NativeBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, ContainerStats,
     Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, PullProgress,
-    RestartPolicy, Result, StopOptions, Store,
+    RemoveOptions, RestartPolicy, Result, StopOptions, Store,
 };
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
@@ -491,9 +491,12 @@ impl ContainerBackend for NativeBackend {
         .await
     }
 
-    async fn remove(&self, id: &str, force: bool) -> Result<()> {
+    async fn remove(&self, id: &str, options: RemoveOptions) -> Result<()> {
+        if options.keep_snapshot {
+            return Err(self.not_supported("rm --keep-snapshot"));
+        }
         let (this, id) = (self.clone(), id.to_string());
-        blocking(move || this.remove_blocking(&id, force)).await
+        blocking(move || this.remove_blocking(&id, options.force)).await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>> {

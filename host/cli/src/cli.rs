@@ -74,6 +74,10 @@ pub enum Command {
         /// Kill and remove running containers.
         #[arg(short, long)]
         force: bool,
+        /// Keep the container's filesystem as a snapshot under its snapshot key (containerd;
+        /// see `berth snapshot ls`).
+        #[arg(long)]
+        keep_snapshot: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Durability, Error,
-    ListFilter, LockMode, Result, StopOptions, Store,
+    ListFilter, LockMode, RemoveOptions, Result, StopOptions, Store,
     config::{BackendConfig, Config},
 };
 use berth_plugins::{Hook, HostServices, PackageMount, PluginHost, SnapshotChange};
@@ -282,7 +282,7 @@ impl Host {
                     .write(Durability::Persistent, CONTAINERS, &id, "config", &record)
             {
                 // Without a record nobody could find the container again: undo the create.
-                let _ = backend.remove(&id, true).await;
+                let _ = backend.remove(&id, RemoveOptions::forced()).await;
                 return Err(e);
             }
             record
@@ -406,7 +406,11 @@ impl Host {
         Ok(())
     }
 
-    pub async fn remove(self: &Arc<Self>, record: &ContainerRecord, force: bool) -> Result<()> {
+    pub async fn remove(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+        options: RemoveOptions,
+    ) -> Result<()> {
         let plugins = self.plugins()?;
         let mut spec = record.spec.clone();
         if let Some(p) = &plugins {
@@ -416,7 +420,7 @@ impl Host {
             .store
             .lock(CONTAINERS, &record.id, LockMode::Exclusive)?;
         self.backend(&record.backend)?
-            .remove(&record.id, force)
+            .remove(&record.id, options)
             .await?;
         self.store.remove(CONTAINERS, &record.id)?;
         if let Some(p) = &plugins {

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
     BackendInfo, ContainerInfo, ContainerSpec, ContainerStats, ExecSpec, ImageInfo, ListFilter,
-    LogSink, PullProgress, StopOptions,
+    LogSink, PullProgress, RemoveOptions, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -44,7 +44,7 @@ pub trait ContainerBackend: Send + Sync {
     async fn kill(&self, id: &str, signal: i32) -> Result<()>;
 
     /// Remove a container; a running one only with `force` (which kills it first).
-    async fn remove(&self, id: &str, force: bool) -> Result<()>;
+    async fn remove(&self, id: &str, options: RemoveOptions) -> Result<()>;
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>>;
 

@@ -314,6 +314,26 @@ pub struct BackendInfo {
     pub detail: Option<String>,
 }
 
+/// How to remove a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// Kill a running container first instead of refusing.
+    pub force: bool,
+    /// Leave the container's filesystem behind as a snapshot under its snapshot key (backends
+    /// with snapshots; the others refuse before removing anything).
+    pub keep_snapshot: bool,
+}
+
+impl RemoveOptions {
+    /// Kill if running; keep nothing.
+    pub fn forced() -> RemoveOptions {
+        RemoveOptions {
+            force: true,
+            keep_snapshot: false,
+        }
+    }
+}
+
 /// How to stop a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopOptions {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_core::{
     ContainerSpec, Error, ExecSpec, ListFilter, LogOptions, Mount, NetworkSpec, PortMapping,
-    RestartPolicy, StdioSink, StopOptions, parse_cpus, parse_key_value, parse_size,
+    RemoveOptions, RestartPolicy, StdioSink, StopOptions, parse_cpus, parse_key_value, parse_size,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -103,7 +103,7 @@ pub async fn run(host: &std::sync::Arc<Host>, args: RunArgs) -> anyhow::Result<i
     let record = host.create(spec_from_args(args.create)?).await?;
     if let Err(e) = host.start(&record).await {
         if args.rm {
-            let _ = host.remove(&record, true).await;
+            let _ = host.remove(&record, RemoveOptions::forced()).await;
         }
         return Err(e.into());
     }
@@ -113,7 +113,7 @@ pub async fn run(host: &std::sync::Arc<Host>, args: RunArgs) -> anyhow::Result<i
     }
     let outcome = attach(host, &record).await;
     if args.rm {
-        host.remove(&record, true)
+        host.remove(&record, RemoveOptions::forced())
             .await
             .with_context(|| format!("removing container {} after it exited", record.name))?;
     }
@@ -204,11 +204,11 @@ pub async fn kill(
 
 pub async fn rm(
     host: &std::sync::Arc<Host>,
-    force: bool,
+    options: RemoveOptions,
     references: &[String],
 ) -> anyhow::Result<i32> {
     each(host, references, async |record| {
-        host.remove(&record, force).await
+        host.remove(&record, options).await
     })
     .await
 }

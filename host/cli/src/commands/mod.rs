@@ -10,6 +10,8 @@ pub mod volumes;
 
 use std::sync::Arc;
 
+use berth_core::RemoveOptions;
+
 use crate::cli::{Command, PluginCommand};
 use crate::host::Host;
 
@@ -24,7 +26,17 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
             containers,
         } => containers::stop(&host, timeout, &signal, &containers).await,
         Command::Kill { signal, containers } => containers::kill(&host, &signal, &containers).await,
-        Command::Rm { force, containers } => containers::rm(&host, force, &containers).await,
+        Command::Rm {
+            force,
+            keep_snapshot,
+            containers,
+        } => {
+            let options = RemoveOptions {
+                force,
+                keep_snapshot,
+            };
+            containers::rm(&host, options, &containers).await
+        }
         Command::Ps { all, filter, quiet } => {
             containers::ps(&host, all, &filter, quiet, json).await
         }
