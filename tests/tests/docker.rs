@@ -567,3 +567,62 @@ fn the_selector_plugin_sends_a_labelled_container_to_docker() {
         "native"
     );
 }
+
+#[test]
+fn commit_is_docker_commit_and_there_is_no_rollback() {
+    let env = docker_env("");
+    let name = unique("commit");
+    run_detached(
+        &env,
+        &name,
+        &[],
+        &["sh", "-c", "echo v1 > /etc/version; exec sleep 600"],
+    );
+    // The file is written once the container runs; exec sees it before committing.
+    let seen = env.berth(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "while ! cat /etc/version; do sleep 0.1; done",
+    ]);
+    assert_eq!(seen.stdout, "v1\n", "{seen:?}");
+
+    let version = env.berth(&["commit", &name]).ok().stdout.trim().to_string();
+    let id = env.berth(&["inspect", &name]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(version.starts_with(&format!("{id}-v")), "{version}");
+    // An image Docker knows, holding what the container wrote; the container carried on.
+    let image = docker(&["image", "inspect", "--format", "{{.Id}}", &version]);
+    assert!(image.starts_with("sha256:"), "{image}");
+    let ran = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--backend",
+            "docker",
+            &version,
+            "cat",
+            "/etc/version",
+        ])
+        .ok();
+    assert_eq!(ran.stdout, "v1\n");
+    assert_eq!(
+        env.berth(&["inspect", &name]).ok().json()[0]["state"],
+        "running"
+    );
+
+    // A name of one's choosing; rollback is not something Docker can do.
+    let named = format!("{name}-image:kept");
+    assert_eq!(
+        env.berth(&["commit", &name, &named]).ok().stdout.trim(),
+        named
+    );
+    let refused = env.berth(&["rollback", &name, &version]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+
+    env.berth(&["rm", "-f", &name]).ok();
+    docker(&["image", "rm", &version, &named]);
+}

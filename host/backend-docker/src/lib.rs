@@ -23,11 +23,11 @@ use berth_core::{
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::ExecConfig;
+use bollard::models::{ContainerConfig, ExecConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ImportImageOptions, InspectContainerOptions,
-    KillContainerOptions, ListContainersOptions, ListImagesOptions, LogsOptions,
-    RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
+    CommitContainerOptions, CreateContainerOptions, CreateImageOptions, ImportImageOptions,
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
     TagImageOptions, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
@@ -845,6 +845,34 @@ impl ContainerBackend for DockerBackend {
             .await
             .map_err(|e| self.error("remove", "image", reference, e))?;
         Ok(())
+    }
+
+    /// `docker commit`: the container's filesystem and config as image `name` (default
+    /// `<id>-v<nanos>`, as on containerd). Docker pauses the container for the copy and it carries on where it
+    /// is, so a version here is an image to run, and there is no rollback onto it.
+    async fn commit(&self, id: &str, name: Option<&str>) -> Result<String> {
+        let docker_id = self.docker_id(id).await?;
+        let version = match name {
+            Some(name) => name.to_string(),
+            None => format!(
+                "{id}-v{}",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            ),
+        };
+        let (repo, tag) = split_reference(&version);
+        let options = CommitContainerOptions {
+            container: Some(docker_id),
+            repo: Some(repo.to_string()),
+            tag: tag.map(String::from),
+            pause: true,
+            ..CommitContainerOptions::default()
+        };
+        self.docker()
+            .await?
+            .commit_container(options, ContainerConfig::default())
+            .await
+            .map_err(|e| self.error("commit", "container", id, e))?;
+        Ok(version)
     }
 }
 
