@@ -10,3 +10,4 @@ pub mod docker;
 pub mod env;
 pub mod plugins;
 pub mod registry;
+pub mod snapshots;

@@ -622,6 +622,12 @@ fn commit_is_docker_commit_and_there_is_no_rollback() {
     );
     let refused = env.berth(&["rollback", &name, &version]);
     assert_eq!(refused.code, 76, "{refused:?}");
+    let refused = env.berth(&["snapshot", "--backend", "docker", "ls"]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+    // Nor can it keep a container's filesystem: refused before anything is removed.
+    let refused = env.berth(&["rm", "-f", "--keep-snapshot", &name]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+    env.berth(&["inspect", &name]).ok();
 
     env.berth(&["rm", "-f", &name]).ok();
     docker(&["image", "rm", &version, &named]);

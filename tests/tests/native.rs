@@ -362,3 +362,66 @@ fn images_are_pulled_from_a_registry_and_run() {
     let missing = env.berth(&["image", "pull", "127.0.0.1:5000/berth-test/absent:1"]);
     assert_eq!(missing.code, 66, "{missing:?}");
 }
+
+#[test]
+fn snapshots_chain_on_the_image_layers() {
+    let env = BerthEnv::new("").with_busybox();
+    berth_tests::snapshots::a_chain_of_snapshots_is_mounted_and_traced(&env, "native");
+    // The image's own layers are snapshots too, and go only with the image.
+    let base = env.berth(&["snapshot", "lineage", "--json", "x"]);
+    assert_eq!(base.code, 66, "{base:?}");
+    let listed = env.berth(&["snapshot", "ls", "--json"]).ok().json();
+    let layer = listed[0]["name"].as_str().unwrap().to_string();
+    assert!(layer.starts_with("sha256:"), "{listed}");
+    let refused = env.berth(&["snapshot", "rm", &layer]);
+    assert_eq!(refused.code, 73, "{refused:?}");
+    assert!(refused.stderr.contains("image rm"), "{refused:?}");
+    let bad = env.berth(&["snapshot", "prepare", "../escape", &layer]);
+    assert_eq!(bad.code, 64, "{bad:?}");
+}
+
+#[test]
+fn versions_of_a_native_container_survive_its_image() {
+    let env = BerthEnv::new("").with_busybox();
+    berth_tests::snapshots::versions_restore_a_containers_files(&env, "native", IMAGE);
+
+    // A version keeps the image layers under it after the image is gone.
+    env.berth(&["run", "-d", "--name", "kept", IMAGE, "sleep", "600"])
+        .ok();
+    env.berth(&["exec", "kept", "sh", "-c", "echo mine > /mine"])
+        .ok();
+    let version = env
+        .berth(&["commit", "kept"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    env.berth(&["exec", "kept", "sh", "-c", "echo later > /later"])
+        .ok();
+    let id = env.berth(&["inspect", "kept"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // What it wrote after the version stays too, as snapshot <id> on the version.
+    env.berth(&["rm", "-f", "--keep-snapshot", "kept"]).ok();
+    let lineage = env.berth(&["snapshot", "lineage", &id]).ok().stdout;
+    assert!(
+        lineage.starts_with(&format!("{id}\n{version}\nsha256:")),
+        "{lineage}"
+    );
+    env.berth(&["snapshot", "rm", &id]).ok();
+    env.berth(&["image", "rm", IMAGE]).ok();
+    env.berth(&["snapshot", "prepare", "after", &version]).ok();
+    let dir = env
+        .berth(&["snapshot", "mount", "after"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let mine = fs::read_to_string(Path::new(&dir).join("mine"));
+    let busybox = Path::new(&dir).join("bin/busybox").exists();
+    env.berth(&["snapshot", "unmount", &dir]).ok();
+    assert_eq!(mine.unwrap(), "mine\n");
+    assert!(busybox, "the image's layer went with the image");
+    env.berth(&["snapshot", "rm", "after", &version]).ok();
+}

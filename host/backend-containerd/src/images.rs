@@ -107,33 +107,9 @@ impl Manifest {
 }
 
 /// The chain id of the last layer: `chain(0) = diff(0)`,
-/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`, as the OCI image spec defines it.
-pub fn chain_id(diff_ids: &[String]) -> Option<String> {
-    let mut ids = diff_ids.iter();
-    let mut chain = ids.next()?.clone();
-    for diff in ids {
-        chain = berth_registry::sha256_digest(format!("{chain} {diff}").as_bytes());
-    }
-    Some(chain)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::{Digest, Sha256};
-
-    #[test]
-    fn chain_ids_follow_the_image_spec() {
-        let a = "sha256:aaaa".to_string();
-        let b = "sha256:bbbb".to_string();
-        assert_eq!(chain_id(&[]), None);
-        assert_eq!(chain_id(std::slice::from_ref(&a)).unwrap(), a);
-        let expected = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest("sha256:aaaa sha256:bbbb"))
-        );
-        assert_eq!(chain_id(&[a, b]).unwrap(), expected);
-    }
 
     #[test]
     fn image_defaults_come_from_the_config() {

@@ -22,7 +22,7 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::{Code, Request};
 use containerd_client::types::Descriptor;
 
-use crate::{ContainerdBackend, images};
+use crate::ContainerdBackend;
 
 fn descriptor(blob: &Blob) -> Descriptor {
     Descriptor {
@@ -154,7 +154,7 @@ impl ContainerdBackend {
         config: &Blob,
         manifest: &Blob,
     ) -> Result<ImageInfo> {
-        let top = images::chain_id(diff_ids)
+        let top = berth_registry::chain_id(diff_ids)
             .ok_or_else(|| Error::invalid(format!("image {name}"), "it has no layers"))?;
         let mut leases = LeasesClient::new(self.channel().await?);
         let expire = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
@@ -313,7 +313,7 @@ impl ContainerdBackend {
             .collect();
         let mut parent = String::new();
         for (i, layer) in layers.iter().enumerate() {
-            let chain = images::chain_id(&diff_ids[..=i]).expect("at least one layer");
+            let chain = berth_registry::chain_id(&diff_ids[..=i]).expect("at least one layer");
             if existing.contains(&chain) {
                 parent = chain;
                 continue;

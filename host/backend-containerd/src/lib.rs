@@ -577,7 +577,7 @@ impl ContainerBackend for ContainerdBackend {
         require("image", &spec.image)?;
         let image = self.find_image(&spec.image).await?;
         let (config, ..) = self.image_config(&image).await?;
-        let parent = images::chain_id(&config.rootfs.diff_ids)
+        let parent = berth_registry::chain_id(&config.rootfs.diff_ids)
             .ok_or_else(|| Error::invalid(format!("image {}", image.name), "it has no layers"))?;
 
         let mut with_host_files = spec.clone();

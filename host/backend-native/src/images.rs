@@ -366,7 +366,10 @@ impl ImageStore {
 
     /// Deletes every layer directory no image lists (also the leftovers of a crashed import).
     fn collect_layers(&self) -> Result<()> {
-        let used: BTreeSet<String> = self.records()?.into_iter().flat_map(|r| r.layers).collect();
+        let mut used: BTreeSet<String> =
+            self.records()?.into_iter().flat_map(|r| r.layers).collect();
+        // Snapshots standing on an image's layers keep them after the image goes.
+        used.extend(crate::snapshots::image_layers_in_use(&self.store)?);
         let dir = self.root.join("layers");
         for entry in fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
             let entry = entry.context(|| format!("listing {}", dir.display()))?;

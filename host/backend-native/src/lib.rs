@@ -16,6 +16,7 @@ pub mod logs;
 pub mod records;
 pub mod reexec;
 pub mod rootfs;
+pub mod snapshots;
 pub mod stats;
 pub mod supervisor;
 
@@ -31,7 +32,7 @@ use berth_core::config::NativeBackendConfig;
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, ContainerStats,
     Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, PullProgress,
-    RemoveOptions, RestartPolicy, Result, StopOptions, Store,
+    RemoveOptions, RestartPolicy, Result, SnapshotInfo, SnapshotMount, StopOptions, Store,
 };
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
@@ -39,6 +40,7 @@ use nix::unistd::Pid;
 
 pub use images::{ImageConfig, ImageRecord, ImageStore};
 use records::{ContainerRecord, Layout, Phase, StateRecord};
+use snapshots::SnapshotStore;
 
 /// What `info` reports as the version.
 pub const VERSION: &str = "libcontainer 0.7";
@@ -223,6 +225,7 @@ impl NativeBackend {
                 spec: spec.clone(),
                 image_id: image.id.clone(),
                 lower_dirs,
+                base: None,
                 created: Utc::now(),
             };
             records::write_state(&self.store, id, &StateRecord::created())?;
@@ -363,9 +366,10 @@ impl NativeBackend {
         }
     }
 
-    fn remove_blocking(&self, id: &str, force: bool) -> Result<()> {
+    fn remove_blocking(&self, id: &str, options: RemoveOptions) -> Result<()> {
         let _op = records::op_lock(&self.store, id)?;
-        self.record(id)?;
+        let record = self.record(id)?;
+        let force = options.force;
         let (state, observed, _) = self.observe(id)?;
         if observed == ContainerState::Running {
             if !force {
@@ -390,7 +394,86 @@ impl NativeBackend {
         if rootfs::is_mounted(&layout.rootfs()) {
             return Err(self.fail("remove", id, "its root filesystem is still mounted"));
         }
+        if options.keep_snapshot {
+            self.snapshots()
+                .commit_dir(id, &self.base_of(&record)?, &layout.upper())?;
+        }
         self.store.remove(records::CONTAINERS, id)
+    }
+
+    fn snapshots(&self) -> SnapshotStore {
+        SnapshotStore::open(&self.store, &self.images)
+    }
+
+    /// Whether `id` was running; if so, it is stopped (as `berth stop` would).
+    async fn park(&self, id: &str) -> Result<bool> {
+        let running = self.inspect(id).await?.state == ContainerState::Running;
+        if running {
+            self.stop(id, &StopOptions::default()).await?;
+        }
+        Ok(running)
+    }
+
+    /// Puts stopped container `id` on committed snapshot `version`. With `commit`, its upper
+    /// dir becomes that version first; without (a rollback), its changes are dropped.
+    fn rebase_blocking(&self, id: &str, version: &str, commit: bool) -> Result<()> {
+        let _op = records::op_lock(&self.store, id)?;
+        let mut record = self.record(id)?;
+        if self.observe(id)?.1 == ContainerState::Running {
+            return Err(Error::conflict(format!("container {id}"), "it is running")
+                .with_hint("stop it first"));
+        }
+        let layout = Layout::new(&self.store, id);
+        rootfs::unmount(&layout.rootfs())?;
+        let snapshots = self.snapshots();
+        if commit {
+            snapshots.commit_dir(version, &self.base_of(&record)?, &layout.upper())?;
+        } else {
+            // Checked before anything is dropped.
+            snapshots.lower_dirs(version)?;
+            std::fs::remove_dir_all(layout.upper())
+                .context(|| format!("dropping the changes of container {id}"))?;
+        }
+        let _ = std::fs::remove_dir_all(layout.work());
+        for dir in [layout.upper(), layout.work()] {
+            berth_core::store::create_dir_all(&dir)?;
+        }
+        record.lower_dirs = snapshots.lower_dirs(version)?;
+        record.base = Some(version.to_string());
+        self.store.write(
+            berth_core::Durability::Persistent,
+            records::CONTAINERS,
+            id,
+            "config",
+            &record,
+        )
+    }
+
+    /// The committed snapshot container `record` runs on: its last version, else its image's
+    /// top layer.
+    fn base_of(&self, record: &ContainerRecord) -> Result<String> {
+        if let Some(base) = &record.base {
+            return Ok(base.clone());
+        }
+        let image = self.images.resolve(&record.image_id)?;
+        let diff_ids: Vec<String> = image.layers.iter().map(|d| format!("sha256:{d}")).collect();
+        berth_registry::chain_id(&diff_ids)
+            .ok_or_else(|| self.fail("commit", &record.id, "its image has no layers"))
+    }
+
+    /// The container standing on layer `dir`, if any.
+    fn container_on(&self, dir: &Path) -> Result<Option<String>> {
+        for id in self
+            .store
+            .list(berth_core::Durability::Persistent, records::CONTAINERS)?
+        {
+            if let Some(record) = records::read_record(&self.store, &id)?
+                && record.lower_dirs.iter().any(|d| d == dir)
+            {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     fn logs_once(&self, id: &str, offset: u64, sink: &mut dyn LogSink) -> Result<u64> {
@@ -491,12 +574,11 @@ impl ContainerBackend for NativeBackend {
         .await
     }
 
+    /// With `keep_snapshot`, the upper dir stays as committed snapshot `<id>` on what the
+    /// container ran on.
     async fn remove(&self, id: &str, options: RemoveOptions) -> Result<()> {
-        if options.keep_snapshot {
-            return Err(self.not_supported("rm --keep-snapshot"));
-        }
         let (this, id) = (self.clone(), id.to_string());
-        blocking(move || this.remove_blocking(&id, options.force)).await
+        blocking(move || this.remove_blocking(&id, options)).await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>> {
@@ -641,6 +723,64 @@ impl ContainerBackend for NativeBackend {
     async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
         let (this, reference) = (self.clone(), reference.to_string());
         blocking(move || this.images.remove(&reference, force).map(drop)).await
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let this = self.clone();
+        blocking(move || this.snapshots().list()).await
+    }
+
+    async fn prepare_snapshot(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<SnapshotMount>> {
+        let (this, key, parent) = (self.clone(), key.to_string(), parent.map(String::from));
+        blocking(move || this.snapshots().prepare(&key, parent.as_deref())).await
+    }
+
+    async fn commit_snapshot(&self, name: &str, key: &str) -> Result<()> {
+        let (this, name, key) = (self.clone(), name.to_string(), key.to_string());
+        blocking(move || this.snapshots().commit(&name, &key)).await
+    }
+
+    async fn snapshot_mounts(&self, key: &str) -> Result<Vec<SnapshotMount>> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.snapshots().mounts(&key)).await
+    }
+
+    async fn remove_snapshot(&self, key: &str) -> Result<()> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.snapshots().remove(&key, |dir| this.container_on(dir))).await
+    }
+
+    /// The container's upper dir becomes committed snapshot `name` (default `<id>-v<nanos>`)
+    /// on what it ran on, and it carries on from there with an empty one.
+    async fn commit(&self, id: &str, name: Option<&str>) -> Result<String> {
+        self.record(id)?;
+        let version = name.map_or_else(
+            || format!("{id}-v{}", Utc::now().timestamp_nanos_opt().unwrap_or(0)),
+            String::from,
+        );
+        let was_running = self.park(id).await?;
+        let (this, id_owned, v) = (self.clone(), id.to_string(), version.clone());
+        blocking(move || this.rebase_blocking(&id_owned, &v, true)).await?;
+        if was_running {
+            self.start(id).await?;
+        }
+        Ok(version)
+    }
+
+    async fn rollback(&self, id: &str, version: &str) -> Result<()> {
+        self.record(id)?;
+        self.snapshots().lower_dirs(version)?;
+        let was_running = self.park(id).await?;
+        let (this, id_owned, v) = (self.clone(), id.to_string(), version.to_string());
+        blocking(move || this.rebase_blocking(&id_owned, &v, false)).await?;
+        if was_running {
+            self.start(id).await?;
+        }
+        Ok(())
     }
 
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {

@@ -27,6 +27,9 @@ pub struct ContainerRecord {
     pub image_id: String,
     /// Overlay lower dirs, top layer first.
     pub lower_dirs: Vec<PathBuf>,
+    /// The committed snapshot it runs on since a `commit` or `rollback` (else its image's).
+    #[serde(default)]
+    pub base: Option<String>,
     pub created: DateTime<Utc>,
 }
 

@@ -74,8 +74,8 @@ pub enum Command {
         /// Kill and remove running containers.
         #[arg(short, long)]
         force: bool,
-        /// Keep the container's filesystem as a snapshot under its snapshot key (containerd;
-        /// see `berth snapshot ls`).
+        /// Keep the container's filesystem as a snapshot: its snapshot key on containerd, a
+        /// committed snapshot named by its id on native (see `berth snapshot ls`).
         #[arg(long)]
         keep_snapshot: bool,
         #[arg(required = true)]

@@ -48,6 +48,16 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`, as the OCI image spec defines it.
+pub fn chain_id(diff_ids: &[String]) -> Option<String> {
+    let mut ids = diff_ids.iter();
+    let mut chain = ids.next()?.clone();
+    for diff in ids {
+        chain = sha256_digest(format!("{chain} {diff}").as_bytes());
+    }
+    Some(chain)
+}
+
 /// An image as its registry serves it for this platform, every blob verified.
 #[derive(Debug)]
 pub struct Image {
@@ -452,6 +462,20 @@ fn corrupt(digest: &str, message: impl Into<String>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = "sha256:aaaa".to_string();
+        let b = "sha256:bbbb".to_string();
+        assert_eq!(chain_id(&[]), None);
+        assert_eq!(chain_id(std::slice::from_ref(&a)).unwrap(), a);
+        let expected = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest("sha256:aaaa sha256:bbbb"))
+        );
+        assert_eq!(chain_id(&[a, b]).unwrap(), expected);
+    }
 
     #[test]
     fn bearer_challenges_parse() {
