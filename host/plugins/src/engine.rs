@@ -51,7 +51,8 @@ impl Runtime {
             .total_core_instances(128)
             .total_memories(16)
             .total_tables(64)
-            .total_stacks(16);
+            // Calls are synchronous and run on the caller's stack: no fiber stacks to pool.
+            .total_stacks(0);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
