@@ -90,6 +90,38 @@ fn a_container_goes_through_all_three_plugins_and_sees_the_patch() {
 }
 
 #[test]
+fn start_stop_and_rm_load_only_the_hook_plugins() {
+    let env = all_three();
+    env.berth(&["create", "--name", "kept", "--memory", "32m", IMAGE, "true"])
+        .ok();
+
+    // The name policy's file goes missing: creating fails on it, but removing, which
+    // consults only lifecycle hooks, neither loads nor needs it.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let broken = config.replace(
+        &NAMING.path().display().to_string(),
+        "/nonexistent/naming.wasm",
+    );
+    assert_ne!(broken, config);
+    std::fs::write(&env.config, broken).unwrap();
+
+    let create = env.berth(&[
+        "create", "--name", "other", "--memory", "32m", IMAGE, "true",
+    ]);
+    assert_eq!(create.code, 70, "{create:?}");
+    assert!(create.stderr.contains("naming"), "{}", create.stderr);
+
+    env.berth(&["rm", "kept"]).ok();
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"pre-remove\"") && l.contains("\"guard\"")),
+        "{events}"
+    );
+}
+
+#[test]
 fn the_patched_spec_is_what_berth_records() {
     let env = all_three();
     env.berth(&[

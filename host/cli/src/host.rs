@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Durability, Error,
     ListFilter, LockMode, RemoveOptions, Result, StopOptions, Store,
-    config::{BackendConfig, Config},
+    config::{BackendConfig, Config, PluginConfig, PluginWorld},
 };
 use berth_plugins::{Hook, HostServices, PackageMount, PluginHost, SnapshotChange};
 use chrono::{DateTime, Utc};
@@ -39,6 +39,8 @@ pub struct Host {
     pub store: Store,
     backends: IndexMap<String, Arc<dyn ContainerBackend>>,
     plugins: OnceLock<Option<Arc<PluginHost>>>,
+    /// The lifecycle-hook plugins alone, for commands that consult nothing else.
+    hook_plugins: OnceLock<Option<Arc<PluginHost>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -55,22 +57,48 @@ impl Host {
             store,
             backends,
             plugins: OnceLock::new(),
+            hook_plugins: OnceLock::new(),
             runtime,
         })
     }
 
     /// The plugin host, loaded on first use so commands that need no policy never start wasmtime.
     pub fn plugins(self: &Arc<Self>) -> Result<Option<Arc<PluginHost>>> {
-        if let Some(loaded) = self.plugins.get() {
+        self.load_once(&self.plugins, |_| true, PluginHost::load)
+    }
+
+    /// What start, stop and rm consult: the lifecycle-hook plugins (all of them once a create
+    /// in this process has loaded them). A name or backend policy is never loaded for these.
+    fn hook_plugins(self: &Arc<Self>) -> Result<Option<Arc<PluginHost>>> {
+        if let Some(all) = self.plugins.get() {
+            return Ok(all.clone());
+        }
+        self.load_once(
+            &self.hook_plugins,
+            |p| p.worlds.contains(&PluginWorld::LifecycleHooks),
+            |config, services| {
+                PluginHost::load_playing(config, PluginWorld::LifecycleHooks, services)
+            },
+        )
+    }
+
+    /// `cell`'s plugin host, loaded by `load` unless no configured plugin is `wanted`.
+    fn load_once(
+        self: &Arc<Self>,
+        cell: &OnceLock<Option<Arc<PluginHost>>>,
+        wanted: impl Fn(&PluginConfig) -> bool,
+        load: impl FnOnce(&Config, Arc<dyn HostServices>) -> Result<PluginHost>,
+    ) -> Result<Option<Arc<PluginHost>>> {
+        if let Some(loaded) = cell.get() {
             return Ok(loaded.clone());
         }
-        let loaded = if self.config.plugins.is_empty() {
-            None
-        } else {
+        let loaded = if self.config.plugins.iter().any(wanted) {
             let services: Arc<dyn HostServices> = Arc::new(Services(Arc::downgrade(self)));
-            Some(Arc::new(PluginHost::load(&self.config, services)?))
+            Some(Arc::new(load(&self.config, services)?))
+        } else {
+            None
         };
-        Ok(self.plugins.get_or_init(|| loaded).clone())
+        Ok(cell.get_or_init(|| loaded).clone())
     }
 
     pub fn backend(&self, name: &str) -> Result<&Arc<dyn ContainerBackend>> {
@@ -375,7 +403,7 @@ impl Host {
     }
 
     pub async fn start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
-        let plugins = self.plugins()?;
+        let plugins = self.hook_plugins()?;
         let mut spec = record.spec.clone();
         if let Some(p) = &plugins {
             p.on_event(Hook::PreStart, &mut spec, Some(&record.id))?;
@@ -392,7 +420,7 @@ impl Host {
         record: &ContainerRecord,
         options: &StopOptions,
     ) -> Result<()> {
-        let plugins = self.plugins()?;
+        let plugins = self.hook_plugins()?;
         let mut spec = record.spec.clone();
         if let Some(p) = &plugins {
             p.on_event(Hook::PreStop, &mut spec, Some(&record.id))?;
@@ -411,7 +439,7 @@ impl Host {
         record: &ContainerRecord,
         options: RemoveOptions,
     ) -> Result<()> {
-        let plugins = self.plugins()?;
+        let plugins = self.hook_plugins()?;
         let mut spec = record.spec.clone();
         if let Some(p) = &plugins {
             p.on_event(Hook::PreRemove, &mut spec, Some(&record.id))?;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use berth_core::config::{OnError, PluginMode, PluginWorld};
+use berth_core::config::{OnError, PluginConfig, PluginMode, PluginWorld};
 use berth_core::{BackendInfo, Config, ContainerSpec, Error, Result};
 use chrono::Utc;
 use serde::Serialize;
@@ -76,10 +76,29 @@ impl PluginHost {
     /// whole load: silently running without a configured policy would be worse. Without plugins
     /// nothing is compiled and no engine is created.
     pub fn load(config: &Config, services: Arc<dyn HostServices>) -> Result<PluginHost> {
+        PluginHost::load_where(config, services, |_| true)
+    }
+
+    /// Loads only the plugins that play `world`: what a command that consults no other world
+    /// needs (`berth rm` pays for its hooks, not for the name policy's regex engine).
+    pub fn load_playing(
+        config: &Config,
+        world: PluginWorld,
+        services: Arc<dyn HostServices>,
+    ) -> Result<PluginHost> {
+        PluginHost::load_where(config, services, |p| p.worlds.contains(&world))
+    }
+
+    fn load_where(
+        config: &Config,
+        services: Arc<dyn HostServices>,
+        wanted: impl Fn(&PluginConfig) -> bool,
+    ) -> Result<PluginHost> {
         let cache_dir = config.host.state_dir.join("cache").join("plugins");
         let plugins = config
             .plugins
             .iter()
+            .filter(|p| wanted(p))
             .map(|p| Plugin::load(p, &cache_dir, &config.source))
             .collect::<Result<Vec<_>>>()?;
         Ok(PluginHost {

@@ -4,9 +4,10 @@
 //! lifecycle step — lives in sandboxed Wasm components rather than in berth itself, so platform
 //! teams can change it without rebuilding berth and a buggy policy cannot take the host down.
 //! This crate compiles each component once (cached on disk), links only the host interfaces a
-//! plugin is granted, runs every call in a fresh store under a deadline and a memory cap, folds
-//! the plugins' answers into one decision per operation, and appends every answer to the
-//! decision log (`events.jsonl`) so users can see why something was denied or placed.
+//! plugin is granted, runs every call under a deadline and a memory cap (a failed call discards
+//! the plugin's instance), folds the plugins' answers into one decision per operation, and
+//! appends every answer to the decision log (`events.jsonl`) so users can see why something
+//! was denied or placed.
 
 mod bindings;
 mod check;
