@@ -21,8 +21,7 @@ pub mod stats;
 pub mod supervisor;
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -252,7 +251,9 @@ impl NativeBackend {
         }
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context(|| "creating the supervisor status pipe".into())?;
-        let fd = write_end.as_raw_fd();
+        // The status pipe is the supervisor's stdout, and it makes its own session: with
+        // nothing to run between fork and exec, std spawns it with posix_spawn (vfork), so
+        // starting a container does not copy this process's page tables (wasmtime's among them).
         let mut command = std::process::Command::new(&self.supervisor_exe);
         command
             .arg(reexec::SUPERVISE)
@@ -260,24 +261,13 @@ impl NativeBackend {
             .arg(self.store.run_dir())
             .arg(id)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(write_end))
             .stderr(Stdio::null());
-        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl, setsid).
-        unsafe {
-            command.pre_exec(move || {
-                if fd == supervisor::STATUS_FD {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, supervisor::STATUS_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Its own session: the user's Ctrl-C or a closing terminal does not reach it.
-                libc::setsid();
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().map_err(|e| {
+        let spawned = command.spawn();
+        // Our copy of the pipe's write end goes with the command, so a supervisor that dies
+        // before reporting is seen as end of file.
+        drop(command);
+        let mut child = spawned.map_err(|e| {
             self.fail(
                 "start",
                 id,
@@ -287,7 +277,6 @@ impl NativeBackend {
                 ),
             )
         })?;
-        drop(write_end);
         // The supervisor forks at once; its first half exits and is reaped here.
         let _ = child.wait();
         let mut line = String::new();

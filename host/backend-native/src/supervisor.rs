@@ -5,14 +5,15 @@
 //! libcontainer from the CLI's tokio runtime. It forks once (so the spawner reaps it at once and
 //! the survivor is nobody's zombie), takes the container's supervisor lock for its whole life,
 //! mounts the rootfs, creates and starts the container with the output on pipes, reports
-//! `ok PID` or `err MESSAGE` on fd 3 to `start`, then copies output into the log file until the
-//! container exits, and records the exit code (128+N for a signal) before cleaning up. The
-//! container's init is a direct child (libcontainer clones it as the intermediate's sibling),
-//! and the supervisor is a child subreaper too, so `waitpid` sees its real exit status.
+//! `ok PID` or `err MESSAGE` to `start` on its stdout (a pipe), then copies output into the log
+//! file until the container exits, and records the exit code (128+N for a signal) before
+//! cleaning up. The container's init is a direct child (libcontainer clones it as the
+//! intermediate's sibling), and the supervisor is a child subreaper too, so `waitpid` sees its
+//! real exit status.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use berth_core::{Error, IoContext, LogStream, Result, Store};
@@ -28,21 +29,21 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2};
 use crate::records::{self, Layout, Phase, StateRecord};
 use crate::{logs, rootfs};
 
-/// The fd `start` hands the supervisor for its one status line.
-pub(crate) const STATUS_FD: i32 = 3;
-
 /// Entry point from [`crate::reexec::dispatch`]; `args` are the ones after the subcommand.
 pub fn main(args: &[String]) -> i32 {
     let [state_dir, run_dir, id] = args else {
         eprintln!("usage: berth __native-supervise STATE_DIR RUN_DIR ID");
         return 2;
     };
-    // SAFETY: fd 3 was set up by `start` for this process alone; nothing else owns it.
-    let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
-    let _ = nix::fcntl::fcntl(
-        STATUS_FD,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
+    let mut status = match status_pipe() {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("berth supervisor: {e}");
+            return 1;
+        }
+    };
+    // Its own session: the user's Ctrl-C or a closing terminal does not reach the container.
+    let _ = nix::unistd::setsid();
     // SAFETY: single-threaded here (nothing has spawned a thread yet), so fork is sound.
     match unsafe { fork() } {
         Ok(ForkResult::Parent { .. }) => return 0,
@@ -72,6 +73,19 @@ pub fn main(args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// `start` hands over the status pipe as stdout: keep it apart (close-on-exec, so the
+/// container never inherits it) and point stdout at /dev/null.
+fn status_pipe() -> std::io::Result<File> {
+    let stdout = std::io::stdout();
+    let status = stdout.as_fd().try_clone_to_owned()?;
+    let null = File::options().write(true).open("/dev/null")?;
+    // SAFETY: dup2 onto fd 1, which this process owns; nothing is writing to it concurrently.
+    if unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(File::from(status))
 }
 
 fn one_line(text: &str) -> String {
