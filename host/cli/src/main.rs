@@ -80,7 +80,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .context("starting the async runtime")?;
     let config = berth_core::Config::load(cli.config.as_deref())?;
     let host = Arc::new(Host::new(config, runtime.handle().clone())?);
-    runtime.block_on(commands::dispatch(host, cli.command, cli.json))
+    let code = runtime.block_on(commands::dispatch(host.clone(), cli.command, cli.json));
+    // The process ends next, and exit frees it all at once: dropping the host would first
+    // unmap wasmtime's code and reset its instance pools piece by piece.
+    std::mem::forget(host);
+    code
 }
 
 fn init_tracing(format: LogFormat, level: &str) {
