@@ -158,6 +158,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command runs the plugin pipeline (or shows the plugins).
+    pub fn consults_plugins(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_)
+                | Command::Create(_)
+                | Command::Start { .. }
+                | Command::Stop { .. }
+                | Command::Rm { .. }
+                | Command::Plugin(PluginCommand::Ls | PluginCommand::Call { .. })
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Read the container spec from a TOML file; flags override its fields.

@@ -73,12 +73,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         return commands::plugins::check(file, &config, cli.json);
     }
 
+    let config = berth_core::Config::load(cli.config.as_deref())?;
+    if cli.command.consults_plugins() && !config.plugins.is_empty() {
+        berth_plugins::start_engine();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let config = berth_core::Config::load(cli.config.as_deref())?;
     let host = Arc::new(Host::new(config, runtime.handle().clone())?);
     let code = runtime.block_on(commands::dispatch(host.clone(), cli.command, cli.json));
     // The process ends next, and exit frees it all at once: dropping the host would first

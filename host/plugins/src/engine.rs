@@ -41,6 +41,15 @@ pub(crate) fn runtime() -> Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
+/// Starts wasmtime (engine, pooling allocator, the shared linker) on a thread of its own, for a
+/// command that will load plugins: it overlaps with the command's own start instead of
+/// delaying its first decision. A failure is met again, and reported, by the first load.
+pub fn start_engine() {
+    let _ = std::thread::Builder::new()
+        .name("berth-plugin-engine".into())
+        .spawn(|| runtime().map(|runtime| runtime.linker().is_ok()));
+}
+
 impl Runtime {
     fn new() -> Result<Runtime, String> {
         // Sized for a CLI: a handful of plugins, a few calls in flight at once. Every slot is

@@ -22,6 +22,7 @@ mod plugin;
 mod state;
 
 pub use check::{CheckReport, check_component};
+pub use engine::start_engine;
 pub use events::{Decision, Verdict};
 pub use hook::{Function, Hook};
 pub use host::{CacheStatus, PluginHost, PluginSummary};
