@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use berth_core::{
     BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Durability, Error,
     ListFilter, LockMode, RemoveOptions, Result, StopOptions, Store,
-    config::{BackendConfig, Config, PluginConfig, PluginWorld},
+    config::{BackendConfig, Config, PluginWorld},
 };
 use berth_plugins::{Hook, HostServices, PackageMount, PluginHost, SnapshotChange};
 use chrono::{DateTime, Utc};
@@ -64,7 +64,7 @@ impl Host {
 
     /// The plugin host, loaded on first use so commands that need no policy never start wasmtime.
     pub fn plugins(self: &Arc<Self>) -> Result<Option<Arc<PluginHost>>> {
-        self.load_once(&self.plugins, |_| true, PluginHost::load)
+        self.load_once(&self.plugins, PluginHost::load)
     }
 
     /// What start, stop and rm consult: the lifecycle-hook plugins (all of them once a create
@@ -73,31 +73,24 @@ impl Host {
         if let Some(all) = self.plugins.get() {
             return Ok(all.clone());
         }
-        self.load_once(
-            &self.hook_plugins,
-            |p| p.worlds.contains(&PluginWorld::LifecycleHooks),
-            |config, services| {
-                PluginHost::load_playing(config, PluginWorld::LifecycleHooks, services)
-            },
-        )
+        self.load_once(&self.hook_plugins, |config, services| {
+            PluginHost::load_playing(config, PluginWorld::LifecycleHooks, services)
+        })
     }
 
-    /// `cell`'s plugin host, loaded by `load` unless no configured plugin is `wanted`.
+    /// `cell`'s plugin host as `load` makes it, or `None` if it loaded no plugin (and so
+    /// started no engine).
     fn load_once(
         self: &Arc<Self>,
         cell: &OnceLock<Option<Arc<PluginHost>>>,
-        wanted: impl Fn(&PluginConfig) -> bool,
         load: impl FnOnce(&Config, Arc<dyn HostServices>) -> Result<PluginHost>,
     ) -> Result<Option<Arc<PluginHost>>> {
         if let Some(loaded) = cell.get() {
             return Ok(loaded.clone());
         }
-        let loaded = if self.config.plugins.iter().any(wanted) {
-            let services: Arc<dyn HostServices> = Arc::new(Services(Arc::downgrade(self)));
-            Some(Arc::new(load(&self.config, services)?))
-        } else {
-            None
-        };
+        let services: Arc<dyn HostServices> = Arc::new(Services(Arc::downgrade(self)));
+        let host = load(&self.config, services)?;
+        let loaded = (!host.is_empty()).then(|| Arc::new(host));
         Ok(cell.get_or_init(|| loaded).clone())
     }
 

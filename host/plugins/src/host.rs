@@ -130,6 +130,12 @@ impl PluginHost {
             .collect()
     }
 
+    /// Whether no configured plugin was loaded (none configured, or none playing the world a
+    /// [`PluginHost::load_playing`] asked for).
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
     /// Whether any plugin plays `world` (e.g. to skip building inputs nobody reads).
     pub fn has(&self, world: PluginWorld) -> bool {
         self.plugins
