@@ -6,13 +6,15 @@
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
 use std::path::Path;
+
+use crate::capability::{Capabilities, Capability};
+use crate::error::{Error, Result};
 
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
-    BackendInfo, ContainerInfo, ContainerSpec, ContainerStats, ExecSpec, ImageInfo, ListFilter,
-    LogSink, PullProgress, RemoveOptions, StopOptions,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecSpec, ImageInfo, ListFilter, LogSink,
+    PullProgress, RemoveOptions, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -27,9 +29,14 @@ pub trait ContainerBackend: Send + Sync {
     /// The configured name, e.g. `native` for `[backends.native]`.
     fn name(&self) -> &str;
 
-    /// Ping the backend and describe it. An unreachable backend is an
+    /// What this backend honours. The engine refuses, before anything is created, a spec field
+    /// or an operation that needs a capability outside this set; a backend method may rely on
+    /// that and need not re-check.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Ping the backend; its version. An unreachable backend is an
     /// [`Error::Unavailable`](crate::Error::Unavailable) that names the endpoint.
-    async fn info(&self) -> Result<BackendInfo>;
+    async fn version(&self) -> Result<String>;
 
     /// Create (but do not start) a container. `id` is berth's id for it; backends that assign
     /// their own ids return theirs in the info.
@@ -82,6 +89,12 @@ pub trait ContainerBackend: Send + Sync {
     async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
         let _ = (source, name);
         Err(self.not_supported("image import"))
+    }
+
+    /// Load a plain root filesystem directory as a one-layer image called `name`.
+    async fn import_rootfs(&self, dir: &Path, name: &str) -> Result<ImageInfo> {
+        let _ = (dir, name);
+        Err(self.lacks(Capability::ImportRootfs))
     }
 
     /// Named images (untagged ones are left out).
@@ -153,7 +166,17 @@ pub trait ContainerBackend: Send + Sync {
     fn not_supported(&self, operation: &'static str) -> Error {
         Error::NotSupported {
             backend: self.name().to_string(),
-            operation,
+            operation: operation.to_string(),
+            hint: String::new(),
+        }
+    }
+
+    /// The error for a capability this backend lacks.
+    fn lacks(&self, capability: Capability) -> Error {
+        Error::NotSupported {
+            backend: self.name().to_string(),
+            operation: capability.asked_by().to_string(),
+            hint: String::new(),
         }
     }
 }

@@ -72,6 +72,7 @@ pub enum BackendConfig {
     Native(NativeBackendConfig),
     Docker(DockerBackendConfig),
     Containerd(ContainerdBackendConfig),
+    Apple(AppleBackendConfig),
 }
 
 impl BackendConfig {
@@ -80,8 +81,18 @@ impl BackendConfig {
             BackendConfig::Native(_) => "native",
             BackendConfig::Docker(_) => "docker",
             BackendConfig::Containerd(_) => "containerd",
+            BackendConfig::Apple(_) => "apple",
         }
     }
+}
+
+/// `type = "apple"`: Apple's container runtime on macOS, through the Docker-compatible Engine
+/// API that socktainer serves on a unix socket. No default socket: it lives in the user's home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AppleBackendConfig {
+    /// socktainer's endpoint: `unix:///Users/me/.socktainer/container.sock` (or a bare path).
+    pub socket: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -78,10 +78,11 @@ pub enum Error {
         hint: String,
     },
 
-    #[error("backend {backend:?} does not support {operation}")]
+    #[error("backend {backend:?} does not support {operation}{}", Hint(hint))]
     NotSupported {
         backend: String,
-        operation: &'static str,
+        operation: String,
+        hint: String,
     },
 
     /// A daemon or server berth needs does not answer.
@@ -243,6 +244,7 @@ impl Error {
             | Error::Conflict { hint, .. }
             | Error::Unavailable { hint, .. }
             | Error::Timeout { hint, .. }
+            | Error::NotSupported { hint, .. }
             | Error::Corrupt { hint, .. } => *hint = advice.into(),
             _ => {}
         }

@@ -5,13 +5,16 @@
 //! store. No daemon client code lives here.
 
 pub mod backend;
+pub mod capability;
 pub mod config;
 pub mod error;
+pub mod mounts;
 pub mod snapshot;
 pub mod store;
 pub mod types;
 
 pub use backend::{ContainerBackend, LogOptions};
+pub use capability::{Capabilities, Capability};
 pub use config::Config;
 pub use error::{Error, ErrorKind, IoContext, PluginFailure, Result};
 pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};

@@ -380,6 +380,8 @@ pub struct ExecSpec {
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<String>,
+    /// `-i`: the process reads this process's stdin; otherwise its stdin is empty, as docker's.
+    pub interactive: bool,
 }
 
 /// Which stream a log chunk came from.

@@ -1,0 +1,171 @@
+//! Mounting what backends describe as `{type, source, options}` (containerd's `mount.All`), and
+//! reading the kernel's mount table to know what is mounted where.
+//!
+//! Mount points are found in `/proc/self/mountinfo`, not by comparing device numbers: a bind
+//! mount of a directory on the same filesystem has its parent's device.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::error::{Error, IoContext, Result};
+use crate::snapshot::SnapshotMount;
+
+/// Mount options that are flags to mount(2) rather than data for the filesystem, as
+/// containerd's `parseMountOptions` splits them. `true`: the flag is cleared, not set.
+const FLAGS: &[(&str, bool, MsFlags)] = &[
+    ("async", true, MsFlags::MS_SYNCHRONOUS),
+    ("atime", true, MsFlags::MS_NOATIME),
+    ("bind", false, MsFlags::MS_BIND),
+    ("defaults", false, MsFlags::empty()),
+    ("dev", true, MsFlags::MS_NODEV),
+    ("diratime", true, MsFlags::MS_NODIRATIME),
+    ("dirsync", false, MsFlags::MS_DIRSYNC),
+    ("exec", true, MsFlags::MS_NOEXEC),
+    ("noatime", false, MsFlags::MS_NOATIME),
+    ("nodev", false, MsFlags::MS_NODEV),
+    ("nodiratime", false, MsFlags::MS_NODIRATIME),
+    ("noexec", false, MsFlags::MS_NOEXEC),
+    ("nosuid", false, MsFlags::MS_NOSUID),
+    ("rbind", false, MsFlags::MS_BIND.union(MsFlags::MS_REC)),
+    ("relatime", false, MsFlags::MS_RELATIME),
+    ("ro", false, MsFlags::MS_RDONLY),
+    ("rw", true, MsFlags::MS_RDONLY),
+    ("suid", true, MsFlags::MS_NOSUID),
+    ("sync", false, MsFlags::MS_SYNCHRONOUS),
+];
+
+/// `options` split into mount(2) flags and the filesystem's data string.
+fn parse_options(options: &[String]) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for option in options {
+        match FLAGS.iter().find(|(name, ..)| name == option) {
+            Some((_, true, flag)) => flags.remove(*flag),
+            Some((_, false, flag)) => flags.insert(*flag),
+            None => data.push(option.as_str()),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Mounts each of `mounts` on `target`, in order. A read-only bind mount is made read-only by
+/// a remount, as the kernel ignores `ro` on the bind itself.
+pub fn mount_all(mounts: &[SnapshotMount], target: &Path) -> Result<()> {
+    for m in mounts {
+        let (flags, data) = parse_options(&m.options);
+        let what = || format!("mounting {} ({}) on {}", m.source, m.kind, target.display());
+        mount(
+            Some(m.source.as_str()),
+            target,
+            Some(m.kind.as_str()),
+            flags,
+            (!data.is_empty()).then_some(data.as_str()),
+        )
+        .context(what)?;
+        if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                flags | MsFlags::MS_REMOUNT,
+                None::<&str>,
+            )
+            .context(what)?;
+        }
+    }
+    Ok(())
+}
+
+/// Unmounts everything stacked on `target`; nothing mounted there is fine.
+pub fn unmount_all(target: &Path) -> Result<()> {
+    while is_mount_point(target)? {
+        match umount2(target, MntFlags::empty()) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!("unmounting {}", target.display()),
+                    std::io::Error::from(e),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether something is mounted at `path`, by the kernel's mount table.
+pub fn is_mount_point(path: &Path) -> Result<bool> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(mount_points()?.contains(&path))
+}
+
+/// Every mount point of this process's mount namespace, in mount order.
+pub fn mount_points() -> Result<Vec<PathBuf>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .context(|| "reading /proc/self/mountinfo".to_string())?;
+    Ok(parse_mount_points(&table))
+}
+
+fn parse_mount_points(table: &str) -> Vec<PathBuf> {
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape(field)))
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` octal escapes.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|o| bytes[i] == b'\\' && o.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(o) => {
+                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let options: Vec<String> = ["ro", "rbind", "lowerdir=/a:/b", "upperdir=/u", "nosuid"]
+            .map(String::from)
+            .to_vec();
+        let (flags, data) = parse_options(&options);
+        assert_eq!(
+            flags,
+            MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID
+        );
+        assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");
+        let (flags, _) = parse_options(&["ro".to_string(), "rw".to_string()]);
+        assert!(flags.is_empty());
+    }
+
+    #[test]
+    fn mount_points_come_from_mountinfo_with_escapes() {
+        let table = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                     35 22 0:31 / /run/with\\040space rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            parse_mount_points(table),
+            [PathBuf::from("/"), PathBuf::from("/run/with space")]
+        );
+        assert!(is_mount_point(Path::new("/proc")).unwrap());
+        let here = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(here.path()).unwrap());
+    }
+}
