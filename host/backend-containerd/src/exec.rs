@@ -79,18 +79,25 @@ impl Streams {
         })
     }
 
-    /// Copies this process's stdin in and the output out until the process has closed its
+    /// Copies this process's stdin in (when `interactive`; else the process reads an empty
+    /// stdin, as docker's without `-i`) and the output out until the process has closed its
     /// output. At the end of stdin, `close_stdin` runs: the shim holds the FIFO open itself, so
     /// the process only sees end of file when told (containerd's CloseIO, as ctr does). Stdin
     /// is abandoned when the output is done (a process that exits without reading it).
-    pub async fn pump(self, close_stdin: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn pump(
+        self,
+        interactive: bool,
+        close_stdin: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let Streams {
             mut stdin,
             mut stdout,
             mut stderr,
         } = self;
         let feed = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut stdin).await;
+            if interactive {
+                let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut stdin).await;
+            }
             let _ = stdin.shutdown().await;
             drop(stdin);
             close_stdin.await;

@@ -19,9 +19,9 @@ use async_trait::async_trait;
 use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported};
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
-    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, Error, ExecSpec,
-    ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress, RemoveOptions,
-    Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
+    Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
+    Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress,
+    RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
 };
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
@@ -555,21 +555,30 @@ impl ContainerBackend for ContainerdBackend {
         &self.name
     }
 
-    async fn info(&self) -> Result<BackendInfo> {
+    fn capabilities(&self) -> Capabilities {
+        // containerd runs what the spec says in a namespace berth cannot reach a network into
+        // yet, and keeps no restart policy: those fields are refused, never dropped.
+        Capabilities::of(&[
+            Capability::Exec,
+            Capability::ExecStdin,
+            Capability::ExecEnv,
+            Capability::ExecWorkdir,
+            Capability::Snapshots,
+            Capability::Commit,
+            Capability::Rollback,
+            Capability::ImagePull,
+            Capability::ImageImport,
+        ])
+    }
+
+    async fn version(&self) -> Result<String> {
         let mut version = VersionClient::new(self.channel().await?);
         let answer = version
             .version(self.request(()))
             .await
             .map_err(|e| self.unreachable(e.message().to_string()))?
             .into_inner();
-        Ok(BackendInfo {
-            name: self.name.clone(),
-            kind: "containerd".into(),
-            version: answer.version,
-            healthy: true,
-            features: Vec::new(),
-            detail: None,
-        })
+        Ok(answer.version)
     }
 
     async fn create(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
@@ -711,8 +720,7 @@ impl ContainerBackend for ContainerdBackend {
                 operation: "stop",
                 object: id.to_string(),
                 seconds: options.timeout.as_secs(),
-                hint: "it ignored the signal; `berth stop --force` (or `berth kill`) ends it"
-                    .into(),
+                hint: "it ignored the signal: `berth kill` ends it, or give it longer with `berth stop -t SECONDS`".into(),
             });
         }
         self.signal(id, libc::SIGKILL).await?;
@@ -883,8 +891,10 @@ impl ContainerBackend for ContainerdBackend {
                         let _ = tasks.close_io(request).await;
                     }
                 };
-                let (pumped, exited) =
-                    tokio::join!(streams.pump(close_stdin), self.wait_process(id, &exec_id));
+                let (pumped, exited) = tokio::join!(
+                    streams.pump(spec.interactive, close_stdin),
+                    self.wait_process(id, &exec_id)
+                );
                 pumped.and(exited)
             }
         };
@@ -1152,7 +1162,7 @@ mod tests {
         ] {
             assert_eq!(e.kind(), berth_core::ErrorKind::Invalid, "{e}");
         }
-        let down = backend.info().await.unwrap_err();
+        let down = backend.version().await.unwrap_err();
         assert_eq!(down.kind(), berth_core::ErrorKind::Unavailable, "{down}");
         assert!(down.to_string().contains("no.sock"), "{down}");
     }

@@ -4,6 +4,13 @@
 //! Docker names containers after the spec's name, so `docker ps` shows what platform teams
 //! expect; berth's id rides along as the `berth.id` label, and a small record under the state
 //! dir maps it to Docker's id so each operation is one API call.
+//!
+//! The same client serves Apple's container runtime (`type = "apple"`), which socktainer puts
+//! behind a Docker-compatible Engine API. Memoh's Apple backend gives its limits: no
+//! snapshots (so no commit), no interactive exec, and an exec gets neither a working directory,
+//! an environment nor stdin, and its stdout and stderr arrive as one stream. Those limits are
+//! the Apple [`Flavour`]'s capability set, so the engine refuses such requests before they are
+//! sent rather than letting socktainer ignore them.
 
 mod create;
 mod inspect;
@@ -14,11 +21,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use berth_core::config::DockerBackendConfig;
+use berth_core::config::{AppleBackendConfig, DockerBackendConfig};
 use berth_core::{
-    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats, Durability, Error,
-    ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, PullEvent, PullProgress,
-    RemoveOptions, Result, StdioSink, StopOptions, Store,
+    Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats,
+    Durability, Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, PullEvent,
+    PullProgress, RemoveOptions, Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -33,6 +40,7 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
 pub use create::{DEFAULT_PIDS_LIMIT, ID_LABEL, NOFILE_LIMIT, VPC_NETWORK};
@@ -52,9 +60,59 @@ struct ContainerRef {
     docker_id: String,
 }
 
-/// One `[backends.<name>]` table of `type = "docker"`.
+/// Which Engine API server is on the other end of the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// dockerd.
+    Docker,
+    /// socktainer, serving Apple's container runtime.
+    Apple,
+}
+
+impl Flavour {
+    fn capabilities(self) -> Capabilities {
+        let docker = Capabilities::of(&[
+            Capability::PublishPorts,
+            Capability::Dns,
+            Capability::RestartPolicy,
+            Capability::StaticAddress,
+            Capability::MountOwnership,
+            Capability::Exec,
+            Capability::ExecStdin,
+            Capability::ExecEnv,
+            Capability::ExecWorkdir,
+            Capability::Stats,
+            Capability::Commit,
+            Capability::ImagePull,
+            Capability::ImageImport,
+        ]);
+        match self {
+            Flavour::Docker => docker,
+            // Memoh's Apple backend: every snapshot operation (a commit is one), exec's stdin,
+            // working directory and environment are "not supported on this backend".
+            Flavour::Apple => docker
+                .without(Capability::Commit)
+                .without(Capability::ExecStdin)
+                .without(Capability::ExecEnv)
+                .without(Capability::ExecWorkdir),
+        }
+    }
+
+    /// What a user runs to bring the server up, for unreachable errors.
+    fn start_hint(self) -> &'static str {
+        match self {
+            Flavour::Docker => {
+                "is dockerd running? start it with `dockerd &` or `systemctl start docker`"
+            }
+            Flavour::Apple => "is socktainer running? start it with `socktainer &`",
+        }
+    }
+}
+
+/// One `[backends.<name>]` table of `type = "docker"` or `type = "apple"`.
 pub struct DockerBackend {
     name: String,
+    flavour: Flavour,
     /// As configured, for messages.
     endpoint: String,
     socket_path: String,
@@ -74,22 +132,36 @@ impl std::fmt::Debug for DockerBackend {
 impl DockerBackend {
     /// Connects lazily: building the backend never touches the daemon.
     pub fn new(name: &str, config: &DockerBackendConfig, store: Store) -> Result<DockerBackend> {
-        let socket_path = match config.socket.strip_prefix("unix://") {
+        DockerBackend::on_socket(name, Flavour::Docker, &config.socket, store)
+    }
+
+    /// Apple's container runtime through socktainer's socket.
+    pub fn apple(name: &str, config: &AppleBackendConfig, store: Store) -> Result<DockerBackend> {
+        DockerBackend::on_socket(name, Flavour::Apple, &config.socket, store)
+    }
+
+    fn on_socket(
+        name: &str,
+        flavour: Flavour,
+        socket: &str,
+        store: Store,
+    ) -> Result<DockerBackend> {
+        let socket_path = match socket.strip_prefix("unix://") {
             Some(path) => path.to_string(),
-            None if config.socket.starts_with('/') => config.socket.clone(),
+            None if socket.starts_with('/') => socket.to_string(),
             None => {
                 return Err(Error::Config {
                     path: format!("[backends.{name}].socket"),
                     message: format!(
-                        "{:?} is not a unix socket: use unix:///var/run/docker.sock or a path",
-                        config.socket
+                        "{socket:?} is not a unix socket: use unix:///var/run/docker.sock or a path"
                     ),
                 });
             }
         };
         Ok(DockerBackend {
             name: name.to_string(),
-            endpoint: config.socket.clone(),
+            flavour,
+            endpoint: socket.to_string(),
             socket_path,
             store,
             client: OnceCell::new(),
@@ -136,8 +208,8 @@ impl DockerBackend {
             endpoint: self.endpoint.clone(),
             reason,
             hint: format!(
-                "is dockerd running? start it with `dockerd &` or `systemctl start docker`, \
-                 or point [backends.{}].socket at it",
+                "{}, or point [backends.{}].socket at it",
+                self.flavour.start_hint(),
                 self.name
             ),
         }
@@ -377,6 +449,15 @@ fn split_reference(reference: &str) -> (&str, Option<&str>) {
 
 struct NoProgress;
 
+/// Everything to stdout: Apple's exec has no separate stderr.
+struct Combined;
+
+impl LogSink for Combined {
+    fn write(&mut self, _: LogStream, data: &[u8]) -> std::io::Result<()> {
+        StdioSink.write(LogStream::Stdout, data)
+    }
+}
+
 impl PullProgress for NoProgress {
     fn event(&mut self, _: &PullEvent) {}
 }
@@ -407,45 +488,25 @@ impl ContainerBackend for DockerBackend {
         &self.name
     }
 
-    async fn info(&self) -> Result<BackendInfo> {
+    fn capabilities(&self) -> Capabilities {
+        self.flavour.capabilities()
+    }
+
+    async fn version(&self) -> Result<String> {
         // A health probe: one attempt, so an absent daemon does not slow every command down.
-        let version = match self.client.get() {
-            Some(docker) => docker
-                .version()
-                .await
-                .map_err(|e| self.unreachable(e.to_string())),
-            None => match self.connect(1).await {
-                Ok(docker) => {
-                    let version = docker
-                        .version()
-                        .await
-                        .map_err(|e| self.unreachable(e.to_string()));
-                    let _ = self.client.set(docker);
-                    version
-                }
-                Err(e) => Err(e),
-            },
+        let docker = match self.client.get() {
+            Some(docker) => docker.clone(),
+            None => {
+                let docker = self.connect(1).await?;
+                let _ = self.client.set(docker.clone());
+                docker
+            }
         };
-        Ok(match version {
-            Ok(v) => BackendInfo {
-                name: self.name.clone(),
-                kind: "docker".into(),
-                version: v.version.unwrap_or_default(),
-                healthy: true,
-                features: ["exec", "logs", "stats", "images", "ports", "restart", "vpc"]
-                    .map(String::from)
-                    .to_vec(),
-                detail: None,
-            },
-            Err(e) => BackendInfo {
-                name: self.name.clone(),
-                kind: "docker".into(),
-                version: String::new(),
-                healthy: false,
-                features: Vec::new(),
-                detail: Some(e.to_string()),
-            },
-        })
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        Ok(version.version.unwrap_or_default())
     }
 
     async fn create(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
@@ -550,7 +611,7 @@ impl ContainerBackend for DockerBackend {
             operation: "stop",
             object: format!("container {id}"),
             seconds: options.timeout.as_secs(),
-            hint: "it ignored the signal: `berth kill` it, or stop without --no-force".into(),
+            hint: "it ignored the signal: `berth kill` ends it, or give it longer with `berth stop -t SECONDS`".into(),
         })
     }
 
@@ -677,6 +738,7 @@ impl ContainerBackend for DockerBackend {
         let docker_id = self.docker_id(id).await?;
         let docker = self.docker().await?;
         let config = ExecConfig {
+            attach_stdin: Some(spec.interactive),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             cmd: Some(spec.command.clone()),
@@ -684,14 +746,31 @@ impl ContainerBackend for DockerBackend {
             working_dir: spec.working_dir.clone(),
             ..ExecConfig::default()
         };
+        // Apple's exec has one output stream: both arrive on stdout, in the order written.
+        let mut combined = Combined;
+        let sink: &mut dyn LogSink = match self.flavour {
+            Flavour::Docker => &mut StdioSink,
+            Flavour::Apple => &mut combined,
+        };
         let fail = |e| self.error("exec in", "container", id, e);
         let exec = docker.create_exec(&docker_id, config).await.map_err(fail)?;
         let started = docker
             .start_exec(&exec.id, None::<StartExecOptions>)
             .await
             .map_err(fail)?;
-        if let StartExecResults::Attached { output, .. } = started {
-            drain(output, &mut StdioSink).await.map_err(fail)?;
+        if let StartExecResults::Attached { output, mut input } = started {
+            // At the end of our stdin the write half closes, so the process sees end of file.
+            let feed = spec.interactive.then(|| {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut input).await;
+                    let _ = input.shutdown().await;
+                })
+            });
+            let drained = drain(output, sink).await;
+            if let Some(feed) = feed {
+                feed.abort();
+            }
+            drained.map_err(fail)?;
         }
         let inspected = docker.inspect_exec(&exec.id).await.map_err(fail)?;
         Ok(inspected.exit_code.unwrap_or(-1) as i32)

@@ -29,9 +29,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
-    BackendInfo, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState, ContainerStats,
-    Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions, LogSink, PullProgress,
-    RemoveOptions, RestartPolicy, Result, SnapshotInfo, SnapshotMount, StopOptions, Store,
+    Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
+    ContainerStats, Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions,
+    LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotMount, StopOptions, Store,
 };
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
@@ -144,25 +144,6 @@ impl NativeBackend {
         Ok(state)
     }
 
-    /// The embedded runtime has no container networking and no restart manager: a spec that
-    /// needs them is refused rather than half honoured.
-    fn check_supported(&self, spec: &ContainerSpec) -> Result<()> {
-        let unsupported = [
-            (!spec.ports.is_empty(), "published ports"),
-            (!spec.dns.is_empty(), "dns servers"),
-            (spec.network.is_some(), "a static network address"),
-            (spec.restart != RestartPolicy::No, "a restart policy"),
-            (
-                spec.mounts.iter().any(|m| m.owner.is_some()),
-                "mount ownership",
-            ),
-        ];
-        match unsupported.iter().find(|(needed, _)| *needed) {
-            Some((_, operation)) => Err(self.not_supported(operation)),
-            None => Ok(()),
-        }
-    }
-
     fn info_for(&self, record: &ContainerRecord) -> Result<ContainerInfo> {
         let (state, observed, detail) = self.observe(&record.id)?;
         Ok(ContainerInfo {
@@ -186,7 +167,6 @@ impl NativeBackend {
     }
 
     fn create_blocking(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
-        self.check_supported(spec)?;
         let _op = records::op_lock(&self.store, id)?;
         if records::read_record(&self.store, id)?.is_some() {
             return Err(Error::AlreadyExists {
@@ -514,28 +494,38 @@ impl ContainerBackend for NativeBackend {
         &self.name
     }
 
-    async fn info(&self) -> Result<BackendInfo> {
+    fn capabilities(&self) -> Capabilities {
+        // No container networking and no restart manager yet: specs that need them are refused
+        // by the engine rather than half honoured.
+        Capabilities::of(&[
+            Capability::Exec,
+            Capability::ExecStdin,
+            Capability::ExecEnv,
+            Capability::ExecWorkdir,
+            Capability::Stats,
+            Capability::Snapshots,
+            Capability::Commit,
+            Capability::Rollback,
+            Capability::ImagePull,
+            Capability::ImageImport,
+            Capability::ImportRootfs,
+        ])
+    }
+
+    async fn version(&self) -> Result<String> {
         let overlay = rootfs::overlay_supported();
-        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-        let cgroups = v2 || Path::new("/sys/fs/cgroup/memory").is_dir();
-        let mut features = Vec::new();
-        if overlay {
-            features.push("overlayfs".to_string());
-        }
-        features.push(if v2 { "cgroup-v2" } else { "cgroup-v1" }.to_string());
-        features.extend(["exec".to_string(), "logs".to_string()]);
-        let detail = match (overlay, cgroups) {
-            (true, true) => None,
-            (false, _) => Some("the kernel has no overlayfs (modprobe overlay)".to_string()),
-            (_, false) => Some("no cgroup hierarchy is mounted under /sys/fs/cgroup".to_string()),
+        let cgroups = Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+            || Path::new("/sys/fs/cgroup/memory").is_dir();
+        let problem = match (overlay, cgroups) {
+            (true, true) => return Ok(VERSION.into()),
+            (false, _) => "the kernel has no overlayfs (modprobe overlay)",
+            (_, false) => "no cgroup hierarchy is mounted under /sys/fs/cgroup",
         };
-        Ok(BackendInfo {
-            name: self.name.clone(),
-            kind: "native".into(),
-            version: VERSION.into(),
-            healthy: detail.is_none(),
-            features,
-            detail,
+        Err(Error::Unavailable {
+            service: format!("backend {:?}", self.name),
+            endpoint: "this kernel".into(),
+            reason: problem.into(),
+            hint: String::new(),
         })
     }
 
@@ -691,6 +681,15 @@ impl ContainerBackend for NativeBackend {
         .await
     }
 
+    async fn import_rootfs(&self, dir: &Path, name: &str) -> Result<ImageInfo> {
+        let (this, dir, name) = (self.clone(), dir.to_owned(), name.to_owned());
+        blocking(move || {
+            let record = this.images.import_rootfs(&dir, &name)?;
+            Ok(this.image_info(record))
+        })
+        .await
+    }
+
     async fn list_images(&self) -> Result<Vec<ImageInfo>> {
         let this = self.clone();
         blocking(move || {
@@ -788,6 +787,11 @@ impl ContainerBackend for NativeBackend {
             .arg(self.store.run_dir())
             .arg(id)
             .arg(serde_json::to_string(&request).expect("exec requests serialise"))
+            .stdin(if spec.interactive {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .status()
             .await
             .map_err(|e| {
