@@ -11,7 +11,7 @@ use crate::exit::EXIT_CODES_HELP;
     name = "berth",
     version,
     about = "A container host whose policy lives in sandboxed WebAssembly plugins",
-    after_help = EXIT_CODES_HELP
+    after_help = EXIT_CODES_HELP.as_str()
 )]
 pub struct Cli {
     /// Configuration file (default: $BERTH_CONFIG, else the built-in config).
@@ -112,6 +112,9 @@ pub enum Command {
     },
     /// Run a command in a running container; exits with its exit code.
     Exec {
+        /// Keep stdin open: the process reads this one's (without it, an empty stdin).
+        #[arg(short, long)]
+        interactive: bool,
         /// Environment variables (KEY=VALUE).
         #[arg(short, long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,

@@ -2,7 +2,10 @@
 //!
 //! `berth run` and `berth exec` exit with the container's (or process's) own code when berth
 //! itself did not fail; the codes below are berth's own failures (sysexits-style, plus docker's
-//! 125 for anything else).
+//! 125 for anything else). [`CODES`] is the one table: `--help` is printed from it, and a test
+//! holds the README's table to it.
+
+use std::sync::LazyLock;
 
 use berth_core::ErrorKind;
 
@@ -20,25 +23,63 @@ pub const CONFIG: i32 = 78;
 pub const OTHER: i32 = 125;
 /// As docker: the container's command is not in its image.
 pub const COMMAND_NOT_FOUND: i32 = 127;
+/// `berth ps | head -1`: stdout closed by its reader, as a SIGPIPE death would end it.
+pub const CLOSED_STDOUT: i32 = 128 + libc::SIGPIPE;
 
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0    success (run/exec: the container's exit code when berth itself succeeded)
-  2    usage error (unknown flag, missing argument)
-  64   invalid input (a name, size, mount or spec that breaks a rule)
-  65   corrupt data (a malformed archive or state record)
-  66   not found (container, image, plugin)
-  69   unreachable: a backend (daemon down, socket missing) or the package repository
-  70   plugin failed: cannot load (ungranted import, sha256 pin), or trapped, timed out
-       or ran out of memory with on-error = \"deny\"
-  73   conflict (name taken, image in use, container running)
-  75   timeout (e.g. stop without --force semantics)
-  76   operation not supported by the backend
-  77   denied by a policy plugin
-  78   configuration error
-  125  any other berth failure
-  127  the container's command does not exist in its image
-  141  stdout was closed by its reader (`berth ps | head -1`), as a SIGPIPE death";
+/// Every exit code berth documents, with its meaning.
+pub const CODES: &[(i32, &str)] = &[
+    (
+        0,
+        "success (`run`, `exec`: the container's or process's own code when berth itself succeeded)",
+    ),
+    (USAGE, "usage error (unknown flag, missing argument)"),
+    (
+        INVALID,
+        "invalid input (a name, size, mount or spec that breaks a rule)",
+    ),
+    (
+        CORRUPT,
+        "corrupt data (a malformed archive or state record)",
+    ),
+    (NOT_FOUND, "not found (container, image, plugin)"),
+    (
+        UNAVAILABLE,
+        "unreachable: a backend (daemon down, socket missing), an image registry or the package repository",
+    ),
+    (
+        PLUGIN_FAILED,
+        "a plugin cannot load (an ungranted import, a sha256 pin mismatch), or it failed (trap, timeout, out of memory, an answer that breaks the rules) and its `on-error` is `deny`",
+    ),
+    (
+        CONFLICT,
+        "conflict (name taken, image in use, container running)",
+    ),
+    (TIMEOUT, "timeout"),
+    (
+        NOT_SUPPORTED,
+        "not supported: the backend cannot honour a field or an operation (the message names the backends that can)",
+    ),
+    (DENIED, "denied by a policy plugin"),
+    (CONFIG, "configuration error"),
+    (OTHER, "any other berth failure"),
+    (
+        COMMAND_NOT_FOUND,
+        "the container's command does not exist in its image (as docker)",
+    ),
+    (
+        CLOSED_STDOUT,
+        "stdout was closed by its reader (`berth ps | head -1`), quietly, as a SIGPIPE death would end it",
+    ),
+];
+
+/// The `--help` epilogue, from [`CODES`].
+pub static EXIT_CODES_HELP: LazyLock<String> = LazyLock::new(|| {
+    let mut help = String::from("Exit codes:\n");
+    for (code, meaning) in CODES {
+        help.push_str(&format!("  {code:<4} {meaning}\n"));
+    }
+    help.trim_end().to_string()
+});
 
 /// The exit code for a berth library error.
 pub fn for_kind(kind: ErrorKind) -> i32 {
@@ -71,26 +112,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn help_lists_every_code() {
-        for code in [
-            USAGE,
-            INVALID,
-            CORRUPT,
-            NOT_FOUND,
-            UNAVAILABLE,
-            PLUGIN_FAILED,
-            CONFLICT,
-            TIMEOUT,
-            NOT_SUPPORTED,
-            DENIED,
-            CONFIG,
-            OTHER,
+    fn every_code_an_error_maps_to_is_documented() {
+        use ErrorKind::*;
+        for kind in [
+            NotFound,
+            AlreadyExists,
+            Invalid,
+            Conflict,
+            NotSupported,
+            Unavailable,
+            Backend,
+            CommandNotFound,
+            Timeout,
+            Denied,
+            PluginFailed,
+            Config,
+            Corrupt,
+            Io,
         ] {
+            let code = for_kind(kind);
             assert!(
-                EXIT_CODES_HELP.contains(&format!("  {code} ")),
-                "{code} undocumented"
+                CODES.iter().any(|(c, _)| *c == code),
+                "{kind:?} -> {code} undocumented"
             );
         }
+        for (code, meaning) in CODES {
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("  {code:<4} {meaning}")),
+                "{code} missing from --help"
+            );
+        }
+    }
+
+    /// The README's exit-code table is this table, row for row.
+    #[test]
+    fn the_readme_table_is_the_code_table() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("| code | meaning |")
+            .expect("README has an exit-code table");
+        let rows: Vec<(i32, String)> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
+                (
+                    cells[0].trim().parse().expect("a code"),
+                    cells[1].trim().replace("\\|", "|"),
+                )
+            })
+            .collect();
+        let table: Vec<(i32, String)> = CODES.iter().map(|(c, m)| (*c, m.to_string())).collect();
+        assert_eq!(rows, table);
     }
 
     #[test]

@@ -5,16 +5,13 @@
 mod cli;
 mod commands;
 mod exit;
-mod host;
 mod output;
-
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, LogFormat};
-use crate::host::Host;
+use berth_engine::Engine;
 
 fn main() {
     // The native backend re-executes this binary as a per-container supervisor (and for exec);
@@ -57,7 +54,7 @@ fn quiet_on_closed_stdout() {
             .map(String::as_str)
             .unwrap_or_default();
         if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(128 + libc::SIGPIPE);
+            std::process::exit(exit::CLOSED_STDOUT);
         }
         default(info);
     }));
@@ -82,11 +79,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let host = Arc::new(Host::new(config, runtime.handle().clone())?);
-    let code = runtime.block_on(commands::dispatch(host.clone(), cli.command, cli.json));
-    // The process ends next, and exit frees it all at once: dropping the host would first
+    let engine = Engine::open(config, runtime.handle().clone())?;
+    let code = runtime.block_on(commands::dispatch(engine.clone(), cli.command, cli.json));
+    // The process ends next, and exit frees it all at once: dropping the engine would first
     // unmap wasmtime's code and reset its instance pools piece by piece.
-    std::mem::forget(host);
+    std::mem::forget(engine);
     code
 }
 

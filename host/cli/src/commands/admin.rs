@@ -6,11 +6,11 @@ use berth_core::{Config, Error, config::DEFAULT_CONFIG};
 use sha2::{Digest, Sha256};
 
 use crate::cli::ConfigCommand;
-use crate::host::Host;
 use crate::output;
+use berth_engine::Engine;
 
-pub async fn backend_ls(host: &Host, json: bool) -> anyhow::Result<i32> {
-    let infos = host.backend_infos().await;
+pub async fn backend_ls(engine: &Engine, json: bool) -> anyhow::Result<i32> {
+    let infos = engine.backend_infos().await;
     output::listing(
         json,
         &infos,

@@ -11,8 +11,8 @@ use berth_core::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{CreateArgs, RunArgs};
-use crate::host::{ContainerRecord, Host};
 use crate::output;
+use berth_engine::{ContainerRecord, Engine};
 
 /// Builds the spec: the `--spec` file if any, then every flag on top of it.
 pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
@@ -93,17 +93,17 @@ pub fn read_spec(path: &Path) -> berth_core::Result<ContainerSpec> {
         .map_err(|e| Error::invalid(format!("spec file {}", path.display()), e.to_string()))
 }
 
-pub async fn create(host: &std::sync::Arc<Host>, args: CreateArgs) -> anyhow::Result<i32> {
-    let record = host.create(spec_from_args(args)?).await?;
+pub async fn create(engine: &std::sync::Arc<Engine>, args: CreateArgs) -> anyhow::Result<i32> {
+    let record = engine.create(spec_from_args(args)?).await?;
     println!("{}", record.id);
     Ok(0)
 }
 
-pub async fn run(host: &std::sync::Arc<Host>, args: RunArgs) -> anyhow::Result<i32> {
-    let record = host.create(spec_from_args(args.create)?).await?;
-    if let Err(e) = host.start(&record).await {
+pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Result<i32> {
+    let record = engine.create(spec_from_args(args.create)?).await?;
+    if let Err(e) = engine.start(&record).await {
         if args.rm {
-            let _ = host.remove(&record, RemoveOptions::forced()).await;
+            let _ = engine.remove(&record, RemoveOptions::forced()).await;
         }
         return Err(e.into());
     }
@@ -111,9 +111,10 @@ pub async fn run(host: &std::sync::Arc<Host>, args: RunArgs) -> anyhow::Result<i
         println!("{}", record.id);
         return Ok(0);
     }
-    let outcome = attach(host, &record).await;
+    let outcome = attach(engine, &record).await;
     if args.rm {
-        host.remove(&record, RemoveOptions::forced())
+        engine
+            .remove(&record, RemoveOptions::forced())
             .await
             .with_context(|| format!("removing container {} after it exited", record.name))?;
     }
@@ -122,26 +123,25 @@ pub async fn run(host: &std::sync::Arc<Host>, args: RunArgs) -> anyhow::Result<i
 
 /// Streams the container's output until it exits, forwarding SIGINT and SIGTERM to it, and
 /// returns its exit code.
-async fn attach(host: &Host, record: &ContainerRecord) -> anyhow::Result<i32> {
-    let backend = host.backend(&record.backend)?;
+async fn attach(engine: &Engine, record: &ContainerRecord) -> anyhow::Result<i32> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut sink = StdioSink;
-    let logs = backend.logs(&record.id, LogOptions { follow: true }, &mut sink);
+    let logs = engine.logs(record, LogOptions { follow: true }, &mut sink);
     tokio::pin!(logs);
     loop {
         tokio::select! {
             result = &mut logs => { result?; break; }
-            _ = interrupt.recv() => { let _ = backend.kill(&record.id, libc::SIGINT).await; }
-            _ = terminate.recv() => { let _ = backend.kill(&record.id, libc::SIGTERM).await; }
+            _ = interrupt.recv() => { let _ = engine.kill(record, libc::SIGINT).await; }
+            _ = terminate.recv() => { let _ = engine.kill(record, libc::SIGTERM).await; }
         }
     }
-    Ok(backend.wait(&record.id).await?)
+    Ok(engine.wait(record).await?)
 }
 
 /// Applies `action` to each reference, reporting failures per container like docker does.
 async fn each<'a, F, Fut>(
-    host: &'a Host,
+    engine: &'a Engine,
     references: &'a [String],
     mut action: F,
 ) -> anyhow::Result<i32>
@@ -151,7 +151,7 @@ where
 {
     let mut first_error: Option<anyhow::Error> = None;
     for reference in references {
-        let outcome = match host.resolve(reference) {
+        let outcome = match engine.resolve(reference) {
             Ok(record) => action(record).await,
             Err(e) => Err(e),
         };
@@ -167,12 +167,15 @@ where
     first_error.map_or(Ok(0), Err)
 }
 
-pub async fn start(host: &std::sync::Arc<Host>, references: &[String]) -> anyhow::Result<i32> {
-    each(host, references, async |record| host.start(&record).await).await
+pub async fn start(engine: &std::sync::Arc<Engine>, references: &[String]) -> anyhow::Result<i32> {
+    each(engine, references, async |record| {
+        engine.start(&record).await
+    })
+    .await
 }
 
 pub async fn stop(
-    host: &std::sync::Arc<Host>,
+    engine: &std::sync::Arc<Engine>,
     timeout: u64,
     signal_name: &str,
     references: &[String],
@@ -182,39 +185,37 @@ pub async fn stop(
         timeout: Duration::from_secs(timeout),
         force: true,
     };
-    each(host, references, async |record| {
-        host.stop(&record, &options).await
+    each(engine, references, async |record| {
+        engine.stop(&record, &options).await
     })
     .await
 }
 
 pub async fn kill(
-    host: &std::sync::Arc<Host>,
+    engine: &std::sync::Arc<Engine>,
     signal_name: &str,
     references: &[String],
 ) -> anyhow::Result<i32> {
     let signal = parse_signal(signal_name)?;
-    each(host, references, async |record| {
-        host.backend(&record.backend)?
-            .kill(&record.id, signal)
-            .await
+    each(engine, references, async |record| {
+        engine.kill(&record, signal).await
     })
     .await
 }
 
 pub async fn rm(
-    host: &std::sync::Arc<Host>,
+    engine: &std::sync::Arc<Engine>,
     options: RemoveOptions,
     references: &[String],
 ) -> anyhow::Result<i32> {
-    each(host, references, async |record| {
-        host.remove(&record, options).await
+    each(engine, references, async |record| {
+        engine.remove(&record, options).await
     })
     .await
 }
 
 pub async fn ps(
-    host: &Host,
+    engine: &Engine,
     all: bool,
     filters: &[String],
     quiet: bool,
@@ -235,7 +236,7 @@ pub async fn ps(
         let (k, v) = parse_key_value("--filter label", label)?;
         filter.labels.insert(k, v);
     }
-    let rows = host.list(&filter).await?;
+    let rows = engine.list(&filter).await?;
     if json {
         let infos: Vec<_> = rows.iter().map(|(_, info)| info).collect();
         output::json(&infos);
@@ -264,11 +265,11 @@ pub async fn ps(
     Ok(0)
 }
 
-pub async fn inspect(host: &Host, references: &[String]) -> anyhow::Result<i32> {
+pub async fn inspect(engine: &Engine, references: &[String]) -> anyhow::Result<i32> {
     let mut documents = Vec::new();
     for reference in references {
-        let record = host.resolve(reference)?;
-        let info = host.info(&record).await;
+        let record = engine.resolve(reference)?;
+        let info = engine.info(&record).await;
         let mut document = serde_json::to_value(&info)?;
         document["spec"] = serde_json::to_value(&record.spec)?;
         documents.push(document);
@@ -286,11 +287,11 @@ struct StatsRow {
     stats: berth_core::ContainerStats,
 }
 
-pub async fn stats(host: &Host, references: &[String], json: bool) -> anyhow::Result<i32> {
+pub async fn stats(engine: &Engine, references: &[String], json: bool) -> anyhow::Result<i32> {
     let mut rows = Vec::with_capacity(references.len());
     for reference in references {
-        let record = host.resolve(reference)?;
-        let stats = host.backend(&record.backend)?.stats(&record.id).await?;
+        let record = engine.resolve(reference)?;
+        let stats = engine.stats(&record).await?;
         rows.push(StatsRow {
             id: record.id,
             name: record.name,
@@ -331,35 +332,37 @@ pub async fn stats(host: &Host, references: &[String], json: bool) -> anyhow::Re
     Ok(0)
 }
 
-pub async fn logs(host: &Host, follow: bool, reference: &str) -> anyhow::Result<i32> {
-    let record = host.resolve(reference)?;
-    host.backend(&record.backend)?
-        .logs(&record.id, LogOptions { follow }, &mut StdioSink)
+pub async fn logs(engine: &Engine, follow: bool, reference: &str) -> anyhow::Result<i32> {
+    let record = engine.resolve(reference)?;
+    engine
+        .logs(&record, LogOptions { follow }, &mut StdioSink)
         .await?;
     Ok(0)
 }
 
-pub async fn exec(
-    host: &Host,
-    reference: &str,
+/// What `berth exec` asks for.
+pub fn exec_spec(
     command: Vec<String>,
     env: &[String],
     working_dir: Option<String>,
-) -> anyhow::Result<i32> {
-    let record = host.resolve(reference)?;
+    interactive: bool,
+) -> berth_core::Result<ExecSpec> {
     let mut spec = ExecSpec {
         command,
         working_dir,
+        interactive,
         ..Default::default()
     };
     for text in env {
         let (k, v) = parse_key_value("--env", text)?;
         spec.env.insert(k, v);
     }
-    Ok(host
-        .backend(&record.backend)?
-        .exec(&record.id, &spec)
-        .await?)
+    Ok(spec)
+}
+
+pub async fn exec(engine: &Engine, reference: &str, spec: &ExecSpec) -> anyhow::Result<i32> {
+    let record = engine.resolve(reference)?;
+    Ok(engine.exec(&record, spec).await?)
 }
 
 /// `TERM`, `SIGTERM` or `15`.

@@ -3,23 +3,21 @@
 
 use std::io::{IsTerminal, Write};
 
-use berth_backend_native::images::ImageStore;
-use berth_core::config::BackendConfig;
 use berth_core::{Error, PullEvent, PullProgress};
 
 use crate::cli::{ImageArgs, ImageCommand};
-use crate::host::Host;
 use crate::output;
+use berth_engine::Engine;
 
-pub async fn dispatch(host: &Host, args: ImageArgs, json: bool) -> anyhow::Result<i32> {
-    let (name, backend) = host.backend_or_first(args.backend.as_deref())?;
+pub async fn dispatch(engine: &Engine, args: ImageArgs, json: bool) -> anyhow::Result<i32> {
+    let backend = args.backend.as_deref();
     match args.command {
         ImageCommand::Pull { reference } => {
             let image = if json {
-                backend.pull_image(&reference, &mut Quiet).await?
+                engine.pull_image(backend, &reference, &mut Quiet).await?
             } else {
                 let mut progress = Progress::new();
-                let image = backend.pull_image(&reference, &mut progress).await;
+                let image = engine.pull_image(backend, &reference, &mut progress).await;
                 progress.finish();
                 image?
             };
@@ -39,21 +37,11 @@ pub async fn dispatch(host: &Host, args: ImageArgs, json: bool) -> anyhow::Resul
                     Error::invalid("image import --rootfs", "a name is required")
                         .with_hint("e.g. `berth image import --rootfs ./rootfs busybox:local`")
                 })?;
-                // A directory is only an image to the native store, which snapshots it as one layer.
-                if !matches!(
-                    host.config.backends.get(&name),
-                    Some(BackendConfig::Native(_))
-                ) {
-                    return Err(Error::NotSupported {
-                        backend: name,
-                        operation: "image import --rootfs",
-                    }
-                    .into());
-                }
-                let record = ImageStore::open(&host.store)?.import_rootfs(&source, &image_name)?;
-                backend.inspect_image(&record.id).await?
+                engine.import_rootfs(backend, &source, &image_name).await?
             } else {
-                backend.import_image(&source, image_name.as_deref()).await?
+                engine
+                    .import_image(backend, &source, image_name.as_deref())
+                    .await?
             };
             if json {
                 output::json(&image);
@@ -66,7 +54,7 @@ pub async fn dispatch(host: &Host, args: ImageArgs, json: bool) -> anyhow::Resul
             }
         }
         ImageCommand::Ls => {
-            let list = backend.list_images().await?;
+            let list = engine.list_images(backend).await?;
             if json {
                 output::json(&list);
             } else {
@@ -91,13 +79,13 @@ pub async fn dispatch(host: &Host, args: ImageArgs, json: bool) -> anyhow::Resul
         ImageCommand::Inspect { images } => {
             let mut found = Vec::with_capacity(images.len());
             for reference in &images {
-                found.push(backend.inspect_image(reference).await?);
+                found.push(engine.inspect_image(backend, reference).await?);
             }
             output::json(&found);
         }
         ImageCommand::Rm { force, images } => {
             for reference in &images {
-                backend.remove_image(reference, force).await?;
+                engine.remove_image(backend, reference, force).await?;
                 println!("{reference}");
             }
         }

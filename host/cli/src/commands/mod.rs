@@ -1,4 +1,4 @@
-//! One function per command; they translate flags into host calls and results into output.
+//! One function per command; they translate flags into engine calls and results into output.
 
 pub mod admin;
 pub mod containers;
@@ -13,19 +13,21 @@ use std::sync::Arc;
 use berth_core::RemoveOptions;
 
 use crate::cli::{Command, PluginCommand};
-use crate::host::Host;
+use berth_engine::Engine;
 
-pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::Result<i32> {
+pub async fn dispatch(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Result<i32> {
     match command {
-        Command::Run(args) => containers::run(&host, args).await,
-        Command::Create(args) => containers::create(&host, args).await,
-        Command::Start { containers } => containers::start(&host, &containers).await,
+        Command::Run(args) => containers::run(&engine, args).await,
+        Command::Create(args) => containers::create(&engine, args).await,
+        Command::Start { containers } => containers::start(&engine, &containers).await,
         Command::Stop {
             timeout,
             signal,
             containers,
-        } => containers::stop(&host, timeout, &signal, &containers).await,
-        Command::Kill { signal, containers } => containers::kill(&host, &signal, &containers).await,
+        } => containers::stop(&engine, timeout, &signal, &containers).await,
+        Command::Kill { signal, containers } => {
+            containers::kill(&engine, &signal, &containers).await
+        }
         Command::Rm {
             force,
             keep_snapshot,
@@ -35,37 +37,41 @@ pub async fn dispatch(host: Arc<Host>, command: Command, json: bool) -> anyhow::
                 force,
                 keep_snapshot,
             };
-            containers::rm(&host, options, &containers).await
+            containers::rm(&engine, options, &containers).await
         }
         Command::Ps { all, filter, quiet } => {
-            containers::ps(&host, all, &filter, quiet, json).await
+            containers::ps(&engine, all, &filter, quiet, json).await
         }
-        Command::Inspect { containers } => containers::inspect(&host, &containers).await,
-        Command::Stats { containers } => containers::stats(&host, &containers, json).await,
-        Command::Logs { follow, container } => containers::logs(&host, follow, &container).await,
+        Command::Inspect { containers } => containers::inspect(&engine, &containers).await,
+        Command::Stats { containers } => containers::stats(&engine, &containers, json).await,
+        Command::Logs { follow, container } => containers::logs(&engine, follow, &container).await,
         Command::Exec {
+            interactive,
             env,
             workdir,
             container,
             command,
-        } => containers::exec(&host, &container, command, &env, workdir).await,
-        Command::Image(args) => images::dispatch(&host, args, json).await,
-        Command::Snapshot(args) => snapshots::dispatch(&host, args, json).await,
+        } => {
+            let spec = containers::exec_spec(command, &env, workdir, interactive)?;
+            containers::exec(&engine, &container, &spec).await
+        }
+        Command::Image(args) => images::dispatch(&engine, args, json).await,
+        Command::Snapshot(args) => snapshots::dispatch(&engine, args, json).await,
         Command::Commit { container, name } => {
-            snapshots::commit(&host, &container, name.as_deref()).await
+            snapshots::commit(&engine, &container, name.as_deref()).await
         }
         Command::Rollback { container, version } => {
-            snapshots::rollback(&host, &container, &version).await
+            snapshots::rollback(&engine, &container, &version).await
         }
-        Command::Pkg(command) => packages::dispatch(&host, command, json),
-        Command::Volume(command) => volumes::dispatch(&host, command, json),
-        Command::Backend(_) => admin::backend_ls(&host, json).await,
-        Command::Events { follow } => plugins::events(&host, follow, json),
-        Command::Plugin(PluginCommand::Ls) => plugins::ls(&host, json),
+        Command::Pkg(command) => packages::dispatch(&engine, command, json),
+        Command::Volume(command) => volumes::dispatch(&engine, command, json),
+        Command::Backend(_) => admin::backend_ls(&engine, json).await,
+        Command::Events { follow } => plugins::events(&engine, follow, json),
+        Command::Plugin(PluginCommand::Ls) => plugins::ls(&engine, json),
         Command::Plugin(PluginCommand::Call { name, hook, spec }) => {
-            plugins::call(&host, &name, &hook, &spec, json).await
+            plugins::call(&engine, &name, &hook, &spec, json).await
         }
-        // Handled before the host is built.
+        // Handled before the engine is built.
         Command::Config(_) | Command::Plugin(PluginCommand::Check { .. }) => {
             unreachable!("handled in main")
         }

@@ -4,11 +4,11 @@ use berth_core::Error;
 use berth_packages::{Compression, repository};
 
 use crate::cli::PkgCommand;
-use crate::host::Host;
 use crate::output;
+use berth_engine::Engine;
 
-pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<i32> {
-    let packages = host.packages();
+pub fn dispatch(engine: &Engine, command: PkgCommand, json: bool) -> anyhow::Result<i32> {
+    let packages = engine.packages();
     match command {
         PkgCommand::Build {
             dir,
@@ -51,7 +51,7 @@ pub fn dispatch(host: &Host, command: PkgCommand, json: bool) -> anyhow::Result<
                 packages.install_file(package.as_ref())?
             } else {
                 let (name, version) = berth_packages::parse_ref(&package)?;
-                packages.ensure(&name, &version, host.config.packages.repository.as_ref())?
+                packages.ensure(&name, &version, engine.config.packages.repository.as_ref())?
             };
             if json {
                 output::json(&installed);

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use berth_core::{Config, Error};
 use berth_plugins::{Function, check_component, events};
 
-use crate::host::Host;
 use crate::output;
+use berth_engine::Engine;
 
-pub fn ls(host: &Arc<Host>, json: bool) -> anyhow::Result<i32> {
-    let summaries = host
+pub fn ls(engine: &Arc<Engine>, json: bool) -> anyhow::Result<i32> {
+    let summaries = engine
         .plugins()?
         .map(|plugins| plugins.summaries())
         .unwrap_or_default();
@@ -95,7 +95,7 @@ pub fn check(file: &Path, config: &Config, json: bool) -> anyhow::Result<i32> {
 }
 
 pub async fn call(
-    host: &Arc<Host>,
+    engine: &Arc<Engine>,
     name: &str,
     function: &str,
     spec_file: &Path,
@@ -103,11 +103,11 @@ pub async fn call(
 ) -> anyhow::Result<i32> {
     let function: Function = function.parse()?;
     let spec = super::containers::read_spec(spec_file)?;
-    let plugins = host.plugins()?.ok_or_else(|| {
+    let plugins = engine.plugins()?.ok_or_else(|| {
         Error::not_found("plugin", name)
-            .with_hint(format!("{} configures no plugins", host.config.source))
+            .with_hint(format!("{} configures no plugins", engine.config.source))
     })?;
-    let candidates = host.backend_infos().await;
+    let candidates = engine.backend_infos().await;
     let decision = plugins.call(name, function, &spec, &candidates, None)?;
     if json {
         output::json(&decision);
@@ -117,8 +117,8 @@ pub async fn call(
     Ok(0)
 }
 
-pub fn events(host: &Host, follow: bool, json: bool) -> anyhow::Result<i32> {
-    let path = events::log_path(&host.config.host);
+pub fn events(engine: &Engine, follow: bool, json: bool) -> anyhow::Result<i32> {
+    let path = events::log_path(&engine.config.host);
     let print = |decision: &berth_plugins::Decision| {
         if json {
             println!(

@@ -3,11 +3,11 @@
 use berth_core::parse_size;
 
 use crate::cli::VolumeCommand;
-use crate::host::Host;
 use crate::output;
+use berth_engine::Engine;
 
-pub fn dispatch(host: &Host, command: VolumeCommand, json: bool) -> anyhow::Result<i32> {
-    let volumes = host.volumes();
+pub fn dispatch(engine: &Engine, command: VolumeCommand, json: bool) -> anyhow::Result<i32> {
+    let volumes = engine.volumes();
     match command {
         VolumeCommand::Create { name, size } => {
             let size = size.as_deref().map(parse_size).transpose()?;
@@ -36,7 +36,7 @@ pub fn dispatch(host: &Host, command: VolumeCommand, json: bool) -> anyhow::Resu
         }
         VolumeCommand::Rm { volumes: names } => {
             for name in &names {
-                host.remove_volume(name)?;
+                engine.remove_volume(name)?;
                 println!("{name}");
             }
         }

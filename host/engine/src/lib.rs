@@ -1,0 +1,185 @@
+//! berth's orchestrator: everything the CLI (and, later, the CRI server) shares.
+//!
+//! An [`Engine`] owns the configured backends ([`backends`]), berth's container records
+//! ([`records`]) and the policy ([`policy`]) that plugins supply, and runs every container
+//! operation through them in DESIGN.md's order: name policy -> name claim -> placement ->
+//! capability check -> pre-create hooks -> services (volumes, packages) -> backend create ->
+//! post-create, and likewise for start, stop and remove ([`pipeline`]). A step that fails
+//! after earlier steps had effects undoes berth's own effects and tells the hooks
+//! (`create-failed`). Operations that are one backend call (logs, exec, images, snapshots)
+//! are checked against the backend's capabilities here, in one place, before they are sent.
+
+pub mod backends;
+mod mounts;
+mod operations;
+mod pipeline;
+pub mod policy;
+pub mod records;
+mod services;
+
+use std::sync::Arc;
+
+use berth_core::config::Config;
+use berth_core::{BackendInfo, ContainerBackend, ContainerInfo, ContainerState, Error, Result};
+use berth_core::{ListFilter, Store};
+use berth_plugins::{PackageMount, PluginHost};
+
+pub use backends::Backends;
+pub use policy::Policy;
+pub use records::{ContainerRecord, Phase, Records};
+
+/// The orchestrator. Build it once per process with [`Engine::open`]; it is shared as an
+/// `Arc` because granted plugins call back into it.
+pub struct Engine {
+    pub config: Config,
+    pub store: Store,
+    backends: Backends,
+    records: Records,
+    policies: policy::Policies,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Engine {
+    /// The engine `config` describes, with its plugins loaded on first use.
+    pub fn open(config: Config, runtime: tokio::runtime::Handle) -> Result<Arc<Engine>> {
+        let store = Store::open(&config.host.state_dir, &config.host.run_dir)?;
+        let backends = Backends::from_config(&config, &store)?;
+        Ok(Arc::new_cyclic(|engine| Engine {
+            records: Records::new(store.clone()),
+            policies: policy::Policies::plugins(engine.clone()),
+            config,
+            store,
+            backends,
+            runtime,
+        }))
+    }
+
+    /// An engine on given backends and policy (`None`: no policy), for embedders and tests.
+    pub fn with_parts(
+        config: Config,
+        store: Store,
+        backends: Backends,
+        policy: Option<Arc<dyn Policy>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Engine> {
+        Arc::new(Engine {
+            records: Records::new(store.clone()),
+            policies: policy::Policies::Given(policy),
+            config,
+            store,
+            backends,
+            runtime,
+        })
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    pub fn backend(&self, name: &str) -> Result<&Arc<dyn ContainerBackend>> {
+        self.backends.get(name)
+    }
+
+    /// Pings every backend at once; an unreachable one is reported unhealthy, not as an error.
+    pub async fn backend_infos(&self) -> Vec<BackendInfo> {
+        self.backends.infos().await
+    }
+
+    /// The plugin host, for commands about plugins (`plugin ls`, `plugin call`).
+    pub fn plugins(&self) -> Result<Option<Arc<PluginHost>>> {
+        self.policies.plugin_host()
+    }
+
+    // ---- records -------------------------------------------------------------------------
+
+    pub fn records(&self) -> Result<Vec<ContainerRecord>> {
+        self.records.containers()
+    }
+
+    /// Finds a container by exact id, exact name, or unique id prefix.
+    pub fn resolve(&self, reference: &str) -> Result<ContainerRecord> {
+        self.records.resolve(reference)
+    }
+
+    /// Live info for a record; an unreachable backend yields a `dead` entry saying why.
+    pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
+        let result = match self.backend(&record.backend) {
+            Ok(backend) => backend.inspect(&record.id).await,
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|e| ContainerInfo {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            image: record.spec.image.clone(),
+            state: ContainerState::Dead,
+            pid: None,
+            exit_code: None,
+            created: record.created,
+            started: None,
+            finished: None,
+            labels: record.spec.labels.clone(),
+            backend: record.backend.clone(),
+            status_detail: Some(e.to_string()),
+            ip_address: None,
+            limits: None,
+        })
+    }
+
+    /// Records and live info of the containers `filter` selects, newest first.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<(ContainerRecord, ContainerInfo)>> {
+        let mut rows = Vec::new();
+        for record in self.records()? {
+            let info = self.info(&record).await;
+            if filter.matches(&info) {
+                rows.push((record, info));
+            }
+        }
+        Ok(rows)
+    }
+
+    // ---- volumes and packages --------------------------------------------------------------
+
+    pub fn volumes(&self) -> berth_quota::Volumes {
+        berth_quota::Volumes::open(&self.config.quota, &self.store)
+    }
+
+    /// Removes volume `name` unless a container (or a create in progress) mounts it.
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        if let Some(user) = self
+            .records
+            .all()?
+            .iter()
+            .find(|r| r.spec.mounts.iter().any(|m| m.source == name))
+        {
+            return Err(Error::conflict(
+                format!("volume {name}"),
+                format!("container {} uses it", user.name),
+            )
+            .with_hint(format!(
+                "remove the container first: berth rm {}",
+                user.name
+            )));
+        }
+        self.volumes().remove(name)
+    }
+
+    pub fn packages(&self) -> berth_packages::Packages {
+        berth_packages::Packages::new(self.store.state_dir())
+    }
+
+    /// Where a container sees package `name`: `[packages].mount-prefix`/name.
+    pub fn package_target(&self, name: &str) -> String {
+        let prefix = self.config.packages.mount_prefix.trim_end_matches('/');
+        format!("{prefix}/{name}")
+    }
+
+    fn package_mount(&self, package: berth_packages::Installed) -> PackageMount {
+        PackageMount {
+            target: self.package_target(&package.name),
+            package,
+        }
+    }
+}
+
+#[cfg(test)]
+mod testing;

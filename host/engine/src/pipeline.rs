@@ -1,0 +1,342 @@
+//! The lifecycle pipeline: create, start, stop and remove, each step between its hooks.
+//!
+//! A create takes effect in this order, and undoes in the reverse one when a later step
+//! fails: the name is claimed (a record in phase `creating`) before placement and before any
+//! hook that may have side effects runs; the backend is written into the claim before the
+//! backend is asked to create; the claim becomes the container's record once the backend has
+//! the container. On failure berth removes what the backend made, gives the name back and,
+//! once `pre-create` hooks have run, tells them `create-failed` with the reason so a plugin
+//! can release what it provisioned. Pre-hooks may refuse their step; post-hooks only observe.
+
+use std::sync::Arc;
+
+use berth_core::{ContainerSpec, Error, RemoveOptions, Result, StopOptions, capability};
+use berth_plugins::Hook;
+
+use crate::records::{Claim, ContainerRecord, remove_leftover};
+use crate::{Engine, Policy};
+
+/// How far a create got before it failed, which decides what undoing it means.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reached {
+    /// Nothing a hook could have provisioned.
+    Claimed,
+    /// `pre-create` hooks ran (any of them may have provisioned something).
+    Hooked,
+    /// The backend was asked to create the container.
+    BackendAsked,
+}
+
+impl Engine {
+    /// Name policy, name claim, backend policy, capability check, pre-create hooks, services,
+    /// backend create, post-create.
+    pub async fn create(self: &Arc<Self>, mut spec: ContainerSpec) -> Result<ContainerRecord> {
+        let policy = self.policies.all()?;
+        self.name(policy.as_deref(), &mut spec)?;
+        let mut claim = self
+            .records
+            .claim(&spec, async |stale| {
+                let backend = self.backends.get(&stale.backend).ok();
+                remove_leftover(backend.map(|b| b.as_ref()), stale).await
+            })
+            .await?;
+        let mut reached = Reached::Claimed;
+        let outcome = match self
+            .create_claimed(policy.as_deref(), &mut claim, &mut spec, &mut reached)
+            .await
+        {
+            Ok(()) => self.records.finish(&claim),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(record) => {
+                drop(claim);
+                if let Some(p) = &policy {
+                    observe(p.on_event(Hook::PostCreate, &mut spec, Some(&record.id)));
+                }
+                Ok(record)
+            }
+            Err(e) => {
+                self.undo_create(policy.as_deref(), claim, &spec, reached, &e)
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The name the user gave, else the name policy's, else berth's default; checked against
+    /// the host's rule and every name policy.
+    fn name(&self, policy: Option<&dyn Policy>, spec: &mut ContainerSpec) -> Result<()> {
+        if spec.name.is_empty() {
+            let generated = match policy {
+                Some(p) => p.generate_name(spec)?,
+                None => None,
+            };
+            spec.name = generated.unwrap_or_else(default_name);
+        }
+        check_name_syntax(&spec.name)?;
+        if let Some(p) = policy {
+            p.validate_name(&spec.name)?;
+        }
+        Ok(())
+    }
+
+    async fn create_claimed(
+        &self,
+        policy: Option<&dyn Policy>,
+        claim: &mut Claim,
+        spec: &mut ContainerSpec,
+        reached: &mut Reached,
+    ) -> Result<()> {
+        let backend_name = self.choose_backend(policy, spec).await?;
+        self.backends
+            .require(&backend_name, capability::needed_by_spec(spec))?;
+        spec.backend = Some(backend_name.clone());
+
+        if let Some(p) = policy {
+            *reached = Reached::Hooked;
+            p.on_event(Hook::PreCreate, spec, None)?;
+        }
+        let prepared = self.prepared(spec)?;
+        self.records.intend(claim, &backend_name, spec)?;
+        *reached = Reached::BackendAsked;
+        self.backend(&backend_name)?
+            .create(&claim.record.id, &prepared)
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes a failed create's effects, latest first: the backend's container, the claim,
+    /// then what hooks provisioned (they are told once the claim is gone, so a volume the
+    /// container was to mount is free to remove). Failures to undo are logged: the create's
+    /// own error is what the user needs to see.
+    async fn undo_create(
+        &self,
+        policy: Option<&dyn Policy>,
+        claim: Claim,
+        spec: &ContainerSpec,
+        reached: Reached,
+        error: &Error,
+    ) {
+        let id = claim.record.id.clone();
+        if reached >= Reached::BackendAsked {
+            let backend = self.backends.get(&claim.record.backend).ok();
+            if let Err(e) = remove_leftover(backend.map(|b| b.as_ref()), &claim.record).await {
+                tracing::warn!(%id, error = %e, "cannot remove the half-created container");
+            }
+        }
+        if let Err(e) = self.records.release(claim) {
+            tracing::warn!(%id, error = %e, "cannot give the failed create's name back");
+        }
+        if reached >= Reached::Hooked
+            && let Some(p) = policy
+        {
+            let asked = (reached >= Reached::BackendAsked).then_some(id.as_str());
+            p.create_failed(spec, asked, &error.to_string());
+        }
+    }
+
+    /// `spec` as a backend sees it, with its services prepared: a mount whose source is a
+    /// volume name (no '/') gets the volume's host directory, and each package is installed
+    /// (once) and mounted read-only under the configured prefix. The record keeps the names, so
+    /// a volume in use is known.
+    fn prepared(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
+        let mut resolved = spec.clone();
+        let volumes = self.volumes();
+        for mount in resolved.mounts.iter_mut() {
+            if !mount.source.starts_with('/') {
+                mount.source = volumes.path(&mount.source)?.display().to_string();
+            }
+        }
+        if !spec.packages.is_empty() {
+            let refs = spec
+                .packages
+                .iter()
+                .map(|p| berth_packages::parse_ref(p))
+                .collect::<Result<Vec<_>>>()?;
+            let installed = self
+                .packages()
+                .ensure_all(&refs, self.config.packages.repository.as_ref())?;
+            for (name, path) in installed {
+                resolved.mounts.push(berth_core::Mount {
+                    source: path.display().to_string(),
+                    target: self.package_target(&name),
+                    readonly: true,
+                    owner: None,
+                });
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// The backend policy decides among every backend's answer to a probe; without one, a
+    /// requested backend is used as is and otherwise the first healthy backend in config order
+    /// runs the container, so backends after it are never probed.
+    async fn choose_backend(
+        &self,
+        policy: Option<&dyn Policy>,
+        spec: &ContainerSpec,
+    ) -> Result<String> {
+        let mut probed = None;
+        if let Some(policy) = policy.filter(|p| p.places()) {
+            let candidates = self.backends.infos().await;
+            if let Some(chosen) = policy.select_backend(spec, &candidates)? {
+                return Ok(chosen);
+            }
+            probed = Some(candidates);
+        }
+        if let Some(requested) = &spec.backend {
+            if !self.backends.contains(requested) {
+                return Err(Error::not_found("backend", requested.as_str())
+                    .with_hint("configure it under [backends.<name>] in berth.toml"));
+            }
+            // Even when its probe fails: the backend's own attempt (with its retries) fails
+            // with the most precise error there is.
+            return Ok(requested.clone());
+        }
+        let healthy = match probed {
+            Some(candidates) => candidates.into_iter().find(|c| c.healthy),
+            None => {
+                let mut first = None;
+                for name in self.backends.names() {
+                    let info = self.backends.probe(name).await;
+                    if info.healthy {
+                        first = Some(info);
+                        break;
+                    }
+                }
+                first
+            }
+        };
+        healthy.map(|c| c.name).ok_or_else(|| {
+            Error::conflict(
+                "no backend can run the container",
+                "every configured backend is unhealthy",
+            )
+            .with_hint("see `berth backend ls`")
+        })
+    }
+
+    pub async fn start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        let policy = self.policies.hooks()?;
+        self.around(
+            policy.as_deref(),
+            record,
+            Hook::PreStart,
+            Hook::PostStart,
+            async { self.backend(&record.backend)?.start(&record.id).await },
+        )
+        .await
+    }
+
+    pub async fn stop(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+        options: &StopOptions,
+    ) -> Result<()> {
+        let policy = self.policies.hooks()?;
+        self.around(
+            policy.as_deref(),
+            record,
+            Hook::PreStop,
+            Hook::PostStop,
+            async {
+                self.backend(&record.backend)?
+                    .stop(&record.id, options)
+                    .await
+            },
+        )
+        .await
+    }
+
+    pub async fn remove(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+        options: RemoveOptions,
+    ) -> Result<()> {
+        let policy = self.policies.hooks()?;
+        if options.keep_snapshot {
+            self.backends.require(
+                &record.backend,
+                berth_core::Capabilities::of(&[berth_core::Capability::Snapshots]),
+            )?;
+        }
+        self.around(
+            policy.as_deref(),
+            record,
+            Hook::PreRemove,
+            Hook::PostRemove,
+            async {
+                let _lock = self.records.lock(&record.id)?;
+                self.backend(&record.backend)?
+                    .remove(&record.id, options)
+                    .await?;
+                self.records.remove(&record.id)
+            },
+        )
+        .await
+    }
+
+    /// `pre`, then `step` unless a pre-hook refused it, then `post` (observing) if it worked.
+    async fn around(
+        &self,
+        policy: Option<&dyn Policy>,
+        record: &ContainerRecord,
+        pre: Hook,
+        post: Hook,
+        step: impl Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let mut spec = record.spec.clone();
+        if let Some(p) = policy {
+            p.on_event(pre, &mut spec, Some(&record.id))?;
+        }
+        step.await?;
+        if let Some(p) = policy {
+            observe(p.on_event(post, &mut spec, Some(&record.id)));
+        }
+        Ok(())
+    }
+}
+
+/// Post-hooks observe: a failure is logged (and in the decision log) but undoes nothing.
+fn observe(result: Result<()>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "post-hook failed; the operation stands");
+    }
+}
+
+/// Docker's rule for container names; plugins may be stricter, never looser.
+pub(crate) fn check_name_syntax(name: &str) -> Result<()> {
+    let mut bytes = name.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("container name {name:?}"),
+            "must start with a letter or digit and use only [a-zA-Z0-9_.-], at most 128 characters",
+        ))
+    }
+}
+
+fn default_name() -> String {
+    format!("berth-{}", &berth_core::new_id()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in ["web", "app-0123abcd-0001", "a.b_c-d", "9lives"] {
+            assert!(check_name_syntax(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-web", "we b", "a/b", "ünï", &"x".repeat(129)] {
+            assert!(check_name_syntax(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name_syntax(&default_name()).is_ok());
+    }
+}

@@ -1,0 +1,140 @@
+//! What the pipeline asks of policy, and where the answers come from.
+//!
+//! The engine only sees the [`Policy`] trait: the configured Wasm plugins implement it through
+//! `berth_plugins::PluginHost`, and the engine's unit tests script it. Plugins are loaded on
+//! first use, so a command that needs no policy never starts wasmtime, and start, stop and rm
+//! load only the lifecycle-hook plugins (a broken name policy cannot block a removal).
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use berth_core::config::PluginWorld;
+use berth_core::{BackendInfo, ContainerSpec, Result};
+use berth_plugins::{Hook, PluginHost};
+
+use crate::Engine;
+
+/// The decisions the pipeline defers to policy. Every method has the "no opinion" answer a
+/// host without plugins gives.
+pub trait Policy: Send + Sync {
+    /// A name for an unnamed container; `None`: no opinion (the host's default is used).
+    fn generate_name(&self, spec: &ContainerSpec) -> Result<Option<String>>;
+    /// Refuses a name.
+    fn validate_name(&self, name: &str) -> Result<()>;
+    /// Whether placement needs every backend probed (a policy that places).
+    fn places(&self) -> bool;
+    /// The backend among `candidates`; `None`: no opinion.
+    fn select_backend(
+        &self,
+        spec: &ContainerSpec,
+        candidates: &[BackendInfo],
+    ) -> Result<Option<String>>;
+    /// A lifecycle step: at `pre-*` an error refuses it, and `pre-create` may patch `spec`.
+    /// At `post-*` errors are recorded, and the caller ignores them.
+    fn on_event(&self, hook: Hook, spec: &mut ContainerSpec, id: Option<&str>) -> Result<()>;
+    /// A create that had passed `pre-create` failed: hooks may release what they provisioned.
+    fn create_failed(&self, spec: &ContainerSpec, id: Option<&str>, reason: &str);
+}
+
+impl Policy for PluginHost {
+    fn generate_name(&self, spec: &ContainerSpec) -> Result<Option<String>> {
+        PluginHost::generate_name(self, "container", spec)
+    }
+
+    fn validate_name(&self, name: &str) -> Result<()> {
+        PluginHost::validate_name(self, "container", name)
+    }
+
+    fn places(&self) -> bool {
+        self.has_backend_policy()
+    }
+
+    fn select_backend(
+        &self,
+        spec: &ContainerSpec,
+        candidates: &[BackendInfo],
+    ) -> Result<Option<String>> {
+        PluginHost::select_backend(self, spec, candidates)
+    }
+
+    fn on_event(&self, hook: Hook, spec: &mut ContainerSpec, id: Option<&str>) -> Result<()> {
+        PluginHost::on_event(self, hook, spec, id)
+    }
+
+    fn create_failed(&self, spec: &ContainerSpec, id: Option<&str>, reason: &str) {
+        // MERGE-PENDING: PluginHost::create_failed arrives with the plugins branch.
+        let _ = (spec, id, reason);
+    }
+}
+
+/// Where the engine's policy comes from.
+pub(crate) enum Policies {
+    /// The configured plugins, loaded on first use.
+    Plugins {
+        engine: Weak<Engine>,
+        all: OnceLock<Option<Arc<PluginHost>>>,
+        /// The lifecycle-hook plugins alone.
+        hooks: OnceLock<Option<Arc<PluginHost>>>,
+    },
+    /// Given by the caller (the engine's tests; `None`: no policy at all).
+    Given(Option<Arc<dyn Policy>>),
+}
+
+impl Policies {
+    pub fn plugins(engine: Weak<Engine>) -> Policies {
+        Policies::Plugins {
+            engine,
+            all: OnceLock::new(),
+            hooks: OnceLock::new(),
+        }
+    }
+
+    /// Every plugin, for create: `None` when none is configured.
+    pub fn all(&self) -> Result<Option<Arc<dyn Policy>>> {
+        match self {
+            Policies::Plugins { .. } => Ok(self.plugin_host()?.map(|p| p as Arc<dyn Policy>)),
+            Policies::Given(policy) => Ok(policy.clone()),
+        }
+    }
+
+    /// What start, stop and rm consult: the lifecycle-hook plugins (all of them once a create
+    /// in this process has loaded them).
+    pub fn hooks(&self) -> Result<Option<Arc<dyn Policy>>> {
+        match self {
+            Policies::Plugins { engine, all, hooks } => {
+                if let Some(all) = all.get() {
+                    return Ok(all.clone().map(|p| p as Arc<dyn Policy>));
+                }
+                let loaded = load_once(engine, hooks, |config, services| {
+                    PluginHost::load_playing(config, PluginWorld::LifecycleHooks, services)
+                })?;
+                Ok(loaded.map(|p| p as Arc<dyn Policy>))
+            }
+            Policies::Given(policy) => Ok(policy.clone()),
+        }
+    }
+
+    /// The plugin host itself, for `plugin ls` and `plugin call`; `None` without plugins.
+    pub fn plugin_host(&self) -> Result<Option<Arc<PluginHost>>> {
+        match self {
+            Policies::Plugins { engine, all, .. } => load_once(engine, all, PluginHost::load),
+            Policies::Given(_) => Ok(None),
+        }
+    }
+}
+
+/// `cell`'s plugin host as `load` makes it, or `None` if it loaded no plugin (and so started
+/// no engine).
+fn load_once(
+    engine: &Weak<Engine>,
+    cell: &OnceLock<Option<Arc<PluginHost>>>,
+    load: impl FnOnce(&berth_core::Config, Arc<dyn berth_plugins::HostServices>) -> Result<PluginHost>,
+) -> Result<Option<Arc<PluginHost>>> {
+    if let Some(loaded) = cell.get() {
+        return Ok(loaded.clone());
+    }
+    let strong = engine.upgrade().ok_or_else(crate::services::shut_down)?;
+    let services = crate::services::for_plugins(engine.clone());
+    let host = load(&strong.config, services)?;
+    let loaded = (!host.is_empty()).then(|| Arc::new(host));
+    Ok(cell.get_or_init(|| loaded).clone())
+}

@@ -1,0 +1,215 @@
+//! berth's own container records, whatever backend runs the container.
+//!
+//! A record is written under the container's id in the state store. A create writes it first as
+//! a *claim* (phase `creating`), holding the container's lock for as long as the create runs:
+//! the name is taken before any plugin with side effects is asked, and a second create of the
+//! same name is refused at once. The claim names its backend before the backend is asked to
+//! create anything, so a claim left by a killed `berth` says what it may have left behind; the
+//! next create of that name finds the claim's lock free, removes what it names and takes over.
+
+use berth_core::{
+    ContainerBackend, ContainerSpec, Durability, Error, LockGuard, LockMode, RemoveOptions, Result,
+    Store,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Store kind of berth's own container records.
+pub(crate) const CONTAINERS: &str = "containers";
+/// Lock taken while a name is checked and claimed, so two processes cannot take the same one.
+const NAMES_LOCK: &str = "names";
+/// The record's item in the container's store directory.
+const ITEM: &str = "config";
+
+/// Where a record is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Name claimed; the backend may or may not have the container yet.
+    Creating,
+    /// The backend has the container.
+    #[default]
+    Created,
+}
+
+impl Phase {
+    fn is_created(&self) -> bool {
+        *self == Phase::Created
+    }
+}
+
+/// What berth remembers about a container, whatever backend runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// The backend that runs it; empty in a claim placement has not yet decided.
+    pub backend: String,
+    /// The spec after plugins patched it: what the backend was asked to run.
+    pub spec: ContainerSpec,
+    pub created: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Phase::is_created")]
+    pub phase: Phase,
+}
+
+/// A name taken for a create in progress; the container's lock is held until it is dropped.
+pub struct Claim {
+    pub record: ContainerRecord,
+    _lock: LockGuard,
+}
+
+/// The records in a [`Store`].
+#[derive(Clone)]
+pub struct Records {
+    store: Store,
+}
+
+impl Records {
+    pub fn new(store: Store) -> Records {
+        Records { store }
+    }
+
+    /// Every record, claims included.
+    pub fn all(&self) -> Result<Vec<ContainerRecord>> {
+        let mut records = Vec::new();
+        for id in self.store.list(Durability::Persistent, CONTAINERS)? {
+            // A directory without a record is a removal's leftover.
+            if let Some(record) = self.read(&id)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Containers that exist (claims of creates in progress left out), newest first.
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        let mut records: Vec<_> = self
+            .all()?
+            .into_iter()
+            .filter(|r| r.phase == Phase::Created)
+            .collect();
+        records.sort_by_key(|r| std::cmp::Reverse(r.created));
+        Ok(records)
+    }
+
+    fn read(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        self.store
+            .read(Durability::Persistent, CONTAINERS, id, ITEM)
+    }
+
+    fn write(&self, record: &ContainerRecord) -> Result<()> {
+        self.store
+            .write(Durability::Persistent, CONTAINERS, &record.id, ITEM, record)
+    }
+
+    /// Finds a container by exact id, exact name, or unique id prefix.
+    pub fn resolve(&self, reference: &str) -> Result<ContainerRecord> {
+        let records = self.containers()?;
+        if let Some(record) = records
+            .iter()
+            .find(|r| r.id == reference || r.name == reference)
+        {
+            return Ok(record.clone());
+        }
+        let mut prefixed = records.iter().filter(|r| r.id.starts_with(reference));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(record), None) if !reference.is_empty() => Ok(record.clone()),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                format!("container reference {reference:?}"),
+                "matches more than one container id",
+            )
+            .with_hint("use more characters of the id, or the name")),
+            _ => Err(Error::not_found("container", reference)
+                .with_hint("see `berth ps -a` for existing containers")),
+        }
+    }
+
+    /// Takes `spec.name` for a new container, or fails with `AlreadyExists`. A claim whose
+    /// create died (its lock is free) is not an owner: `abandon` clears what it left first.
+    pub async fn claim(
+        &self,
+        spec: &ContainerSpec,
+        abandon: impl AsyncFn(&ContainerRecord) -> Result<()>,
+    ) -> Result<Claim> {
+        let _names = self
+            .store
+            .lock(CONTAINERS, NAMES_LOCK, LockMode::Exclusive)?;
+        for holder in self.all()?.into_iter().filter(|r| r.name == spec.name) {
+            let stale = holder.phase == Phase::Creating
+                && self
+                    .store
+                    .try_lock(CONTAINERS, &holder.id, LockMode::Exclusive)?
+                    .is_some();
+            if !stale {
+                return Err(Error::AlreadyExists {
+                    kind: "container",
+                    name: spec.name.clone(),
+                    hint: "choose another --name, or remove the old one with `berth rm`".into(),
+                });
+            }
+            tracing::info!(id = %holder.id, name = %holder.name, "clearing the claim of a create that did not finish");
+            abandon(&holder).await?;
+            self.store.remove(CONTAINERS, &holder.id)?;
+        }
+        let id = berth_core::new_id();
+        let lock = self.store.lock(CONTAINERS, &id, LockMode::Exclusive)?;
+        let record = ContainerRecord {
+            id,
+            name: spec.name.clone(),
+            backend: String::new(),
+            spec: spec.clone(),
+            created: Utc::now(),
+            phase: Phase::Creating,
+        };
+        self.write(&record)?;
+        Ok(Claim {
+            record,
+            _lock: lock,
+        })
+    }
+
+    /// Records, before the backend is asked, which backend will hold the container and what it
+    /// will be asked to run.
+    pub fn intend(&self, claim: &mut Claim, backend: &str, spec: &ContainerSpec) -> Result<()> {
+        claim.record.backend = backend.to_string();
+        claim.record.spec = spec.clone();
+        self.write(&claim.record)
+    }
+
+    /// The backend has the container: the claim becomes its record.
+    pub fn finish(&self, claim: &Claim) -> Result<ContainerRecord> {
+        let mut record = claim.record.clone();
+        record.phase = Phase::Created;
+        record.created = Utc::now();
+        self.write(&record)?;
+        Ok(record)
+    }
+
+    /// Gives a claim's name back (the create failed and its effects are undone).
+    pub fn release(&self, claim: Claim) -> Result<()> {
+        self.store.remove(CONTAINERS, &claim.record.id)
+    }
+
+    /// Takes the container's lock, for a removal.
+    pub fn lock(&self, id: &str) -> Result<LockGuard> {
+        self.store.lock(CONTAINERS, id, LockMode::Exclusive)
+    }
+
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.store.remove(CONTAINERS, id)
+    }
+}
+
+/// What a dead create's claim may have left on its backend: the container, if it got that far.
+pub(crate) async fn remove_leftover(
+    backend: Option<&dyn ContainerBackend>,
+    record: &ContainerRecord,
+) -> Result<()> {
+    match backend {
+        Some(backend) => match backend.remove(&record.id, RemoveOptions::forced()).await {
+            Err(e) if e.kind() != berth_core::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
