@@ -64,7 +64,22 @@ pub struct OwnRegistry {
 
 impl OwnRegistry {
     pub fn start() -> OwnRegistry {
-        let port = free_port();
+        // A free port can be taken by someone else before the registry binds it: then the
+        // registry exits, and it is started again on another.
+        for _ in 0..5 {
+            if let Some(registry) = OwnRegistry::try_start() {
+                return registry;
+            }
+        }
+        panic!("docker-registry could not bind a loopback port in five attempts");
+    }
+
+    fn try_start() -> Option<OwnRegistry> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let address = format!("127.0.0.1:{port}");
         let storage = tempfile::tempdir().unwrap();
         let config = storage.path().join("config.yml");
@@ -83,17 +98,20 @@ impl OwnRegistry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry missing: run scripts/setup.sh");
-        let registry = OwnRegistry {
+        let mut registry = OwnRegistry {
             address,
             storage,
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&registry.address).is_err() {
+            if registry.child.try_wait().unwrap().is_some() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "docker-registry did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        registry
+        Some(registry)
     }
 
     /// Where the registry keeps blob `sha256:<hex>`.
@@ -115,11 +133,33 @@ impl Drop for OwnRegistry {
     }
 }
 
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port that refuses connections for as long as this lives: a socket is bound to
+/// it and never listens, so nobody else can take the port meanwhile.
+pub struct ClosedPort {
+    _socket: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+pub fn closed_port() -> ClosedPort {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a socket this function owns, with correctly sized
+    // sockaddr_in values.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        address.sin_family = libc::AF_INET as libc::sa_family_t;
+        address.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let bound = libc::bind(fd, (&raw const address).cast(), size);
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut len = size;
+        let named = libc::getsockname(fd, (&raw mut address).cast(), &mut len);
+        assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        ClosedPort {
+            _socket: socket,
+            port: u16::from_be(address.sin_port),
+        }
+    }
 }

@@ -1,0 +1,283 @@
+//! The backend contract: every backend is held to the capabilities it declares, both ways.
+//! Where `berth backend ls` lists a capability, the shared flow for it runs against that
+//! backend's real store; where it does not, the request is refused with 76 before anything is
+//! created, never quietly dropped. Native, containerd, Docker and Apple (dockerd's socket
+//! standing in for socktainer's) all run the same flows.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use berth_tests::containerd::{self, containerd_env};
+use berth_tests::docker::{self, docker_env};
+use berth_tests::env::{BerthEnv, Run};
+use berth_tests::snapshots;
+
+/// One backend under test: an installation that has it, and an image it can run.
+struct Subject {
+    backend: &'static str,
+    env: BerthEnv,
+    image: &'static str,
+}
+
+impl Subject {
+    fn native() -> Subject {
+        Subject {
+            backend: "native",
+            env: BerthEnv::new("").with_busybox(),
+            image: "busybox:local",
+        }
+    }
+
+    fn containerd() -> Subject {
+        Subject {
+            backend: "containerd",
+            env: containerd_env(""),
+            image: containerd::busybox_image(),
+        }
+    }
+
+    fn docker() -> Subject {
+        Subject {
+            backend: "docker",
+            env: docker_env(""),
+            image: docker::busybox_image(),
+        }
+    }
+
+    fn apple() -> Subject {
+        Subject {
+            backend: "apple",
+            env: docker_env(
+                "[backends.apple]\ntype = \"apple\"\nsocket = \"unix:///var/run/docker.sock\"\n",
+            ),
+            image: docker::busybox_image(),
+        }
+    }
+
+    fn all() -> [Subject; 4] {
+        [
+            Subject::native(),
+            Subject::containerd(),
+            Subject::docker(),
+            Subject::apple(),
+        ]
+    }
+
+    /// The capabilities `backend ls --json` shows for this backend.
+    fn claims(&self, capability: &str) -> bool {
+        let backends = self.env.berth(&["backend", "ls", "--json"]).json();
+        let me = backends
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == self.backend)
+            .unwrap_or_else(|| panic!("{} is not listed: {backends}", self.backend));
+        assert_eq!(me["healthy"], true, "{me}");
+        me["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == capability)
+    }
+
+    /// A container name unique to this process and backend.
+    fn name(&self, what: &str) -> String {
+        format!("bt{}-{}-{what}", std::process::id(), self.backend)
+    }
+
+    fn berth(&self, args: &[&str]) -> Run {
+        self.env.berth(args)
+    }
+
+    /// A detached, long-running container; its name.
+    fn running(&self, what: &str) -> String {
+        let name = self.name(what);
+        self.berth(&[
+            "run",
+            "-d",
+            "--backend",
+            self.backend,
+            "--name",
+            &name,
+            self.image,
+            "sleep",
+            "300",
+        ])
+        .ok();
+        name
+    }
+
+    /// `refused` is a 76 that names this backend, and nothing called `name` exists after it.
+    #[track_caller]
+    fn assert_refused(&self, refused: &Run, name: Option<&str>) {
+        assert_eq!(refused.code, 76, "{}: {refused:?}", self.backend);
+        assert!(
+            refused.stderr.contains(&format!("\"{}\"", self.backend)),
+            "the refusal names the backend: {refused:?}"
+        );
+        if let Some(name) = name {
+            let all = self.berth(&["ps", "-a", "--json"]).ok().json();
+            assert!(
+                !all.as_array().unwrap().iter().any(|c| c["name"] == name),
+                "{name} was created anyway: {all}"
+            );
+        }
+    }
+}
+
+#[test]
+fn snapshots_work_wherever_they_are_claimed_and_are_refused_elsewhere() {
+    for subject in Subject::all() {
+        if subject.claims("snapshots") {
+            snapshots::a_chain_of_snapshots_is_mounted_and_traced(&subject.env, subject.backend);
+        } else {
+            let refused = subject.berth(&["snapshot", "--backend", subject.backend, "ls"]);
+            subject.assert_refused(&refused, None);
+            let kept = subject.running("keep");
+            let refused = subject.berth(&["rm", "-f", "--keep-snapshot", &kept]);
+            subject.assert_refused(&refused, None);
+            // Refused before anything was removed.
+            subject.berth(&["rm", "-f", &kept]).ok();
+        }
+    }
+}
+
+#[test]
+fn versions_work_wherever_commit_and_rollback_are_claimed() {
+    for subject in Subject::all() {
+        let versions = ["commit", "rollback", "snapshots"]
+            .iter()
+            .all(|c| subject.claims(c));
+        if versions {
+            snapshots::versions_restore_a_containers_files(
+                &subject.env,
+                subject.backend,
+                subject.image,
+            );
+            continue;
+        }
+        let container = subject.running("version");
+        if !subject.claims("commit") {
+            subject.assert_refused(&subject.berth(&["commit", &container]), None);
+        }
+        if !subject.claims("rollback") {
+            subject.assert_refused(&subject.berth(&["rollback", &container, "v1"]), None);
+        }
+        subject.berth(&["rm", "-f", &container]).ok();
+    }
+}
+
+/// Spec fields only some backends honour, as flags.
+const FIELDS: &[(&str, &[&str])] = &[
+    ("publish-ports", &["-p", "127.0.0.1:18099:80"]),
+    ("dns", &["--dns", "10.0.0.2"]),
+    ("restart-policy", &["--restart", "on-failure"]),
+    (
+        "static-address",
+        &["--ip", "10.77.9.5", "--subnet", "10.77.9.0/24"],
+    ),
+];
+
+#[test]
+fn spec_fields_are_honoured_or_refused_never_dropped() {
+    for subject in Subject::all() {
+        for (capability, flags) in FIELDS {
+            let name = subject.name(capability);
+            let mut args = vec!["create", "--backend", subject.backend, "--name", &name];
+            args.extend(*flags);
+            args.extend([subject.image, "true"]);
+            let created = subject.berth(&args);
+            if subject.claims(capability) {
+                let created = created.ok();
+                let id = created.stdout.trim();
+                subject.berth(&["rm", "-f", id]).ok();
+            } else {
+                subject.assert_refused(&created, Some(&name));
+                assert!(
+                    created.stderr.contains(flags[0]),
+                    "the refusal names the flag: {created:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `berth exec` on `container` with `stdin` piped in.
+fn exec_with_stdin(subject: &Subject, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = subject
+        .env
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn exec_options_work_wherever_they_are_claimed() {
+    for subject in Subject::all() {
+        assert!(subject.claims("exec"), "every backend runs exec");
+        let c = subject.running("exec");
+        let plain = subject.berth(&["exec", &c, "echo", "plain"]).ok();
+        assert_eq!(plain.stdout, "plain\n");
+        // Without -i the process reads an empty stdin, as docker's.
+        let no_stdin = exec_with_stdin(&subject, &["exec", &c, "cat"], b"unread\n");
+        assert_eq!(
+            (no_stdin.code, no_stdin.stdout.as_str()),
+            (0, ""),
+            "{no_stdin:?}"
+        );
+
+        let cases: [(&str, Vec<&str>, &str); 3] = [
+            (
+                "exec-env",
+                vec!["-e", "GREETING=hi", &c, "sh", "-c", "echo $GREETING"],
+                "hi\n",
+            ),
+            ("exec-workdir", vec!["-w", "/etc", &c, "pwd"], "/etc\n"),
+            ("exec-stdin", vec!["-i", &c, "cat"], "echoed back\n"),
+        ];
+        for (capability, flags, expected) in cases {
+            let mut args = vec!["exec"];
+            args.extend(&flags);
+            let ran = exec_with_stdin(&subject, &args, b"echoed back\n");
+            if subject.claims(capability) {
+                assert_eq!(
+                    (ran.code, ran.stdout.as_str()),
+                    (0, expected),
+                    "{}: {capability}: {ran:?}",
+                    subject.backend
+                );
+            } else {
+                subject.assert_refused(&ran, None);
+            }
+        }
+        subject.berth(&["rm", "-f", &c]).ok();
+    }
+}
+
+#[test]
+fn stats_work_wherever_they_are_claimed() {
+    for subject in Subject::all() {
+        let c = subject.running("stats");
+        let stats = subject.berth(&["stats", "--json", &c]);
+        if subject.claims("stats") {
+            let figures = stats.ok().json();
+            assert!(
+                figures[0]["memory_usage_bytes"].as_u64().unwrap() > 0,
+                "{figures}"
+            );
+        } else {
+            subject.assert_refused(&stats, None);
+        }
+        subject.berth(&["rm", "-f", &c]).ok();
+    }
+}
