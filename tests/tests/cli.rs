@@ -283,6 +283,11 @@ fn a_command_missing_from_the_image_fails_clearly_and_rm_leaves_nothing() {
         1,
         "the cause is said once: {run:?}"
     );
+    // A bare name is looked up in the image's PATH; found through a symlink, it runs.
+    let bare = env.berth(&["run", "--rm", IMAGE, "no-such-program"]);
+    assert_eq!(bare.code, 127, "{bare:?}");
+    assert!(bare.stderr.contains("PATH"), "{bare:?}");
+    env.berth(&["run", "--rm", IMAGE, "true"]).ok();
     assert_eq!(
         env.berth(&["ps", "-a", "--json"]).ok().json(),
         serde_json::json!([])

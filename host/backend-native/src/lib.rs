@@ -264,21 +264,23 @@ impl NativeBackend {
             .take(64 * 1024)
             .read_line(&mut line)
             .context(|| "reading the supervisor's status".into())?;
-        let line = line.trim_end();
-        if line.starts_with("ok") {
-            return Ok(());
-        }
-        let message = line
-            .strip_prefix("err ")
-            .map(str::to_string)
-            .unwrap_or_else(|| "the supervisor exited without reporting a status".into());
+        let report = serde_json::from_str(line.trim_end()).unwrap_or_else(|_| {
+            supervisor::StartReport::Failed {
+                message: "the supervisor exited without reporting a status".into(),
+            }
+        });
+        let (message, not_found) = match report {
+            supervisor::StartReport::Started { .. } => return Ok(()),
+            supervisor::StartReport::CommandNotFound { message } => (message, true),
+            supervisor::StartReport::Failed { message } => (message, false),
+        };
         let mut state = records::read_state(&self.store, id)?.unwrap_or_else(StateRecord::created);
         if state.phase != Phase::Exited {
             state.phase = Phase::Created;
         }
         state.detail = Some(format!("start failed: {message}"));
         records::write_state(&self.store, id, &state)?;
-        if message.contains("not found in $PATH") {
+        if not_found {
             return Err(Error::CommandNotFound {
                 container: id.to_string(),
                 message,

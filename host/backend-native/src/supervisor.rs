@@ -4,8 +4,8 @@
 //! process, so `start` re-executes the berth binary as this supervisor instead of calling
 //! libcontainer from the CLI's tokio runtime. It forks once (so the spawner reaps it at once and
 //! the survivor is nobody's zombie), takes the container's supervisor lock for its whole life,
-//! mounts the rootfs, creates and starts the container with the output on pipes, reports
-//! `ok PID` or `err MESSAGE` to `start` on its stdout (a pipe), then copies output into the log
+//! mounts the rootfs, creates and starts the container with the output on pipes, reports a
+//! [`StartReport`] (one JSON line) to `start` on its stdout (a pipe), then copies output into the log
 //! file until the container exits, and records the exit code (128+N for a signal) before
 //! cleaning up. The container's init is a direct child (libcontainer clones it as the
 //! intermediate's sibling), and the supervisor is a child subreaper too, so `waitpid` sees its
@@ -29,6 +29,26 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2};
 use crate::records::{self, Layout, Phase, StateRecord};
 use crate::{logs, rootfs};
 
+/// What the supervisor tells `start`, as data: `start` acts on the kind, never on the text.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub(crate) enum StartReport {
+    Started { pid: i32 },
+    /// The command is not in the image (docker's exit 127).
+    CommandNotFound { message: String },
+    Failed { message: String },
+}
+
+impl StartReport {
+    fn send(&self, status: &mut File) {
+        let line = serde_json::to_string(self).expect("reports serialise");
+        let _ = writeln!(status, "{line}");
+    }
+}
+
+/// A start failure the supervisor found itself, before libcontainer ran.
+struct CommandNotFound(String);
+
 /// Entry point from [`crate::reexec::dispatch`]; `args` are the ones after the subcommand.
 pub fn main(args: &[String]) -> i32 {
     let [state_dir, run_dir, id] = args else {
@@ -42,6 +62,7 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    let failed = |status: &mut File, message: String| StartReport::Failed { message }.send(status);
     // Its own session: the user's Ctrl-C or a closing terminal does not reach the container.
     let _ = nix::unistd::setsid();
     // SAFETY: single-threaded here (nothing has spawned a thread yet), so fork is sound.
@@ -49,27 +70,31 @@ pub fn main(args: &[String]) -> i32 {
         Ok(ForkResult::Parent { .. }) => return 0,
         Ok(ForkResult::Child) => {}
         Err(e) => {
-            let _ = writeln!(status, "err forking the supervisor: {e}");
+            failed(&mut status, format!("forking the supervisor: {e}"));
             return 1;
         }
     }
     let store = match Store::open(state_dir, run_dir) {
         Ok(store) => store,
         Err(e) => {
-            let _ = writeln!(status, "err {}", one_line(&e.to_string()));
+            failed(&mut status, e.to_string());
             return 1;
         }
     };
     match supervise(&store, id, &mut status) {
-        Ok(()) => 0,
+        Ok(Ok(())) => 0,
+        // Only reaches `start` if it is still listening (before `started`); harmless otherwise.
+        Ok(Err(CommandNotFound(message))) => {
+            StartReport::CommandNotFound { message }.send(&mut status);
+            1
+        }
         Err(e) => {
-            // Only reaches `start` if it is still listening (before "ok"); harmless otherwise.
             // `start` names the backend and the container itself: send only what went wrong.
             let what = match &e {
                 Error::Backend { message, .. } => message.clone(),
                 other => other.to_string(),
             };
-            let _ = writeln!(status, "err {}", one_line(&what));
+            failed(&mut status, what);
             1
         }
     }
@@ -88,10 +113,6 @@ fn status_pipe() -> std::io::Result<File> {
     Ok(File::from(status))
 }
 
-fn one_line(text: &str) -> String {
-    text.replace('\n', " ")
-}
-
 /// A libcontainer error with its causes, on one line.
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -107,7 +128,11 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn supervise(store: &Store, id: &str, status: &mut File) -> Result<()> {
+fn supervise(
+    store: &Store,
+    id: &str,
+    status: &mut File,
+) -> Result<std::result::Result<(), CommandNotFound>> {
     let _alive = records::supervisor_lock(store, id)?;
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -121,6 +146,10 @@ fn supervise(store: &Store, id: &str, status: &mut File) -> Result<()> {
         &layout.rootfs(),
     )?;
 
+    if let Err(missing) = find_command(&layout) {
+        let _ = rootfs::unmount(&layout.rootfs());
+        return Ok(Err(missing));
+    }
     let started = start_container(store, id, &layout);
     let (mut container, out, err) = match started {
         Ok(parts) => parts,
@@ -138,7 +167,7 @@ fn supervise(store: &Store, id: &str, status: &mut File) -> Result<()> {
     state.exit_code = None;
     state.detail = None;
     records::write_state(store, id, &state)?;
-    let _ = writeln!(status, "ok {pid}");
+    StartReport::Started { pid }.send(status);
     // Closing the status pipe tells `start` the container is up; later errors go to the record.
     drop(std::mem::replace(
         status,
@@ -164,7 +193,63 @@ fn supervise(store: &Store, id: &str, status: &mut File) -> Result<()> {
     if let Err(e) = container.delete(true) {
         tracing::warn!(id, error = %chain(&e), "could not delete libcontainer state");
     }
-    rootfs::unmount(&layout.rootfs())
+    rootfs::unmount(&layout.rootfs()).map(Ok)
+}
+
+/// Finds the container's command in its mounted rootfs as the kernel will (the process's
+/// `PATH` for a bare name; symlinks resolved inside the rootfs, never on the host), so a
+/// missing command is known as such rather than read out of libcontainer's message.
+fn find_command(layout: &Layout) -> std::result::Result<(), CommandNotFound> {
+    let Ok(spec) = oci_spec::runtime::Spec::load(layout.bundle().join("config.json")) else {
+        return Ok(()); // libcontainer reports an unreadable bundle itself.
+    };
+    let Some(process) = spec.process() else {
+        return Ok(());
+    };
+    let Some(command) = process.args().as_ref().and_then(|a| a.first()) else {
+        return Ok(());
+    };
+    let path = process
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
+    let candidates: Vec<String> = if command.contains('/') {
+        vec![command.clone()]
+    } else {
+        path.split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| format!("{dir}/{command}"))
+            .collect()
+    };
+    if candidates.iter().any(|c| executable_in(&layout.rootfs(), c)) {
+        return Ok(());
+    }
+    Err(CommandNotFound(if command.contains('/') {
+        format!("executable '{command}' not found in the image")
+    } else {
+        format!("executable '{command}' not found in the image's PATH ({path})")
+    }))
+}
+
+/// Whether `path` names an executable regular file under `root`, resolved as if `root` were /.
+fn executable_in(root: &std::path::Path, path: &str) -> bool {
+    use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dir) = File::open(root) else {
+        return false;
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    let Ok(fd) = openat2(dir.as_raw_fd(), path.trim_start_matches('/'), how) else {
+        return false;
+    };
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    file.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Builds and starts the container; returns it with the read ends of its stdout and stderr.
