@@ -11,6 +11,7 @@ trap "scripts/daemons.sh stop $(echo $started)" EXIT
 
 cargo fmt --all -- --check
 cargo build --release --workspace --all-targets
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 scripts/build-plugins.sh
 # The plugins' own unit tests run natively (their rules are plain Rust).
 (cd plugins && CARGO_TARGET_DIR="$PWD/target" cargo test --release --workspace --quiet)

@@ -96,7 +96,7 @@ fn a_container_whose_supervisor_died_is_reported_dead_and_can_be_removed() {
     // That very process, not any `sleep 600` (sibling tests run their own).
     let left = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert!(
-        left != b"sleep\0600\0",
+        left != b"sleep\x00600\x00",
         "rm -f left the container's process {pid} running"
     );
 }
