@@ -270,6 +270,25 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn limits_that_cannot_mean_what_was_asked_are_refused_up_front() {
+    let env = BerthEnv::new("").with_busybox();
+    for (flag, value, says) in [
+        ("--cpus", "0.0001", "between 0.01 and"),
+        ("--cpus", "1e9", "this machine's CPUs"),
+        ("--pids-limit", "0", "at least one process"),
+        ("--memory", "1", "at least 4 MiB"),
+    ] {
+        let run = env.berth(&["run", "--rm", flag, value, IMAGE, "true"]);
+        assert_eq!(run.code, 64, "{flag} {value}: {run:?}");
+        assert!(run.stderr.contains(says), "{flag} {value}: {run:?}");
+    }
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
 fn a_command_missing_from_the_image_fails_clearly_and_rm_leaves_nothing() {
     let env = BerthEnv::new("").with_busybox();
     let run = env.berth(&["run", "--rm", IMAGE, "/no/such/program"]);

@@ -33,10 +33,16 @@ use crate::{logs, rootfs};
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub(crate) enum StartReport {
-    Started { pid: i32 },
+    Started {
+        pid: i32,
+    },
     /// The command is not in the image (docker's exit 127).
-    CommandNotFound { message: String },
-    Failed { message: String },
+    CommandNotFound {
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 impl StartReport {
@@ -223,7 +229,10 @@ fn find_command(layout: &Layout) -> std::result::Result<(), CommandNotFound> {
             .map(|dir| format!("{dir}/{command}"))
             .collect()
     };
-    if candidates.iter().any(|c| executable_in(&layout.rootfs(), c)) {
+    if candidates
+        .iter()
+        .any(|c| executable_in(&layout.rootfs(), c))
+    {
         return Ok(());
     }
     Err(CommandNotFound(if command.contains('/') {

@@ -12,6 +12,7 @@ pub mod mounts;
 pub mod snapshot;
 pub mod store;
 pub mod types;
+pub mod validate;
 
 pub use backend::{ContainerBackend, LogOptions};
 pub use capability::{Capabilities, Capability};

@@ -31,6 +31,7 @@ impl Engine {
     /// Name policy, name claim, backend policy, capability check, pre-create hooks, services,
     /// backend create, post-create.
     pub async fn create(self: &Arc<Self>, mut spec: ContainerSpec) -> Result<ContainerRecord> {
+        berth_core::validate::spec(&spec)?;
         let policy = self.policies.all()?;
         self.name(policy.as_deref(), &mut spec)?;
         let mut claim = self
