@@ -13,7 +13,10 @@ use berth_core::{
     ListFilter, LockMode, RemoveOptions, Result, StopOptions, Store,
     config::{BackendConfig, Config, PluginWorld},
 };
-use berth_plugins::{Hook, HostServices, PackageMount, PluginHost, SnapshotChange};
+use berth_plugins::{
+    ContainerDirectory, Hook, HostServices, PackageMount, PackageService, PluginHost,
+    SnapshotChange, SnapshotService, VolumeService,
+};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -83,12 +86,12 @@ impl Host {
     fn load_once(
         self: &Arc<Self>,
         cell: &OnceLock<Option<Arc<PluginHost>>>,
-        load: impl FnOnce(&Config, Arc<dyn HostServices>) -> Result<PluginHost>,
+        load: impl FnOnce(&Config, HostServices) -> Result<PluginHost>,
     ) -> Result<Option<Arc<PluginHost>>> {
         if let Some(loaded) = cell.get() {
             return Ok(loaded.clone());
         }
-        let services: Arc<dyn HostServices> = Arc::new(Services(Arc::downgrade(self)));
+        let services = HostServices::all(Arc::new(Services(Arc::downgrade(self))));
         let host = load(&self.config, services)?;
         let loaded = (!host.is_empty()).then(|| Arc::new(host));
         Ok(cell.get_or_init(|| loaded).clone())
@@ -506,14 +509,19 @@ fn build_backend(
     }
 }
 
-/// What granted plugins reach: berth's containers (read-only), its volumes and its packages.
+/// What granted plugins reach: berth's containers (read-only), its volumes, its packages and
+/// the backends' snapshots.
 struct Services(std::sync::Weak<Host>);
 
 impl Services {
+    /// The host, unless it is being dropped while a plugin still calls (the command is ending).
     fn host(&self) -> Result<Arc<Host>> {
-        self.0
-            .upgrade()
-            .ok_or_else(|| Error::invalid("host", "shutting down"))
+        self.0.upgrade().ok_or_else(|| Error::Unavailable {
+            service: "the berth host".into(),
+            endpoint: "this process".into(),
+            reason: "it is shutting down".into(),
+            hint: "a plugin called a host interface after the command finished".into(),
+        })
     }
 }
 
@@ -530,26 +538,28 @@ fn block_on<T: Send>(
     })
 }
 
-impl HostServices for Services {
-    fn containers(&self) -> Vec<ContainerInfo> {
-        let Some(host) = self.0.upgrade() else {
-            return Vec::new();
-        };
+impl ContainerDirectory for Services {
+    fn containers(&self) -> Result<Vec<ContainerInfo>> {
+        let host = self.host()?;
         let filter = ListFilter {
             all: true,
             ..Default::default()
         };
-        block_on(&host.runtime, host.list(&filter))
-            .map(|rows| rows.into_iter().map(|(_, info)| info).collect())
-            .unwrap_or_default()
+        let rows = block_on(&host.runtime, host.list(&filter))?;
+        Ok(rows.into_iter().map(|(_, info)| info).collect())
     }
 
-    fn container(&self, reference: &str) -> Option<ContainerInfo> {
-        let host = self.0.upgrade()?;
-        let record = host.resolve(reference).ok()?;
-        Some(block_on(&host.runtime, host.info(&record)))
+    fn container(&self, reference: &str) -> Result<Option<ContainerInfo>> {
+        let host = self.host()?;
+        match host.resolve(reference) {
+            Ok(record) => Ok(Some(block_on(&host.runtime, host.info(&record)))),
+            Err(e) if e.kind() == berth_core::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
+}
 
+impl VolumeService for Services {
     fn volumes(&self) -> Result<Vec<berth_quota::Volume>> {
         self.host()?.volumes().list()
     }
@@ -565,7 +575,9 @@ impl HostServices for Services {
     fn remove_volume(&self, name: &str) -> Result<()> {
         self.host()?.remove_volume(name)
     }
+}
 
+impl PackageService for Services {
     fn ensure_package(&self, name: &str, version: &str) -> Result<PackageMount> {
         let host = self.host()?;
         let package =
@@ -574,6 +586,17 @@ impl HostServices for Services {
         Ok(host.package_mount(package))
     }
 
+    fn packages(&self) -> Result<Vec<PackageMount>> {
+        let host = self.host()?;
+        let installed = host.packages().list()?;
+        Ok(installed
+            .into_iter()
+            .map(|p| host.package_mount(p))
+            .collect())
+    }
+}
+
+impl SnapshotService for Services {
     fn snapshots(&self, backend: &str) -> Result<Vec<berth_core::SnapshotInfo>> {
         let host = self.host()?;
         let backend = host.backend(backend)?;
@@ -600,15 +623,6 @@ impl HostServices for Services {
         let record = host.resolve(reference)?;
         let backend = host.backend(&record.backend)?;
         block_on(&host.runtime, backend.commit(&record.id, version))
-    }
-
-    fn packages(&self) -> Result<Vec<PackageMount>> {
-        let host = self.host()?;
-        let installed = host.packages().list()?;
-        Ok(installed
-            .into_iter()
-            .map(|p| host.package_mount(p))
-            .collect())
     }
 }
 
