@@ -1,7 +1,6 @@
 //! Plugin runtime figures: cold load (compile), warm load (cache hit) and per-call latency of
 //! each example plugin. Prints numbers, asserts nothing: `cargo bench -p berth-plugins`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_core::{BackendInfo, Config, ContainerSpec, Limits};
