@@ -3,9 +3,9 @@
 //!
 //! Rules: any deny from a name or pre-hook plugin stops the operation with that plugin's reason;
 //! the first backend plugin with an answer decides; pre-create patches apply in order and must
-//! not contradict each other; post-hooks and `create-failed` only observe. A failing plugin (trap, timeout, out of
-//! memory, nonsense answer) is handled by its `on-error`; a `monitor` plugin is recorded, never
-//! obeyed. Every answer lands in the decision log.
+//! not contradict each other; post-hooks and `create-failed` only observe. A failing plugin
+//! (trap, timeout, out of memory, nonsense answer) is handled by its `on-error`; a `monitor`
+//! plugin is recorded, never obeyed. Every answer lands in the decision log.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -304,7 +304,7 @@ impl PluginHost {
             .iter()
             .filter(|p| p.hooks().is_some_and(|h| h.knows(event.hook)));
         for plugin in told {
-            let input = events::digest(&(hook, &*spec, id, reason));
+            let input = hook_input(hook, spec, id, reason);
             let wit_spec = convert::spec(spec);
             let describe = |patch: &Option<Patch>| describe_patch(hook, patch);
             let answer = self.consult(plugin, hook.as_str(), &container, &input, describe, || {
@@ -412,13 +412,13 @@ impl PluginHost {
                         format!(
                             "the plugin is built against berth:plugin@{}, which has no {hook} \
                              event (it is never told one)",
-                            plugin.abi
+                            hooks.abi()
                         ),
                     ));
                 }
                 let answer = self.ask_hooks(plugin, hook, &event, &convert::spec(spec));
                 (
-                    events::digest(&(hook, spec, id, reason)),
+                    hook_input(hook, spec, id, reason),
                     answer.map(|a| a.map(|p| describe_patch(hook, &p))),
                 )
             }
@@ -516,6 +516,15 @@ impl PluginHost {
             mode: plugin.config.mode,
             input,
         }
+    }
+}
+
+/// The digest of a hook call's input; the reason only counts where there is one, so the other
+/// hooks' digests stay what they were before `create-failed` existed.
+fn hook_input(hook: Hook, spec: &ContainerSpec, id: Option<&str>, reason: Option<&str>) -> String {
+    match reason {
+        Some(reason) => events::digest(&(hook, spec, id, reason)),
+        None => events::digest(&(hook, spec, id)),
     }
 }
 

@@ -206,7 +206,7 @@ impl Hooks {
             .ok()
     }
 
-    fn abi(&self) -> Abi {
+    pub fn abi(&self) -> Abi {
         match self {
             Hooks::V0_2(_) => Abi::V0_2,
             Hooks::V0_1(_) => Abi::V0_1,
