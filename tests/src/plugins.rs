@@ -53,7 +53,8 @@ pub const COUNTER: Plugin = Plugin {
 };
 
 /// Test: gives each container a volume and packages through the `quotas` and `packages`
-/// interfaces, and removes the volume after the container.
+/// interfaces, and removes the volume at create-failed (the container did not come to be) and
+/// after the container.
 pub const PROVISIONER: Plugin = Plugin {
     lib: "berth_test_provisioner",
 };
@@ -63,7 +64,27 @@ pub const VERSIONER: Plugin = Plugin {
     lib: "berth_test_versioner",
 };
 
-pub const ALL: [Plugin; 11] = [
+/// Test: a backend policy answering its `answer` setting, candidate or not.
+pub const ROGUE: Plugin = Plugin {
+    lib: "berth_test_rogue",
+};
+
+/// `naming` as it was for berth:plugin@0.1.0, built against `wit/0.1.0`.
+pub const COMPAT_NAMING: Plugin = Plugin {
+    lib: "berth_compat_naming",
+};
+
+/// `selector` as it was for berth:plugin@0.1.0, built against `wit/0.1.0`.
+pub const COMPAT_SELECTOR: Plugin = Plugin {
+    lib: "berth_compat_selector",
+};
+
+/// `guard` as it was for berth:plugin@0.1.0, built against `wit/0.1.0`.
+pub const COMPAT_GUARD: Plugin = Plugin {
+    lib: "berth_compat_guard",
+};
+
+pub const ALL: [Plugin; 15] = [
     NAMING,
     SELECTOR,
     GUARD,
@@ -75,6 +96,10 @@ pub const ALL: [Plugin; 11] = [
     COUNTER,
     PROVISIONER,
     VERSIONER,
+    ROGUE,
+    COMPAT_NAMING,
+    COMPAT_SELECTOR,
+    COMPAT_GUARD,
 ];
 
 impl Plugin {

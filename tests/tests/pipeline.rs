@@ -2,7 +2,10 @@
 //! backend, driven through the `berth` binary.
 
 use berth_tests::env::{BerthEnv, package_source};
-use berth_tests::plugins::{GUARD, LOOPER, NAMING, PROVISIONER, SELECTOR, TRAPPER};
+use berth_tests::plugins::{
+    COMPAT_GUARD, COMPAT_NAMING, COMPAT_SELECTOR, GUARD, LOOPER, NAMING, PROVISIONER, SELECTOR,
+    TRAPPER,
+};
 
 const IMAGE: &str = "busybox:local";
 
@@ -87,6 +90,73 @@ fn a_container_goes_through_all_three_plugins_and_sees_the_patch() {
     assert_eq!(decisions[1]["verdict"], "select");
     assert_eq!(decisions[2]["verdict"], "patch");
     assert!(steps.contains(&("guard", "post-remove")), "{steps:?}");
+}
+
+/// The compatibility promise, end to end: the three plugins as they were built for
+/// berth:plugin@0.1.0 decide about a real container on this berth.
+#[test]
+fn plugins_built_against_0_1_0_still_run_a_container() {
+    let mut config = format!("{}{}{}", naming(None), selector(), guard("enforce"));
+    for (current, frozen) in [
+        (NAMING, COMPAT_NAMING),
+        (SELECTOR, COMPAT_SELECTOR),
+        (GUARD, COMPAT_GUARD),
+    ] {
+        let (current, frozen) = (current.path(), frozen.path());
+        config = config.replace(
+            &current.display().to_string(),
+            &frozen.display().to_string(),
+        );
+    }
+    assert!(config.contains("berth_compat_guard.wasm"), "{config}");
+    let env = BerthEnv::new(&config).with_busybox();
+
+    let run = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--name",
+            "old-plugins",
+            "--memory",
+            "32m",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo $BERTH_CONTAINER_NAME $BERTH_IMAGE",
+        ])
+        .ok();
+    assert_eq!(run.stdout, "old-plugins busybox:local\n");
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let steps: Vec<(String, String)> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|d| (d["plugin"].to_string(), d["verdict"].to_string()))
+        .take(3)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("\"naming\"".to_string(), "\"allow\"".to_string()),
+            ("\"selector\"".to_string(), "\"select\"".to_string()),
+            ("\"guard\"".to_string(), "\"patch\"".to_string()),
+        ]
+    );
+
+    let denied = env.berth(&["run", "--rm", "--name", "Not_A_Label", IMAGE, "true"]);
+    assert_eq!(denied.code, 77, "{denied:?}");
+
+    let check = env
+        .berth(&[
+            "plugin",
+            "check",
+            &COMPAT_GUARD.path().display().to_string(),
+        ])
+        .ok();
+    assert!(
+        check.stdout.contains("abi        berth:plugin@0.1.0\n"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[test]
@@ -438,7 +508,7 @@ fn quotas_and_packages_are_refused_without_their_grants() {
     assert_eq!(refused.code, 70, "{refused:?}");
     assert!(
         refused.stderr.contains(
-            "imports berth:plugin/packages@0.1.0 but is not granted it: add \"packages\" to \
+            "imports berth:plugin/packages@0.2.0 but is not granted it: add \"packages\" to \
              grants of [[plugins]] name = \"provisioner\""
         ),
         "{refused:?}"

@@ -343,8 +343,57 @@ pub enum PluginMode {
     Monitor,
 }
 
-/// Host interfaces a plugin may be granted, beyond `log` and `config` which every plugin gets.
-pub const GRANTABLE_INTERFACES: &[&str] = &["containers", "quotas", "packages", "snapshots"];
+/// A host interface a plugin may be granted, beyond `log` and `config` which every plugin gets.
+/// Each is the WIT interface of the same name (`berth:plugin/containers`, ...): a plugin that
+/// imports one its entry does not grant is refused at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grant {
+    /// Read-only view of existing containers.
+    Containers,
+    /// Named volumes with disk quotas: list, get, ensure, remove.
+    Quotas,
+    /// Installed `.ipk` packages: ensure, list.
+    Packages,
+    /// Backends' snapshots and container versions.
+    Snapshots,
+}
+
+impl Grant {
+    pub const ALL: [Grant; 4] = [
+        Grant::Containers,
+        Grant::Quotas,
+        Grant::Packages,
+        Grant::Snapshots,
+    ];
+
+    /// The name in `grants = [...]`, which is also the WIT interface's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Containers => "containers",
+            Grant::Quotas => "quotas",
+            Grant::Packages => "packages",
+            Grant::Snapshots => "snapshots",
+        }
+    }
+
+    /// The grant whose WIT interface is called `interface`, if it is grantable.
+    pub fn from_interface(interface: &str) -> Option<Grant> {
+        Grant::ALL.into_iter().find(|g| g.as_str() == interface)
+    }
+
+    /// `containers, quotas, packages, snapshots`, for error messages.
+    fn list() -> String {
+        let names: Vec<_> = Grant::ALL.iter().map(|g| g.as_str()).collect();
+        names.join(", ")
+    }
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -357,7 +406,7 @@ pub struct PluginConfig {
     pub sha256: Option<String>,
     pub worlds: Vec<PluginWorld>,
     #[serde(default)]
-    pub grants: Vec<String>,
+    pub grants: Vec<Grant>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default = "default_memory_mb")]
@@ -422,7 +471,8 @@ impl Config {
             path: source.to_string(),
             message,
         };
-        let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| err(unknown_grant(text, &e).unwrap_or_else(|| e.to_string())))?;
         config.source = source.to_string();
         if config.backends.is_empty() {
             return Err(err(
@@ -443,14 +493,6 @@ impl Config {
                 return Err(err(format!(
                     "{at}: `worlds` is empty (list one or more of name-policy, backend-policy, lifecycle-hooks)"
                 )));
-            }
-            for grant in &plugin.grants {
-                if !GRANTABLE_INTERFACES.contains(&grant.as_str()) {
-                    return Err(err(format!(
-                        "{at}: unknown grant {grant:?} (grantable: {})",
-                        GRANTABLE_INTERFACES.join(", ")
-                    )));
-                }
             }
             if let Some(pin) = &plugin.sha256 {
                 let ok = pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit());
@@ -484,6 +526,28 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config always serialises")
     }
+}
+
+/// The typed parse refuses an unknown grant by line and column only; this names the
+/// `[[plugins]]` entry too. `None` when the parse failed for another reason.
+fn unknown_grant(text: &str, error: &toml::de::Error) -> Option<String> {
+    let table: toml::Table = text.parse().ok()?;
+    let plugins = table.get("plugins")?.as_array()?;
+    plugins.iter().find_map(|plugin| {
+        let name = plugin.get("name").and_then(|n| n.as_str()).unwrap_or("");
+        let grants = plugin.get("grants")?.as_array()?;
+        let unknown = grants
+            .iter()
+            .find(|g| g.as_str().and_then(Grant::from_interface).is_none())?;
+        let line = error
+            .span()
+            .map(|span| format!(" (line {})", text[..span.start].lines().count().max(1)))
+            .unwrap_or_default();
+        Some(format!(
+            "[[plugins]] name = {name:?}: unknown grant {unknown}{line}; valid grants are {}",
+            Grant::list()
+        ))
+    })
 }
 
 fn check_name(kind: &str, name: &str) -> std::result::Result<(), String> {
@@ -562,7 +626,23 @@ settings = { pattern = "^app-[a-f0-9]{8,16}-[0-9a-f]{4}$", max = 3 }
         let err = Config::parse(&bad_grant, "x.toml", None)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown grant \"docker\""), "{err}");
+        assert!(
+            err.contains(
+                "x.toml: [[plugins]] name = \"naming\": unknown grant \"docker\" (line 9); valid \
+                 grants are containers, quotas, packages, snapshots"
+            ),
+            "{err}"
+        );
+        let granted = bad_grant.replace("\"docker\"", "\"quotas\", \"snapshots\"");
+        let config = Config::parse(&granted, "x.toml", None).unwrap();
+        assert_eq!(config.plugins[0].grants, [Grant::Quotas, Grant::Snapshots]);
+        assert!(
+            config
+                .to_toml()
+                .contains("grants = [\n    \"quotas\",\n    \"snapshots\",\n]"),
+            "{}",
+            config.to_toml()
+        );
 
         let dup = format!(
             "{text}\n[[plugins]]\nname = \"naming\"\npath = \"a.wasm\"\nworlds = [\"name-policy\"]\n"

@@ -34,6 +34,9 @@ pub enum PluginFailure {
     Timeout,
     /// The guest tried to grow its memory past `memory-mb`.
     OutOfMemory,
+    /// The plugin answered something the host cannot act on (e.g. a backend that is not a
+    /// candidate): its contract is broken, whatever the user asked.
+    BadAnswer,
 }
 
 impl fmt::Display for PluginFailure {
@@ -43,6 +46,7 @@ impl fmt::Display for PluginFailure {
             PluginFailure::Trap => "trap",
             PluginFailure::Timeout => "timeout",
             PluginFailure::OutOfMemory => "out of memory",
+            PluginFailure::BadAnswer => "bad answer",
         })
     }
 }

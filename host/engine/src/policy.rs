@@ -61,8 +61,7 @@ impl Policy for PluginHost {
     }
 
     fn create_failed(&self, spec: &ContainerSpec, id: Option<&str>, reason: &str) {
-        // MERGE-PENDING: PluginHost::create_failed arrives with the plugins branch.
-        let _ = (spec, id, reason);
+        PluginHost::create_failed(self, spec, id, reason)
     }
 }
 
@@ -127,7 +126,7 @@ impl Policies {
 fn load_once(
     engine: &Weak<Engine>,
     cell: &OnceLock<Option<Arc<PluginHost>>>,
-    load: impl FnOnce(&berth_core::Config, Arc<dyn berth_plugins::HostServices>) -> Result<PluginHost>,
+    load: impl FnOnce(&berth_core::Config, berth_plugins::HostServices) -> Result<PluginHost>,
 ) -> Result<Option<Arc<PluginHost>>> {
     if let Some(loaded) = cell.get() {
         return Ok(loaded.clone());

@@ -8,12 +8,15 @@
 use std::sync::{Arc, Weak};
 
 use berth_core::{ContainerInfo, Error, ListFilter, Result};
-use berth_plugins::{HostServices, PackageMount, SnapshotChange};
+use berth_plugins::{
+    ContainerDirectory, HostServices, PackageMount, PackageService, SnapshotChange,
+    SnapshotService, VolumeService,
+};
 
 use crate::Engine;
 
-pub(crate) fn for_plugins(engine: Weak<Engine>) -> Arc<dyn HostServices> {
-    Arc::new(Services(engine))
+pub(crate) fn for_plugins(engine: Weak<Engine>) -> HostServices {
+    HostServices::all(Arc::new(Services(engine)))
 }
 
 /// The error for a plugin call that arrives while the engine is going away.
@@ -45,26 +48,28 @@ fn block_on<T: Send>(
     })
 }
 
-impl HostServices for Services {
-    fn containers(&self) -> Vec<ContainerInfo> {
-        let Ok(engine) = self.engine() else {
-            return Vec::new();
-        };
+impl ContainerDirectory for Services {
+    fn containers(&self) -> Result<Vec<ContainerInfo>> {
+        let engine = self.engine()?;
         let filter = ListFilter {
             all: true,
             ..Default::default()
         };
-        block_on(&engine.runtime, engine.list(&filter))
-            .map(|rows| rows.into_iter().map(|(_, info)| info).collect())
-            .unwrap_or_default()
+        let rows = block_on(&engine.runtime, engine.list(&filter))?;
+        Ok(rows.into_iter().map(|(_, info)| info).collect())
     }
 
-    fn container(&self, reference: &str) -> Option<ContainerInfo> {
-        let engine = self.engine().ok()?;
-        let record = engine.resolve(reference).ok()?;
-        Some(block_on(&engine.runtime, engine.info(&record)))
+    fn container(&self, reference: &str) -> Result<Option<ContainerInfo>> {
+        let engine = self.engine()?;
+        match engine.resolve(reference) {
+            Ok(record) => Ok(Some(block_on(&engine.runtime, engine.info(&record)))),
+            Err(e) if e.kind() == berth_core::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
+}
 
+impl VolumeService for Services {
     fn volumes(&self) -> Result<Vec<berth_quota::Volume>> {
         self.engine()?.volumes().list()
     }
@@ -80,7 +85,9 @@ impl HostServices for Services {
     fn remove_volume(&self, name: &str) -> Result<()> {
         self.engine()?.remove_volume(name)
     }
+}
 
+impl PackageService for Services {
     fn ensure_package(&self, name: &str, version: &str) -> Result<PackageMount> {
         let engine = self.engine()?;
         let package =
@@ -98,7 +105,9 @@ impl HostServices for Services {
             .map(|p| engine.package_mount(p))
             .collect())
     }
+}
 
+impl SnapshotService for Services {
     fn snapshots(&self, backend: &str) -> Result<Vec<berth_core::SnapshotInfo>> {
         let engine = self.engine()?;
         block_on(&engine.runtime, engine.list_snapshots(Some(backend)))

@@ -1,23 +1,11 @@
 //! Plugin runtime figures: cold load (compile), warm load (cache hit) and per-call latency of
 //! each example plugin. Prints numbers, asserts nothing: `cargo bench -p berth-plugins`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_core::{BackendInfo, Config, ContainerInfo, ContainerSpec, Limits};
+use berth_core::{BackendInfo, Config, ContainerSpec, Limits};
 use berth_plugins::{Hook, HostServices, PluginHost};
 use berth_tests::plugins::{self, GUARD, NAMING, SELECTOR};
-
-struct Empty;
-
-impl HostServices for Empty {
-    fn containers(&self) -> Vec<ContainerInfo> {
-        Vec::new()
-    }
-    fn container(&self, _: &str) -> Option<ContainerInfo> {
-        None
-    }
-}
 
 const CALLS: usize = 2000;
 
@@ -33,7 +21,7 @@ fn config(state: &std::path::Path, plugin: plugins::Plugin, name: &str, world: &
 
 fn load(config: &Config) -> (PluginHost, Duration) {
     let started = Instant::now();
-    let host = PluginHost::load(config, Arc::new(Empty)).expect("plugin loads");
+    let host = PluginHost::load(config, HostServices::default()).expect("plugin loads");
     (host, started.elapsed())
 }
 

@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_core::config::{GRANTABLE_INTERFACES, PluginWorld};
+use berth_core::config::{Grant, PluginWorld};
 use berth_core::{Config, Error, PluginFailure, Result};
 use serde::Serialize;
 use wasmtime::component::Component;
 
 use crate::engine;
-use crate::plugin::{self, Worlds};
+use crate::plugin;
+use crate::worlds::{self, Abi, Worlds};
 
 /// What `berth plugin check` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -20,10 +21,12 @@ pub struct CheckReport {
     pub size: u64,
     /// Worlds whose exports the component provides with the right types.
     pub worlds: Vec<PluginWorld>,
+    /// The `berth:plugin` version those exports target; `None` when it exports no world.
+    pub abi: Option<Abi>,
     pub exports: Vec<String>,
     pub imports: Vec<String>,
     /// Grantable host interfaces the component imports: what its `grants` must list.
-    pub needs_grants: Vec<String>,
+    pub needs_grants: Vec<Grant>,
     /// The `[[plugins]]` entry whose path is this file, if any.
     pub configured_as: Option<String>,
     /// Why that entry would not load (empty: it would, or no entry uses this file).
@@ -57,19 +60,21 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
     let exports = plugin::exports(engine, &component);
 
     // Link everything grantable to learn the worlds; grants are judged from the imports.
-    let worlds = runtime
+    let found = runtime
         .linker()
         .and_then(|l| l.instantiate_pre(&component))
-        .map(|pre| Worlds::new(&pre).implemented())
-        .unwrap_or_default();
-    let needs_grants = GRANTABLE_INTERFACES
-        .iter()
+        .map(|pre| Worlds::new(&pre));
+    let (worlds, abi) = match &found {
+        Ok(found) => (found.implemented(), found.abi()),
+        Err(_) => (Vec::new(), None),
+    };
+    let needs_grants = Grant::ALL
+        .into_iter()
         .filter(|g| {
             imports
                 .iter()
                 .any(|i| i.starts_with(&format!("{}{g}@", plugin::PACKAGE)))
         })
-        .map(|g| g.to_string())
         .collect();
 
     let canonical = std::fs::canonicalize(path).ok();
@@ -81,7 +86,7 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
     if worlds.is_empty() {
         let expected: Vec<_> = PluginWorld::ALL
             .iter()
-            .map(|w| plugin::export_name(*w))
+            .map(|w| worlds::export_name(*w, Abi::V0_2))
             .collect();
         problems.push(format!(
             "exports none of {} (or links imports this berth does not provide)",
@@ -95,7 +100,7 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
                 "[[plugins]] name = {:?} lists world {} but the component does not export {}",
                 entry.name,
                 world.as_str(),
-                plugin::export_name(*world)
+                worlds::export_name(*world, abi.unwrap_or(Abi::V0_2))
             ));
         }
     }
@@ -104,6 +109,7 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
         sha256,
         size: bytes.len() as u64,
         worlds,
+        abi,
         exports,
         imports,
         needs_grants,

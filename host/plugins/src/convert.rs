@@ -1,10 +1,11 @@
-//! berth's domain types to and from their WIT twins. The WIT side uses sorted key/value lists
-//! where berth uses maps, so a plugin sees env and labels in a stable order.
+//! berth's domain types to and from their WIT twins (the current ABI's; a 0.1.0 component's are
+//! converted from these in `interfaces::types`). The WIT side uses sorted key/value lists where
+//! berth uses maps, so a plugin sees env and labels in a stable order.
 
-use berth_core::{BackendInfo, ContainerInfo, ContainerSpec, ContainerState, Limits, Mount};
+use berth_core::{BackendInfo, ContainerSpec, Limits, Mount};
 
-use crate::bindings::types as wit;
 use crate::hook::Hook;
+use crate::interfaces::types::wit;
 use crate::patch::Patch;
 
 fn pairs<'a>(map: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<(String, String)> {
@@ -54,24 +55,6 @@ pub(crate) fn backend_info(b: &BackendInfo) -> wit::BackendInfo {
     }
 }
 
-pub(crate) fn container_info(c: &ContainerInfo) -> wit::ContainerInfo {
-    wit::ContainerInfo {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        image: c.image.clone(),
-        state: match c.state {
-            ContainerState::Created => wit::ContainerState::Created,
-            ContainerState::Starting => wit::ContainerState::Starting,
-            ContainerState::Running => wit::ContainerState::Running,
-            ContainerState::Stopped => wit::ContainerState::Stopped,
-            ContainerState::Dead => wit::ContainerState::Dead,
-        },
-        backend: c.backend.clone(),
-        labels: pairs(&c.labels),
-        exit_code: c.exit_code,
-    }
-}
-
 pub(crate) fn hook(h: Hook) -> wit::Hook {
     match h {
         Hook::PreCreate => wit::Hook::PreCreate,
@@ -82,6 +65,15 @@ pub(crate) fn hook(h: Hook) -> wit::Hook {
         Hook::PostStop => wit::Hook::PostStop,
         Hook::PreRemove => wit::Hook::PreRemove,
         Hook::PostRemove => wit::Hook::PostRemove,
+        Hook::CreateFailed => wit::Hook::CreateFailed,
+    }
+}
+
+pub(crate) fn event(h: Hook, id: Option<&str>, reason: Option<&str>) -> wit::Event {
+    wit::Event {
+        hook: hook(h),
+        id: id.map(str::to_string),
+        reason: reason.map(str::to_string),
     }
 }
 

@@ -104,7 +104,7 @@ impl Runtime {
     /// The linker every plugin is instantiated through.
     pub fn linker(&self) -> wasmtime::Result<&Linker<HostState>> {
         self.linker
-            .get_or_init(|| crate::plugin::linker(&self.engine).map_err(|e| format!("{e:#}")))
+            .get_or_init(|| crate::linker::linker(&self.engine).map_err(|e| format!("{e:#}")))
             .as_ref()
             .map_err(|e| wasmtime::format_err!("{e}"))
     }

@@ -9,7 +9,7 @@ use berth_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// A lifecycle step. `pre-*` hooks may refuse the step (and `pre-create` may patch the spec);
-/// `post-*` hooks only observe.
+/// `post-*` hooks and `create-failed` only observe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Hook {
@@ -21,10 +21,13 @@ pub enum Hook {
     PostStop,
     PreRemove,
     PostRemove,
+    /// A create failed after `pre-create` hooks ran: hooks release what they provisioned.
+    /// Sent by [`crate::PluginHost::create_failed`], with the reason.
+    CreateFailed,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 8] = [
+    pub const ALL: [Hook; 9] = [
         Hook::PreCreate,
         Hook::PostCreate,
         Hook::PreStart,
@@ -33,6 +36,7 @@ impl Hook {
         Hook::PostStop,
         Hook::PreRemove,
         Hook::PostRemove,
+        Hook::CreateFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,10 +49,12 @@ impl Hook {
             Hook::PostStop => "post-stop",
             Hook::PreRemove => "pre-remove",
             Hook::PostRemove => "post-remove",
+            Hook::CreateFailed => "create-failed",
         }
     }
 
-    /// Whether plugins may refuse this step; post-hooks run after the fact and cannot.
+    /// Whether plugins may refuse this step; post-hooks and `create-failed` run after the fact
+    /// and cannot.
     pub fn is_pre(self) -> bool {
         matches!(
             self,
@@ -151,6 +157,8 @@ mod tests {
         );
         let err = "pre-creat".parse::<Hook>().unwrap_err().to_string();
         assert!(err.contains("pre-create, post-create"), "{err}");
+        assert!(!Hook::CreateFailed.is_pre());
+        assert_eq!("create-failed".parse::<Hook>().unwrap(), Hook::CreateFailed);
         assert!("nope".parse::<Function>().is_err());
     }
 }

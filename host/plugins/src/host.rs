@@ -3,16 +3,15 @@
 //!
 //! Rules: any deny from a name or pre-hook plugin stops the operation with that plugin's reason;
 //! the first backend plugin with an answer decides; pre-create patches apply in order and must
-//! not contradict each other; post-hooks only observe. A failing plugin (trap, timeout, out of
-//! memory, nonsense answer) is handled by its `on-error`; a `monitor` plugin is recorded, never
-//! obeyed. Every answer lands in the decision log.
+//! not contradict each other; post-hooks and `create-failed` only observe. A failing plugin
+//! (trap, timeout, out of memory, nonsense answer) is handled by its `on-error`; a `monitor`
+//! plugin is recorded, never obeyed. Every answer lands in the decision log.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use berth_core::config::{OnError, PluginConfig, PluginMode, PluginWorld};
-use berth_core::{BackendInfo, Config, ContainerSpec, Error, Result};
+use berth_core::config::{Grant, OnError, PluginConfig, PluginMode, PluginWorld};
+use berth_core::{BackendInfo, Config, ContainerSpec, Error, PluginFailure, Result};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -20,8 +19,10 @@ use crate::convert;
 use crate::events::{self, Decision, EventLog, Verdict};
 use crate::hook::{Function, Hook};
 use crate::interfaces::HostServices;
+use crate::interfaces::types::wit;
 use crate::patch::{Patch, PatchSet};
 use crate::plugin::Plugin;
+use crate::worlds::Abi;
 
 /// Where a plugin's compiled code came from at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,7 +42,9 @@ pub struct PluginSummary {
     pub path: PathBuf,
     pub sha256: String,
     pub worlds: Vec<PluginWorld>,
-    pub grants: Vec<String>,
+    /// The `berth:plugin` version the component was built against.
+    pub abi: Abi,
+    pub grants: Vec<Grant>,
     pub mode: PluginMode,
     pub on_error: OnError,
     pub timeout_ms: u64,
@@ -52,7 +55,6 @@ pub struct PluginSummary {
 /// The loaded plugins of one configuration. `Send + Sync`: calls may come from any thread.
 pub struct PluginHost {
     plugins: Vec<Plugin>,
-    services: Arc<dyn HostServices>,
     log: EventLog,
 }
 
@@ -74,8 +76,9 @@ impl PluginHost {
     /// Loads every configured plugin (compiled code cached under `<state-dir>/cache/plugins/`,
     /// decisions logged to `<run-dir>/events.jsonl`). Any plugin that cannot load fails the
     /// whole load: silently running without a configured policy would be worse. Without plugins
-    /// nothing is compiled and no engine is created.
-    pub fn load(config: &Config, services: Arc<dyn HostServices>) -> Result<PluginHost> {
+    /// nothing is compiled and no engine is created. Each plugin keeps the part of `services`
+    /// its grants allow; one that imports an interface `services` lacks does not load.
+    pub fn load(config: &Config, services: HostServices) -> Result<PluginHost> {
         PluginHost::load_where(config, services, |_| true)
     }
 
@@ -84,14 +87,14 @@ impl PluginHost {
     pub fn load_playing(
         config: &Config,
         world: PluginWorld,
-        services: Arc<dyn HostServices>,
+        services: HostServices,
     ) -> Result<PluginHost> {
         PluginHost::load_where(config, services, |p| p.worlds.contains(&world))
     }
 
     fn load_where(
         config: &Config,
-        services: Arc<dyn HostServices>,
+        services: HostServices,
         wanted: impl Fn(&PluginConfig) -> bool,
     ) -> Result<PluginHost> {
         let cache_dir = config.host.state_dir.join("cache").join("plugins");
@@ -99,11 +102,10 @@ impl PluginHost {
             .plugins
             .iter()
             .filter(|p| wanted(p))
-            .map(|p| Plugin::load(p, &cache_dir, &config.source))
+            .map(|p| Plugin::load(p, &cache_dir, &config.source, &services))
             .collect::<Result<Vec<_>>>()?;
         Ok(PluginHost {
             plugins,
-            services,
             log: EventLog::new(events::log_path(&config.host)),
         })
     }
@@ -116,6 +118,7 @@ impl PluginHost {
                 path: p.config.path.clone(),
                 sha256: p.sha256.clone(),
                 worlds: p.config.worlds.clone(),
+                abi: p.abi,
                 grants: p.config.grants.clone(),
                 mode: p.config.mode,
                 on_error: p.config.on_error,
@@ -156,11 +159,8 @@ impl PluginHost {
                 &input,
                 describe_allow,
                 || {
-                    plugin.run(&self.services, "validate-name", |store, instance| {
-                        naming
-                            .load(&mut *store, instance)?
-                            .berth_plugin_naming()
-                            .call_validate_name(store, kind, name)
+                    plugin.run("validate-name", |store, instance| {
+                        naming.validate_name(store, instance, kind, name)
                     })
                 },
             )?;
@@ -187,11 +187,8 @@ impl PluginHost {
                 &input,
                 describe,
                 || {
-                    plugin.run(&self.services, "generate-name", |store, instance| {
-                        naming
-                            .load(&mut *store, instance)?
-                            .berth_plugin_naming()
-                            .call_generate_name(store, kind, &wit_spec)
+                    plugin.run("generate-name", |store, instance| {
+                        naming.generate_name(store, instance, kind, &wit_spec)
                     })
                 },
             )?;
@@ -209,7 +206,8 @@ impl PluginHost {
 
     /// Asks backend policies, in order, which of `candidates` runs `spec`; the first enforced
     /// answer decides. `None`: no backend policy decided (use the host's default). A plugin
-    /// naming a backend that is not a candidate has failed (its `on-error` applies).
+    /// naming a backend that is not a candidate has failed (`Error::PluginFailed`; its
+    /// `on-error` applies).
     pub fn select_backend(
         &self,
         spec: &ContainerSpec,
@@ -238,28 +236,28 @@ impl PluginHost {
     fn ask_placement(
         &self,
         plugin: &Plugin,
-        spec: &crate::bindings::types::ContainerSpec,
-        wit_candidates: &[crate::bindings::types::BackendInfo],
+        spec: &wit::ContainerSpec,
+        wit_candidates: &[wit::BackendInfo],
         candidates: &[BackendInfo],
     ) -> Answer<String> {
         let placement = plugin.placement().expect("only asked of backend policies");
-        let answer = plugin.run(&self.services, "select-backend", |store, instance| {
-            placement
-                .load(&mut *store, instance)?
-                .berth_plugin_placement()
-                .call_select_backend(store, spec, wit_candidates)
+        let answer = plugin.run("select-backend", |store, instance| {
+            placement.select_backend(store, instance, spec, wit_candidates)
         })?;
         if let Ok(backend) = &answer
             && !candidates.iter().any(|c| &c.name == backend)
         {
             let names: Vec<_> = candidates.iter().map(|c| c.name.as_str()).collect();
-            return Err(Error::Invalid {
-                what: format!("answer of plugin {:?} to select-backend", plugin.name()),
-                reason: format!(
-                    "{backend:?} is not one of the candidate backends ({})",
+            // The plugin broke its contract, the user asked nothing wrong.
+            return Err(Error::PluginFailed {
+                plugin: plugin.name().to_string(),
+                hook: "select-backend".into(),
+                failure: PluginFailure::BadAnswer,
+                message: format!(
+                    "answered {backend:?}, which is not one of the candidate backends ({}); the \
+                     plugin must answer a configured backend's name (fix it or its settings)",
                     names.join(", ")
                 ),
-                hint: "the plugin must answer with the name of a configured backend".into(),
             });
         }
         Ok(answer)
@@ -267,20 +265,50 @@ impl PluginHost {
 
     /// Tells hook plugins about `hook`. At `pre-*` hooks an enforced deny refuses the step; at
     /// `pre-create` patches are applied to `spec` in config order. `post-*` hooks only observe:
-    /// this returns `Ok` whatever they say (failures are logged and recorded).
+    /// this returns `Ok` whatever they say (failures are logged and recorded). For
+    /// [`Hook::CreateFailed`] use [`PluginHost::create_failed`], which carries the reason.
     pub fn on_event(&self, hook: Hook, spec: &mut ContainerSpec, id: Option<&str>) -> Result<()> {
+        self.notify(hook, spec, id, None)
+    }
+
+    /// Tells hook plugins that creating the container of `spec` failed after `pre-create` hooks
+    /// ran, and why (`reason`, as the user sees it), so they release what they provisioned.
+    /// `spec` is the spec as the pre-create hooks left it, so a plugin finds what it added;
+    /// `id` is the container's id if one was assigned. Observe-only: failures are logged and
+    /// recorded in the decision log, never returned. Plugins built against 0.1.0, which has no
+    /// such event, are not told.
+    pub fn create_failed(&self, spec: &ContainerSpec, id: Option<&str>, reason: &str) {
+        let mut spec = spec.clone();
+        if let Err(e) = self.notify(Hook::CreateFailed, &mut spec, id, Some(reason)) {
+            // Observe-only hooks answer nothing that can fail the step; this is a host bug.
+            tracing::warn!(error = %e, "create-failed hooks failed");
+        }
+    }
+
+    fn notify(
+        &self,
+        hook: Hook,
+        spec: &mut ContainerSpec,
+        id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
         let container = if spec.name.is_empty() {
             id.unwrap_or_default().to_string()
         } else {
             spec.name.clone()
         };
+        let event = convert::event(hook, id, reason);
         let mut patches = PatchSet::default();
-        for plugin in self.plugins.iter().filter(|p| p.hooks().is_some()) {
-            let input = events::digest(&(hook, &*spec, id));
+        let told = self
+            .plugins
+            .iter()
+            .filter(|p| p.hooks().is_some_and(|h| h.knows(event.hook)));
+        for plugin in told {
+            let input = hook_input(hook, spec, id, reason);
             let wit_spec = convert::spec(spec);
             let describe = |patch: &Option<Patch>| describe_patch(hook, patch);
             let answer = self.consult(plugin, hook.as_str(), &container, &input, describe, || {
-                self.ask_hooks(plugin, hook, &wit_spec, id)
+                self.ask_hooks(plugin, hook, &event, &wit_spec)
             });
             match answer {
                 Ok(Some(Some(patch))) if hook == Hook::PreCreate => {
@@ -289,7 +317,7 @@ impl PluginHost {
                 Ok(_) => {}
                 Err(e) if hook.is_pre() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(plugin = plugin.name(), %hook, error = %e, "post-hook failed; nothing undone")
+                    tracing::warn!(plugin = plugin.name(), %hook, error = %e, "observing hook failed; nothing undone")
                 }
             }
         }
@@ -300,15 +328,12 @@ impl PluginHost {
         &self,
         plugin: &Plugin,
         hook: Hook,
-        spec: &crate::bindings::types::ContainerSpec,
-        id: Option<&str>,
+        event: &wit::Event,
+        spec: &wit::ContainerSpec,
     ) -> Answer<Option<Patch>> {
         let hooks = plugin.hooks().expect("only asked of hook plugins");
-        let answer = plugin.run(&self.services, hook.as_str(), |store, instance| {
-            hooks
-                .load(&mut *store, instance)?
-                .berth_plugin_hooks()
-                .call_on_event(store, convert::hook(hook), spec, id)
+        let answer = plugin.run(hook.as_str(), |store, instance| {
+            hooks.on_event(store, instance, event, spec)
         })?;
         Ok(answer.map(|patch| patch.map(convert::patch).filter(|p| !p.is_empty())))
     }
@@ -346,11 +371,8 @@ impl PluginHost {
         let (input, outcome): (String, Answer<Described>) = match function {
             Function::ValidateName => {
                 let naming = plugin.naming().expect("world checked");
-                let answer = plugin.run(&self.services, "validate-name", |store, instance| {
-                    naming
-                        .load(&mut *store, instance)?
-                        .berth_plugin_naming()
-                        .call_validate_name(store, "container", &spec.name)
+                let answer = plugin.run("validate-name", |store, instance| {
+                    naming.validate_name(store, instance, "container", &spec.name)
                 });
                 (
                     events::digest(&("container", &spec.name)),
@@ -360,11 +382,8 @@ impl PluginHost {
             Function::GenerateName => {
                 let naming = plugin.naming().expect("world checked");
                 let wit_spec = convert::spec(spec);
-                let answer = plugin.run(&self.services, "generate-name", |store, instance| {
-                    naming
-                        .load(&mut *store, instance)?
-                        .berth_plugin_naming()
-                        .call_generate_name(store, "container", &wit_spec)
+                let answer = plugin.run("generate-name", |store, instance| {
+                    naming.generate_name(store, instance, "container", &wit_spec)
                 });
                 let describe = |name: Option<String>| match name {
                     Some(name) => (Verdict::Select, Some(name), None),
@@ -384,9 +403,22 @@ impl PluginHost {
                 )
             }
             Function::Event(hook) => {
-                let answer = self.ask_hooks(plugin, hook, &convert::spec(spec), id);
+                let reason = (hook == Hook::CreateFailed).then_some(TRIAL_REASON);
+                let event = convert::event(hook, id, reason);
+                let hooks = plugin.hooks().expect("world checked");
+                if !hooks.knows(event.hook) {
+                    return Err(Error::invalid(
+                        format!("call of {function} on plugin {:?}", plugin.name()),
+                        format!(
+                            "the plugin is built against berth:plugin@{}, which has no {hook} \
+                             event (it is never told one)",
+                            hooks.abi()
+                        ),
+                    ));
+                }
+                let answer = self.ask_hooks(plugin, hook, &event, &convert::spec(spec));
                 (
-                    events::digest(&(hook, spec, id)),
+                    hook_input(hook, spec, id, reason),
                     answer.map(|a| a.map(|p| describe_patch(hook, &p))),
                 )
             }
@@ -486,6 +518,18 @@ impl PluginHost {
         }
     }
 }
+
+/// The digest of a hook call's input; the reason only counts where there is one, so the other
+/// hooks' digests stay what they were before `create-failed` existed.
+fn hook_input(hook: Hook, spec: &ContainerSpec, id: Option<&str>, reason: Option<&str>) -> String {
+    match reason {
+        Some(reason) => events::digest(&(hook, spec, id, reason)),
+        None => events::digest(&(hook, spec, id)),
+    }
+}
+
+/// The reason a trial `create-failed` call carries, so the plugin can tell it from a real one.
+const TRIAL_REASON: &str = "a trial call from `berth plugin call`; nothing failed";
 
 fn describe_allow(_: &()) -> Described {
     (Verdict::Allow, None, None)

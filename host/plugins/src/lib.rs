@@ -8,8 +8,13 @@
 //! the plugin's instance), folds the plugins' answers into one decision per operation, and
 //! appends every answer to the decision log (`events.jsonl`) so users can see why something
 //! was denied or placed.
+//!
+//! Modules, dependencies pointing one way: `interfaces` (one per host interface: bindings,
+//! service trait, `add_to_linker`) know nothing else here; `state` is a plugin's store, holding
+//! what each interface needs; `linker` wires the two; `engine` (wasmtime, ticker, cache) builds
+//! the linker; `worlds` are the exports a plugin is called through, at each ABI version;
+//! `plugin` loads and runs one plugin; `host` folds all plugins into decisions.
 
-mod bindings;
 mod check;
 mod convert;
 mod engine;
@@ -17,14 +22,20 @@ pub mod events;
 mod hook;
 mod host;
 mod interfaces;
+mod linker;
 mod patch;
 mod plugin;
 mod state;
+mod worlds;
 
 pub use check::{CheckReport, check_component};
 pub use engine::start_engine;
 pub use events::{Decision, Verdict};
 pub use hook::{Function, Hook};
 pub use host::{CacheStatus, PluginHost, PluginSummary};
-pub use interfaces::{HostServices, PackageMount, SnapshotChange};
+pub use interfaces::{
+    ContainerDirectory, HostServices, PackageMount, PackageService, SnapshotChange,
+    SnapshotService, VolumeService,
+};
 pub use patch::Patch;
+pub use worlds::Abi;

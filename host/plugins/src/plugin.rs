@@ -1,5 +1,6 @@
 //! One loaded plugin: its compiled component, the checks that decide whether it may load
-//! (sha256 pin, grants, exported worlds), and the budgeted call path.
+//! (sha256 pin, ABI version, grants, what the host provides, exported worlds), and the budgeted
+//! call path.
 //!
 //! A plugin is instantiated from a pre-linked `InstancePre` on its first call, and that
 //! instance serves the process's later calls (instantiating afresh each time cost more than
@@ -11,16 +12,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use berth_core::config::{GRANTABLE_INTERFACES, PluginConfig, PluginWorld};
+use berth_core::config::{Grant, PluginConfig, PluginWorld};
 use berth_core::{Error, PluginFailure, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Instance, InstancePre, Linker};
+use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{Engine, Store, Trap};
 
-use crate::bindings::{BackendPolicyIndices, LifecycleHooksIndices, NamePolicyIndices};
 use crate::engine::{self, Runtime};
-use crate::interfaces::{self, HostServices};
+use crate::interfaces::HostServices;
 use crate::state::HostState;
+use crate::worlds::{self, Abi, Hooks, Naming, Placement, Worlds};
 
 /// The package every berth host interface lives in.
 pub(crate) const PACKAGE: &str = "berth:plugin/";
@@ -28,25 +29,20 @@ pub(crate) const PACKAGE: &str = "berth:plugin/";
 /// Interfaces every plugin may import.
 const ALWAYS_GRANTED: &[&str] = &["types", "log", "config"];
 
-/// The interface a world's exports live in, as imported/exported component names.
-pub(crate) fn export_name(world: PluginWorld) -> &'static str {
-    match world {
-        PluginWorld::NamePolicy => "berth:plugin/naming@0.1.0",
-        PluginWorld::BackendPolicy => "berth:plugin/placement@0.1.0",
-        PluginWorld::LifecycleHooks => "berth:plugin/hooks@0.1.0",
-    }
-}
-
 pub(crate) struct Plugin {
     pub config: Arc<PluginConfig>,
     pub sha256: String,
     /// Whether the compiled code came from the on-disk cache.
     pub cache_hit: bool,
+    /// The `berth:plugin` version the component was built against.
+    pub abi: Abi,
     runtime: &'static Runtime,
     pre: InstancePre<HostState>,
-    naming: Option<NamePolicyIndices>,
-    placement: Option<BackendPolicyIndices>,
-    hooks: Option<LifecycleHooksIndices>,
+    /// What the plugin is granted of the host's services: all its store ever holds.
+    services: HostServices,
+    naming: Option<Naming>,
+    placement: Option<Placement>,
+    hooks: Option<Hooks>,
     /// The instance serving calls, until one fails.
     live: Mutex<Option<Live>>,
 }
@@ -152,23 +148,53 @@ pub(crate) fn problems(
         let Some(rest) = import.strip_prefix(PACKAGE) else {
             continue;
         };
-        let interface = rest.split('@').next().unwrap_or(rest);
-        if ALWAYS_GRANTED.contains(&interface) || config.grants.iter().any(|g| g == interface) {
+        let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+        if Abi::of(version).is_none() {
+            let known: Vec<_> = Abi::ALL.iter().map(|a| a.as_str()).collect();
+            problems.push(format!(
+                "plugin {name:?} imports {import}, but this berth loads berth:plugin {} only \
+                 (rebuild the plugin against the wit/ of this berth, or upgrade berth)",
+                known.join(" and ")
+            ));
             continue;
         }
-        if GRANTABLE_INTERFACES.contains(&interface) {
-            problems.push(format!(
-                "plugin {name:?} imports {import} but is not granted it: add {interface:?} to \
+        if ALWAYS_GRANTED.contains(&interface) {
+            continue;
+        }
+        match Grant::from_interface(interface) {
+            Some(grant) if config.grants.contains(&grant) => {}
+            Some(grant) => problems.push(format!(
+                "plugin {name:?} imports {import} but is not granted it: add \"{grant}\" to \
                  grants of [[plugins]] name = {name:?} in {source}"
-            ));
-        } else {
-            problems.push(format!(
+            )),
+            None => problems.push(format!(
                 "plugin {name:?} imports {import}, which this berth does not provide (built \
                  against a newer berth:plugin WIT?)"
-            ));
+            )),
         }
     }
     problems
+}
+
+/// The granted interfaces a plugin imports that the embedding host has nothing behind, in
+/// words naming the plugin and the interface: a fault of the host (or of a plugin meant for
+/// another host), found at load rather than at the plugin's first call.
+fn unprovided(config: &PluginConfig, imports: &[String], services: &HostServices) -> Vec<String> {
+    imports
+        .iter()
+        .filter_map(|import| {
+            let interface = import.strip_prefix(PACKAGE)?.split('@').next()?;
+            let grant = Grant::from_interface(interface)?;
+            (!services.provides(grant)).then(|| {
+                format!(
+                    "plugin {:?} imports {import}, which this host does not provide (the \
+                     program embedding berth's plugin runtime has no {grant} service; load the \
+                     plugin where it has one)",
+                    config.name
+                )
+            })
+        })
+        .collect()
 }
 
 /// Component import names, e.g. `berth:plugin/log@0.1.0`, `wasi:cli/environment@0.2.0`.
@@ -188,65 +214,15 @@ pub(crate) fn exports(engine: &Engine, component: &Component) -> Vec<String> {
         .collect()
 }
 
-/// WASI (with an empty context) and every berth interface. One linker serves every plugin:
-/// what a plugin may import is decided from its imports and grants ([`problems`]) before it is
-/// linked, so linking everything grants nothing.
-pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    interfaces::add_types_to_linker(&mut linker)?;
-    interfaces::log::add_to_linker(&mut linker)?;
-    interfaces::config::add_to_linker(&mut linker)?;
-    for grant in GRANTABLE_INTERFACES {
-        match *grant {
-            "containers" => interfaces::containers::add_to_linker(&mut linker)?,
-            "quotas" => interfaces::quotas::add_to_linker(&mut linker)?,
-            "packages" => interfaces::packages::add_to_linker(&mut linker)?,
-            "snapshots" => interfaces::snapshots::add_to_linker(&mut linker)?,
-            other => {
-                return Err(wasmtime::format_err!(
-                    "this berth cannot provide granted interface {other:?}"
-                ));
-            }
-        }
-    }
-    Ok(linker)
-}
-
-/// The typed entry points of the worlds this component implements (by exports and types).
-pub(crate) struct Worlds {
-    pub naming: Option<NamePolicyIndices>,
-    pub placement: Option<BackendPolicyIndices>,
-    pub hooks: Option<LifecycleHooksIndices>,
-}
-
-impl Worlds {
-    pub fn new(pre: &InstancePre<HostState>) -> Worlds {
-        Worlds {
-            naming: NamePolicyIndices::new(pre).ok(),
-            placement: BackendPolicyIndices::new(pre).ok(),
-            hooks: LifecycleHooksIndices::new(pre).ok(),
-        }
-    }
-
-    pub fn implemented(&self) -> Vec<PluginWorld> {
-        let mut worlds = Vec::new();
-        if self.naming.is_some() {
-            worlds.push(PluginWorld::NamePolicy);
-        }
-        if self.placement.is_some() {
-            worlds.push(PluginWorld::BackendPolicy);
-        }
-        if self.hooks.is_some() {
-            worlds.push(PluginWorld::LifecycleHooks);
-        }
-        worlds
-    }
-}
-
 impl Plugin {
     /// Reads, verifies, compiles (or loads from `cache_dir`) and links one plugin.
-    pub fn load(config: &PluginConfig, cache_dir: &Path, source: &str) -> Result<Plugin> {
+    /// `services` is what the host provides; the plugin keeps what its grants allow.
+    pub fn load(
+        config: &PluginConfig,
+        cache_dir: &Path,
+        source: &str,
+        services: &HostServices,
+    ) -> Result<Plugin> {
         let name = config.name.as_str();
         let started = Instant::now();
         let unreadable = |e: std::io::Error| {
@@ -300,8 +276,10 @@ impl Plugin {
             )
         })?;
         let engine = &runtime.engine;
-        if let Some(problem) = problems(config, &sha256, &imports(engine, &component), source)
+        let imports = imports(engine, &component);
+        if let Some(problem) = problems(config, &sha256, &imports, source)
             .into_iter()
+            .chain(unprovided(config, &imports, services))
             .next()
         {
             return Err(load_error(name, problem));
@@ -318,6 +296,11 @@ impl Plugin {
         let worlds = Worlds::new(&pre);
         for world in &config.worlds {
             if !worlds.implemented().contains(world) {
+                let expected: Vec<_> = Abi::ALL
+                    .iter()
+                    .rev()
+                    .map(|abi| worlds::export_name(*world, *abi))
+                    .collect();
                 return Err(load_error(
                     name,
                     format!(
@@ -325,15 +308,19 @@ impl Plugin {
                          (check worlds of [[plugins]] name = {name:?} in {source}, or `berth plugin check`)",
                         world.as_str(),
                         config.path.display(),
-                        export_name(*world)
+                        expected.join(" or ")
                     ),
                 ));
             }
         }
+        let abi = worlds
+            .abi()
+            .expect("config lists at least one world, and each was found above");
         let wants = |w| config.worlds.contains(&w);
         tracing::debug!(
             plugin = name,
             cache_hit,
+            abi = abi.as_str(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "plugin loaded"
         );
@@ -341,8 +328,10 @@ impl Plugin {
             config: Arc::new(config.clone()),
             sha256,
             cache_hit,
+            abi,
             runtime,
             pre,
+            services: services.granted(&config.grants),
             live: Mutex::new(None),
             naming: worlds.naming.filter(|_| wants(PluginWorld::NamePolicy)),
             placement: worlds
@@ -356,15 +345,15 @@ impl Plugin {
         &self.config.name
     }
 
-    pub fn naming(&self) -> Option<&NamePolicyIndices> {
+    pub fn naming(&self) -> Option<&Naming> {
         self.naming.as_ref()
     }
 
-    pub fn placement(&self) -> Option<&BackendPolicyIndices> {
+    pub fn placement(&self) -> Option<&Placement> {
         self.placement.as_ref()
     }
 
-    pub fn hooks(&self) -> Option<&LifecycleHooksIndices> {
+    pub fn hooks(&self) -> Option<&Hooks> {
         self.hooks.as_ref()
     }
 
@@ -374,7 +363,6 @@ impl Plugin {
     /// and discard the instance.
     pub fn run<R: Send>(
         &self,
-        services: &Arc<dyn HostServices>,
         function: &str,
         call: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
@@ -382,7 +370,7 @@ impl Plugin {
         let mut live = slot.take().unwrap_or_else(|| {
             let mut store = Store::new(
                 &self.runtime.engine,
-                HostState::new(self.config.clone(), services.clone()),
+                HostState::new(self.config.clone(), self.services.clone()),
             );
             store.limiter(|state| &mut state.limits);
             store.epoch_deadline_trap();
@@ -518,9 +506,39 @@ mod tests {
             super::problems(&config(&["containers"], None), "ab", &imports, "b.toml").is_empty()
         );
 
-        let future = vec!["berth:plugin/registry@0.1.0".to_string()];
+        let future = vec!["berth:plugin/registry@0.2.0".to_string()];
         let problems = super::problems(&config(&["containers"], None), "ab", &future, "b.toml");
         assert!(problems[0].contains("does not provide"), "{problems:?}");
+
+        let newer = vec!["berth:plugin/log@0.3.0".to_string()];
+        let problems = super::problems(&config(&[], None), "ab", &newer, "b.toml");
+        assert_eq!(
+            problems,
+            [
+                "plugin \"x\" imports berth:plugin/log@0.3.0, but this berth loads berth:plugin \
+                 0.1.0 and 0.2.0 only (rebuild the plugin against the wit/ of this berth, or \
+                 upgrade berth)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interface_the_host_lacks_is_named() {
+        let imports: Vec<String> = ["berth:plugin/log@0.2.0", "berth:plugin/quotas@0.2.0"]
+            .map(String::from)
+            .into();
+        let found = unprovided(
+            &config(&["quotas"], None),
+            &imports,
+            &HostServices::default(),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "plugin \"x\" imports berth:plugin/quotas@0.2.0, which this host does not provide"
+            ),
+            "{found:?}"
+        );
     }
 
     #[test]

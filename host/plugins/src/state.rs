@@ -1,5 +1,5 @@
-//! What a plugin's store holds: the plugin's identity and settings, the host services it may
-//! reach, an empty WASI context, and the memory cap.
+//! What a plugin's store holds: the plugin's identity and settings, the host services it is
+//! granted (and nothing else), an empty WASI context, and the memory cap.
 //!
 //! A call that traps, times out or runs out of memory drops the store with its instance, so
 //! such a plugin leaves nothing behind for the next call.
@@ -19,7 +19,8 @@ const STDERR_CAPACITY: usize = 4096;
 
 pub(crate) struct HostState {
     pub plugin: Arc<PluginConfig>,
-    pub services: Arc<dyn HostServices>,
+    /// Only what the plugin's `grants` list: an interface it was not granted finds nothing here.
+    pub services: HostServices,
     pub limits: MemoryCap,
     /// Guest stderr, so a panic message can be shown with the trap.
     pub stderr: MemoryOutputPipe,
@@ -28,7 +29,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<PluginConfig>, services: Arc<dyn HostServices>) -> HostState {
+    pub fn new(plugin: Arc<PluginConfig>, services: HostServices) -> HostState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopens, env, args, network or stdin: wasip2 guests import these interfaces, and
         // get nothing through them.

@@ -8,19 +8,18 @@
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../wit" });
 
 use berth::plugin::{config, log};
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
 
 struct Guard;
 
 impl Guest for Guard {
-    fn on_event(
-        hook: Hook,
-        spec: ContainerSpec,
-        id: Option<String>,
-    ) -> Result<Option<Patch>, String> {
-        if hook != Hook::PreCreate {
-            let id = id.as_deref().unwrap_or("-");
-            log::log(log::Level::Info, &format!("{hook:?} {} ({id})", spec.name));
+    fn on_event(event: Event, spec: ContainerSpec) -> Result<Option<Patch>, String> {
+        if event.hook != Hook::PreCreate {
+            let id = event.id.as_deref().unwrap_or("-");
+            log::log(
+                log::Level::Info,
+                &format!("{:?} {} ({id})", event.hook, spec.name),
+            );
             return Ok(None);
         }
         check(&spec)?;

@@ -29,7 +29,8 @@ pub fn ls(engine: &Arc<Engine>, json: bool) -> anyhow::Result<i32> {
                 if p.grants.is_empty() {
                     "-".into()
                 } else {
-                    p.grants.join(",")
+                    let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
+                    grants.join(",")
                 },
                 format!("{:?}", p.mode).to_lowercase(),
                 format!("{}ms/{}MiB", p.timeout_ms, p.memory_mb),
@@ -70,10 +71,14 @@ pub fn check(file: &Path, config: &Config, json: bool) -> anyhow::Result<i32> {
                 worlds.join(", ")
             }
         );
+        if let Some(abi) = report.abi {
+            println!("abi        berth:plugin@{abi}");
+        }
         println!("exports    {}", report.exports.join(", "));
         println!("imports    {}", report.imports.join(", "));
         if !report.needs_grants.is_empty() {
-            println!("grants     needs {}", report.needs_grants.join(", "));
+            let grants: Vec<&str> = report.needs_grants.iter().map(|g| g.as_str()).collect();
+            println!("grants     needs {}", grants.join(", "));
         }
         match &report.configured_as {
             Some(name) if report.loads() => {

@@ -1,16 +1,61 @@
-//! `berth:plugin/config`: a plugin reads its own `settings` table, and nothing else.
+//! `berth:plugin/config`: a plugin reads its own `settings` table, and nothing else. Always
+//! available.
 
-use wasmtime::component::{HasSelf, Linker};
+use berth_core::config::PluginConfig;
+use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::config;
-use crate::state::HostState;
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        interfaces: "import berth:plugin/config@0.2.0;",
+    });
+}
 
-impl config::Host for HostState {
+mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.1.0",
+        interfaces: "import berth:plugin/config@0.1.0;",
+    });
+}
+
+use v0_1::berth::plugin::config as wit0_1;
+use v0_2::berth::plugin::config as wit;
+
+/// What `config` needs of a plugin's store: the plugin's own entry, whose `settings` it reads.
+pub struct Settings<'a> {
+    plugin: &'a PluginConfig,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(plugin: &'a PluginConfig) -> Settings<'a> {
+        Settings { plugin }
+    }
+}
+
+impl wit::Host for Settings<'_> {
     fn get(&mut self, key: String) -> Option<String> {
         self.plugin.setting(&key)
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    config::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+impl wit0_1::Host for Settings<'_> {
+    fn get(&mut self, key: String) -> Option<String> {
+        wit::Host::get(self, key)
+    }
+}
+
+struct HasSettings;
+
+impl HasData for HasSettings {
+    type Data<'a> = Settings<'a>;
+}
+
+/// Defines `berth:plugin/config` at every ABI version, answered from what `get` finds in the
+/// store.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> Settings<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSettings>(linker, get)?;
+    wit0_1::add_to_linker::<T, HasSettings>(linker, get)
 }

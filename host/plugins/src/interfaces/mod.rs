@@ -1,7 +1,13 @@
-//! The host interfaces plugins import, one module each with its own `add_to_linker`.
+//! The host interfaces plugins import, one module each in the manner of wasmtime's wasi-config:
+//! the module's own bindings (both ABI versions), the trait the embedding host implements for
+//! it (if it needs the host), the view of a plugin's store it answers from, and one
+//! `add_to_linker` that defines every version of the interface.
+//!
+//! Nothing here knows how plugins are loaded or run: each `add_to_linker` is generic over the
+//! store's data and takes a function that finds its view there.
 //!
 //! `log` and `config` are available to every plugin; the others only to plugins whose `grants`
-//! list them (checked at load, see `plugin::problems`).
+//! list them (checked at load), and only on a host that provides them ([`HostServices`]).
 
 pub(crate) mod config;
 pub(crate) mod containers;
@@ -9,83 +15,60 @@ pub(crate) mod log;
 pub(crate) mod packages;
 pub(crate) mod quotas;
 pub(crate) mod snapshots;
+pub(crate) mod types;
 
-use berth_core::{ContainerInfo, Error, Result, SnapshotInfo};
-use wasmtime::component::{HasSelf, Linker};
+use std::sync::Arc;
 
-use crate::state::HostState;
+use berth_core::config::Grant;
 
-/// Where the granted host interfaces get their answers: the CLI implements it over its state
-/// store and services. Calls happen on a plugin's clock, so keep them cheap. A host without
-/// volumes or packages keeps the defaults, which refuse.
-pub trait HostServices: Send + Sync {
-    /// `containers`: every container, running or not.
-    fn containers(&self) -> Vec<ContainerInfo>;
-    /// `containers`: the container with this name or id (or unique id prefix), if any.
-    fn container(&self, name_or_id: &str) -> Option<ContainerInfo>;
+pub use containers::ContainerDirectory;
+pub use packages::{PackageMount, PackageService};
+pub use quotas::VolumeService;
+pub use snapshots::{SnapshotChange, SnapshotService};
 
-    /// `quotas`: every volume.
-    fn volumes(&self) -> Result<Vec<berth_quota::Volume>> {
-        Err(not_provided("quotas"))
-    }
-    /// `quotas`: creates volume `name` unless it exists; the volume either way.
-    fn ensure_volume(&self, _name: &str, _limit: Option<u64>) -> Result<berth_quota::Volume> {
-        Err(not_provided("quotas"))
-    }
-    /// `quotas`: removes volume `name`, refusing while a container mounts it.
-    fn remove_volume(&self, _name: &str) -> Result<()> {
-        Err(not_provided("quotas"))
-    }
-
-    /// `packages`: installs `name@version` unless it is installed; where it is and where it
-    /// mounts.
-    fn ensure_package(&self, _name: &str, _version: &str) -> Result<PackageMount> {
-        Err(not_provided("packages"))
-    }
-    /// `packages`: every installed package.
-    fn packages(&self) -> Result<Vec<PackageMount>> {
-        Err(not_provided("packages"))
-    }
-
-    /// `snapshots`: every snapshot of `backend`.
-    fn snapshots(&self, _backend: &str) -> Result<Vec<SnapshotInfo>> {
-        Err(not_provided("snapshots"))
-    }
-    /// `snapshots`: one operation on `backend`'s snapshots.
-    fn change_snapshot(&self, _backend: &str, _change: SnapshotChange) -> Result<()> {
-        Err(not_provided("snapshots"))
-    }
-    /// `snapshots`: versions a container as `berth commit` does; the version's name.
-    fn commit_container(&self, _reference: &str, _version: Option<&str>) -> Result<String> {
-        Err(not_provided("snapshots"))
-    }
+/// What the embedding host provides behind each grantable interface; `None` where it has
+/// nothing (a plugin importing that interface is then refused at load). The berth CLI provides
+/// all four; a test or a tool may provide only what its plugins use.
+#[derive(Clone, Default)]
+pub struct HostServices {
+    pub containers: Option<Arc<dyn ContainerDirectory>>,
+    pub quotas: Option<Arc<dyn VolumeService>>,
+    pub packages: Option<Arc<dyn PackageService>>,
+    pub snapshots: Option<Arc<dyn SnapshotService>>,
 }
 
-/// A change a plugin asks of a backend's snapshots.
-#[derive(Debug, Clone)]
-pub enum SnapshotChange {
-    Prepare { key: String, parent: Option<String> },
-    Commit { name: String, key: String },
-    Remove { key: String },
-}
+impl HostServices {
+    /// Every interface, answered by one implementation.
+    pub fn all<S>(services: Arc<S>) -> HostServices
+    where
+        S: ContainerDirectory + VolumeService + PackageService + SnapshotService + 'static,
+    {
+        HostServices {
+            containers: Some(services.clone()),
+            quotas: Some(services.clone()),
+            packages: Some(services.clone()),
+            snapshots: Some(services),
+        }
+    }
 
-/// An installed package and the path a container sees it at.
-#[derive(Debug, Clone)]
-pub struct PackageMount {
-    pub package: berth_packages::Installed,
-    pub target: String,
-}
+    /// Whether this host has something behind `grant`'s interface.
+    pub fn provides(&self, grant: Grant) -> bool {
+        match grant {
+            Grant::Containers => self.containers.is_some(),
+            Grant::Quotas => self.quotas.is_some(),
+            Grant::Packages => self.packages.is_some(),
+            Grant::Snapshots => self.snapshots.is_some(),
+        }
+    }
 
-fn not_provided(interface: &str) -> Error {
-    Error::invalid(
-        format!("host interface {interface}"),
-        "this host does not provide it",
-    )
+    /// Only what `grants` lists: what one plugin's store holds.
+    pub(crate) fn granted(&self, grants: &[Grant]) -> HostServices {
+        let keep = |grant| grants.contains(&grant);
+        HostServices {
+            containers: self.containers.clone().filter(|_| keep(Grant::Containers)),
+            quotas: self.quotas.clone().filter(|_| keep(Grant::Quotas)),
+            packages: self.packages.clone().filter(|_| keep(Grant::Packages)),
+            snapshots: self.snapshots.clone().filter(|_| keep(Grant::Snapshots)),
+        }
+    }
 }
-
-/// The type-only `types` interface, which components import alongside the others.
-pub(crate) fn add_types_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    crate::bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-}
-
-impl crate::bindings::types::Host for HostState {}

@@ -1,14 +1,60 @@
 //! `berth:plugin/packages`: read-only software packages, for hooks that decide what software a
 //! container gets. Granted with `grants = ["packages"]`; errors reach the plugin as `err` text.
 
-use wasmtime::component::{HasSelf, Linker};
+use berth_core::Result;
+use wasmtime::component::{HasData, Linker};
 
-use super::PackageMount;
-use crate::bindings::packages::{self, Installed};
-use crate::state::HostState;
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        interfaces: "import berth:plugin/packages@0.2.0;",
+    });
+}
 
-fn package(m: PackageMount) -> Installed {
-    Installed {
+mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.1.0",
+        interfaces: "import berth:plugin/packages@0.1.0;",
+    });
+}
+
+use v0_1::berth::plugin::packages as wit0_1;
+use v0_2::berth::plugin::packages as wit;
+
+/// Where `packages` gets its answers: the host's package store and repository.
+pub trait PackageService: Send + Sync {
+    /// Installs `name@version` unless it is installed; where it is and where it mounts.
+    fn ensure_package(&self, name: &str, version: &str) -> Result<PackageMount>;
+    /// Every installed package.
+    fn packages(&self) -> Result<Vec<PackageMount>>;
+}
+
+/// An installed package and the path a container sees it at.
+#[derive(Debug, Clone)]
+pub struct PackageMount {
+    pub package: berth_packages::Installed,
+    pub target: String,
+}
+
+/// What `packages` needs of a plugin's store: the packages, if the plugin is granted them.
+pub struct Packages<'a> {
+    packages: Option<&'a dyn PackageService>,
+}
+
+impl<'a> Packages<'a> {
+    pub fn new(packages: Option<&'a dyn PackageService>) -> Packages<'a> {
+        Packages { packages }
+    }
+
+    fn packages(&self) -> std::result::Result<&'a dyn PackageService, String> {
+        // Loading refuses a plugin that imports an interface it is not granted.
+        self.packages
+            .ok_or_else(|| "berth:plugin/packages is not granted to this plugin".to_string())
+    }
+}
+
+fn installed(m: PackageMount) -> wit::Installed {
+    wit::Installed {
         name: m.package.name,
         version: m.package.version,
         id: m.package.id,
@@ -17,20 +63,62 @@ fn package(m: PackageMount) -> Installed {
     }
 }
 
-impl packages::Host for HostState {
-    fn ensure(&mut self, name: String, version: String) -> Result<Installed, String> {
-        self.services
+impl wit::Host for Packages<'_> {
+    fn ensure(
+        &mut self,
+        name: String,
+        version: String,
+    ) -> std::result::Result<wit::Installed, String> {
+        self.packages()?
             .ensure_package(&name, &version)
-            .map(package)
+            .map(installed)
             .map_err(|e| e.to_string())
     }
 
-    fn list(&mut self) -> Result<Vec<Installed>, String> {
-        let installed = self.services.packages().map_err(|e| e.to_string())?;
-        Ok(installed.into_iter().map(package).collect())
+    fn list(&mut self) -> std::result::Result<Vec<wit::Installed>, String> {
+        let found = self.packages()?.packages().map_err(|e| e.to_string())?;
+        Ok(found.into_iter().map(installed).collect())
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    packages::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+impl From<wit::Installed> for wit0_1::Installed {
+    fn from(i: wit::Installed) -> wit0_1::Installed {
+        wit0_1::Installed {
+            name: i.name,
+            version: i.version,
+            id: i.id,
+            path: i.path,
+            mount_target: i.mount_target,
+        }
+    }
+}
+
+impl wit0_1::Host for Packages<'_> {
+    fn ensure(
+        &mut self,
+        name: String,
+        version: String,
+    ) -> std::result::Result<wit0_1::Installed, String> {
+        wit::Host::ensure(self, name, version).map(Into::into)
+    }
+
+    fn list(&mut self) -> std::result::Result<Vec<wit0_1::Installed>, String> {
+        Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
+    }
+}
+
+struct HasPackages;
+
+impl HasData for HasPackages {
+    type Data<'a> = Packages<'a>;
+}
+
+/// Defines `berth:plugin/packages` at every ABI version, answered from what `get` finds in the
+/// store.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> Packages<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasPackages>(linker, get)?;
+    wit0_1::add_to_linker::<T, HasPackages>(linker, get)
 }

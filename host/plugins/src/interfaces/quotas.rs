@@ -1,13 +1,55 @@
 //! `berth:plugin/quotas`: named volumes with disk quotas, for hooks that give containers their
 //! own storage. Granted with `grants = ["quotas"]`; errors reach the plugin as `err` text.
 
-use wasmtime::component::{HasSelf, Linker};
+use berth_core::Result;
+use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::quotas::{self, Volume};
-use crate::state::HostState;
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        interfaces: "import berth:plugin/quotas@0.2.0;",
+    });
+}
 
-fn volume(v: berth_quota::Volume) -> Volume {
-    Volume {
+mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.1.0",
+        interfaces: "import berth:plugin/quotas@0.1.0;",
+    });
+}
+
+use v0_1::berth::plugin::quotas as wit0_1;
+use v0_2::berth::plugin::quotas as wit;
+
+/// Where `quotas` gets its answers: the host's volumes.
+pub trait VolumeService: Send + Sync {
+    /// Every volume.
+    fn volumes(&self) -> Result<Vec<berth_quota::Volume>>;
+    /// Creates volume `name` unless it exists; the volume either way.
+    fn ensure_volume(&self, name: &str, limit: Option<u64>) -> Result<berth_quota::Volume>;
+    /// Removes volume `name`, refusing while a container mounts it.
+    fn remove_volume(&self, name: &str) -> Result<()>;
+}
+
+/// What `quotas` needs of a plugin's store: the volumes, if the plugin is granted them.
+pub struct Quotas<'a> {
+    volumes: Option<&'a dyn VolumeService>,
+}
+
+impl<'a> Quotas<'a> {
+    pub fn new(volumes: Option<&'a dyn VolumeService>) -> Quotas<'a> {
+        Quotas { volumes }
+    }
+
+    fn volumes(&self) -> std::result::Result<&'a dyn VolumeService, String> {
+        // Loading refuses a plugin that imports an interface it is not granted.
+        self.volumes
+            .ok_or_else(|| "berth:plugin/quotas is not granted to this plugin".to_string())
+    }
+}
+
+fn volume(v: berth_quota::Volume) -> wit::Volume {
+    wit::Volume {
         name: v.name,
         path: v.path.display().to_string(),
         limit_bytes: v.limit,
@@ -15,31 +57,80 @@ fn volume(v: berth_quota::Volume) -> Volume {
     }
 }
 
-impl quotas::Host for HostState {
-    fn list(&mut self) -> Result<Vec<Volume>, String> {
-        let volumes = self.services.volumes().map_err(|e| e.to_string())?;
+impl wit::Host for Quotas<'_> {
+    fn list(&mut self) -> std::result::Result<Vec<wit::Volume>, String> {
+        let volumes = self.volumes()?.volumes().map_err(|e| e.to_string())?;
         Ok(volumes.into_iter().map(volume).collect())
     }
 
-    fn get(&mut self, name: String) -> Result<Option<Volume>, String> {
-        let volumes = self.services.volumes().map_err(|e| e.to_string())?;
+    fn get(&mut self, name: String) -> std::result::Result<Option<wit::Volume>, String> {
+        let volumes = self.volumes()?.volumes().map_err(|e| e.to_string())?;
         Ok(volumes.into_iter().find(|v| v.name == name).map(volume))
     }
 
-    fn ensure(&mut self, name: String, limit_bytes: Option<u64>) -> Result<Volume, String> {
-        self.services
+    fn ensure(
+        &mut self,
+        name: String,
+        limit_bytes: Option<u64>,
+    ) -> std::result::Result<wit::Volume, String> {
+        self.volumes()?
             .ensure_volume(&name, limit_bytes)
             .map(volume)
             .map_err(|e| e.to_string())
     }
 
-    fn remove(&mut self, name: String) -> Result<(), String> {
-        self.services
+    fn remove(&mut self, name: String) -> std::result::Result<(), String> {
+        self.volumes()?
             .remove_volume(&name)
             .map_err(|e| e.to_string())
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    quotas::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+impl From<wit::Volume> for wit0_1::Volume {
+    fn from(v: wit::Volume) -> wit0_1::Volume {
+        wit0_1::Volume {
+            name: v.name,
+            path: v.path,
+            limit_bytes: v.limit_bytes,
+            used_bytes: v.used_bytes,
+        }
+    }
+}
+
+impl wit0_1::Host for Quotas<'_> {
+    fn list(&mut self) -> std::result::Result<Vec<wit0_1::Volume>, String> {
+        Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
+    }
+
+    fn get(&mut self, name: String) -> std::result::Result<Option<wit0_1::Volume>, String> {
+        Ok(wit::Host::get(self, name)?.map(Into::into))
+    }
+
+    fn ensure(
+        &mut self,
+        name: String,
+        limit_bytes: Option<u64>,
+    ) -> std::result::Result<wit0_1::Volume, String> {
+        wit::Host::ensure(self, name, limit_bytes).map(Into::into)
+    }
+
+    fn remove(&mut self, name: String) -> std::result::Result<(), String> {
+        wit::Host::remove(self, name)
+    }
+}
+
+struct HasQuotas;
+
+impl HasData for HasQuotas {
+    type Data<'a> = Quotas<'a>;
+}
+
+/// Defines `berth:plugin/quotas` at every ABI version, answered from what `get` finds in the
+/// store.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> Quotas<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasQuotas>(linker, get)?;
+    wit0_1::add_to_linker::<T, HasQuotas>(linker, get)
 }

@@ -2,43 +2,86 @@
 //! history (a post-stop hook that commits). Granted with `grants = ["snapshots"]`; errors reach
 //! the plugin as `err` text.
 
-use berth_core::SnapshotKind;
-use wasmtime::component::{HasSelf, Linker};
+use berth_core::{Result, SnapshotInfo, SnapshotKind};
+use wasmtime::component::{HasData, Linker};
 
-use super::SnapshotChange;
-use crate::bindings::snapshots::{self, Snapshot};
-use crate::state::HostState;
-
-fn kind(kind: SnapshotKind) -> snapshots::SnapshotKind {
-    match kind {
-        SnapshotKind::View => snapshots::SnapshotKind::View,
-        SnapshotKind::Active => snapshots::SnapshotKind::Active,
-        SnapshotKind::Committed => snapshots::SnapshotKind::Committed,
-    }
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        interfaces: "import berth:plugin/snapshots@0.2.0;",
+    });
 }
 
-impl HostState {
-    fn change(&self, backend: &str, change: SnapshotChange) -> Result<(), String> {
-        self.services
+mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.1.0",
+        interfaces: "import berth:plugin/snapshots@0.1.0;",
+    });
+}
+
+use v0_1::berth::plugin::snapshots as wit0_1;
+use v0_2::berth::plugin::snapshots as wit;
+
+/// Where `snapshots` gets its answers: the configured backends' snapshotters.
+pub trait SnapshotService: Send + Sync {
+    /// Every snapshot of `backend`.
+    fn snapshots(&self, backend: &str) -> Result<Vec<SnapshotInfo>>;
+    /// One operation on `backend`'s snapshots.
+    fn change_snapshot(&self, backend: &str, change: SnapshotChange) -> Result<()>;
+    /// Versions a container as `berth commit` does; the version's name.
+    fn commit_container(&self, reference: &str, version: Option<&str>) -> Result<String>;
+}
+
+/// A change a plugin asks of a backend's snapshots.
+#[derive(Debug, Clone)]
+pub enum SnapshotChange {
+    Prepare { key: String, parent: Option<String> },
+    Commit { name: String, key: String },
+    Remove { key: String },
+}
+
+/// What `snapshots` needs of a plugin's store: the snapshotters, if the plugin is granted them.
+pub struct Snapshots<'a> {
+    snapshots: Option<&'a dyn SnapshotService>,
+}
+
+impl<'a> Snapshots<'a> {
+    pub fn new(snapshots: Option<&'a dyn SnapshotService>) -> Snapshots<'a> {
+        Snapshots { snapshots }
+    }
+
+    fn snapshots(&self) -> std::result::Result<&'a dyn SnapshotService, String> {
+        // Loading refuses a plugin that imports an interface it is not granted.
+        self.snapshots
+            .ok_or_else(|| "berth:plugin/snapshots is not granted to this plugin".to_string())
+    }
+
+    fn change(&self, backend: &str, change: SnapshotChange) -> std::result::Result<(), String> {
+        self.snapshots()?
             .change_snapshot(backend, change)
             .map_err(|e| e.to_string())
     }
 }
 
-impl snapshots::Host for HostState {
-    fn list(&mut self, backend: String) -> Result<Vec<Snapshot>, String> {
+fn snapshot(s: SnapshotInfo) -> wit::Snapshot {
+    wit::Snapshot {
+        kind: match s.kind {
+            SnapshotKind::View => wit::SnapshotKind::View,
+            SnapshotKind::Active => wit::SnapshotKind::Active,
+            SnapshotKind::Committed => wit::SnapshotKind::Committed,
+        },
+        name: s.name,
+        parent: s.parent,
+    }
+}
+
+impl wit::Host for Snapshots<'_> {
+    fn list(&mut self, backend: String) -> std::result::Result<Vec<wit::Snapshot>, String> {
         let found = self
-            .services
+            .snapshots()?
             .snapshots(&backend)
             .map_err(|e| e.to_string())?;
-        Ok(found
-            .into_iter()
-            .map(|s| Snapshot {
-                kind: kind(s.kind),
-                name: s.name,
-                parent: s.parent,
-            })
-            .collect())
+        Ok(found.into_iter().map(snapshot).collect())
     }
 
     fn prepare(
@@ -46,21 +89,30 @@ impl snapshots::Host for HostState {
         backend: String,
         key: String,
         parent: Option<String>,
-    ) -> Result<(), String> {
+    ) -> std::result::Result<(), String> {
         self.change(&backend, SnapshotChange::Prepare { key, parent })
     }
 
-    fn commit(&mut self, backend: String, name: String, key: String) -> Result<(), String> {
+    fn commit(
+        &mut self,
+        backend: String,
+        name: String,
+        key: String,
+    ) -> std::result::Result<(), String> {
         self.change(&backend, SnapshotChange::Commit { name, key })
     }
 
-    fn remove(&mut self, backend: String, key: String) -> Result<(), String> {
+    fn remove(&mut self, backend: String, key: String) -> std::result::Result<(), String> {
         self.change(&backend, SnapshotChange::Remove { key })
     }
 
-    fn lineage(&mut self, backend: String, name: String) -> Result<Vec<String>, String> {
+    fn lineage(
+        &mut self,
+        backend: String,
+        name: String,
+    ) -> std::result::Result<Vec<String>, String> {
         let found = self
-            .services
+            .snapshots()?
             .snapshots(&backend)
             .map_err(|e| e.to_string())?;
         berth_core::snapshot::lineage(&name, &found).map_err(|e| e.to_string())
@@ -70,13 +122,86 @@ impl snapshots::Host for HostState {
         &mut self,
         name_or_id: String,
         version: Option<String>,
-    ) -> Result<String, String> {
-        self.services
+    ) -> std::result::Result<String, String> {
+        self.snapshots()?
             .commit_container(&name_or_id, version.as_deref())
             .map_err(|e| e.to_string())
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    snapshots::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+impl From<wit::Snapshot> for wit0_1::Snapshot {
+    fn from(s: wit::Snapshot) -> wit0_1::Snapshot {
+        wit0_1::Snapshot {
+            name: s.name,
+            parent: s.parent,
+            kind: match s.kind {
+                wit::SnapshotKind::View => wit0_1::SnapshotKind::View,
+                wit::SnapshotKind::Active => wit0_1::SnapshotKind::Active,
+                wit::SnapshotKind::Committed => wit0_1::SnapshotKind::Committed,
+            },
+        }
+    }
+}
+
+impl wit0_1::Host for Snapshots<'_> {
+    fn list(&mut self, backend: String) -> std::result::Result<Vec<wit0_1::Snapshot>, String> {
+        Ok(wit::Host::list(self, backend)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    fn prepare(
+        &mut self,
+        backend: String,
+        key: String,
+        parent: Option<String>,
+    ) -> std::result::Result<(), String> {
+        wit::Host::prepare(self, backend, key, parent)
+    }
+
+    fn commit(
+        &mut self,
+        backend: String,
+        name: String,
+        key: String,
+    ) -> std::result::Result<(), String> {
+        wit::Host::commit(self, backend, name, key)
+    }
+
+    fn remove(&mut self, backend: String, key: String) -> std::result::Result<(), String> {
+        wit::Host::remove(self, backend, key)
+    }
+
+    fn lineage(
+        &mut self,
+        backend: String,
+        name: String,
+    ) -> std::result::Result<Vec<String>, String> {
+        wit::Host::lineage(self, backend, name)
+    }
+
+    fn commit_container(
+        &mut self,
+        name_or_id: String,
+        version: Option<String>,
+    ) -> std::result::Result<String, String> {
+        wit::Host::commit_container(self, name_or_id, version)
+    }
+}
+
+struct HasSnapshots;
+
+impl HasData for HasSnapshots {
+    type Data<'a> = Snapshots<'a>;
+}
+
+/// Defines `berth:plugin/snapshots` at every ABI version, answered from what `get` finds in the
+/// store.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> Snapshots<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSnapshots>(linker, get)?;
+    wit0_1::add_to_linker::<T, HasSnapshots>(linker, get)
 }

@@ -3,13 +3,13 @@
 
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
 
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
 
 struct Conflict;
 
 impl Guest for Conflict {
-    fn on_event(hook: Hook, _: ContainerSpec, _: Option<String>) -> Result<Option<Patch>, String> {
-        Ok((hook == Hook::PreCreate).then(|| Patch {
+    fn on_event(event: Event, _: ContainerSpec) -> Result<Option<Patch>, String> {
+        Ok((event.hook == Hook::PreCreate).then(|| Patch {
             env: vec![("BERTH_CONTAINER_NAME".into(), "not-the-name".into())],
             labels: Vec::new(),
             mounts: Vec::new(),

@@ -2,12 +2,12 @@
 
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
 
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Patch};
 
 struct Hog;
 
 impl Guest for Hog {
-    fn on_event(_: Hook, _: ContainerSpec, _: Option<String>) -> Result<Option<Patch>, String> {
+    fn on_event(_: Event, _: ContainerSpec) -> Result<Option<Patch>, String> {
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         loop {
             chunks.push(std::hint::black_box(vec![1u8; 1 << 20]));

@@ -2,12 +2,12 @@
 
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
 
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Patch};
 
 struct Looper;
 
 impl Guest for Looper {
-    fn on_event(_: Hook, spec: ContainerSpec, _: Option<String>) -> Result<Option<Patch>, String> {
+    fn on_event(_: Event, spec: ContainerSpec) -> Result<Option<Patch>, String> {
         let mut n: u64 = 0;
         loop {
             n = std::hint::black_box(n.wrapping_add(spec.name.len() as u64));

@@ -1,25 +1,23 @@
 //! Test plugin: gives each container its own volume and packages through the `quotas` and
-//! `packages` host interfaces. At pre-create it ensures volume `<name>-data` (limited to the
-//! `volume-bytes` setting, if set) mounted at /data, and each `NAME@VERSION` of the comma-separated
-//! `packages` setting mounted read-only where `run --pkg` would put it; a failure denies the
-//! create with the host's reason. At post-remove it removes the volume again.
+//! `packages` host interfaces, and releases the volume when the container does not come to be
+//! or goes away. At pre-create it ensures volume `<name>-data` (limited to the `volume-bytes`
+//! setting, if set) mounted at /data, and each `NAME@VERSION` of the comma-separated `packages`
+//! setting mounted read-only where `run --pkg` would put it; a failure denies the create with the
+//! host's reason. At create-failed (the create failed after pre-create: a later hook refused it,
+//! the backend failed, ...) and at post-remove it removes the volume again, logging why.
 
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
 
 use berth::plugin::types::Mount;
-use berth::plugin::{config, packages, quotas};
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use berth::plugin::{config, log, packages, quotas};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
 
 struct Provisioner;
 
 impl Guest for Provisioner {
-    fn on_event(
-        hook: Hook,
-        spec: ContainerSpec,
-        _: Option<String>,
-    ) -> Result<Option<Patch>, String> {
+    fn on_event(event: Event, spec: ContainerSpec) -> Result<Option<Patch>, String> {
         let volume = format!("{}-data", spec.name);
-        match hook {
+        match event.hook {
             Hook::PreCreate => {
                 let limit = match config::get("volume-bytes") {
                     Some(text) => Some(text.parse().map_err(|_| "bad volume-bytes".to_string())?),
@@ -48,15 +46,27 @@ impl Guest for Provisioner {
                     limits: None,
                 }))
             }
+            Hook::CreateFailed => {
+                let why = event.reason.as_deref().unwrap_or("no reason given");
+                release(&volume, &format!("creating {} failed: {why}", spec.name))?;
+                Ok(None)
+            }
             Hook::PostRemove => {
-                if quotas::get(&volume)?.is_some() {
-                    quotas::remove(&volume)?;
-                }
+                release(&volume, &format!("{} was removed", spec.name))?;
                 Ok(None)
             }
             _ => Ok(None),
         }
     }
+}
+
+/// Removes `volume` if it is there; `why` goes to berth's log.
+fn release(volume: &str, why: &str) -> Result<(), String> {
+    if quotas::get(volume)?.is_some() {
+        quotas::remove(volume)?;
+        log::log(log::Level::Info, &format!("removed volume {volume}: {why}"));
+    }
+    Ok(())
 }
 
 export!(Provisioner);

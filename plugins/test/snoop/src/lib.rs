@@ -4,18 +4,14 @@
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
 
 use berth::plugin::containers;
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
 
 struct Snoop;
 
 impl Guest for Snoop {
-    fn on_event(
-        hook: Hook,
-        spec: ContainerSpec,
-        _: Option<String>,
-    ) -> Result<Option<Patch>, String> {
-        if hook == Hook::PreCreate && containers::inspect(&spec.name).is_some() {
-            let total = containers::list().len();
+    fn on_event(event: Event, spec: ContainerSpec) -> Result<Option<Patch>, String> {
+        if event.hook == Hook::PreCreate && containers::inspect(&spec.name)?.is_some() {
+            let total = containers::list()?.len();
             return Err(format!("{} is taken ({total} containers known)", spec.name));
         }
         Ok(None)

@@ -5,17 +5,13 @@
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../../wit" });
 
 use berth::plugin::snapshots;
-use exports::berth::plugin::hooks::{ContainerSpec, Guest, Hook, Patch};
+use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
 
 struct Versioner;
 
 impl Guest for Versioner {
-    fn on_event(
-        hook: Hook,
-        spec: ContainerSpec,
-        id: Option<String>,
-    ) -> Result<Option<Patch>, String> {
-        if let (Hook::PostStop, Some(id)) = (hook, id) {
+    fn on_event(event: Event, spec: ContainerSpec) -> Result<Option<Patch>, String> {
+        if let (Hook::PostStop, Some(id)) = (event.hook, event.id) {
             snapshots::commit_container(&id, Some(&format!("{}-at-stop", spec.name)))?;
         }
         Ok(None)

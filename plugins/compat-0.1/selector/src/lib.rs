@@ -1,0 +1,39 @@
+//! A frozen copy of `plugins/selector` as it was when berth:plugin was 0.1.0, built against
+//! `wit/0.1.0`, so berth's tests prove components built then keep loading and working. Do not
+//! update it; the plugin itself lives on in `plugins/selector`.
+//!
+//! Backend policy: honours a `berth.backend=<name>` label or a `--backend` request (refusing the
+//! two when they disagree), then per-image rules, then picks the first healthy candidate; refuses
+//! when the chosen backend is not a healthy candidate.
+//!
+//! Settings: `rules` = `"busybox*=native,nginx*=docker"` (image glob with a trailing `*`, first
+//! match wins).
+
+mod rules;
+
+wit_bindgen::generate!({ world: "backend-policy", path: "../../../wit/0.1.0" });
+
+use berth::plugin::{config, log};
+use exports::berth::plugin::placement::{BackendInfo, ContainerSpec, Guest};
+
+struct Selector;
+
+impl Guest for Selector {
+    fn select_backend(spec: ContainerSpec, candidates: Vec<BackendInfo>) -> Result<String, String> {
+        let healthy: Vec<(&str, bool)> = candidates
+            .iter()
+            .map(|c| (c.name.as_str(), c.healthy))
+            .collect();
+        let choice = rules::select(
+            &spec.image,
+            &spec.labels,
+            spec.backend.as_deref(),
+            config::get("rules").as_deref(),
+            &healthy,
+        )?;
+        log::log(log::Level::Debug, &format!("{} -> {choice}", spec.image));
+        Ok(choice)
+    }
+}
+
+export!(Selector);
