@@ -519,3 +519,35 @@ fn quotas_and_packages_are_refused_without_their_grants() {
         serde_json::json!([])
     );
 }
+
+/// Compensation: the provisioner ensures a volume at pre-create, then the backend cannot
+/// create the container (its image is missing). berth removes its own claim and tells the
+/// hook `create-failed`, and the hook removes the volume: nothing is left, the name is free.
+#[test]
+fn a_create_that_fails_after_pre_create_is_undone_and_the_hook_releases_its_volume() {
+    let repo = tempfile::tempdir().unwrap();
+    let env =
+        BerthEnv::new(&provisioner("\"quotas\", \"packages\"", "", repo.path())).with_busybox();
+    let failed = env.berth(&["run", "--rm", "--name", "web", "busybox:absent", "true"]);
+    assert_eq!(failed.code, 66, "the image is missing: {failed:?}");
+    let volumes = env.berth(&["volume", "ls", "--json"]).ok().json();
+    assert_eq!(
+        volumes,
+        serde_json::json!([]),
+        "the provisioned volume was released"
+    );
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    assert!(
+        events.contains("create-failed"),
+        "the hook was told: {events}"
+    );
+
+    // The name is free, and a create that works keeps its volume (until post-remove).
+    env.berth(&["create", "--name", "web", IMAGE, "true"]).ok();
+    let volumes = env.berth(&["volume", "ls", "--json"]).ok().json();
+    assert_eq!(volumes[0]["name"], "web-data", "{volumes}");
+}
