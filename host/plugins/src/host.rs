@@ -308,7 +308,7 @@ impl PluginHost {
             let wit_spec = convert::spec(spec);
             let describe = |patch: &Option<Patch>| describe_patch(hook, patch);
             let answer = self.consult(plugin, hook.as_str(), &container, &input, describe, || {
-                self.ask_hooks(plugin, hook, &event, &wit_spec)
+                self.ask_hooks(plugin, hook, &event, spec, &wit_spec)
             });
             match answer {
                 Ok(Some(Some(patch))) if hook == Hook::PreCreate => {
@@ -329,13 +329,27 @@ impl PluginHost {
         plugin: &Plugin,
         hook: Hook,
         event: &wit::Event,
-        spec: &wit::ContainerSpec,
+        spec: &ContainerSpec,
+        wit_spec: &wit::ContainerSpec,
     ) -> Answer<Option<Patch>> {
         let hooks = plugin.hooks().expect("only asked of hook plugins");
         let answer = plugin.run(hook.as_str(), |store, instance| {
-            hooks.on_event(store, instance, event, spec)
+            hooks.on_event(store, instance, event, wit_spec)
         })?;
-        Ok(answer.map(|patch| patch.map(convert::patch).filter(|p| !p.is_empty())))
+        let answer = answer.map(|patch| patch.map(convert::patch).filter(|p| !p.is_empty()));
+        if hook == Hook::PreCreate
+            && let Ok(Some(patch)) = &answer
+            && let Err(broken) = patch.check_against(spec)
+        {
+            // The plugin broke its contract: its patch goes through the user's own rules.
+            return Err(Error::PluginFailed {
+                plugin: plugin.name().to_string(),
+                hook: hook.to_string(),
+                failure: PluginFailure::BadAnswer,
+                message: format!("its patch would make the spec invalid: {broken}"),
+            });
+        }
+        Ok(answer)
     }
 
     /// One call to one plugin, for `berth plugin call NAME FUNCTION`: the decision as it would
@@ -416,7 +430,7 @@ impl PluginHost {
                         ),
                     ));
                 }
-                let answer = self.ask_hooks(plugin, hook, &event, &convert::spec(spec));
+                let answer = self.ask_hooks(plugin, hook, &event, spec, &convert::spec(spec));
                 (
                     hook_input(hook, spec, id, reason),
                     answer.map(|a| a.map(|p| describe_patch(hook, &p))),

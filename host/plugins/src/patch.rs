@@ -123,7 +123,15 @@ impl PatchSet {
         for (key, value) in claims {
             self.owners.insert(key, (plugin.to_string(), value));
         }
+        patch.apply_to(spec);
+        Ok(())
+    }
+}
 
+impl Patch {
+    /// `spec` with this patch applied (no conflict check: see [`PatchSet::apply`]).
+    pub fn apply_to(&self, spec: &mut ContainerSpec) {
+        let patch = self;
         spec.env
             .extend(patch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         spec.labels
@@ -140,7 +148,14 @@ impl PatchSet {
             target.memory_bytes = l.memory_bytes.or(target.memory_bytes);
             target.pids = l.pids.or(target.pids);
         }
-        Ok(())
+    }
+
+    /// Refuses a patch whose result would break a rule the CLI's own flags must follow: a
+    /// plugin may not create a container its user could not.
+    pub fn check_against(&self, spec: &ContainerSpec) -> Result<()> {
+        let mut patched = spec.clone();
+        self.apply_to(&mut patched);
+        berth_core::validate::spec(&patched)
     }
 }
 
@@ -198,6 +213,37 @@ mod tests {
             first.summary(),
             "env A=plugin, label l=1, mount /new:/data:ro, memory-bytes=67108864"
         );
+    }
+
+    #[test]
+    fn a_patch_goes_through_the_users_own_rules() {
+        let spec = ContainerSpec {
+            image: "busybox".into(),
+            ..ContainerSpec::default()
+        };
+        patch_env("A", "1").check_against(&spec).unwrap();
+        for (key, broken) in [("A=B", "\"A=B\""), ("", "environment")] {
+            let err = patch_env(key, "1").check_against(&spec).unwrap_err();
+            assert!(err.to_string().contains(broken), "{err}");
+        }
+        let relative = Patch {
+            mounts: vec![Mount {
+                source: "/srv".into(),
+                target: "srv".into(),
+                readonly: false,
+                owner: None,
+            }],
+            ..Patch::default()
+        };
+        assert!(relative.check_against(&spec).is_err());
+        let no_pids = Patch {
+            limits: Some(Limits {
+                pids: Some(0),
+                ..Limits::default()
+            }),
+            ..Patch::default()
+        };
+        assert!(no_pids.check_against(&spec).is_err());
     }
 
     #[test]
