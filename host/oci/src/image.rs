@@ -38,11 +38,12 @@ impl Blob {
     }
 }
 
-/// A manifest or an index: what a tag, an index entry or an image record points at.
+/// A manifest or an index: what a tag, an index entry or an image record points at. Both are
+/// boxed, as oci-spec's types are hundreds of bytes.
 #[derive(Debug, Clone)]
 pub enum Document {
-    Index(ImageIndex),
-    Manifest(ImageManifest),
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
 impl Document {
@@ -53,11 +54,11 @@ impl Document {
             serde_json::from_slice(bytes).map_err(|e| format!("it is not JSON: {e}"))?;
         if value.get("manifests").is_some() {
             serde_json::from_value(value)
-                .map(Document::Index)
+                .map(|i| Document::Index(Box::new(i)))
                 .map_err(|e| format!("the index does not parse: {e}"))
         } else if value.get("config").is_some() {
             serde_json::from_value(value)
-                .map(Document::Manifest)
+                .map(|m| Document::Manifest(Box::new(m)))
                 .map_err(|e| format!("the manifest does not parse: {e}"))
         } else {
             Err("it is neither a manifest nor an index".into())

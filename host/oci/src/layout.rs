@@ -309,7 +309,7 @@ mod tests {
             let config = blob(
                 root,
                 MediaType::ImageConfig,
-                &config_bytes(&[diff.clone()], user),
+                &config_bytes(std::slice::from_ref(&diff), user),
             );
             let manifest = oci_spec::image::ImageManifestBuilder::default()
                 .schema_version(2u32)
