@@ -13,22 +13,12 @@ use oci_spec::image::MediaType;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 const DOCKER_FOREIGN_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-
-/// Whether `media_type` names an index (OCI) or a manifest list (Docker).
-pub fn is_index(media_type: &MediaType) -> bool {
-    match media_type {
-        MediaType::ImageIndex => true,
-        MediaType::Other(other) => other == DOCKER_MANIFEST_LIST,
-        _ => false,
-    }
-}
 
 /// The manifest and index types a registry is asked for, most wanted first.
 pub fn manifest_accept() -> String {
@@ -115,7 +105,7 @@ pub fn layer_compression(media_type: &MediaType, layer: &str) -> Result<Compress
 }
 
 /// berth unpacks plain and gzipped tars only.
-pub fn zstd_unsupported(layer: &str) -> Error {
+fn zstd_unsupported(layer: &str) -> Error {
     Error::invalid(layer, "zstd-compressed layers are not supported")
         .with_hint("re-export the image with gzip or uncompressed layers")
 }

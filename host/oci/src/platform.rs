@@ -103,7 +103,7 @@ fn select_for<'a>(
 }
 
 /// `linux/arm64/v8`.
-pub fn display(platform: &Platform) -> String {
+fn display(platform: &Platform) -> String {
     let mut text = format!("{}/{}", platform.os(), platform.architecture());
     if let Some(variant) = platform.variant() {
         text.push('/');
