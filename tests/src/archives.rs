@@ -51,12 +51,51 @@ pub fn image_config(diff_ids: &[String], marker: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// `image_config` for an image whose `USER` is `user`.
+pub fn image_config_as(diff_ids: &[String], marker: &str, user: &str) -> Vec<u8> {
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&image_config(diff_ids, marker)).unwrap();
+    config["config"]["User"] = user.into();
+    serde_json::to_vec(&config).unwrap()
+}
+
 /// A classic `docker save` archive tagged `tag` (also its marker); `diff_ids` overrides the
 /// (correct) ones.
 pub fn docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>], diff_ids: Option<Vec<String>>) {
     let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256_hex(l)).collect());
-    let config = image_config(&diff_ids, tag);
-    let config_name = format!("{}.json", sha256_hex(&config));
+    docker_archive_with_config(path, tag, layers, &image_config(&diff_ids, tag));
+}
+
+/// The image with a user of its own: its base layer's `/etc/passwd` has only root, the top
+/// layer's adds `nobody` (65534:65534), and its config says `User: "nobody"`, as
+/// `docker import --change 'USER nobody'` writes it; written as a `docker save` archive at
+/// `path`.
+pub fn named_user_archive(path: &Path, tag: &str) {
+    let layers = [
+        layer(true, &[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")]),
+        layer(
+            false,
+            &[
+                (
+                    "etc/passwd",
+                    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+                ),
+                ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+            ],
+        ),
+    ];
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
+    docker_archive_with_config(
+        path,
+        tag,
+        &layers,
+        &image_config_as(&diff_ids, tag, "nobody"),
+    );
+}
+
+/// A classic `docker save` archive tagged `tag` with `config` as its image config.
+pub fn docker_archive_with_config(path: &Path, tag: &str, layers: &[Vec<u8>], config: &[u8]) {
+    let config_name = format!("{}.json", sha256_hex(config));
     let mut builder = tar::Builder::new(fs::File::create(path).unwrap());
     let mut append = |name: &str, data: &[u8]| {
         builder
@@ -69,7 +108,7 @@ pub fn docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>], diff_ids: Opti
         append(&name, layer);
         layer_paths.push(name);
     }
-    append(&config_name, &config);
+    append(&config_name, config);
     let manifest =
         serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": layer_paths}]);
     append("manifest.json", &serde_json::to_vec(&manifest).unwrap());

@@ -530,3 +530,60 @@ fn rm_keeps_the_snapshot_when_asked() {
     snapshot(&["rm", &id]).ok();
     assert!(!ctr(&["snapshots", "ls"]).contains(&id));
 }
+
+#[test]
+fn a_named_user_is_looked_up_in_the_images_own_passwd() {
+    use berth_tests::archives::{
+        docker_archive_with_config, image_config_as, layer, named_user_archive, sha256_hex,
+    };
+    let env = containerd_env("");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("user.tar");
+    named_user_archive(&archive, "named-user:1");
+    env.berth(&[
+        "image",
+        "--backend",
+        "containerd",
+        "import",
+        &archive.display().to_string(),
+    ])
+    .ok();
+    // Only the top layer's /etc/passwd has nobody: the snapshot is read as the merged view.
+    let ran = env.berth(&run(&["--rm", "named-user:1", "sh", "-c", "id -u; id -g"]));
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.stdout, "65534\n65534\n");
+    // Nothing is left of the lookup: no scratch mounts, no container, no snapshot.
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains("containerd-rootfs"), "{mountinfo}");
+
+    // A user the image does not have: refused, and no container is left.
+    let layers = [layer(true, &[("etc/passwd", "root:x:0:0::/:/bin/sh\n")])];
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
+    let ghost = dir.path().join("ghost.tar");
+    docker_archive_with_config(
+        &ghost,
+        "ghost-user:1",
+        &layers,
+        &image_config_as(&diff_ids, "x", "ghost"),
+    );
+    env.berth(&[
+        "image",
+        "--backend",
+        "containerd",
+        "import",
+        &ghost.display().to_string(),
+    ])
+    .ok();
+    let refused = env.berth(&run(&["--rm", "ghost-user:1", "true"]));
+    assert_eq!(refused.code, 66, "{refused:?}");
+    assert!(
+        refused.stderr.contains("user \"ghost\" not found"),
+        "{refused:?}"
+    );
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+    for image in ["named-user:1", "ghost-user:1"] {
+        env.berth(&["image", "--backend", "containerd", "rm", image])
+            .ok();
+    }
+}

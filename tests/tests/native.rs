@@ -114,6 +114,27 @@ fn a_docker_archive_imports_with_whiteouts_and_image_defaults() {
 }
 
 #[test]
+fn a_named_user_is_looked_up_in_the_images_own_passwd() {
+    let env = BerthEnv::new("");
+    let archive = env.dir.path().join("user.tar");
+    berth_tests::archives::named_user_archive(&archive, "named-user:1");
+    let imported = env
+        .berth(&["image", "import", &archive.display().to_string(), "--json"])
+        .ok()
+        .json();
+    // Stored by the one naming rule, and found by the short name.
+    assert_eq!(
+        imported["names"][0], "docker.io/library/named-user:1",
+        "{imported}"
+    );
+    // Only the top layer's /etc/passwd has nobody.
+    let ran = env
+        .berth(&["run", "--rm", "named-user:1", "sh", "-c", "id -u; id -g"])
+        .ok();
+    assert_eq!(ran.stdout, "65534\n65534\n");
+}
+
+#[test]
 fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
     let env = BerthEnv::new("");
     let layout = env.dir.path().join("layout");

@@ -457,7 +457,7 @@ async fn a_docker_archive_imports_with_whiteouts_and_image_defaults() {
     let archive = env.dir.path().join("image.tar");
     docker_archive(&archive, "app:1", &[base, top], None);
     let image = env.backend.images().import_archive(&archive, None).unwrap();
-    assert_eq!(image.names, ["app:1"]);
+    assert_eq!(image.names, ["docker.io/library/app:1"]);
     assert_eq!(image.layers.len(), 2);
     assert_eq!(env.backend.images().resolve("app:1").unwrap().id, image.id);
     assert_eq!(
@@ -479,7 +479,7 @@ async fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
         &[layer(true, &[]), layer(false, &[("etc/hello", "hi")])],
     );
     let image = env.backend.images().import_archive(&layout, None).unwrap();
-    assert_eq!(image.names, ["oci-app:latest"]);
+    assert_eq!(image.names, ["docker.io/library/oci-app:latest"]);
     let tarball = env.dir.path().join("layout.tar");
     tar_dir(&layout, &tarball);
     let again = env
@@ -488,7 +488,13 @@ async fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
         .import_archive(&tarball, Some("other:2"))
         .unwrap();
     assert_eq!(again.id, image.id);
-    assert_eq!(again.names, ["oci-app:latest", "other:2"]);
+    assert_eq!(
+        again.names,
+        [
+            "docker.io/library/oci-app:latest",
+            "docker.io/library/other:2"
+        ]
+    );
     let (code, out, _) = env.run(spec("other:2", &["cat", "/etc/hello"])).await;
     assert_eq!((code, out.as_str()), (0, "hi"));
 }
@@ -665,7 +671,7 @@ async fn a_docker_25_archive_with_blobs_and_index_imports() {
     let tarball = env.dir.path().join("d25.tar");
     tar_dir(&dir, &tarball);
     let image = env.backend.images().import_archive(&tarball, None).unwrap();
-    assert_eq!(image.names, ["new:25"]);
+    assert_eq!(image.names, ["docker.io/library/new:25"]);
     let (code, out, _) = env.run(spec("new:25", &["cat", "/etc/v"])).await;
     assert_eq!((code, out.as_str()), (0, "25\n"));
 }

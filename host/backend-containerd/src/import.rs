@@ -4,16 +4,17 @@
 //! id, and an image record names the manifest. All of it happens under a lease, so containerd's
 //! garbage collector cannot take a blob before the image refers to it.
 //!
-//! An import synthesises an OCI manifest for the archive's blobs; a pull keeps the registry's
-//! manifest byte for byte, so the image's digest is the one the registry shows.
+//! An import assembles an OCI manifest for the archive's blobs (`berth-oci` reads the archive and
+//! checks its digests); a pull keeps the registry's manifest byte for byte, so the image's
+//! digest is the one the registry shows.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
-use berth_backend_native::archive::Source;
 use berth_core::{ContainerBackend, Error, ImageInfo, PullEvent, PullProgress, Result};
-use berth_registry::{Blob, OCI_CONFIG, OCI_MANIFEST};
+use berth_oci::archive::Source;
+use berth_oci::digest::chain_id;
+use berth_oci::image::{Blob, Image as OciImage};
 use containerd_client::services::v1::{
     CreateImageRequest, Image, UpdateImageRequest, WriteAction, WriteContentRequest,
     content_client::ContentClient, diff_client::DiffClient, images_client::ImagesClient,
@@ -26,21 +27,10 @@ use crate::ContainerdBackend;
 
 fn descriptor(blob: &Blob) -> Descriptor {
     Descriptor {
-        media_type: blob.media_type.clone(),
+        media_type: blob.media_type.to_string(),
         digest: blob.digest.clone(),
         size: blob.bytes.len() as i64,
         annotations: HashMap::new(),
-    }
-}
-
-/// A layer's media type from its first bytes (docker archives do not say).
-fn layer_media_type(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "application/vnd.oci.image.layer.v1.tar+zstd"
-    } else {
-        "application/vnd.oci.image.layer.v1.tar"
     }
 }
 
@@ -62,7 +52,7 @@ impl ContainerdBackend {
         let scratch = self.store.run_dir().join("containerd-import");
         berth_core::store::create_dir_all(&scratch)?;
         let source = Source::open(path, &scratch)?;
-        let plan = berth_backend_native::images::plan(&source)?;
+        let plan = berth_oci::layout::plan(&source)?;
         let name = name
             .map(String::from)
             .or(plan.name.clone())
@@ -73,51 +63,8 @@ impl ContainerdBackend {
                 )
                 .with_hint("give one: `berth image import FILE NAME`")
             })?;
-        let name = berth_registry::normalise(&name);
-
-        let mut layers = Vec::with_capacity(plan.layers.len());
-        for layer in &plan.layers {
-            let mut bytes = Vec::new();
-            source
-                .read(&layer.path)?
-                .read_to_end(&mut bytes)
-                .map_err(|e| {
-                    Error::io(format!("reading {} of {}", layer.path, path.display()), e)
-                })?;
-            let blob = Blob::new(layer_media_type(&bytes), bytes);
-            if let Some(expected) = &layer.blob_digest
-                && blob.digest != format!("sha256:{expected}")
-            {
-                return Err(berth_backend_native::archive::corrupt(
-                    path,
-                    format!(
-                        "layer {} has digest {}, not sha256:{expected}",
-                        layer.path, blob.digest
-                    ),
-                ));
-            }
-            layers.push(blob);
-        }
-        let diff_ids: Vec<String> = plan
-            .diff_ids
-            .iter()
-            .map(|d| format!("sha256:{d}"))
-            .collect();
-        let config = Blob::new(OCI_CONFIG, plan.config_bytes.clone());
-        let manifest = Blob::new(
-            OCI_MANIFEST,
-            serde_json::to_vec(&serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.bytes.len()},
-                "layers": layers.iter().map(|l| serde_json::json!({
-                    "mediaType": l.media_type, "digest": l.digest, "size": l.bytes.len(),
-                })).collect::<Vec<_>>(),
-            }))
-            .expect("a manifest serialises"),
-        );
-        self.store_image(&name, &layers, &diff_ids, &config, &manifest)
-            .await
+        let image = plan.into_image(&source, berth_oci::normalise(&name)?)?;
+        self.store_image(&image).await
     }
 
     /// Pulls `reference` from its registry: the blobs are fetched and checked by
@@ -128,16 +75,7 @@ impl ContainerdBackend {
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
         let image = berth_registry::pull(reference, progress).await?;
-        let diff_ids = image.diff_ids()?;
-        let info = self
-            .store_image(
-                &image.name,
-                &image.layers,
-                &diff_ids,
-                &image.config,
-                &image.manifest,
-            )
-            .await?;
+        let info = self.store_image(&image).await?;
         progress.event(&PullEvent {
             status: format!("Digest: {}", image.manifest.digest),
             ..Default::default()
@@ -145,16 +83,11 @@ impl ContainerdBackend {
         Ok(info)
     }
 
-    /// Writes and unpacks an image's blobs under a lease, then names it `name`.
-    async fn store_image(
-        &self,
-        name: &str,
-        layers: &[Blob],
-        diff_ids: &[String],
-        config: &Blob,
-        manifest: &Blob,
-    ) -> Result<ImageInfo> {
-        let top = berth_registry::chain_id(diff_ids)
+    /// Writes and unpacks an image's blobs under a lease, then names it.
+    async fn store_image(&self, image: &OciImage) -> Result<ImageInfo> {
+        let name = image.name.as_str();
+        let diff_ids = image.diff_ids()?;
+        let top = chain_id(&diff_ids)
             .ok_or_else(|| Error::invalid(format!("image {name}"), "it has no layers"))?;
         let mut leases = LeasesClient::new(self.channel().await?);
         let expire = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
@@ -171,9 +104,7 @@ impl ContainerdBackend {
             .lease
             .map(|l| l.id)
             .unwrap_or_default();
-        let imported = self
-            .import_under(&lease, name, layers, diff_ids, &top, config, manifest)
-            .await;
+        let imported = self.import_under(&lease, image, &diff_ids, &top).await;
         let _ = leases
             .delete(
                 self.request(containerd_client::services::v1::DeleteRequest {
@@ -186,17 +117,19 @@ impl ContainerdBackend {
         self.inspect_image(name).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn import_under(
         &self,
         lease: &str,
-        name: &str,
-        layers: &[Blob],
+        image: &OciImage,
         diff_ids: &[String],
         top: &str,
-        config: &Blob,
-        manifest: &Blob,
     ) -> Result<()> {
+        let OciImage {
+            name,
+            manifest,
+            config,
+            layers,
+        } = image;
         for layer in layers {
             self.write_blob(lease, layer, HashMap::new()).await?;
         }
@@ -313,7 +246,7 @@ impl ContainerdBackend {
             .collect();
         let mut parent = String::new();
         for (i, layer) in layers.iter().enumerate() {
-            let chain = berth_registry::chain_id(&diff_ids[..=i]).expect("at least one layer");
+            let chain = chain_id(&diff_ids[..=i]).expect("at least one layer");
             if existing.contains(&chain) {
                 parent = chain;
                 continue;

@@ -8,21 +8,23 @@
 
 pub mod exec;
 pub mod host_files;
-pub mod images;
 mod import;
+pub mod rootfs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use berth_backend_native::bundle::{BundleInput, build_spec, swap_limit_supported};
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
     Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress,
     RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
 };
+use berth_oci::config::ParsedConfig;
+use berth_oci::spec::{SpecInput, build_spec, swap_limit_supported};
+use berth_oci::{Document, digest::chain_id, platform};
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
@@ -37,13 +39,13 @@ use containerd_client::tonic::{self, Code, Request, transport::Channel};
 use containerd_client::types::v1::Status;
 use tokio::sync::OnceCell;
 
-use images::{Manifest, OciConfig};
-
 /// The label that names a container for `berth` (containerd has ids only).
 const NAME_LABEL: &str = "berth.name";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The cgroup parent of berth's containerd containers (`/berth/<id>`), as on native by default.
+const CGROUP_PARENT: &str = "berth";
 
 pub struct ContainerdBackend {
     name: String,
@@ -150,12 +152,12 @@ impl ContainerdBackend {
             .images)
     }
 
-    /// The stored image `reference` means (see [`berth_registry::reference::find`]).
+    /// The stored image `reference` means (see [`berth_oci::reference::find`]).
     async fn find_image(&self, reference: &str) -> Result<containerd_client::services::v1::Image> {
         require("image reference", reference)?;
         let stored = self.image_names().await?;
         let names: Vec<String> = stored.iter().map(|i| i.name.clone()).collect();
-        let found = berth_registry::reference::find(reference, &names).ok_or_else(|| {
+        let found = berth_oci::reference::find(reference, &names).ok_or_else(|| {
             Error::not_found("image", reference).with_hint(format!(
                 "import it into namespace {:?} (`ctr -n {} images import FILE`)",
                 self.config.namespace, self.config.namespace
@@ -194,14 +196,10 @@ impl ContainerdBackend {
         Ok(data)
     }
 
-    async fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &str) -> Result<T> {
+    /// The manifest or index stored as `digest`.
+    async fn read_document(&self, digest: &str) -> Result<Document> {
         let bytes = self.read_blob(digest).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            what: "image blob".into(),
-            path: PathBuf::from(digest),
-            message: e.to_string(),
-            hint: "remove the image and import it again".into(),
-        })
+        Document::parse(&bytes).map_err(|m| corrupt_blob(digest, m))
     }
 
     /// The image's config for this platform, the config's digest, and the bytes of its
@@ -209,24 +207,27 @@ impl ContainerdBackend {
     async fn image_config(
         &self,
         image: &containerd_client::services::v1::Image,
-    ) -> Result<(OciConfig, String, u64)> {
+    ) -> Result<(ParsedConfig, String, u64)> {
         let target = image
             .target
             .as_ref()
             .ok_or_else(|| Error::not_found("image target", image.name.as_str()))?;
-        let mut manifest: Manifest = self.read_json(&target.digest).await?;
-        if manifest.is_index() {
-            let entry = manifest
-                .for_this_platform()
-                .cloned()
-                .ok_or_else(|| Error::not_found("image for this platform", image.name.as_str()))?;
-            manifest = self.read_json(&entry.digest).await?;
+        let mut document = self.read_document(&target.digest).await?;
+        if let Document::Index(index) = &document {
+            let entry = platform::select(index.manifests(), &image.name)?;
+            document = self.read_document(entry.digest().as_ref()).await?;
         }
-        let size = manifest.layers.iter().map(|l| l.size.max(0) as u64).sum();
-        let config = manifest
-            .config
-            .ok_or_else(|| Error::not_found("image config", image.name.as_str()))?;
-        Ok((self.read_json(&config.digest).await?, config.digest, size))
+        let Document::Manifest(manifest) = document else {
+            return Err(corrupt_blob(
+                &target.digest,
+                "an index points at another index, not at a manifest".into(),
+            ));
+        };
+        let size = manifest.layers().iter().map(|l| l.size()).sum();
+        let digest = manifest.config().digest().to_string();
+        let bytes = self.read_blob(&digest).await?;
+        let config = berth_oci::config::parse(&bytes).map_err(|m| corrupt_blob(&digest, m))?;
+        Ok((config, digest, size))
     }
 
     async fn image_info(
@@ -234,11 +235,17 @@ impl ContainerdBackend {
         image: &containerd_client::services::v1::Image,
     ) -> Result<ImageInfo> {
         let (config, digest, size) = self.image_config(image).await?;
+        let created = config
+            .oci
+            .created()
+            .as_deref()
+            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+            .map(|c| c.with_timezone(&Utc));
         Ok(ImageInfo {
             id: digest.trim_start_matches("sha256:").to_string(),
             names: vec![image.name.clone()],
             size,
-            created: config.created,
+            created,
             backend: self.name.clone(),
         })
     }
@@ -333,8 +340,12 @@ impl ContainerdBackend {
             .mounts)
     }
 
-    /// A snapshot `key` on `parent`, replacing one left over under the same key.
-    async fn prepare_rootfs(&self, key: &str, parent: &str) -> Result<()> {
+    /// A snapshot `key` on `parent`, replacing one left over under the same key; its mounts.
+    async fn prepare_rootfs(
+        &self,
+        key: &str,
+        parent: &str,
+    ) -> Result<Vec<containerd_client::types::Mount>> {
         let mut snapshots = self.snapshots().await?;
         let _ = snapshots
             .remove(self.request(snapshots::RemoveSnapshotRequest {
@@ -342,7 +353,7 @@ impl ContainerdBackend {
                 key: key.to_string(),
             }))
             .await;
-        snapshots
+        let prepared = snapshots
             .prepare(self.request(snapshots::PrepareSnapshotRequest {
                 snapshotter: self.config.snapshotter.clone(),
                 key: key.to_string(),
@@ -360,7 +371,29 @@ impl ContainerdBackend {
                 }
                 _ => self.error("prepare", key, e),
             })?;
-        Ok(())
+        Ok(prepared.into_inner().mounts)
+    }
+
+    /// The runtime spec of container `id`, whose image's user names are looked up in its
+    /// prepared rootfs (`rootfs`, the snapshot's mounts).
+    fn runtime_spec(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        config: &ParsedConfig,
+        rootfs: Vec<containerd_client::types::Mount>,
+    ) -> Result<Vec<u8>> {
+        let files =
+            rootfs::SnapshotFiles::new(rootfs, self.store.run_dir().join("containerd-rootfs"));
+        let runtime_spec = build_spec(&SpecInput {
+            id,
+            spec,
+            image: &config.defaults,
+            cgroup_parent: CGROUP_PARENT,
+            files: &files,
+            swap_limit: swap_limit_supported(),
+        })?;
+        serde_json::to_vec(&runtime_spec).map_err(|e| Error::invalid("runtime spec", e.to_string()))
     }
 
     /// Removes snapshot `key` if it is there.
@@ -482,6 +515,16 @@ impl ContainerdBackend {
     }
 }
 
+/// A blob in the content store that is not what berth expects.
+fn corrupt_blob(digest: &str, message: String) -> Error {
+    Error::Corrupt {
+        what: "image blob".into(),
+        path: PathBuf::from(digest),
+        message,
+        hint: "remove the image and import it again".into(),
+    }
+}
+
 /// Empty required arguments are refused here, never sent to containerd.
 fn require(what: &str, value: &str) -> Result<()> {
     if value.is_empty() {
@@ -586,7 +629,7 @@ impl ContainerBackend for ContainerdBackend {
         require("image", &spec.image)?;
         let image = self.find_image(&spec.image).await?;
         let (config, ..) = self.image_config(&image).await?;
-        let parent = berth_registry::chain_id(&config.rootfs.diff_ids)
+        let parent = chain_id(&config.diff_ids)
             .ok_or_else(|| Error::invalid(format!("image {}", image.name), "it has no layers"))?;
 
         let mut with_host_files = spec.clone();
@@ -612,18 +655,15 @@ impl ContainerBackend for ContainerdBackend {
         if let Ok(tz) = std::env::var("TZ") {
             with_host_files.env.entry("TZ".into()).or_insert(tz);
         }
-        let runtime_spec = build_spec(&BundleInput {
-            id,
-            spec: &with_host_files,
-            image: &config.defaults(),
-            cgroup_parent: "berth",
-            lower_dirs: &[],
-            swap_limit: swap_limit_supported(),
-        })?;
-        let spec_json = serde_json::to_vec(&runtime_spec)
-            .map_err(|e| Error::invalid("runtime spec", e.to_string()))?;
-
-        self.prepare_rootfs(id, &parent).await?;
+        // The spec is built on the prepared snapshot, where the image's /etc/passwd is.
+        let rootfs = self.prepare_rootfs(id, &parent).await?;
+        let spec_json = match self.runtime_spec(id, &with_host_files, &config, rootfs) {
+            Ok(json) => json,
+            Err(e) => {
+                let _ = self.discard_snapshot(id).await;
+                return Err(e);
+            }
+        };
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(NAME_LABEL.into(), spec.name.clone());
         let container = Container {

@@ -12,8 +12,9 @@ use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use berth_oci::archive::sanitize;
 use sha2::{Digest, Sha256};
 
 /// Prefix of an OCI whiteout entry.
@@ -69,19 +70,6 @@ pub enum Action {
     Opaque(PathBuf),
     /// Nothing to write (the root itself).
     Skip,
-}
-
-/// Turns a tar entry path into a safe relative path, or `None` if it climbs out (`..`).
-pub fn sanitize(path: &Path) -> Option<PathBuf> {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(clean)
 }
 
 /// Classifies one entry path: plain, whiteout or opaque marker.

@@ -7,8 +7,6 @@
 //! records and asks the supervisor's lock whether it is still alive. Two `berth` processes acting
 //! on one container serialise on its operation lock.
 
-pub mod archive;
-pub mod bundle;
 pub mod exec;
 pub mod images;
 pub mod layers;
@@ -33,11 +31,12 @@ use berth_core::{
     ContainerStats, Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions,
     LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotMount, StopOptions, Store,
 };
+use berth_oci::{LayerDirs, spec};
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub use images::{ImageConfig, ImageRecord, ImageStore};
+pub use images::{ImageRecord, ImageStore};
 use records::{ContainerRecord, Layout, Phase, StateRecord};
 use snapshots::SnapshotStore;
 
@@ -184,13 +183,13 @@ impl NativeBackend {
             .rev()
             .map(|d| self.images.layer_dir(d))
             .collect();
-        let oci = bundle::build_spec(&bundle::BundleInput {
+        let oci = spec::build_spec(&spec::SpecInput {
             id,
             spec,
             image: &image.config,
             cgroup_parent: &self.cgroup_parent,
-            lower_dirs: &lower_dirs,
-            swap_limit: bundle::swap_limit_supported(),
+            files: &LayerDirs(lower_dirs.clone()),
+            swap_limit: spec::swap_limit_supported(),
         })?;
         let layout = Layout::new(&self.store, id);
         let result = (|| {
@@ -428,7 +427,7 @@ impl NativeBackend {
         }
         let image = self.images.resolve(&record.image_id)?;
         let diff_ids: Vec<String> = image.layers.iter().map(|d| format!("sha256:{d}")).collect();
-        berth_registry::chain_id(&diff_ids)
+        berth_oci::digest::chain_id(&diff_ids)
             .ok_or_else(|| self.fail("commit", &record.id, "its image has no layers"))
     }
 

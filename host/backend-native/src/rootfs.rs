@@ -59,6 +59,10 @@ pub fn mount_overlay(
     for dir in [upper, work, target] {
         create_dir_all(dir)?;
     }
+    // The upper dir's root is the container's `/`: 0755 as on docker, or an image whose USER is
+    // not root cannot reach its own /bin (berth's directories are 0750).
+    std::fs::set_permissions(upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .context(|| format!("making {} the container's root", upper.display()))?;
     if is_mounted(target) {
         return Ok(());
     }

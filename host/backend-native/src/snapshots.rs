@@ -133,7 +133,7 @@ impl SnapshotStore {
         let mut parent = None;
         for layer in layers {
             diff_ids.push(format!("sha256:{layer}"));
-            let chain = berth_registry::chain_id(&diff_ids).expect("one layer at least");
+            let chain = berth_oci::digest::chain_id(&diff_ids).expect("one layer at least");
             if !entries.iter().any(|e| e.info.name == chain) {
                 entries.push(Entry {
                     info: SnapshotInfo {

@@ -6,133 +6,15 @@
 //!
 //! The blocking HTTP client runs on a blocking thread; [`pull`] is the async face.
 
-pub mod reference;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
 use berth_core::{Error, PullEvent, PullProgress, Result};
+use berth_oci::image::{Blob, Document, Image};
+use berth_oci::{Reference, media, platform};
+use oci_spec::image::{Descriptor, MediaType};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-
-pub use reference::{Reference, normalise};
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// One content-addressed blob: a manifest, a config or a layer.
-#[derive(Debug, Clone)]
-pub struct Blob {
-    pub media_type: String,
-    /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
-    pub bytes: Vec<u8>,
-}
-
-impl Blob {
-    pub fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Blob {
-        Blob {
-            media_type: media_type.into(),
-            digest: sha256_digest(&bytes),
-            bytes,
-        }
-    }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`, as the OCI image spec defines it.
-pub fn chain_id(diff_ids: &[String]) -> Option<String> {
-    let mut ids = diff_ids.iter();
-    let mut chain = ids.next()?.clone();
-    for diff in ids {
-        chain = sha256_digest(format!("{chain} {diff}").as_bytes());
-    }
-    Some(chain)
-}
-
-/// An image as its registry serves it for this platform, every blob verified.
-#[derive(Debug)]
-pub struct Image {
-    /// The normalised reference it was pulled as.
-    pub name: String,
-    /// The platform's manifest, byte for byte (so its digest is the registry's).
-    pub manifest: Blob,
-    pub config: Blob,
-    /// Base layer first.
-    pub layers: Vec<Blob>,
-}
-
-impl Image {
-    /// The config's `rootfs.diff_ids`, base first.
-    pub fn diff_ids(&self) -> Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Config {
-            rootfs: RootFs,
-        }
-        #[derive(Deserialize)]
-        struct RootFs {
-            diff_ids: Vec<String>,
-        }
-        let config: Config = serde_json::from_slice(&self.config.bytes).map_err(|e| {
-            corrupt(
-                &self.config.digest,
-                format!("the config does not parse: {e}"),
-            )
-        })?;
-        if config.rootfs.diff_ids.len() != self.layers.len() {
-            return Err(corrupt(
-                &self.config.digest,
-                format!(
-                    "the config lists {} layers, the manifest {}",
-                    config.rootfs.diff_ids.len(),
-                    self.layers.len()
-                ),
-            ));
-        }
-        Ok(config.rootfs.diff_ids)
-    }
-
-    /// Writes the image as an OCI layout at `dir` (which must exist), named by
-    /// `org.opencontainers.image.ref.name`, for a backend that imports layouts.
-    pub fn write_oci_layout(&self, dir: &std::path::Path) -> Result<()> {
-        let blobs = dir.join("blobs").join("sha256");
-        berth_core::store::create_dir_all(&blobs)?;
-        for blob in [&self.manifest, &self.config]
-            .into_iter()
-            .chain(&self.layers)
-        {
-            let hex = blob.digest.trim_start_matches("sha256:");
-            write(&blobs.join(hex), &blob.bytes)?;
-        }
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [{
-                "mediaType": self.manifest.media_type,
-                "digest": self.manifest.digest,
-                "size": self.manifest.bytes.len(),
-                "annotations": {"org.opencontainers.image.ref.name": self.name},
-            }],
-        });
-        write(&dir.join("index.json"), index.to_string().as_bytes())?;
-        write(
-            &dir.join("oci-layout"),
-            br#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-    }
-}
-
-fn write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
-}
 
 /// Pulls `reference` (normalised first), reporting each layer's download to `progress`.
 pub async fn pull(reference: &str, progress: &mut dyn PullProgress) -> Result<Image> {
@@ -162,34 +44,6 @@ struct Session {
     token: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Platform {
-    architecture: String,
-    os: String,
-}
-
-/// A manifest or an index: whichever fields the document has.
-#[derive(Deserialize)]
-struct Document {
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
 impl Session {
     fn new(reference: Reference) -> Session {
         let agent = ureq::Agent::config_builder()
@@ -214,42 +68,31 @@ impl Session {
     fn fetch(&mut self, progress: &mut dyn FnMut(PullEvent)) -> Result<Image> {
         let object = self.reference.object.clone();
         let mut manifest = self.manifest(&object)?;
-        let mut document = parse_document(&manifest)?;
-        // An index (multi-platform image): the one manifest for linux on this machine.
-        if document.config.is_none() {
-            let wanted = berth_core::go_arch();
-            let chosen = document
-                .manifests
-                .iter()
-                .find(|d| {
-                    d.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == wanted)
-                })
-                .ok_or_else(|| Error::NotFound {
-                    kind: "image platform",
-                    name: format!("linux/{wanted} in {}", self.reference.name),
-                    hint: "the image is not built for this machine".into(),
-                })?;
-            manifest = self.manifest(&chosen.digest.clone())?;
-            document = parse_document(&manifest)?;
-        }
-        let Some(config) = document.config else {
+        // An index (multi-platform image): the one manifest for this machine.
+        let document = match parse_document(&manifest)? {
+            Document::Index(index) => {
+                let chosen = platform::select(index.manifests(), &self.reference.name)?;
+                manifest = self.manifest(chosen.digest().as_ref())?;
+                parse_document(&manifest)?
+            }
+            document => document,
+        };
+        let Document::Manifest(document) = document else {
             return Err(corrupt(
                 &manifest.digest,
-                "it is neither a manifest nor an index",
+                "an index points at another index, not at a manifest",
             ));
         };
-        let config = self.blob(&config, &mut |_| {})?;
-        let mut layers = Vec::with_capacity(document.layers.len());
-        for layer in &document.layers {
-            let short = short(&layer.digest);
+        let config = self.blob(document.config(), &mut |_| {})?;
+        let mut layers = Vec::with_capacity(document.layers().len());
+        for layer in document.layers() {
+            let short = short(layer.digest().as_ref());
             let mut report = |current| {
                 progress(PullEvent {
                     layer: Some(short.clone()),
                     status: "Downloading".into(),
                     current: Some(current),
-                    total: Some(layer.size),
+                    total: Some(layer.size()),
                 })
             };
             layers.push(self.blob(layer, &mut report)?);
@@ -273,8 +116,7 @@ impl Session {
             "{}/v2/{}/manifests/{object}",
             self.base, self.reference.repository
         );
-        let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(", ");
-        let response = self.get(&url, Some(&accept))?;
+        let response = self.get(&url, Some(&media::manifest_accept()))?;
         let media_type = response
             .headers()
             .get("content-type")
@@ -288,7 +130,7 @@ impl Session {
             .take(16 << 20)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(format!("downloading {url}"), e))?;
-        let blob = Blob::new(media_type, bytes);
+        let blob = Blob::new(MediaType::from(media_type.as_str()), bytes);
         if object.starts_with("sha256:") && blob.digest != object {
             return Err(corrupt(
                 object,
@@ -302,10 +144,13 @@ impl Session {
     fn blob(&mut self, descriptor: &Descriptor, progress: &mut dyn FnMut(u64)) -> Result<Blob> {
         let url = format!(
             "{}/v2/{}/blobs/{}",
-            self.base, self.reference.repository, descriptor.digest
+            self.base,
+            self.reference.repository,
+            descriptor.digest()
         );
         let mut reader = self.get(&url, None)?.into_body().into_reader();
-        let mut bytes = Vec::with_capacity(descriptor.size as usize);
+        let size = descriptor.size();
+        let mut bytes = Vec::with_capacity(size.min(1 << 30) as usize);
         let mut chunk = vec![0; 1 << 20];
         loop {
             let n = reader
@@ -315,20 +160,19 @@ impl Session {
                 break;
             }
             bytes.extend_from_slice(&chunk[..n]);
-            if bytes.len() as u64 > descriptor.size {
+            if bytes.len() as u64 > size {
                 break;
             }
             progress(bytes.len() as u64);
         }
-        let blob = Blob::new(descriptor.media_type.clone(), bytes);
-        if blob.bytes.len() as u64 != descriptor.size || blob.digest != descriptor.digest {
+        let blob = Blob::new(descriptor.media_type().clone(), bytes);
+        if blob.bytes.len() as u64 != size || blob.digest != descriptor.digest().as_ref() {
             return Err(corrupt(
-                &descriptor.digest,
+                descriptor.digest().as_ref(),
                 format!(
-                    "the registry served {} bytes with digest {}, the manifest says {} bytes",
+                    "the registry served {} bytes with digest {}, the manifest says {size} bytes",
                     blob.bytes.len(),
                     blob.digest,
-                    descriptor.size
                 ),
             ));
         }
@@ -427,8 +271,7 @@ impl Session {
 }
 
 fn parse_document(blob: &Blob) -> Result<Document> {
-    serde_json::from_slice(&blob.bytes)
-        .map_err(|e| corrupt(&blob.digest, format!("the manifest does not parse: {e}")))
+    Document::parse(&blob.bytes).map_err(|m| corrupt(&blob.digest, m))
 }
 
 /// `Bearer realm="https://auth",service="registry",scope="repository:x:pull"` as a map.
@@ -462,20 +305,6 @@ fn corrupt(digest: &str, message: impl Into<String>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::Digest;
-
-    #[test]
-    fn chain_ids_follow_the_image_spec() {
-        let a = "sha256:aaaa".to_string();
-        let b = "sha256:bbbb".to_string();
-        assert_eq!(chain_id(&[]), None);
-        assert_eq!(chain_id(std::slice::from_ref(&a)).unwrap(), a);
-        let expected = format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest("sha256:aaaa sha256:bbbb"))
-        );
-        assert_eq!(chain_id(&[a, b]).unwrap(), expected);
-    }
 
     #[test]
     fn bearer_challenges_parse() {
@@ -488,34 +317,5 @@ mod tests {
         assert_eq!(params["scope"], "repository:library/alpine:pull");
         assert!(parse_challenge(r#"Basic realm="x""#).is_none());
         assert!(parse_challenge("Bearer service=\"x\"").is_none());
-    }
-
-    #[test]
-    fn a_pulled_image_writes_an_oci_layout_naming_it() {
-        let layer = Blob::new("application/vnd.oci.image.layer.v1.tar", vec![0; 1024]);
-        let config = Blob::new(
-            OCI_CONFIG,
-            br#"{"rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#.to_vec(),
-        );
-        let image = Image {
-            name: "127.0.0.1:5000/x:1".into(),
-            manifest: Blob::new(OCI_MANIFEST, b"{}".to_vec()),
-            config,
-            layers: vec![layer.clone()],
-        };
-        assert_eq!(image.diff_ids().unwrap(), ["sha256:00"]);
-        let dir = tempfile::tempdir().unwrap();
-        image.write_oci_layout(dir.path()).unwrap();
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
-        assert_eq!(
-            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-            "127.0.0.1:5000/x:1"
-        );
-        let hex = layer.digest.trim_start_matches("sha256:");
-        assert_eq!(
-            std::fs::read(dir.path().join("blobs/sha256").join(hex)).unwrap(),
-            layer.bytes
-        );
     }
 }

@@ -5,6 +5,9 @@
 //! capability set and masked paths), then applies the image (entrypoint, cmd, env, working dir,
 //! user) and the spec (command, env, mounts, hostname, limits). The network namespace is new and
 //! holds only loopback: berth has no container networking yet.
+//!
+//! What differs between backends is passed in: the cgroup parent, where the image's user names
+//! are looked up ([`ImageFiles`]) and whether swap can be limited.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,20 +18,24 @@ use oci_spec::runtime::{
     Spec, UserBuilder,
 };
 
-use crate::images::{ImageConfig, read_layer_file};
+use crate::config::ImageConfig;
+use crate::user::{ImageFiles, resolve_user};
 
 /// CFS period for CPU limits, in microseconds (docker's and runc's default).
 pub const CPU_PERIOD_US: u64 = 100_000;
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Inputs that are not in the spec.
-pub struct BundleInput<'a> {
+#[derive(Clone, Copy)]
+pub struct SpecInput<'a> {
     pub id: &'a str,
     pub spec: &'a ContainerSpec,
     pub image: &'a ImageConfig,
+    /// The container's cgroup is `/<cgroup_parent>/<id>` (`/<id>` when empty).
     pub cgroup_parent: &'a str,
-    /// Overlay lower dirs, top first: where `/etc/passwd` is looked up for a user name.
-    pub lower_dirs: &'a [PathBuf],
+    /// The image's root filesystem, where `/etc/passwd` and `/etc/group` are read for a user
+    /// name.
+    pub files: &'a dyn ImageFiles,
     /// Whether the memory+swap limit can be set (cgroup v1 without swap accounting cannot).
     pub swap_limit: bool,
 }
@@ -104,8 +111,8 @@ pub fn resources(limits: &Limits, swap_limit: bool) -> Result<LinuxResources> {
 }
 
 /// The full runtime spec for `config.json`.
-pub fn build_spec(input: &BundleInput<'_>) -> Result<Spec> {
-    let BundleInput {
+pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
+    let SpecInput {
         id,
         spec: cspec,
         image,
@@ -131,7 +138,7 @@ pub fn build_spec(input: &BundleInput<'_>) -> Result<Spec> {
         ));
     }
     let (uid, gid) = match &image.user {
-        Some(user) => resolve_user(user, input.lower_dirs)?,
+        Some(user) => resolve_user(user, input.files)?,
         None => (0, 0),
     };
 
@@ -203,54 +210,6 @@ fn bind_mount(source: &str, target: &str, readonly: bool) -> Result<Mount> {
         .map_err(|e| Error::invalid(format!("mount {source}:{target}"), e.to_string()))
 }
 
-/// `uid[:gid]` or `name[:group]`, names looked up in the image's `/etc/passwd` and `/etc/group`.
-pub fn resolve_user(user: &str, lower_dirs: &[PathBuf]) -> Result<(u32, u32)> {
-    let (user_part, group_part) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let not_found = |what: &'static str, name: &str| {
-        Error::not_found(what, name).with_hint(format!(
-            "the image's USER {user:?} is not in its /etc/passwd or /etc/group; use numeric ids"
-        ))
-    };
-    let passwd = read_layer_file(lower_dirs, "etc/passwd").unwrap_or_default();
-    let (uid, primary_gid) = match user_part.parse::<u32>() {
-        Ok(uid) => (
-            uid,
-            lookup(&passwd, |f| f[2] == user_part).map(|f| f[3].parse().unwrap_or(0)),
-        ),
-        Err(_) => {
-            let fields = lookup(&passwd, |f| f[0] == user_part)
-                .ok_or_else(|| not_found("user", user_part))?;
-            let uid = fields[2]
-                .parse()
-                .map_err(|_| not_found("user", user_part))?;
-            (uid, fields[3].parse().ok())
-        }
-    };
-    let gid = match group_part {
-        None => primary_gid.unwrap_or(0),
-        Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => {
-                let groups = read_layer_file(lower_dirs, "etc/group").unwrap_or_default();
-                lookup(&groups, |f| f[0] == group)
-                    .and_then(|f| f[2].parse().ok())
-                    .ok_or_else(|| not_found("group", group))?
-            }
-        },
-    };
-    Ok((uid, gid))
-}
-
-fn lookup(file: &str, matches: impl Fn(&[&str]) -> bool) -> Option<Vec<String>> {
-    file.lines()
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 4 && matches(f))
-        .map(|f| f.into_iter().map(String::from).collect())
-}
-
 /// Whether a memory+swap limit can be written on this host.
 pub fn swap_limit_supported() -> bool {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
@@ -265,6 +224,7 @@ pub fn swap_limit_supported() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::user::LayerDirs;
     use berth_core::Mount as BerthMount;
 
     fn image() -> ImageConfig {
@@ -329,12 +289,14 @@ mod tests {
             ..ContainerSpec::default()
         };
         let id = "0123456789abcdef";
-        let input = BundleInput {
+        let image = image();
+        let no_files = LayerDirs(Vec::new());
+        let input = SpecInput {
             id,
             spec: &spec,
-            image: &image(),
+            image: &image,
             cgroup_parent: "berth",
-            lower_dirs: &[],
+            files: &no_files,
             swap_limit: false,
         };
         let oci = build_spec(&input).unwrap();
@@ -356,28 +318,57 @@ mod tests {
         let mut bad = spec.clone();
         bad.mounts[0].source = "/does/not/exist".into();
         assert!(
-            build_spec(&BundleInput {
+            build_spec(&SpecInput {
                 spec: &bad,
                 ..input
             })
             .is_err()
         );
+        // Without a parent the cgroup is the id's own.
+        let root = build_spec(&SpecInput {
+            cgroup_parent: "",
+            ..input
+        })
+        .unwrap();
+        assert_eq!(
+            root.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("/0123456789abcdef"))
+        );
     }
 
     #[test]
-    fn users_resolve_from_the_image() {
+    fn the_process_runs_as_the_images_user() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
         std::fs::write(
             dir.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+            "nobody:x:65534:65534::/:/bin/false\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("etc/group"), "staff:x:50:\n").unwrap();
-        let layers = [dir.path().to_path_buf()];
-        assert_eq!(resolve_user("app", &layers).unwrap(), (1000, 1001));
-        assert_eq!(resolve_user("app:staff", &layers).unwrap(), (1000, 50));
-        assert_eq!(resolve_user("42:7", &layers).unwrap(), (42, 7));
-        assert!(resolve_user("nobody", &layers).is_err());
+        let files = LayerDirs(vec![dir.path().to_path_buf()]);
+        let spec = ContainerSpec::default();
+        let user_of = |user: Option<&str>| {
+            let image = ImageConfig {
+                user: user.map(String::from),
+                ..image()
+            };
+            build_spec(&SpecInput {
+                id: "c",
+                spec: &spec,
+                image: &image,
+                cgroup_parent: "",
+                files: &files,
+                swap_limit: false,
+            })
+            .map(|oci| {
+                let user = oci.process().as_ref().unwrap().user().clone();
+                (user.uid(), user.gid())
+            })
+        };
+        assert_eq!(user_of(None).unwrap(), (0, 0));
+        assert_eq!(user_of(Some("nobody")).unwrap(), (65534, 65534));
+        assert_eq!(user_of(Some("5:6")).unwrap(), (5, 6));
+        let missing = user_of(Some("app")).unwrap_err();
+        assert!(missing.to_string().contains("\"app\""), "{missing}");
     }
 }

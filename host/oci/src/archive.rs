@@ -9,11 +9,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use berth_core::{Error, IoContext, Result};
-
-use crate::layers::sanitize;
 
 /// The member files of an archive, by normalised path.
 pub struct Source {
@@ -37,7 +35,8 @@ enum Member {
     Link(String),
 }
 
-/// A file removed when dropped.
+/// A file removed when dropped: the decompressed copy of a gzipped archive, or a tar an
+/// importer writes for the while it needs it.
 pub struct Scratch(pub PathBuf);
 
 impl Drop for Scratch {
@@ -98,10 +97,12 @@ impl Source {
         })
     }
 
+    /// The path it was opened from, which errors name.
     pub fn origin(&self) -> &Path {
         &self.origin
     }
 
+    /// Whether the archive holds member `name`.
     pub fn exists(&self, name: &str) -> bool {
         match &self.kind {
             Kind::Dir(dir) => normalise(name).is_some_and(|n| dir.join(n).is_file()),
@@ -166,6 +167,19 @@ pub fn corrupt(archive: &Path, message: impl Into<String>) -> Error {
     }
 }
 
+/// Turns an archive or layer path into a safe relative one, or `None` if it climbs out (`..`).
+pub fn sanitize(path: &Path) -> Option<PathBuf> {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(clean)
+}
+
 fn normalise(name: &str) -> Option<String> {
     let clean = sanitize(Path::new(name))?;
     let text = clean.to_str()?.to_string();
@@ -218,8 +232,8 @@ fn normalise_lexically(path: &Path) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     for component in path.components() {
         match component {
-            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            std::path::Component::ParentDir => {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
                 parts.pop()?;
             }
             _ => {}
@@ -231,6 +245,51 @@ fn normalise_lexically(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_paths_stay_inside_the_archive() {
+        assert_eq!(sanitize(Path::new("/./a/b")).unwrap(), PathBuf::from("a/b"));
+        assert_eq!(sanitize(Path::new("a/../b")), None);
+        assert_eq!(
+            normalise("./manifest.json").as_deref(),
+            Some("manifest.json")
+        );
+        assert_eq!(normalise("."), None);
+    }
+
+    #[test]
+    fn a_gzipped_tar_is_read_like_a_plain_one_and_links_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "a/layer.tar", &b"first"[..])
+            .unwrap();
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        builder
+            .append_link(&mut link, "b/layer.tar", "../a/layer.tar")
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let archive = dir.path().join("image.tar.gz");
+        std::fs::write(&archive, gz.finish().unwrap()).unwrap();
+
+        let source = Source::open(&archive, dir.path()).unwrap();
+        assert!(source.exists("./a/layer.tar"));
+        assert_eq!(source.read_all("b/layer.tar").unwrap(), b"first");
+        let missing = source.read_all("c").unwrap_err();
+        assert_eq!(missing.kind(), berth_core::ErrorKind::Corrupt, "{missing}");
+        assert!(source.read("../x").is_err());
+        // The decompressed copy goes with the source.
+        drop(source);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn links_resolve_inside_the_archive() {
