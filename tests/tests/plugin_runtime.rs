@@ -80,7 +80,7 @@ impl VolumeService for Volumes {
         let before = volumes.len();
         volumes.retain(|v| v.name != name);
         if volumes.len() == before {
-            return Err(Error::not_found("volume", name));
+            return Err(Error::not_found(berth_core::Object::Volume, name));
         }
         Ok(())
     }
@@ -92,7 +92,10 @@ struct NoPackages;
 
 impl PackageService for NoPackages {
     fn ensure_package(&self, name: &str, version: &str) -> Result<PackageMount> {
-        Err(Error::not_found("package", format!("{name}@{version}")))
+        Err(Error::not_found(
+            berth_core::Object::Package,
+            format!("{name}@{version}"),
+        ))
     }
     fn packages(&self) -> Result<Vec<PackageMount>> {
         Ok(Vec::new())

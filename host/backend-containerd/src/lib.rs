@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, PullProgress,
-    RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
+    Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, Object,
+    PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions,
+    Store,
 };
 use berth_oci::config::ParsedConfig;
 use berth_oci::spec::{SpecInput, build_spec, swap_limit_supported};
@@ -158,7 +159,7 @@ impl ContainerdBackend {
         let stored = self.image_names().await?;
         let names: Vec<String> = stored.iter().map(|i| i.name.clone()).collect();
         let found = berth_oci::reference::find(reference, &names).ok_or_else(|| {
-            Error::not_found("image", reference).with_hint(format!(
+            Error::not_found(berth_core::Object::Image, reference).with_hint(format!(
                 "import it into namespace {:?} (`ctr -n {} images import FILE`)",
                 self.config.namespace, self.config.namespace
             ))
@@ -172,7 +173,7 @@ impl ContainerdBackend {
             .map_err(|e| self.error("inspect", found, e))?
             .into_inner()
             .image
-            .ok_or_else(|| Error::not_found("image", found.as_str()))
+            .ok_or_else(|| Error::not_found(berth_core::Object::Image, found.as_str()))
     }
 
     async fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
@@ -208,10 +209,9 @@ impl ContainerdBackend {
         &self,
         image: &containerd_client::services::v1::Image,
     ) -> Result<(ParsedConfig, String, u64)> {
-        let target = image
-            .target
-            .as_ref()
-            .ok_or_else(|| Error::not_found("image target", image.name.as_str()))?;
+        let target = image.target.as_ref().ok_or_else(|| {
+            Error::not_found(berth_core::Object::ImageTarget, image.name.as_str())
+        })?;
         let mut document = self.read_document(&target.digest).await?;
         if let Document::Index(index) = &document {
             let entry = platform::select(index.manifests(), &image.name)?;
@@ -261,7 +261,7 @@ impl ContainerdBackend {
             .map_err(|e| self.error("inspect", id, e))?
             .into_inner()
             .container
-            .ok_or_else(|| Error::not_found("container", id))
+            .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))
     }
 
     /// The container's task, if it has one.
@@ -362,13 +362,12 @@ impl ContainerdBackend {
             }))
             .await
             .map_err(|e| match e.code() {
-                Code::NotFound => {
-                    Error::not_found("unpacked image layers", parent).with_hint(format!(
+                Code::NotFound => Error::not_found(berth_core::Object::UnpackedLayers, parent)
+                    .with_hint(format!(
                         "the image is not unpacked for snapshotter {:?}; pull or import it \
                          again (`berth image --backend containerd pull|import`)",
                         self.config.snapshotter
-                    ))
-                }
+                    )),
                 _ => self.error("prepare", key, e),
             })?;
         Ok(prepared.into_inner().mounts)
@@ -533,11 +532,11 @@ fn require(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn kind_of(operation: &'static str) -> &'static str {
+fn kind_of(operation: &'static str) -> Object {
     match operation {
-        "prepare" | "mount" | "commit" | "stat" => "snapshot",
-        "read" => "content",
-        _ => "container",
+        "prepare" | "mount" | "commit" | "stat" => Object::Snapshot,
+        "read" => Object::Content,
+        _ => Object::Container,
     }
 }
 
@@ -696,7 +695,7 @@ impl ContainerBackend for ContainerdBackend {
                 return Err(self.error("create", id, e));
             }
         };
-        let created = created.ok_or_else(|| Error::not_found("container", id))?;
+        let created = created.ok_or_else(|| Error::not_found(berth_core::Object::Container, id))?;
         Ok(self.info_of(&created, None))
     }
 
@@ -997,7 +996,9 @@ impl ContainerBackend for ContainerdBackend {
             }))
             .await
             .map_err(|e| match e.code() {
-                Code::NotFound => Error::not_found("snapshot", parent.unwrap_or_default()),
+                Code::NotFound => {
+                    Error::not_found(berth_core::Object::Snapshot, parent.unwrap_or_default())
+                }
                 _ => self.error("prepare", key, e),
             })?;
         Ok(prepared
@@ -1021,7 +1022,7 @@ impl ContainerBackend for ContainerdBackend {
             }))
             .await
             .map_err(|e| match e.code() {
-                Code::NotFound => Error::not_found("snapshot", key),
+                Code::NotFound => Error::not_found(berth_core::Object::Snapshot, key),
                 _ => self.error("commit", key, e),
             })?;
         Ok(())
@@ -1046,9 +1047,8 @@ impl ContainerBackend for ContainerdBackend {
             }))
             .await
             .map_err(|e| match e.code() {
-                Code::NotFound => {
-                    Error::not_found("snapshot", key).with_hint("see `berth snapshot ls`")
-                }
+                Code::NotFound => Error::not_found(berth_core::Object::Snapshot, key)
+                    .with_hint("see `berth snapshot ls`"),
                 Code::FailedPrecondition => {
                     Error::conflict(format!("snapshot {key}"), "other snapshots are built on it")
                         .with_hint("remove its children first (`berth snapshot ls` shows parents)")
@@ -1084,7 +1084,7 @@ impl ContainerBackend for ContainerdBackend {
             .into_iter()
             .any(|s| s.name == version && s.kind == SnapshotKind::Committed);
         if !committed {
-            return Err(Error::not_found("version", version)
+            return Err(Error::not_found(berth_core::Object::Version, version)
                 .with_hint("versions are committed snapshots: see `berth snapshot ls`"));
         }
         let was_running = self.park(id).await?;

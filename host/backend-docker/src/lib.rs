@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use berth_core::config::{AppleBackendConfig, DockerBackendConfig};
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats,
-    Durability, Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, PullEvent,
-    PullProgress, RemoveOptions, Result, StdioSink, StopOptions, Store,
+    Durability, Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Object,
+    PullEvent, PullProgress, RemoveOptions, Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -215,14 +215,13 @@ impl DockerBackend {
         }
     }
 
-    /// berth's error for a failed Docker call on `kind` `object`.
-    fn error(
-        &self,
-        operation: &'static str,
-        kind: &'static str,
-        object: &str,
-        e: DockerError,
-    ) -> Error {
+    /// berth's error for a failed Docker call on `kind` `object` (empty: all of that kind).
+    fn error(&self, operation: &'static str, kind: Object, object: &str, e: DockerError) -> Error {
+        let what = if object.is_empty() {
+            format!("{kind}s")
+        } else {
+            format!("{kind} {object}")
+        };
         match e {
             DockerError::DockerResponseServerError {
                 status_code: 404, ..
@@ -230,15 +229,15 @@ impl DockerBackend {
             DockerError::DockerResponseServerError {
                 status_code: 409,
                 message,
-            } => Error::conflict(format!("{kind} {object}"), message),
+            } => Error::conflict(what, message),
             DockerError::HyperLegacyError { .. }
             | DockerError::IOError { .. }
             | DockerError::SocketNotFoundError(_)
             | DockerError::RequestTimeoutError => self.unreachable(root_cause(&e)),
             DockerError::DockerResponseServerError { message, .. } => {
-                Error::backend(&self.name, operation, format!("{kind} {object}"), message)
+                Error::backend(&self.name, operation, what, message)
             }
-            e => Error::backend(&self.name, operation, format!("{kind} {object}"), e),
+            e => Error::backend_caused(&self.name, operation, what, e),
         }
     }
 
@@ -260,11 +259,11 @@ impl DockerBackend {
         let found = docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| self.error("find", "container", id, e))?;
+            .map_err(|e| self.error("find", Object::Container, id, e))?;
         found
             .into_iter()
             .find_map(|c| c.id)
-            .ok_or_else(|| Error::not_found("container", id))
+            .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))
     }
 
     async fn inspect_raw(
@@ -275,7 +274,7 @@ impl DockerBackend {
             .await?
             .inspect_container(docker_id, None::<InspectContainerOptions>)
             .await
-            .map_err(|e| self.error("inspect", "container", docker_id, e))
+            .map_err(|e| self.error("inspect", Object::Container, docker_id, e))
     }
 
     /// Creates missing bind-mount sources and gives them the requested owner.
@@ -323,11 +322,11 @@ impl DockerBackend {
                     message,
                 }) if message.contains("already in use") => {
                     let existing = self.inspect_raw(&spec.name).await?;
-                    return existing
-                        .id
-                        .ok_or_else(|| Error::not_found("container", spec.name.as_str()));
+                    return existing.id.ok_or_else(|| {
+                        Error::not_found(berth_core::Object::Container, spec.name.as_str())
+                    });
                 }
-                Err(e) => return Err(self.error("create", "container", &spec.name, e)),
+                Err(e) => return Err(self.error("create", Object::Container, &spec.name, e)),
             }
         }
     }
@@ -346,7 +345,7 @@ impl DockerBackend {
         };
         let mut stream = docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| self.error("pull", "image", reference, e))?;
+            let info = item.map_err(|e| self.error("pull", Object::Image, reference, e))?;
             if let Some(detail) = info.error_detail {
                 return Err(Error::backend(
                     &self.name,
@@ -405,7 +404,7 @@ impl DockerBackend {
             Err(DockerError::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(()),
-            Err(e) => Err(self.error("signal", "container", docker_id, e)),
+            Err(e) => Err(self.error("signal", Object::Container, docker_id, e)),
         }
     }
 
@@ -415,7 +414,7 @@ impl DockerBackend {
             Some(Ok(answer)) => Ok(answer.status_code as i32),
             // bollard reports a non-zero exit as an error carrying the code.
             Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code as i32),
-            Some(Err(e)) => Err(self.error("wait for", "container", docker_id, e)),
+            Some(Err(e)) => Err(self.error("wait for", Object::Container, docker_id, e)),
             None => Err(Error::backend(
                 &self.name,
                 "wait for",
@@ -518,7 +517,7 @@ impl ContainerBackend for DockerBackend {
             let subnet = network.cidr()?;
             network::ensure_vpc(docker, &subnet)
                 .await
-                .map_err(|e| self.error("prepare", "network", VPC_NETWORK, e))?;
+                .map_err(|e| self.error("prepare", Object::Network, VPC_NETWORK, e))?;
         }
         Self::prepare_mounts(spec)?;
         let docker_id = self.create_container(docker, id, spec).await?;
@@ -569,7 +568,7 @@ impl ContainerBackend for DockerBackend {
                     message,
                 })
             }
-            Err(e) => Err(self.error("start", "container", id, e)),
+            Err(e) => Err(self.error("start", Object::Container, id, e)),
         }
     }
 
@@ -591,7 +590,7 @@ impl ContainerBackend for DockerBackend {
                     status_code: 304 | 404,
                     ..
                 }) => Ok(()),
-                Err(e) => Err(self.error("stop", "container", id, e)),
+                Err(e) => Err(self.error("stop", Object::Container, id, e)),
             };
         }
         // Another signal, or no SIGKILL wanted: signal, wait, then decide.
@@ -626,7 +625,7 @@ impl ContainerBackend for DockerBackend {
                 }),
             )
             .await
-            .map_err(|e| self.error("signal", "container", id, e))
+            .map_err(|e| self.error("signal", Object::Container, id, e))
     }
 
     async fn remove(&self, id: &str, options: RemoveOptions) -> Result<()> {
@@ -659,7 +658,7 @@ impl ContainerBackend for DockerBackend {
                 | Err(DockerError::DockerResponseServerError {
                     status_code: 404, ..
                 }) => {}
-                Err(e) => return Err(self.error("remove", "container", id, e)),
+                Err(e) => return Err(self.error("remove", Object::Container, id, e)),
             }
         }
         self.store.remove(REFS, id)
@@ -677,7 +676,7 @@ impl ContainerBackend for DockerBackend {
         let summaries = docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| self.error("list", "containers", "", e))?;
+            .map_err(|e| self.error("list", Object::Container, "", e))?;
         let mut infos = Vec::with_capacity(summaries.len());
         for summary in summaries {
             let (Some(docker_id), Some(id)) = (
@@ -728,7 +727,7 @@ impl ContainerBackend for DockerBackend {
         );
         drain(stream, sink)
             .await
-            .map_err(|e| self.error("read the logs of", "container", id, e))
+            .map_err(|e| self.error("read the logs of", Object::Container, id, e))
     }
 
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
@@ -752,7 +751,7 @@ impl ContainerBackend for DockerBackend {
             Flavour::Docker => &mut StdioSink,
             Flavour::Apple => &mut combined,
         };
-        let fail = |e| self.error("exec in", "container", id, e);
+        let fail = |e| self.error("exec in", Object::Container, id, e);
         let exec = docker.create_exec(&docker_id, config).await.map_err(fail)?;
         let started = docker
             .start_exec(&exec.id, None::<StartExecOptions>)
@@ -788,7 +787,7 @@ impl ContainerBackend for DockerBackend {
         );
         match stream.next().await {
             Some(Ok(raw)) => Ok(inspect::stats(&raw)),
-            Some(Err(e)) => Err(self.error("read stats of", "container", id, e)),
+            Some(Err(e)) => Err(self.error("read stats of", Object::Container, id, e)),
             None => Err(Error::backend(
                 &self.name,
                 "read stats of",
@@ -835,7 +834,7 @@ impl ContainerBackend for DockerBackend {
         );
         let mut loaded = None;
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| self.error("import", "image archive", &object, e))?;
+            let info = item.map_err(|e| self.error("import", Object::ImageArchive, &object, e))?;
             if let Some(detail) = info.error_detail {
                 return Err(Error::Corrupt {
                     what: "image archive".into(),
@@ -870,7 +869,7 @@ impl ContainerBackend for DockerBackend {
                     }),
                 )
                 .await
-                .map_err(|e| self.error("tag", "image", &loaded, e))?;
+                .map_err(|e| self.error("tag", Object::Image, &loaded, e))?;
             return self.inspect_image(name).await;
         }
         self.inspect_image(&loaded).await
@@ -881,7 +880,7 @@ impl ContainerBackend for DockerBackend {
         let images = docker
             .list_images(Some(ListImagesOptions::default()))
             .await
-            .map_err(|e| self.error("list", "images", "", e))?;
+            .map_err(|e| self.error("list", Object::Image, "", e))?;
         Ok(images
             .into_iter()
             .filter_map(|image| {
@@ -906,7 +905,7 @@ impl ContainerBackend for DockerBackend {
         let image = docker
             .inspect_image(reference)
             .await
-            .map_err(|e| self.error("inspect", "image", reference, e))?;
+            .map_err(|e| self.error("inspect", Object::Image, reference, e))?;
         Ok(self.image_info(image))
     }
 
@@ -922,7 +921,7 @@ impl ContainerBackend for DockerBackend {
                 None,
             )
             .await
-            .map_err(|e| self.error("remove", "image", reference, e))?;
+            .map_err(|e| self.error("remove", Object::Image, reference, e))?;
         Ok(())
     }
 
@@ -950,7 +949,7 @@ impl ContainerBackend for DockerBackend {
             .await?
             .commit_container(options, ContainerConfig::default())
             .await
-            .map_err(|e| self.error("commit", "container", id, e))?;
+            .map_err(|e| self.error("commit", Object::Container, id, e))?;
         Ok(version)
     }
 }

@@ -115,10 +115,11 @@ impl ImageStore {
     pub fn import_rootfs(&self, dir: &Path, name: &str) -> Result<ImageRecord> {
         let name = normalise(name)?;
         if !dir.is_dir() {
-            return Err(
-                Error::not_found("root filesystem directory", dir.display().to_string())
-                    .with_hint("pass a directory holding the image's files (bin/, etc/, ...)"),
-            );
+            return Err(Error::not_found(
+                berth_core::Object::RootfsDirectory,
+                dir.display().to_string(),
+            )
+            .with_hint("pass a directory holding the image's files (bin/, etc/, ...)"));
         }
         let _lock = self.lock(LockMode::Exclusive)?;
         self.clean_tmp();
@@ -279,7 +280,7 @@ impl ImageStore {
     pub fn resolve(&self, reference: &str) -> Result<ImageRecord> {
         let records = self.records()?;
         let not_found = || {
-            Error::not_found("image", reference).with_hint(
+            Error::not_found(berth_core::Object::Image, reference).with_hint(
                 "pull or import it: `berth image pull REF`, `berth image import FILE NAME`",
             )
         };

@@ -88,7 +88,8 @@ impl NativeBackend {
 
     fn record(&self, id: &str) -> Result<ContainerRecord> {
         records::read_record(&self.store, id)?.ok_or_else(|| {
-            Error::not_found("container", id).with_hint("see `berth ps -a` for existing containers")
+            Error::not_found(berth_core::Object::Container, id)
+                .with_hint("see `berth ps -a` for existing containers")
         })
     }
 
@@ -169,7 +170,7 @@ impl NativeBackend {
         let _op = records::op_lock(&self.store, id)?;
         if records::read_record(&self.store, id)?.is_some() {
             return Err(Error::AlreadyExists {
-                kind: "container",
+                kind: berth_core::Object::Container,
                 name: id.to_string(),
                 hint: "use a new id".into(),
             });

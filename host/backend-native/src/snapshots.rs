@@ -151,10 +151,9 @@ impl SnapshotStore {
     }
 
     fn find<'a>(entries: &'a [Entry], key: &str) -> Result<&'a Entry> {
-        entries
-            .iter()
-            .find(|e| e.info.name == key)
-            .ok_or_else(|| Error::not_found("snapshot", key).with_hint("see `berth snapshot ls`"))
+        entries.iter().find(|e| e.info.name == key).ok_or_else(|| {
+            Error::not_found(berth_core::Object::Snapshot, key).with_hint("see `berth snapshot ls`")
+        })
     }
 
     /// The layers of committed `name` and its ancestors, top first.
@@ -223,7 +222,7 @@ impl SnapshotStore {
     ) -> Result<()> {
         if entries.iter().any(|e| e.info.name == key) {
             return Err(Error::AlreadyExists {
-                kind: "snapshot",
+                kind: berth_core::Object::Snapshot,
                 name: key.to_string(),
                 hint: "choose another key, or remove it first".into(),
             });
@@ -267,7 +266,7 @@ impl SnapshotStore {
             .with_hint("prepare one on it first"));
         }
         let mut meta: Meta = read_json(&self.root.join(key).join("meta.json"), "snapshot record")?
-            .ok_or_else(|| Error::not_found("snapshot", key))?;
+            .ok_or_else(|| Error::not_found(berth_core::Object::Snapshot, key))?;
         meta.kind = SnapshotKind::Committed;
         meta.created = Utc::now();
         self.create(&entries, name, &meta, Some(&entry.fs))?;

@@ -142,8 +142,8 @@ fn supervise(
     let _alive = records::supervisor_lock(store, id)?;
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let record =
-        records::read_record(store, id)?.ok_or_else(|| Error::not_found("container", id))?;
+    let record = records::read_record(store, id)?
+        .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))?;
     let layout = Layout::new(store, id);
     rootfs::mount_overlay(
         &record.lower_dirs,

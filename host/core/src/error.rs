@@ -23,6 +23,65 @@ impl fmt::Display for Hint<'_> {
     }
 }
 
+/// What kind of thing an error is about: a closed set, so every message names its object the
+/// same way and code can match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Object {
+    Container,
+    Image,
+    ImageArchive,
+    /// What a containerd image record points at (its index or manifest).
+    ImageTarget,
+    /// An image's layers as unpacked for a snapshotter.
+    UnpackedLayers,
+    ImagePlatform,
+    RootfsDirectory,
+    Backend,
+    Plugin,
+    Volume,
+    Package,
+    Snapshot,
+    /// A container version (`berth commit`).
+    Version,
+    MountSource,
+    User,
+    Group,
+    /// A blob in a content store.
+    Content,
+    Network,
+}
+
+impl Object {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Object::Container => "container",
+            Object::Image => "image",
+            Object::ImageArchive => "image archive",
+            Object::ImageTarget => "image target",
+            Object::UnpackedLayers => "unpacked image layers",
+            Object::ImagePlatform => "image platform",
+            Object::RootfsDirectory => "root filesystem directory",
+            Object::Backend => "backend",
+            Object::Plugin => "plugin",
+            Object::Volume => "volume",
+            Object::Package => "package",
+            Object::Snapshot => "snapshot",
+            Object::Version => "version",
+            Object::MountSource => "mount source",
+            Object::User => "user",
+            Object::Group => "group",
+            Object::Content => "content",
+            Object::Network => "network",
+        }
+    }
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a plugin call failed, as opposed to the plugin answering "no".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginFailure {
@@ -56,14 +115,14 @@ impl fmt::Display for PluginFailure {
 pub enum Error {
     #[error("{kind} {name:?} not found{}", Hint(hint))]
     NotFound {
-        kind: &'static str,
+        kind: Object,
         name: String,
         hint: String,
     },
 
     #[error("{kind} {name:?} already exists{}", Hint(hint))]
     AlreadyExists {
-        kind: &'static str,
+        kind: Object,
         name: String,
         hint: String,
     },
@@ -105,6 +164,9 @@ pub enum Error {
         operation: &'static str,
         object: String,
         message: String,
+        /// The client library's own error, kept so its causes are printed, not lost.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The container's command does not exist in its image (docker's exit 127).
@@ -194,7 +256,7 @@ impl Error {
         }
     }
 
-    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+    pub fn not_found(kind: Object, name: impl Into<String>) -> Self {
         Error::NotFound {
             kind,
             name: name.into(),
@@ -229,6 +291,24 @@ impl Error {
             operation,
             object: object.into(),
             message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// [`Error::backend`] for a failure a client library reported as an error value: its text
+    /// is the message, and the error itself stays as the source.
+    pub fn backend_caused(
+        backend: impl Into<String>,
+        operation: &'static str,
+        object: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            operation,
+            object: object.into(),
+            message: cause.to_string(),
+            source: Some(Box::new(cause)),
         }
     }
 
@@ -290,8 +370,8 @@ mod tests {
             "backend \"docker\" is unreachable at unix:///var/run/docker.sock: connection refused \
              (is dockerd running? (set [backends.docker].socket))"
         );
-        let e =
-            Error::not_found("image", "busybox").with_hint("import it with `berth image import`");
+        let e = Error::not_found(crate::error::Object::Image, "busybox")
+            .with_hint("import it with `berth image import`");
         assert_eq!(
             e.to_string(),
             "image \"busybox\" not found (import it with `berth image import`)"

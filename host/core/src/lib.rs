@@ -17,7 +17,7 @@ pub mod validate;
 pub use backend::{ContainerBackend, LogOptions};
 pub use capability::{Capabilities, Capability};
 pub use config::Config;
-pub use error::{Error, ErrorKind, IoContext, PluginFailure, Result};
+pub use error::{Error, ErrorKind, IoContext, Object, PluginFailure, Result};
 pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};
 pub use store::{Durability, LockGuard, LockMode, Store};
 pub use types::*;

@@ -47,7 +47,8 @@ pub fn lineage(name: &str, snapshots: &[SnapshotInfo]) -> Result<Vec<String>> {
         .map(|s| (s.name.as_str(), s.parent.as_deref()))
         .collect();
     if !parents.contains_key(name) {
-        return Err(Error::not_found("snapshot", name).with_hint("see `berth snapshot ls`"));
+        return Err(Error::not_found(crate::error::Object::Snapshot, name)
+            .with_hint("see `berth snapshot ls`"));
     }
     let mut line = vec![name.to_string()];
     let mut at = name;

@@ -62,10 +62,12 @@ impl Backends {
     pub fn get(&self, name: &str) -> Result<&Arc<dyn ContainerBackend>> {
         match self.entries.get(name) {
             Some(entry) => Ok(&entry.backend),
-            None => Err(Error::not_found("backend", name).with_hint(format!(
-                "configured backends: {} (see `berth backend ls`)",
-                self.names().collect::<Vec<_>>().join(", ")
-            ))),
+            None => Err(
+                Error::not_found(berth_core::Object::Backend, name).with_hint(format!(
+                    "configured backends: {} (see `berth backend ls`)",
+                    self.names().collect::<Vec<_>>().join(", ")
+                )),
+            ),
         }
     }
 

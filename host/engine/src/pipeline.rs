@@ -188,8 +188,10 @@ impl Engine {
         }
         if let Some(requested) = &spec.backend {
             if !self.backends.contains(requested) {
-                return Err(Error::not_found("backend", requested.as_str())
-                    .with_hint("configure it under [backends.<name>] in berth.toml"));
+                return Err(
+                    Error::not_found(berth_core::Object::Backend, requested.as_str())
+                        .with_hint("configure it under [backends.<name>] in berth.toml"),
+                );
             }
             // Even when its probe fails: the backend's own attempt (with its retries) fails
             // with the most precise error there is.

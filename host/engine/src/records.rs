@@ -119,7 +119,7 @@ impl Records {
                 "matches more than one container id",
             )
             .with_hint("use more characters of the id, or the name")),
-            _ => Err(Error::not_found("container", reference)
+            _ => Err(Error::not_found(berth_core::Object::Container, reference)
                 .with_hint("see `berth ps -a` for existing containers")),
         }
     }
@@ -142,7 +142,7 @@ impl Records {
                     .is_some();
             if !stale {
                 return Err(Error::AlreadyExists {
-                    kind: "container",
+                    kind: berth_core::Object::Container,
                     name: spec.name.clone(),
                     hint: "choose another --name, or remove the old one with `berth rm`".into(),
                 });

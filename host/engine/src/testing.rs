@@ -109,7 +109,7 @@ impl ContainerBackend for Recording {
         self.journal.note(format!("{}: remove {id}", self.name));
         match self.containers.lock().unwrap().remove(id) {
             Some(_) => Ok(()),
-            None => Err(Error::not_found("container", id)),
+            None => Err(Error::not_found(berth_core::Object::Container, id)),
         }
     }
 
@@ -120,7 +120,7 @@ impl ContainerBackend for Recording {
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
         let spec = self
             .spec_of(id)
-            .ok_or_else(|| Error::not_found("container", id))?;
+            .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))?;
         Ok(ContainerInfo {
             id: id.into(),
             name: spec.name.clone(),
@@ -369,7 +369,8 @@ fn a_deny_at_pre_create_stops_the_create_tells_the_hooks_and_frees_the_name() {
 fn a_failed_backend_create_is_undone_and_the_hooks_release_what_they_provisioned() {
     let journal = Journal::default();
     let backend = Recording::new("one", all_capabilities(), &journal);
-    *backend.fail_create.lock().unwrap() = Some(Error::not_found("image", "busybox"));
+    *backend.fail_create.lock().unwrap() =
+        Some(Error::not_found(berth_core::Object::Image, "busybox"));
     let policy = Scripted {
         journal: journal.clone(),
         ..Scripted::default()

@@ -50,7 +50,7 @@ impl Source {
     pub fn open(path: &Path, scratch_dir: &Path) -> Result<Source> {
         let meta = std::fs::metadata(path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                Error::not_found("image archive", path.display().to_string())
+                Error::not_found(berth_core::Object::ImageArchive, path.display().to_string())
             } else {
                 Error::io(format!("reading {}", path.display()), e)
             }

@@ -89,7 +89,7 @@ fn select_for<'a>(
         .filter_map(|d| d.platform().as_ref().map(display))
         .collect();
     Err(Error::NotFound {
-        kind: "image platform",
+        kind: berth_core::Object::ImagePlatform,
         name: format!("{} in {image}", display(wanted)),
         hint: if offered.is_empty() {
             "its index lists no manifest at all".into()

@@ -194,7 +194,7 @@ fn bind_mount(source: &str, target: &str, readonly: bool) -> Result<Mount> {
         ));
     }
     if !source_path.exists() {
-        return Err(Error::not_found("mount source", source)
+        return Err(Error::not_found(berth_core::Object::MountSource, source)
             .with_hint("create the host directory or file first"));
     }
     let mut options = vec!["rbind".to_string(), "rprivate".to_string()];

@@ -111,7 +111,7 @@ pub fn resolve_user(user: &str, files: &dyn ImageFiles) -> Result<(u32, u32)> {
     if let (Some(uid), Some(gid)) = (numeric_uid, numeric_gid) {
         return Ok((uid, gid));
     }
-    let not_found = |what: &'static str, name: &str| {
+    let not_found = |what: berth_core::Object, name: &str| {
         Error::not_found(what, name).with_hint(format!(
             "the image's USER {user:?} is not in its /etc/passwd or /etc/group; use numeric ids"
         ))
@@ -124,10 +124,10 @@ pub fn resolve_user(user: &str, files: &dyn ImageFiles) -> Result<(u32, u32)> {
         ),
         None => {
             let fields = lookup(&passwd, |f| f[0] == user_part)
-                .ok_or_else(|| not_found("user", user_part))?;
+                .ok_or_else(|| not_found(berth_core::Object::User, user_part))?;
             let uid = fields[2]
                 .parse()
-                .map_err(|_| not_found("user", user_part))?;
+                .map_err(|_| not_found(berth_core::Object::User, user_part))?;
             (uid, fields[3].parse().ok())
         }
     };
@@ -138,7 +138,7 @@ pub fn resolve_user(user: &str, files: &dyn ImageFiles) -> Result<(u32, u32)> {
             let groups = files.read("etc/group")?.unwrap_or_default();
             lookup(&groups, |f| f[0] == group)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| not_found("group", group))?
+                .ok_or_else(|| not_found(berth_core::Object::Group, group))?
         }
     };
     Ok((uid, gid))

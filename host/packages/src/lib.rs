@@ -201,19 +201,18 @@ impl Packages {
                 None => false,
             };
         if !cached {
-            return Err(
-                Error::not_found("package", format!("{name}@{version} ({id})")).with_hint(
-                    match repository {
-                        Some(repository) => format!(
-                            "{repository} has no {id}.ipk; install it with `berth pkg install FILE`"
-                        ),
-                        None => {
-                            "install it with `berth pkg install FILE`, or set [packages].repository"
-                                .into()
-                        }
-                    },
+            return Err(Error::not_found(
+                berth_core::Object::Package,
+                format!("{name}@{version} ({id})"),
+            )
+            .with_hint(match repository {
+                Some(repository) => format!(
+                    "{repository} has no {id}.ipk; install it with `berth pkg install FILE`"
                 ),
-            );
+                None => {
+                    "install it with `berth pkg install FILE`, or set [packages].repository".into()
+                }
+            }));
         }
         let installed = std::fs::read(&archive)
             .context(|| format!("reading {}", archive.display()))
@@ -277,8 +276,10 @@ impl Packages {
         let id = package_id(name, version, OS, ARCH);
         let dest = self.install_path(name, &id);
         if !dest.is_dir() {
-            return Err(Error::not_found("package", format!("{name}@{version}"))
-                .with_hint("see `berth pkg ls`"));
+            return Err(
+                Error::not_found(berth_core::Object::Package, format!("{name}@{version}"))
+                    .with_hint("see `berth pkg ls`"),
+            );
         }
         std::fs::remove_dir_all(&dest).context(|| format!("removing {}", dest.display()))?;
         let _ = std::fs::remove_file(self.archive_path(name, &id));

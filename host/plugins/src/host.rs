@@ -369,7 +369,7 @@ impl PluginHost {
             .find(|p| p.name() == plugin)
             .ok_or_else(|| {
                 let names: Vec<_> = self.plugins.iter().map(|p| p.name()).collect();
-                Error::not_found("plugin", plugin)
+                Error::not_found(berth_core::Object::Plugin, plugin)
                     .with_hint(format!("configured plugins: {}", names.join(", ")))
             })?;
         if !plugin.config.worlds.contains(&function.world()) {

@@ -101,7 +101,7 @@ impl Volumes {
         self.update(|registry| {
             if registry.by_name(name).is_some() || dir.exists() {
                 return Err(Error::AlreadyExists {
-                    kind: "volume",
+                    kind: berth_core::Object::Volume,
                     name: name.to_string(),
                     hint: "choose another name, or remove it with `berth volume rm`".into(),
                 });
@@ -120,7 +120,7 @@ impl Volumes {
     pub fn get(&self, name: &str) -> Result<Volume> {
         let registry = Registry::load(&self.registry_path())?;
         let item = registry.by_name(name).ok_or_else(|| {
-            Error::not_found("volume", name)
+            Error::not_found(berth_core::Object::Volume, name)
                 .with_hint(format!("create it with `berth volume create {name}`"))
         })?;
         let path = self.root.join(&item.name);
@@ -144,7 +144,7 @@ impl Volumes {
         let registry = Registry::load(&self.registry_path())?;
         match registry.by_name(name) {
             Some(item) => Ok(self.root.join(&item.name)),
-            None => Err(Error::not_found("volume", name)
+            None => Err(Error::not_found(berth_core::Object::Volume, name)
                 .with_hint(format!("create it with `berth volume create {name}`"))),
         }
     }
@@ -153,7 +153,8 @@ impl Volumes {
     pub fn remove(&self, name: &str) -> Result<()> {
         self.update(|registry| {
             let item = registry.by_name(name).cloned().ok_or_else(|| {
-                Error::not_found("volume", name).with_hint("see `berth volume ls`")
+                Error::not_found(berth_core::Object::Volume, name)
+                    .with_hint("see `berth volume ls`")
             })?;
             self.driver.remove(&self.root.join(name), item.id)?;
             registry.remove(name);

@@ -28,12 +28,9 @@ pub async fn pull(reference: &str, progress: &mut dyn PullProgress) -> Result<Im
     while let Some(event) = received.recv().await {
         progress.event(&event);
     }
-    fetch.await.map_err(|e| Error::Backend {
-        backend: "registry".into(),
-        operation: "pull",
-        object: String::new(),
-        message: format!("the pull thread failed: {e}"),
-    })?
+    fetch
+        .await
+        .map_err(|e| Error::backend_caused("registry", "pull", "an image", e))?
 }
 
 /// One pull from one repository, holding its bearer token once it has one.
@@ -207,7 +204,7 @@ impl Session {
                 // private one; `docker pull` says both in one message, and so does berth.
                 401 | 403 | 404 => {
                     return Err(Error::NotFound {
-                        kind: "image",
+                        kind: berth_core::Object::Image,
                         name: self.reference.name.clone(),
                         hint: format!(
                             "{} does not serve it; check the name and tag. berth pulls \

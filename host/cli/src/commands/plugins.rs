@@ -109,7 +109,7 @@ pub async fn call(
     let function: Function = function.parse()?;
     let spec = super::containers::read_spec(spec_file)?;
     let plugins = engine.plugins()?.ok_or_else(|| {
-        Error::not_found("plugin", name)
+        Error::not_found(berth_core::Object::Plugin, name)
             .with_hint(format!("{} configures no plugins", engine.config.source))
     })?;
     let candidates = engine.backend_infos().await;
