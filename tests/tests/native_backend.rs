@@ -589,11 +589,20 @@ async fn layers_are_shared_and_removed_with_the_last_image_using_them() {
     env.backend.images().import_archive(&a, None).unwrap();
     env.backend.images().import_archive(&b, None).unwrap();
     assert_eq!(entries(&env.layers_dir()).len(), 3);
-    env.backend.images().remove("a:1", false).unwrap();
+    env.backend
+        .images()
+        .remove("a:1", false, &Default::default())
+        .unwrap();
     assert_eq!(entries(&env.layers_dir()).len(), 2, "the shared base stays");
     // A tag it does not have ("b" alone could be a prefix of its id, which resolves).
-    env.backend.images().remove("b:2", false).unwrap_err();
-    env.backend.images().remove("b:1", false).unwrap();
+    env.backend
+        .images()
+        .remove("b:2", false, &Default::default())
+        .unwrap_err();
+    env.backend
+        .images()
+        .remove("b:1", false, &Default::default())
+        .unwrap();
     assert!(entries(&env.layers_dir()).is_empty());
     assert!(env.backend.images().list().unwrap().is_empty());
 }
@@ -602,10 +611,17 @@ async fn layers_are_shared_and_removed_with_the_last_image_using_them() {
 async fn an_image_in_use_is_only_removed_with_force() {
     let env = Env::with_busybox();
     let id = env.create(spec(IMAGE, &["true"])).await;
-    let err = env.backend.images().remove(IMAGE, false).unwrap_err();
+    let err = env
+        .backend
+        .images()
+        .remove(IMAGE, false, &Default::default())
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert!(err.to_string().contains(&id[..12]), "{err}");
-    env.backend.images().remove(IMAGE, true).unwrap();
+    env.backend
+        .images()
+        .remove(IMAGE, true, &Default::default())
+        .unwrap();
     assert!(env.backend.images().list().unwrap().is_empty());
     env.backend
         .remove(&id, RemoveOptions::forced())

@@ -859,8 +859,10 @@ fn a_backend_policy_answering_no_candidate_has_failed() {
     assert_eq!(lenient.decisions()[0].verdict, Verdict::Error);
 }
 
-/// What the host's tracing output says while `f` runs on this thread (a plugin's `log` calls
-/// land there).
+/// What the host's tracing output said while `f` ran (a plugin's `log` calls land there),
+/// among whatever other tests logged meanwhile. One process-wide subscriber, not a per-thread
+/// one: tracing caches each log site's interest process-wide, and a site first hit by a
+/// sibling test's thread would stay silent for a thread-local subscriber.
 fn logs_of(f: impl FnOnce()) -> String {
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -873,16 +875,22 @@ fn logs_of(f: impl FnOnce()) -> String {
             Ok(())
         }
     }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let bytes = buffer.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
+    static BUFFER: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    let buffer = BUFFER.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
+    });
+    let before = buffer.0.lock().unwrap().len();
+    f();
+    let bytes = buffer.0.lock().unwrap()[before..].to_vec();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]

@@ -308,7 +308,13 @@ impl ImageStore {
 
     /// Removes an image (or, when `reference` is one of several names, just that name). Refused
     /// while a native container uses it, unless `force`. Layers go when no image uses them.
-    pub fn remove(&self, reference: &str, force: bool) -> Result<ImageRecord> {
+    /// `kept` are layers something else (snapshots) still stands on.
+    pub fn remove(
+        &self,
+        reference: &str,
+        force: bool,
+        kept: &BTreeSet<String>,
+    ) -> Result<ImageRecord> {
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut record = self.resolve(reference)?;
         let name = find(reference, &record.names).cloned();
@@ -331,16 +337,15 @@ impl ImageStore {
             ));
         }
         self.store.remove(IMAGES, &record.id)?;
-        self.collect_layers()?;
+        self.collect_layers(kept)?;
         Ok(record)
     }
 
     /// Deletes every layer directory no image lists (also the leftovers of a crashed import).
-    fn collect_layers(&self) -> Result<()> {
+    fn collect_layers(&self, kept: &BTreeSet<String>) -> Result<()> {
         let mut used: BTreeSet<String> =
             self.records()?.into_iter().flat_map(|r| r.layers).collect();
-        // Snapshots standing on an image's layers keep them after the image goes.
-        used.extend(crate::snapshots::image_layers_in_use(&self.store)?);
+        used.extend(kept.iter().cloned());
         let dir = self.root.join("layers");
         for entry in fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
             let entry = entry.context(|| format!("listing {}", dir.display()))?;

@@ -712,7 +712,12 @@ impl ContainerBackend for NativeBackend {
 
     async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
         let (this, reference) = (self.clone(), reference.to_string());
-        blocking(move || this.images.remove(&reference, force).map(drop)).await
+        blocking(move || {
+            // Snapshots standing on an image's layers keep them after the image goes.
+            let kept = snapshots::image_layers_in_use(&this.store)?;
+            this.images.remove(&reference, force, &kept).map(drop)
+        })
+        .await
     }
 
     async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {

@@ -229,9 +229,10 @@ fn find_command(layout: &Layout) -> std::result::Result<(), CommandNotFound> {
             .map(|dir| format!("{dir}/{command}"))
             .collect()
     };
+    let mounts = spec.mounts().clone().unwrap_or_default();
     if candidates
         .iter()
-        .any(|c| executable_in(&layout.rootfs(), c))
+        .any(|c| executable_at(&layout.rootfs(), &mounts, c))
     {
         return Ok(());
     }
@@ -240,6 +241,32 @@ fn find_command(layout: &Layout) -> std::result::Result<(), CommandNotFound> {
     } else {
         format!("executable '{command}' not found in the image's PATH ({path})")
     }))
+}
+
+/// Whether the container will find an executable at `path`: under the deepest mount that
+/// covers it (a bind mount's source on the host), else in the rootfs. Under a mount berth does
+/// not fill itself (tmpfs, proc) it cannot know, and libcontainer is left to judge.
+fn executable_at(
+    rootfs: &std::path::Path,
+    mounts: &[oci_spec::runtime::Mount],
+    path: &str,
+) -> bool {
+    let path = std::path::Path::new(path);
+    let covering = mounts
+        .iter()
+        .filter(|m| path.starts_with(m.destination()))
+        .max_by_key(|m| m.destination().components().count());
+    match covering {
+        None => executable_in(rootfs, &path.to_string_lossy()),
+        Some(mount) if mount.typ().as_deref() == Some("bind") => {
+            let rest = path.strip_prefix(mount.destination()).expect("covered");
+            match mount.source() {
+                Some(source) => executable_in(source, &rest.to_string_lossy()),
+                None => true,
+            }
+        }
+        Some(_) => true,
+    }
 }
 
 /// Whether `path` names an executable regular file under `root`, resolved as if `root` were /.
