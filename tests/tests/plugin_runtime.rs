@@ -252,28 +252,30 @@ fn naming_validates_dns_labels_and_generates_app_names() {
         }
     }
 
+    assert_eq!(
+        host.generate_name("container", &replica("255"))
+            .unwrap()
+            .as_deref(),
+        Some("app-0123abcd-00ff")
+    );
+    let err = host
+        .generate_name("container", &replica("65536"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("below 65536"), "{err}");
+    assert_eq!(host.generate_name("container", &spec("")).unwrap(), None);
+}
+
+/// A spec labelled as replica `replica` of app `0123abcd`, which the naming example names.
+fn replica(replica: &str) -> ContainerSpec {
     let mut labelled = spec("");
     labelled
         .labels
         .insert("berth.app-id".into(), "0123abcd".into());
     labelled
         .labels
-        .insert("berth.replica-id".into(), "255".into());
-    assert_eq!(
-        host.generate_name("container", &labelled)
-            .unwrap()
-            .as_deref(),
-        Some("app-0123abcd-00ff")
-    );
+        .insert("berth.replica-id".into(), replica.into());
     labelled
-        .labels
-        .insert("berth.replica-id".into(), "65536".into());
-    let err = host
-        .generate_name("container", &labelled)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("below 65536"), "{err}");
-    assert_eq!(host.generate_name("container", &spec("")).unwrap(), None);
 }
 
 #[test]
@@ -994,15 +996,8 @@ fn components_built_against_0_1_0_load_and_answer() {
         }
         other => panic!("expected a deny, got {other:?}"),
     }
-    let mut labelled = spec("");
-    labelled
-        .labels
-        .insert("berth.app-id".into(), "0123abcd".into());
-    labelled
-        .labels
-        .insert("berth.replica-id".into(), "255".into());
     assert_eq!(
-        host.generate_name("container", &labelled)
+        host.generate_name("container", &replica("255"))
             .unwrap()
             .as_deref(),
         Some("app-0123abcd-00ff")

@@ -7,6 +7,8 @@
 //!
 //! Settings: `pattern` (regex; replaces the default DNS-label rule and its 3..=63 length bound).
 
+// The rules are plain Rust, untouched by the ABI: the plugin's own, shared.
+#[path = "../../../naming/src/rules.rs"]
 mod rules;
 
 wit_bindgen::generate!({ world: "name-policy", path: "../../../wit/0.1.0" });

@@ -9,6 +9,8 @@
 //! Settings: `rules` = `"busybox*=native,nginx*=docker"` (image glob with a trailing `*`, first
 //! match wins).
 
+// The rules are plain Rust, untouched by the ABI: the plugin's own, shared.
+#[path = "../../../selector/src/rules.rs"]
 mod rules;
 
 wit_bindgen::generate!({ world: "backend-policy", path: "../../../wit/0.1.0" });
