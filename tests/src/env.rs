@@ -64,6 +64,17 @@ impl Run {
     }
 }
 
+/// `berth ARGS...` with no installation of the test's own (the caller passes `--config`).
+pub fn run_berth(args: &[&str]) -> Run {
+    let output = Command::new(berth_exe())
+        .args(args)
+        .env_remove("BERTH_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running berth");
+    Run::from(output)
+}
+
 pub struct BerthEnv {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,

@@ -328,3 +328,51 @@ fn a_closed_stdout_ends_berth_quietly_like_sigpipe() {
     assert_eq!(out.status.code(), Some(141), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no panic message");
 }
+
+/// A state-dir or run-dir berth cannot use is a configuration error (78) naming the key, found
+/// by `config check` too, not a 125 on every command or running containers shown as dead.
+#[test]
+fn unusable_state_and_run_dirs_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state-is-a-file");
+    std::fs::write(&file, "").unwrap();
+    let read_only = dir.path().join("ro");
+    std::fs::create_dir(&read_only).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&read_only)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&read_only);
+    for (key, state, run) in [
+        ("state-dir", file.clone(), dir.path().join("run")),
+        ("run-dir", dir.path().join("state"), read_only.join("run")),
+    ] {
+        let config = dir.path().join(format!("{key}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n",
+                state.display(),
+                run.display()
+            ),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        for args in [
+            vec!["config", "check", &config],
+            vec!["--config", &config, "ps", "-a"],
+        ] {
+            let run = berth_tests::env::run_berth(&args);
+            assert_eq!(run.code, 78, "{args:?}: {run:?}");
+            assert!(run.stderr.contains(&format!("[host].{key}")), "{run:?}");
+        }
+    }
+}

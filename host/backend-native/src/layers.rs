@@ -231,10 +231,14 @@ fn unpack_entry<R: Read>(
     let kind = entry.header().entry_type();
     remove_existing(&target, kind.is_dir())?;
     // The tar crate reports bad header fields as errors without an errno: those are the
-    // archive's fault, while an errno (ENOSPC, EACCES) is the host's.
-    let io_err = |e: io::Error| match e.raw_os_error() {
-        Some(_) => UnpackError::Io(format!("unpacking {}", rel.display()), e),
-        None => UnpackError::Malformed(format!("entry {}: {e}", rel.display())),
+    // archive's fault, while an errno (EACCES) or a full or read-only disk is the host's (the
+    // crate's wrapper keeps the latter's kind, not its errno).
+    let io_err = |e: io::Error| {
+        if e.raw_os_error().is_some() || berth_core::error::is_storage(&e) {
+            UnpackError::Io(format!("unpacking {}", rel.display()), e)
+        } else {
+            UnpackError::Malformed(format!("entry {}: {e}", rel.display()))
+        }
     };
     if kind.is_hard_link() {
         let link = entry

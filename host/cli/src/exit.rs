@@ -16,6 +16,8 @@ pub const NOT_FOUND: i32 = 66;
 pub const UNAVAILABLE: i32 = 69;
 pub const PLUGIN_FAILED: i32 = 70;
 pub const CONFLICT: i32 = 73;
+/// sysexits' EX_IOERR: the disk is full or read-only.
+pub const STORAGE: i32 = 74;
 pub const TIMEOUT: i32 = 75;
 pub const NOT_SUPPORTED: i32 = 76;
 pub const DENIED: i32 = 77;
@@ -53,6 +55,10 @@ pub const CODES: &[(i32, &str)] = &[
     (
         CONFLICT,
         "conflict (name taken, image in use, container running)",
+    ),
+    (
+        STORAGE,
+        "storage: a disk is full, over quota or read-only (the message names the path)",
     ),
     (TIMEOUT, "timeout"),
     (
@@ -95,6 +101,7 @@ pub fn for_kind(kind: ErrorKind) -> i32 {
         ErrorKind::Denied => DENIED,
         ErrorKind::Config => CONFIG,
         ErrorKind::CommandNotFound => COMMAND_NOT_FOUND,
+        ErrorKind::Storage => STORAGE,
         ErrorKind::Backend | ErrorKind::Io => OTHER,
     }
 }
@@ -128,6 +135,7 @@ mod tests {
             PluginFailed,
             Config,
             Corrupt,
+            Storage,
             Io,
         ] {
             let code = for_kind(kind);

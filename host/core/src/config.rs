@@ -48,6 +48,40 @@ pub struct HostConfig {
     pub run_dir: PathBuf,
 }
 
+impl HostConfig {
+    /// Refuses a state-dir or run-dir berth cannot use (a regular file, a read-only
+    /// filesystem) as a configuration error naming the key, before any command relies on it:
+    /// a read-only run-dir would otherwise show running containers as dead. A directory that
+    /// does not exist yet is judged by the nearest one that does, where berth would create it.
+    /// `source` names the configuration file.
+    pub fn check_dirs(&self, source: &str) -> Result<()> {
+        for (key, dir) in [("state-dir", &self.state_dir), ("run-dir", &self.run_dir)] {
+            let refuse = |why: String| Error::Config {
+                path: source.to_string(),
+                message: format!("[host].{key} = {:?} {why}", dir.display().to_string()),
+            };
+            let existing = dir
+                .ancestors()
+                .find(|a| a.exists())
+                .unwrap_or(Path::new("/"));
+            if !existing.is_dir() {
+                return Err(refuse(format!(
+                    "cannot be a directory: {} is a file; point it at a directory berth may own",
+                    existing.display()
+                )));
+            }
+            if let Err(e) = nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK) {
+                return Err(refuse(format!(
+                    "is not writable ({}: {e}): berth keeps its state there; remount it \
+                     read-write or choose another directory",
+                    existing.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {

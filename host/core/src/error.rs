@@ -233,6 +233,8 @@ pub enum ErrorKind {
     PluginFailed,
     Config,
     Corrupt,
+    /// The disk is full (or over quota) or read-only: nothing berth can fix by retrying.
+    Storage,
     Io,
 }
 
@@ -252,6 +254,7 @@ impl Error {
             Error::PluginFailed { .. } => ErrorKind::PluginFailed,
             Error::Config { .. } => ErrorKind::Config,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Io { source, .. } if is_storage(source) => ErrorKind::Storage,
             Error::Io { .. } => ErrorKind::Io,
         }
     }
@@ -334,6 +337,20 @@ impl Error {
         }
         self
     }
+}
+
+/// Whether an I/O error is about the storage itself (full, over quota, read-only) rather than
+/// the operation: the user's fix is to free space or remount, so it gets its own exit code.
+/// By kind as well as errno, since wrappers (the tar crate's) keep the kind but not the errno.
+pub fn is_storage(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+    matches!(
+        error.kind(),
+        StorageFull | ReadOnlyFilesystem | QuotaExceeded
+    ) || matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS)
+    )
 }
 
 /// Adds a "what were we doing" context to `std::io::Error`s.

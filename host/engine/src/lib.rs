@@ -42,6 +42,7 @@ pub struct Engine {
 impl Engine {
     /// The engine `config` describes, with its plugins loaded on first use.
     pub fn open(config: Config, runtime: tokio::runtime::Handle) -> Result<Arc<Engine>> {
+        config.host.check_dirs(&config.source)?;
         let store = Store::open(&config.host.state_dir, &config.host.run_dir)?;
         let backends = Backends::from_config(&config, &store)?;
         Ok(Arc::new_cyclic(|engine| Engine {

@@ -49,6 +49,7 @@ pub fn config(command: &ConfigCommand, global: Option<&Path>, json: bool) -> any
         }
         ConfigCommand::Check { file } => {
             let config = Config::load(file.as_deref().or(global))?;
+            config.host.check_dirs(&config.source)?;
             check_plugin_files(&config)?;
             if json {
                 output::json(&serde_json::json!({
