@@ -200,24 +200,49 @@ fn two_processes_racing_on_one_container_agree() {
         .ok();
 }
 
+/// One truncated record among several stands for itself alone: `ps` lists it with its error
+/// and path, every other container works, a new one can be made, and `rm -f` removes it.
 #[test]
-fn a_corrupt_record_is_reported_with_its_path() {
+fn a_corrupt_record_affects_only_its_own_container() {
     let env = BerthEnv::new("").with_busybox();
-    let id = env
-        .berth(&["create", "--name", "victim", IMAGE, "true"])
-        .ok()
-        .stdout;
+    let create = |name: &str| {
+        env.berth(&["create", "--name", name, IMAGE, "true"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let id = create("victim");
+    create("bystander");
     let record = env
         .state_dir()
         .join("containers")
-        .join(id.trim())
+        .join(&id)
         .join("config.json");
     std::fs::write(&record, b"{\"id\": truncated").unwrap();
-    let ps = env.berth(&["ps", "-a"]);
-    assert_eq!(ps.code, 65, "{ps:?}");
-    assert!(ps.stderr.contains(&record.display().to_string()), "{ps:?}");
-    // The record is still there for a human to look at: never silently dropped.
-    assert!(record.exists());
+
+    let ps = env.berth(&["ps", "-a", "--json"]).ok().json();
+    let rows = ps.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{ps}");
+    let broken = rows.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(broken["state"], "dead", "{broken}");
+    let detail = broken["status_detail"].as_str().unwrap();
+    assert!(detail.contains(&record.display().to_string()), "{detail}");
+    assert!(rows.iter().any(|r| r["name"] == "bystander" && r["state"] == "created"));
+    env.berth(&["run", "--rm", IMAGE, "true"]).ok();
+    env.berth(&["start", "bystander"]).ok();
+
+    // Not started nor removed by mistake; `rm -f` is the way, and it is said.
+    let start = env.berth(&["start", &id]);
+    assert_eq!(start.code, 65, "{start:?}");
+    let rm = env.berth(&["rm", &id]);
+    assert_eq!(rm.code, 65, "{rm:?}");
+    assert!(rm.stderr.contains("rm -f"), "{rm:?}");
+    assert!(record.exists(), "never silently dropped");
+    env.berth(&["rm", "-f", &id]).ok();
+    assert!(!record.exists());
+    let left = env.berth(&["ps", "-a", "--json"]).ok().json();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
 }
 
 #[test]

@@ -632,3 +632,67 @@ fn commit_is_docker_commit_and_there_is_no_rollback() {
     env.berth(&["rm", "-f", &name]).ok();
     docker(&["image", "rm", &version, &named]);
 }
+
+/// With dockerd down, one command pays for finding that out once, not once per container it
+/// lists: the socket here answers no call, and counts how often it is tried.
+#[test]
+fn a_dead_daemon_is_tried_once_per_command_not_once_per_container() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = docker_env("");
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("down-{i}"))).collect();
+    for name in &names {
+        env.berth(&[
+            "create",
+            "--backend",
+            "docker",
+            "--name",
+            name,
+            busybox_image(),
+            "true",
+        ])
+        .ok();
+    }
+    let socket = env.dir.path().join("refusing.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counted = tries.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let text = std::fs::read_to_string(&env.config).unwrap().replacen(
+        "type = \"docker\"\n",
+        &format!(
+            "type = \"docker\"\nsocket = \"unix://{}\"\n",
+            socket.display()
+        ),
+        1,
+    );
+    let dead = env.dir.path().join("dead.toml");
+    std::fs::write(&dead, text).unwrap();
+    let dead = dead.display().to_string();
+
+    let ps = berth_tests::env::run_berth(&["--config", &dead, "ps", "-a", "--json"]);
+    assert_eq!(ps.code, 0, "{ps:?}");
+    let rows = serde_json::from_str::<serde_json::Value>(&ps.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "dead"),
+        "{rows}"
+    );
+    let tried = tries.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&tried),
+        "three containers, one command: the daemon was tried {tried} times"
+    );
+
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    env.berth(&rm).ok();
+}

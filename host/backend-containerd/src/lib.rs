@@ -300,6 +300,7 @@ impl ContainerdBackend {
         let name = labels
             .remove(NAME_LABEL)
             .unwrap_or_else(|| container.id.clone());
+        labels.remove(berth_core::STORE_LABEL);
         ContainerInfo {
             id: container.id.clone(),
             name,
@@ -665,6 +666,7 @@ impl ContainerBackend for ContainerdBackend {
         };
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(NAME_LABEL.into(), spec.name.clone());
+        labels.insert(berth_core::STORE_LABEL.into(), self.store.install_id()?);
         let container = Container {
             id: id.to_string(),
             labels,
@@ -817,8 +819,13 @@ impl ContainerBackend for ContainerdBackend {
             .map_err(|e| self.error("list", "containers", e))?
             .into_inner()
             .containers;
+        // This installation's containers only: others may share the namespace.
+        let store = self.store.install_id()?;
         let mut infos = Vec::with_capacity(listed.len());
         for container in listed {
+            if container.labels.get(berth_core::STORE_LABEL) != Some(&store) {
+                continue;
+            }
             let task = self.task(&container.id).await?;
             let info = self.info_of(&container, task.as_ref());
             if filter.matches(&info) {

@@ -21,14 +21,15 @@ pub const DEFAULT_PIDS_LIMIT: i64 = 100;
 /// Open files allowed per container, soft and hard.
 pub const NOFILE_LIMIT: i64 = 10_000;
 
-/// The create body for `spec`, labelled with berth's `id`.
-pub fn create_body(id: &str, spec: &ContainerSpec) -> Result<ContainerCreateBody> {
+/// The create body for `spec`, labelled with berth's `id` and the installation's `store` id.
+pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<ContainerCreateBody> {
     let mut labels: HashMap<String, String> = spec
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     labels.insert(ID_LABEL.into(), id.into());
+    labels.insert(berth_core::STORE_LABEL.into(), store.into());
 
     let memory = spec.limits.memory_bytes.map(|m| m as i64);
     let mut host = HostConfig {
@@ -143,7 +144,7 @@ mod tests {
             memory_bytes: Some(64 << 20),
             pids: None,
         };
-        let host = create_body("id", &s).unwrap().host_config.unwrap();
+        let host = create_body("id", "store", &s).unwrap().host_config.unwrap();
         assert_eq!(host.nano_cpus, Some(1_500_000_000));
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.memory_swap, Some(64 << 20));
@@ -158,7 +159,7 @@ mod tests {
 
     #[test]
     fn unset_fields_stay_unset() {
-        let body = create_body("id", &spec()).unwrap();
+        let body = create_body("id", "store", &spec()).unwrap();
         assert_eq!(body.hostname, None);
         assert_eq!(body.cmd, None);
         assert_eq!(body.exposed_ports, None);
@@ -186,7 +187,7 @@ mod tests {
             ipv4: "10.77.0.5".parse().unwrap(),
             subnet: "10.77.0.0".into(),
         });
-        let body = create_body("id", &s).unwrap();
+        let body = create_body("id", "store", &s).unwrap();
         assert_eq!(
             body.exposed_ports.unwrap(),
             vec!["80/tcp".to_string(), "53/udp".to_string()]

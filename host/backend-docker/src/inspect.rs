@@ -39,6 +39,7 @@ pub fn container_info(id: &str, backend: &str, c: &ContainerInspectResponse) -> 
         .into_iter()
         .collect();
     labels.remove(ID_LABEL);
+    labels.remove(berth_core::STORE_LABEL);
     let docker_state = c.state.as_ref();
     let state = state(docker_state.and_then(|s| s.status));
     let host = c.host_config.as_ref();

@@ -118,6 +118,9 @@ pub struct DockerBackend {
     socket_path: String,
     store: Store,
     client: OnceCell<Docker>,
+    /// Why the daemon did not answer, once it has not: the rest of the command fails at once
+    /// instead of paying the connection attempts again for every container it touches.
+    down: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -165,6 +168,7 @@ impl DockerBackend {
             socket_path,
             store,
             client: OnceCell::new(),
+            down: std::sync::OnceLock::new(),
         })
     }
 
@@ -176,6 +180,9 @@ impl DockerBackend {
     }
 
     async fn connect(&self, attempts: usize) -> Result<Docker> {
+        if let Some(reason) = self.down.get() {
+            return Err(self.unreachable(reason.clone()));
+        }
         let mut last = None;
         for attempt in 0..attempts {
             if attempt > 0 {
@@ -199,7 +206,9 @@ impl DockerBackend {
                 }
             }
         }
-        Err(self.unreachable(last.map(|e| root_cause(&e)).unwrap_or_default()))
+        let reason = last.map(|e| root_cause(&e)).unwrap_or_default();
+        let _ = self.down.set(reason.clone());
+        Err(self.unreachable(reason))
     }
 
     fn unreachable(&self, reason: String) -> Error {
@@ -296,7 +305,7 @@ impl DockerBackend {
         id: &str,
         spec: &ContainerSpec,
     ) -> Result<String> {
-        let body = create::create_body(id, spec)?;
+        let body = create::create_body(id, &self.store.install_id()?, spec)?;
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..CreateContainerOptions::default()
@@ -666,7 +675,9 @@ impl ContainerBackend for DockerBackend {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>> {
         let docker = self.docker().await?;
-        let mut labels = vec![ID_LABEL.to_string()];
+        // This installation's containers only: others may share the daemon.
+        let store = format!("{}={}", berth_core::STORE_LABEL, self.store.install_id()?);
+        let mut labels = vec![ID_LABEL.to_string(), store];
         labels.extend(filter.labels.iter().map(|(k, v)| format!("{k}={v}")));
         let options = ListContainersOptions {
             all: filter.all,

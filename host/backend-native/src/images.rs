@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use berth_core::store::create_dir_all;
-use berth_core::{Durability, Error, IoContext, LockGuard, LockMode, Result, Store};
+use berth_core::{Durability, Error, IoContext, LockGuard, LockMode, Result, Store, crash};
 use berth_oci::ImageConfig;
 use berth_oci::archive::{Scratch, Source, corrupt};
 use berth_oci::layout::{LayerRef, Plan, plan};
@@ -209,10 +209,12 @@ impl ImageStore {
                         return Err(e);
                     }
                 }
+                crash::point("native.import.extracted");
                 fs::rename(&staging, &final_dir)
                     .context(|| format!("moving layer {diff_id} into {}", final_dir.display()))?;
                 added.push(final_dir);
             }
+            crash::point("native.import.layers-in");
             let mut records = self.records()?;
             let record = match records.iter().find(|r| r.id == id) {
                 Some(existing) => {
@@ -337,28 +339,68 @@ impl ImageStore {
             ));
         }
         self.store.remove(IMAGES, &record.id)?;
+        crash::point("native.image-rm.unrecorded");
         self.collect_layers(kept)?;
         Ok(record)
     }
 
     /// Deletes every layer directory no image lists (also the leftovers of a crashed import).
     fn collect_layers(&self, kept: &BTreeSet<String>) -> Result<()> {
+        for name in self.unused_layers(kept)? {
+            // Rename first so a half-deleted layer is never mistaken for a whole one.
+            let doomed = self.tmp_dir().join(format!("gc-{name}"));
+            let layer = self.layer_dir(&name);
+            fs::rename(&layer, &doomed)
+                .context(|| format!("removing layer {}", layer.display()))?;
+            fs::remove_dir_all(&doomed).context(|| format!("removing {}", doomed.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Layer directories that no image lists and `kept` does not name.
+    fn unused_layers(&self, kept: &BTreeSet<String>) -> Result<Vec<String>> {
         let mut used: BTreeSet<String> =
             self.records()?.into_iter().flat_map(|r| r.layers).collect();
         used.extend(kept.iter().cloned());
         let dir = self.root.join("layers");
+        let mut unused = Vec::new();
         for entry in fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
             let entry = entry.context(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !used.contains(&name) {
-                // Rename first so a half-deleted layer is never mistaken for a whole one.
-                let doomed = self.tmp_dir().join(format!("gc-{name}"));
-                fs::rename(entry.path(), &doomed)
-                    .context(|| format!("removing layer {}", entry.path().display()))?;
-                fs::remove_dir_all(&doomed).context(|| format!("removing {}", doomed.display()))?;
+                unused.push(name);
             }
         }
-        Ok(())
+        Ok(unused)
+    }
+
+    /// What a killed import or image removal left: staging files and layers no image (and no
+    /// snapshot, `kept`) stands on. Skipped while an import or removal holds the store. One
+    /// line per thing removed (with `dry_run`, that would be).
+    pub fn collect_garbage(&self, kept: &BTreeSet<String>, dry_run: bool) -> Result<Vec<String>> {
+        let Some(_lock) = self
+            .store
+            .try_lock(IMAGES, IMAGES_LOCK, LockMode::Exclusive)?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut done: Vec<String> = fs::read_dir(self.tmp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| format!("image staging {}", e.path().display()))
+            .collect();
+        let layers = self.unused_layers(kept)?;
+        done.extend(
+            layers
+                .iter()
+                .map(|l| format!("image layer {l} (no image uses it)")),
+        );
+        if !dry_run {
+            self.clean_tmp();
+            self.collect_layers(kept)?;
+        }
+        Ok(done)
     }
 
     /// Removes staging leftovers; only called under the exclusive lock, so none is in use.

@@ -7,7 +7,9 @@
 //! records and asks the supervisor's lock whether it is still alive. Two `berth` processes acting
 //! on one container serialise on its operation lock.
 
+pub mod cgroups;
 pub mod exec;
+mod gc;
 pub mod images;
 pub mod layers;
 pub mod logs;
@@ -28,8 +30,9 @@ use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    ContainerStats, Error, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode, LogOptions,
-    LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotMount, StopOptions, Store,
+    ContainerStats, Error, ErrorKind, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode,
+    LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotMount,
+    StopOptions, Store, crash,
 };
 use berth_oci::{LayerDirs, spec};
 use chrono::Utc;
@@ -115,11 +118,15 @@ impl NativeBackend {
                     // The supervisor may have recorded the exit just before releasing the lock.
                     let state = records::read_state(&self.store, id)?.unwrap_or(state);
                     match state.phase {
-                        Phase::Running => (
-                            state,
-                            ContainerState::Dead,
-                            Some("the supervisor is gone (killed or crashed); the exit code is unknown".into()),
-                        ),
+                        Phase::Running => {
+                            let detail = if self.orphans(id).is_empty() {
+                                "the supervisor is gone (killed or crashed); the exit code is unknown"
+                            } else {
+                                "the supervisor is gone (killed or crashed) but the container's \
+                                 processes still run: `berth stop` ends them"
+                            };
+                            (state, ContainerState::Dead, Some(detail.into()))
+                        }
                         Phase::Exited => {
                             let detail = state.detail.clone();
                             (state, ContainerState::Stopped, detail)
@@ -206,7 +213,9 @@ impl NativeBackend {
                 lower_dirs,
                 base: None,
                 created: Utc::now(),
+                rebasing: None,
             };
+            crash::point("native.create.bundled");
             records::write_state(&self.store, id, &StateRecord::created())?;
             self.store.write(
                 berth_core::Durability::Persistent,
@@ -225,9 +234,17 @@ impl NativeBackend {
 
     fn start_blocking(&self, id: &str) -> Result<()> {
         let _op = records::op_lock(&self.store, id)?;
-        self.record(id)?;
-        if self.observe(id)?.1 == ContainerState::Running {
-            return Ok(());
+        self.recovered(id)?;
+        match self.observe(id)?.1 {
+            ContainerState::Running => return Ok(()),
+            ContainerState::Dead if !self.orphans(id).is_empty() => {
+                return Err(Error::conflict(
+                    format!("container {id}"),
+                    "its supervisor died and its processes still run",
+                )
+                .with_hint("stop it first (`berth stop`), then start it again"));
+            }
+            _ => {}
         }
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context(|| "creating the supervisor status pipe".into())?;
@@ -304,6 +321,9 @@ impl NativeBackend {
         let _op = records::op_lock(&self.store, id)?;
         self.record(id)?;
         let (state, observed, _) = self.observe(id)?;
+        if observed == ContainerState::Dead {
+            return self.stop_orphans(id, state, options);
+        }
         if observed != ContainerState::Running {
             return Ok(());
         }
@@ -325,32 +345,51 @@ impl NativeBackend {
         Ok(())
     }
 
-    fn signal(&self, id: &str, pid: Option<u32>, signal: i32) -> Result<()> {
-        let signal = Signal::try_from(signal)
-            .map_err(|_| Error::invalid(format!("signal {signal}"), "not a signal number"))?;
-        let Some(pid) = pid.filter(|p| *p > 0) else {
-            return Err(self.fail("signal", id, "no process id recorded"));
-        };
-        match kill(Pid::from_raw(pid as i32), signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(self.fail("signal", id, e)),
-        }
+    /// The processes of a container whose supervisor died: what its cgroup still holds.
+    fn orphans(&self, id: &str) -> Vec<i32> {
+        cgroups::processes(&self.cgroup_parent, id)
     }
 
-    fn remove_blocking(&self, id: &str, options: RemoveOptions) -> Result<()> {
-        let _op = records::op_lock(&self.store, id)?;
-        let record = self.record(id)?;
-        let force = options.force;
-        let (state, observed, _) = self.observe(id)?;
-        if observed == ContainerState::Running {
-            if !force {
-                return Err(Error::conflict(format!("container {id}"), "it is running")
-                    .with_hint("stop it first (`berth stop`), or remove it with --force"));
+    /// `stop` of a container whose supervisor died: its processes (found through its cgroup)
+    /// get the signal, then SIGKILL after the timeout if forced; then what the supervisor would
+    /// have cleaned goes (libcontainer's state, the mount, the cgroup) and the exit is recorded.
+    fn stop_orphans(&self, id: &str, mut state: StateRecord, options: &StopOptions) -> Result<()> {
+        let signal_all = |signal: i32| -> Result<()> {
+            for pid in self.orphans(id) {
+                self.signal(id, Some(pid as u32), signal)?;
             }
-            self.signal(id, state.pid, libc::SIGKILL)?;
-            self.wait_exit(state.pid, id, None)?;
+            Ok(())
+        };
+        signal_all(options.signal)?;
+        let deadline = std::time::Instant::now() + options.timeout;
+        while !self.orphans(id).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        // Whatever libcontainer still knows (a dead supervisor's container) goes, processes too.
+        if !self.orphans(id).is_empty() {
+            if !options.force {
+                return Err(Error::Timeout {
+                    operation: "stop",
+                    object: format!("container {id}"),
+                    seconds: options.timeout.as_secs(),
+                    hint: "its processes ignored the signal: `berth kill` ends them".into(),
+                });
+            }
+            signal_all(libc::SIGKILL)?;
+            while !self.orphans(id).is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.release_runtime(id)?;
+        state.phase = Phase::Exited;
+        state.finished = Some(Utc::now());
+        state.detail = Some("stopped after its supervisor died; the exit code is unknown".into());
+        records::write_state(&self.store, id, &state)
+    }
+
+    /// Removes what a container's run leaves in the host once its processes are gone:
+    /// libcontainer's state (killing any process it still knows), the rootfs mount and the
+    /// cgroup. What the supervisor does at exit, for when it cannot.
+    fn release_runtime(&self, id: &str) -> Result<()> {
         let lc_dir = records::libcontainer_root(&self.store).join(id);
         if lc_dir.exists() {
             if let Ok(mut container) = libcontainer::container::Container::load(lc_dir.clone())
@@ -365,10 +404,68 @@ impl NativeBackend {
         if rootfs::is_mounted(&layout.rootfs()) {
             return Err(self.fail("remove", id, "its root filesystem is still mounted"));
         }
-        if options.keep_snapshot {
-            self.snapshots()
-                .commit_dir(id, &self.base_of(&record)?, &layout.upper())?;
+        cgroups::remove(&self.cgroup_parent, id);
+        Ok(())
+    }
+
+    fn signal(&self, id: &str, pid: Option<u32>, signal: i32) -> Result<()> {
+        let signal = Signal::try_from(signal)
+            .map_err(|_| Error::invalid(format!("signal {signal}"), "not a signal number"))?;
+        let Some(pid) = pid.filter(|p| *p > 0) else {
+            return Err(self.fail("signal", id, "no process id recorded"));
+        };
+        match kill(Pid::from_raw(pid as i32), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(self.fail("signal", id, e)),
         }
+    }
+
+    fn remove_blocking(&self, id: &str, options: RemoveOptions) -> Result<()> {
+        let _op = records::op_lock(&self.store, id)?;
+        let force = options.force;
+        // A record that does not parse does not stop a forced removal: what is there goes.
+        let record = match self.recovered(id) {
+            Err(e) if force && !options.keep_snapshot && e.kind() == ErrorKind::Corrupt => None,
+            other => Some(other?),
+        };
+        let state = records::read_state(&self.store, id).ok().flatten();
+        let observed = match &state {
+            Some(_) => self.observe(id)?.1,
+            None => ContainerState::Dead,
+        };
+        let live = match observed {
+            ContainerState::Running => true,
+            ContainerState::Dead => !self.orphans(id).is_empty(),
+            _ => false,
+        };
+        if live {
+            if !force {
+                return Err(Error::conflict(format!("container {id}"), "it is running")
+                    .with_hint("stop it first (`berth stop`), or remove it with --force"));
+            }
+            if observed == ContainerState::Running {
+                let pid = state.as_ref().and_then(|s| s.pid);
+                self.signal(id, pid, libc::SIGKILL)?;
+                self.wait_exit(pid, id, None)?;
+            }
+            for pid in self.orphans(id) {
+                self.signal(id, Some(pid as u32), libc::SIGKILL)?;
+            }
+            // SIGKILL cannot be ignored; the kernel only needs a moment to reap them.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !self.orphans(id).is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.release_runtime(id)?;
+        if options.keep_snapshot
+            && let Some(record) = &record
+        {
+            let layout = Layout::new(&self.store, id);
+            self.snapshots()
+                .commit_dir(id, &self.base_of(record)?, &layout.upper())?;
+        }
+        crash::point("native.remove.released");
         self.store.remove(records::CONTAINERS, id)
     }
 
@@ -387,9 +484,14 @@ impl NativeBackend {
 
     /// Puts stopped container `id` on committed snapshot `version`. With `commit`, its upper
     /// dir becomes that version first; without (a rollback), its changes are dropped.
+    ///
+    /// Crash-safe by an intent: the record says what is being done (and which directory the
+    /// upper dir is, by inode) before the first step, and every step can be redone or found
+    /// done, so a `berth` killed at any instant leaves the container's files either in its
+    /// upper dir or in the committed version it then runs on, never lost between the two.
     fn rebase_blocking(&self, id: &str, version: &str, commit: bool) -> Result<()> {
         let _op = records::op_lock(&self.store, id)?;
-        let mut record = self.record(id)?;
+        let mut record = self.recovered(id)?;
         if self.observe(id)?.1 == ContainerState::Running {
             return Err(Error::conflict(format!("container {id}"), "it is running")
                 .with_hint("stop it first"));
@@ -397,11 +499,52 @@ impl NativeBackend {
         let layout = Layout::new(&self.store, id);
         rootfs::unmount(&layout.rootfs())?;
         let snapshots = self.snapshots();
+        // Checked before the intent, so a refused rebase leaves no intent behind.
         if commit {
-            snapshots.commit_dir(version, &self.base_of(&record)?, &layout.upper())?;
+            check_key_free(&snapshots, version)?;
+            self.base_of(&record)?;
         } else {
-            // Checked before anything is dropped.
             snapshots.lower_dirs(version)?;
+        }
+        record.rebasing = Some(records::Rebase {
+            version: version.to_string(),
+            commit,
+            upper: inode(&layout.upper()),
+        });
+        self.write_record(&record)?;
+        crash::point("native.rebase.intended");
+        self.finish_rebase(&mut record)
+    }
+
+    /// Finishes the rebase `record` is in the middle of; each step is found done or done.
+    fn finish_rebase(&self, record: &mut ContainerRecord) -> Result<()> {
+        let Some(rebase) = record.rebasing.clone() else {
+            return Ok(());
+        };
+        let id = record.id.clone();
+        let layout = Layout::new(&self.store, &id);
+        let snapshots = self.snapshots();
+        let is_upper = |dir: &Path| rebase.upper.is_some() && inode(dir) == rebase.upper;
+        if rebase.commit {
+            let committed = snapshots
+                .layer_of(&rebase.version)?
+                .is_some_and(|fs| is_upper(&fs));
+            if !committed {
+                // Killed between moving the upper dir into staging and naming the snapshot:
+                // it goes back, and is committed again.
+                for (staging, fs) in snapshots.staged(&rebase.version) {
+                    if is_upper(&fs) && !layout.upper().exists() {
+                        std::fs::rename(&fs, layout.upper()).context(|| {
+                            format!("recovering container {id}'s files from {}", fs.display())
+                        })?;
+                        let _ = std::fs::remove_dir_all(&staging);
+                    }
+                }
+                berth_core::store::create_dir_all(&layout.upper())?;
+                snapshots.commit_dir(&rebase.version, &self.base_of(record)?, &layout.upper())?;
+            }
+            crash::point("native.rebase.committed");
+        } else if layout.upper().exists() {
             std::fs::remove_dir_all(layout.upper())
                 .context(|| format!("dropping the changes of container {id}"))?;
         }
@@ -409,14 +552,30 @@ impl NativeBackend {
         for dir in [layout.upper(), layout.work()] {
             berth_core::store::create_dir_all(&dir)?;
         }
-        record.lower_dirs = snapshots.lower_dirs(version)?;
-        record.base = Some(version.to_string());
+        record.lower_dirs = snapshots.lower_dirs(&rebase.version)?;
+        record.base = Some(rebase.version);
+        record.rebasing = None;
+        self.write_record(record)
+    }
+
+    /// The record, with any rebase a killed `berth` left half done finished first. Needs the
+    /// container's operation lock.
+    fn recovered(&self, id: &str) -> Result<ContainerRecord> {
+        let mut record = self.record(id)?;
+        if record.rebasing.is_some() {
+            tracing::info!(id, "finishing a commit or rollback that did not finish");
+            self.finish_rebase(&mut record)?;
+        }
+        Ok(record)
+    }
+
+    fn write_record(&self, record: &ContainerRecord) -> Result<()> {
         self.store.write(
             berth_core::Durability::Persistent,
             records::CONTAINERS,
-            id,
+            &record.id,
             "config",
-            &record,
+            record,
         )
     }
 
@@ -453,6 +612,26 @@ impl NativeBackend {
 }
 
 /// Waits up to `timeout` for `pid` to exit (its pidfd becomes readable); `true` if it did.
+/// A directory's (device, inode): its identity across renames.
+fn inode(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(dir)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Refuses a version name that is already a snapshot, before anything is moved.
+fn check_key_free(snapshots: &SnapshotStore, key: &str) -> Result<()> {
+    if snapshots.layer_of(key)?.is_some() {
+        return Err(Error::AlreadyExists {
+            kind: berth_core::Object::Snapshot,
+            name: key.to_string(),
+            hint: "choose another version name".into(),
+        });
+    }
+    Ok(())
+}
+
 fn wait_pid_exit(pid: u32, timeout: Duration) -> bool {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
@@ -514,6 +693,15 @@ impl ContainerBackend for NativeBackend {
         ])
     }
 
+    async fn collect_garbage(
+        &self,
+        known: &std::collections::BTreeSet<String>,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        let (this, known) = (self.clone(), known.clone());
+        blocking(move || this.collect_garbage_blocking(&known, dry_run)).await
+    }
+
     async fn version(&self) -> Result<String> {
         let overlay = rootfs::overlay_supported();
         let cgroups = Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -549,6 +737,15 @@ impl ContainerBackend for NativeBackend {
     async fn kill(&self, id: &str, signal: i32) -> Result<()> {
         let (this, id) = (self.clone(), id.to_string());
         blocking(move || {
+            this.record(&id)?;
+            // A dead supervisor's container is signalled through its cgroup.
+            let orphans = this.orphans(&id);
+            if this.observe(&id)?.1 == ContainerState::Dead && !orphans.is_empty() {
+                for pid in orphans {
+                    this.signal(&id, Some(pid as u32), signal)?;
+                }
+                return Ok(());
+            }
             let state = this.running(&id, "only a running container can be signalled")?;
             this.signal(&id, state.pid, signal)
         })

@@ -31,6 +31,21 @@ pub struct ContainerRecord {
     #[serde(default)]
     pub base: Option<String>,
     pub created: DateTime<Utc>,
+    /// A `commit` or `rollback` begun and not yet finished: written before the first step, so
+    /// the next operation on the container finishes it (see `NativeBackend::finish_rebase`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebasing: Option<Rebase>,
+}
+
+/// What a `commit` or `rollback` is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebase {
+    /// The committed snapshot the container goes onto.
+    pub version: String,
+    /// `commit`: the upper dir becomes `version`; else (rollback) its changes are dropped.
+    pub commit: bool,
+    /// The upper dir's (device, inode), so it is recognised wherever a crash left it.
+    pub upper: Option<(u64, u64)>,
 }
 
 /// Lifecycle phase as recorded; liveness of the supervisor refines it on read.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use berth_core::store::{create_dir_all, read_json, write_json};
 use berth_core::{
     Error, IoContext, LockGuard, LockMode, Result, SnapshotInfo, SnapshotKind, SnapshotMount,
-    Store, snapshot,
+    Store, crash, snapshot,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,40 @@ impl SnapshotStore {
             .collect()
     }
 
+    /// Where the layer of snapshot `key` lives, if `key` exists: its `fs` directory.
+    pub fn layer_of(&self, key: &str) -> Result<Option<PathBuf>> {
+        let entries = self.entries()?;
+        Ok(entries
+            .into_iter()
+            .find(|e| e.info.name == key)
+            .map(|e| e.fs))
+    }
+
+    /// Every staging directory (`.KEY.PID`) of a create in flight or one that died.
+    pub fn staging_dirs(&self) -> Vec<PathBuf> {
+        fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy().starts_with('.'))
+            .map(|d| d.path())
+            .collect()
+    }
+
+    /// Layers moved in by a `create` of `key` that died before renaming its staging
+    /// directory into place: `(staging dir, its fs)`.
+    pub fn staged(&self, key: &str) -> Vec<(PathBuf, PathBuf)> {
+        let prefix = format!(".{key}.");
+        fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|d| (d.path(), d.path().join("fs")))
+            .filter(|(_, fs)| fs.is_dir())
+            .collect()
+    }
+
     /// The overlay lower dirs for a container on committed `name`, top first.
     pub fn lower_dirs(&self, name: &str) -> Result<Vec<PathBuf>> {
         let entries = self.entries()?;
@@ -240,6 +274,7 @@ impl SnapshotStore {
                 create_dir_all(&staged.join("work"))?;
             }
             write_json(&staged.join("meta.json"), meta)?;
+            crash::point("native.snapshot.staged");
             fs::rename(&staged, self.root.join(key)).context(|| format!("creating snapshot {key}"))
         })();
         if made.is_err() {

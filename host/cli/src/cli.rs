@@ -159,6 +159,20 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Finish or undo what killed berth processes left (half-made or half-removed
+    /// containers, `run --rm` containers that have exited, stray mounts, cgroups, staging
+    /// and temp files); with --exited, also remove containers that exited a while ago.
+    Gc {
+        /// List what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove exited containers (kept by default, as docker keeps them).
+        #[arg(long)]
+        exited: bool,
+        /// With --exited: only those that exited longer ago than this (30s, 10m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", default_value = "0s")]
+        grace: String,
+    },
 }
 
 impl Command {
@@ -171,6 +185,7 @@ impl Command {
                 | Command::Start { .. }
                 | Command::Stop { .. }
                 | Command::Rm { .. }
+                | Command::Gc { .. }
                 | Command::Plugin(PluginCommand::Ls | PluginCommand::Call { .. })
         )
     }

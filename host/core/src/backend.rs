@@ -75,6 +75,20 @@ pub trait ContainerBackend: Send + Sync {
         Err(self.not_supported("stats"))
     }
 
+    /// Cleans what a killed `berth` left in this backend's own state, sparing the containers
+    /// in `known` (every id berth has a record for): half-made containers, operations left
+    /// half done, staging directories, mounts and cgroups nobody owns. One line per thing it
+    /// removed (with `dry_run`, would remove). Backends whose daemon keeps its own state
+    /// consistent have nothing to do.
+    async fn collect_garbage(
+        &self,
+        known: &std::collections::BTreeSet<String>,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        let _ = (known, dry_run);
+        Ok(Vec::new())
+    }
+
     /// Fetch an image from its registry, reporting progress as it goes.
     async fn pull_image(
         &self,

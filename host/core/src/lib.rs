@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod capability;
 pub mod config;
+pub mod crash;
 pub mod error;
 pub mod mounts;
 pub mod snapshot;
@@ -21,6 +22,10 @@ pub use error::{Error, ErrorKind, IoContext, Object, PluginFailure, Result};
 pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};
 pub use store::{Durability, LockGuard, LockMode, Store};
 pub use types::*;
+
+/// The label daemon backends put on every container berth creates, valued with the
+/// installation's [`Store::install_id`], so one installation lists only its own.
+pub const STORE_LABEL: &str = "berth.store";
 
 /// This machine's architecture as OCI images name it (`amd64`, `arm64`).
 pub fn go_arch() -> &'static str {

@@ -57,7 +57,24 @@ pub fn try_lock_file(path: &Path, mode: LockMode) -> Result<Option<LockGuard>> {
     lock_file_inner(path, mode, false)
 }
 
+/// Locks the file at `path`. A lock file may be unlinked by [`Store::remove_stale_locks`]
+/// while another process waits on it; so a lock counts only if the file locked is still the
+/// one at `path`, and otherwise is taken again on the new file.
 fn lock_file_inner(path: &Path, mode: LockMode, block: bool) -> Result<Option<LockGuard>> {
+    loop {
+        let Some(guard) = lock_once(path, mode, block)? else {
+            return Ok(None);
+        };
+        use std::os::unix::fs::MetadataExt;
+        let locked = guard._flock.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let at_path = fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        if locked.is_some() && locked == at_path {
+            return Ok(Some(guard));
+        }
+    }
+}
+
+fn lock_once(path: &Path, mode: LockMode, block: bool) -> Result<Option<LockGuard>> {
     if let Some(parent) = path.parent() {
         create_dir_all(parent)?;
     }
@@ -194,6 +211,23 @@ impl Store {
         &self.state_dir
     }
 
+    /// This installation's id: random, made once, kept in the state dir. Backends on a shared
+    /// daemon label what they create with it, so installations never take each other's
+    /// containers for their own (nor for orphans to collect).
+    pub fn install_id(&self) -> Result<String> {
+        let path = self.state_dir.join("install-id");
+        if let Some(id) = read_json::<String>(&path, "installation id")? {
+            return Ok(id);
+        }
+        let _lock = self.lock("install", "id", LockMode::Exclusive)?;
+        if let Some(id) = read_json::<String>(&path, "installation id")? {
+            return Ok(id);
+        }
+        let id = crate::new_id()[..16].to_string();
+        write_json(&path, &id)?;
+        Ok(id)
+    }
+
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }
@@ -288,12 +322,93 @@ impl Store {
         try_lock_file(&self.lock_path(kind, id), mode)
     }
 
+    /// Removes the lock files of `kind` whose id `keep` refuses and that nobody holds, each
+    /// unlinked while held (see [`lock_file_inner`] for why waiters stay correct); the ids
+    /// removed.
+    pub fn remove_stale_locks(
+        &self,
+        kind: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
+        let dir = self.run_dir.join("locks").join(kind);
+        let mut removed = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(removed);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".lock") else {
+                continue;
+            };
+            if keep(id) || check_id(kind, id).is_err() {
+                continue;
+            }
+            if let Some(_held) = try_lock_file(&entry.path(), LockMode::Exclusive)? {
+                fs::remove_file(entry.path())
+                    .context(|| format!("removing lock file {}", entry.path().display()))?;
+                removed.push(id.to_string());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Temp files of atomic writes whose process died before renaming them into place (see
+    /// [`atomic_write`]): in the roots, the kind directories and the object directories, where
+    /// records live. Not below them: container filesystems and image layers are not berth's
+    /// to judge.
+    pub fn stale_temp_files(&self) -> Result<Vec<PathBuf>> {
+        let mut stale = Vec::new();
+        for root in [&self.state_dir, &self.run_dir] {
+            let mut dirs = vec![root.clone()];
+            for kind in read_dirs(root) {
+                dirs.extend(read_dirs(&kind));
+                dirs.push(kind);
+            }
+            for dir in dirs {
+                for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if temp_file_owner(&name).is_some_and(|pid| !process_alive(pid))
+                        && entry.file_type().is_ok_and(|t| t.is_file())
+                    {
+                        stale.push(entry.path());
+                    }
+                }
+            }
+        }
+        Ok(stale)
+    }
+
     fn lock_path(&self, kind: &str, id: &str) -> PathBuf {
         self.run_dir
             .join("locks")
             .join(kind)
             .join(format!("{id}.lock"))
     }
+}
+
+/// The subdirectories of `dir` (none if it cannot be read).
+fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The process that made temp file `name` of [`atomic_write`] (`.NAME.tmp-PID-SEQ`), if it is
+/// one.
+fn temp_file_owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, sequence) = tail.split_once('-')?;
+    sequence.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+fn process_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Ids become path components, so they must not be able to climb out of the store.
@@ -359,6 +474,24 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_found_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s"), dir.path().join("r")).unwrap();
+        store
+            .write(Durability::Persistent, "things", "a", "config", &1)
+            .unwrap();
+        let object = store.object_dir(Durability::Persistent, "things", "a");
+        let dead = object.join(".config.tmp-999999999-0");
+        let live = object.join(format!(".config.tmp-{}-7", std::process::id()));
+        for file in [&dead, &live] {
+            fs::write(file, "{").unwrap();
+        }
+        assert_eq!(store.stale_temp_files().unwrap(), [dead]);
+        assert_eq!(temp_file_owner(".x.tmp-12-3"), Some(12));
+        assert_eq!(temp_file_owner("config"), None);
     }
 
     #[test]

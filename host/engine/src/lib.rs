@@ -10,6 +10,7 @@
 //! are checked against the backend's capabilities here, in one place, before they are sent.
 
 pub mod backends;
+mod gc;
 mod mounts;
 mod operations;
 mod pipeline;
@@ -25,6 +26,8 @@ use berth_core::{ListFilter, Store};
 use berth_plugins::{PackageMount, PluginHost};
 
 pub use backends::Backends;
+pub use gc::{GcOptions, GcReport};
+pub use pipeline::CreateOptions;
 pub use policy::Policy;
 pub use records::{ContainerRecord, Phase, Records};
 
@@ -102,11 +105,21 @@ impl Engine {
         self.records.resolve(reference)
     }
 
-    /// Live info for a record; an unreachable backend yields a `dead` entry saying why.
+    /// Live info for a record; an unreachable backend, an unreadable record or a removal that
+    /// did not finish yields a `dead` entry saying why.
     pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
-        let result = match self.backend(&record.backend) {
-            Ok(backend) => backend.inspect(&record.id).await,
-            Err(e) => Err(e),
+        let result = match (record.phase, self.backend(&record.backend)) {
+            (Phase::Unreadable, _) => Err(self.usable(record).expect_err("unreadable")),
+            (_, Ok(backend)) => backend.inspect(&record.id).await,
+            (_, Err(e)) => Err(e),
+        };
+        let result = match result {
+            Err(e) if record.phase == Phase::Removing => Err(Error::conflict(
+                format!("container {}", record.name),
+                format!("its removal did not finish ({e})"),
+            )
+            .with_hint("`berth rm -f` or `berth gc` finishes it")),
+            other => other,
         };
         result.unwrap_or_else(|e| ContainerInfo {
             id: record.id.clone(),

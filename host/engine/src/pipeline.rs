@@ -10,10 +10,19 @@
 
 use std::sync::Arc;
 
-use berth_core::{ContainerSpec, Error, RemoveOptions, Result, StopOptions, capability};
+use berth_core::{
+    ContainerSpec, Error, ErrorKind, RemoveOptions, Result, StopOptions, capability, crash,
+};
 use berth_plugins::Hook;
 
-use crate::records::{Claim, ContainerRecord, remove_leftover};
+use crate::records::{Claim, ContainerRecord, Phase, remove_leftover};
+
+/// How to create a container, beyond its spec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOptions {
+    /// `run --rm`: removed once it exits (by gc, if the `run` that waits for it dies).
+    pub auto_remove: bool,
+}
 use crate::{Engine, Policy};
 
 /// How far a create got before it failed, which decides what undoing it means.
@@ -30,23 +39,30 @@ enum Reached {
 impl Engine {
     /// Name policy, name claim, backend policy, capability check, pre-create hooks, services,
     /// backend create, post-create.
-    pub async fn create(self: &Arc<Self>, mut spec: ContainerSpec) -> Result<ContainerRecord> {
+    pub async fn create(
+        self: &Arc<Self>,
+        mut spec: ContainerSpec,
+        options: CreateOptions,
+    ) -> Result<ContainerRecord> {
         berth_core::validate::spec(&spec)?;
         let policy = self.policies.all()?;
         self.name(policy.as_deref(), &mut spec)?;
         let mut claim = self
             .records
-            .claim(&spec, async |stale| {
-                let backend = self.backends.get(&stale.backend).ok();
-                remove_leftover(backend.map(|b| b.as_ref()), stale).await
+            .claim(&spec, options.auto_remove, async |stale| {
+                self.remove_leftover(stale).await
             })
             .await?;
+        crash::point("create.claimed");
         let mut reached = Reached::Claimed;
         let outcome = match self
             .create_claimed(policy.as_deref(), &mut claim, &mut spec, &mut reached)
             .await
         {
-            Ok(()) => self.records.finish(&claim),
+            Ok(()) => {
+                crash::point("create.backend-created");
+                self.records.finish(&claim)
+            }
             Err(e) => Err(e),
         };
         match outcome {
@@ -100,6 +116,7 @@ impl Engine {
         }
         let prepared = self.prepared(spec)?;
         self.records.intend(claim, &backend_name, spec)?;
+        crash::point("create.intended");
         *reached = Reached::BackendAsked;
         self.backend(&backend_name)?
             .create(&claim.record.id, &prepared)
@@ -221,6 +238,7 @@ impl Engine {
     }
 
     pub async fn start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        self.usable(record)?;
         let policy = self.policies.hooks()?;
         self.around(
             policy.as_deref(),
@@ -237,6 +255,7 @@ impl Engine {
         record: &ContainerRecord,
         options: &StopOptions,
     ) -> Result<()> {
+        self.usable(record)?;
         let policy = self.policies.hooks()?;
         self.around(
             policy.as_deref(),
@@ -252,11 +271,17 @@ impl Engine {
         .await
     }
 
+    /// Removes the container and its record. The record is marked `removing` first, so a
+    /// removal that dies half-way is finished by the next `rm` or by gc; a backend that no
+    /// longer has the container has nothing left to remove.
     pub async fn remove(
         self: &Arc<Self>,
         record: &ContainerRecord,
         options: RemoveOptions,
     ) -> Result<()> {
+        if record.phase == Phase::Unreadable {
+            return self.remove_unreadable(record, options).await;
+        }
         let policy = self.policies.hooks()?;
         if options.keep_snapshot {
             self.backends.require(
@@ -271,13 +296,73 @@ impl Engine {
             Hook::PostRemove,
             async {
                 let _lock = self.records.lock(&record.id)?;
-                self.backend(&record.backend)?
+                let record = self.records.reread(&record.id)?;
+                self.records.removing(&record)?;
+                crash::point("remove.marked");
+                match self
+                    .backend(&record.backend)?
                     .remove(&record.id, options)
-                    .await?;
+                    .await
+                {
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    other => other?,
+                }
+                crash::point("remove.backend-removed");
                 self.records.remove(&record.id)
             },
         )
         .await
+    }
+
+    /// `rm -f` of a record that does not parse: whatever backend object carries its id goes
+    /// (the record cannot say which backend), then the record. No hooks: there is no spec.
+    async fn remove_unreadable(
+        &self,
+        record: &ContainerRecord,
+        options: RemoveOptions,
+    ) -> Result<()> {
+        if !options.force {
+            return Err(self
+                .unreadable(record)
+                .with_hint(format!("remove it with `berth rm -f {}`", record.id)));
+        }
+        let _lock = self.records.lock(&record.id)?;
+        for name in self.backends.names() {
+            let backend = self.backend(name)?;
+            match backend.remove(&record.id, RemoveOptions::forced()).await {
+                Ok(()) => {
+                    tracing::info!(id = %record.id, backend = name, "removed the container of an unreadable record")
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(id = %record.id, backend = name, error = %e, "cannot ask about an unreadable record's container")
+                }
+            }
+        }
+        self.records.remove(&record.id)
+    }
+
+    /// What a backend leaves of a record whose create or removal died: its container.
+    pub(crate) async fn remove_leftover(&self, record: &ContainerRecord) -> Result<()> {
+        let backend = self.backends.get(&record.backend).ok();
+        remove_leftover(backend.map(|b| b.as_ref()), record).await
+    }
+
+    /// Refuses to act on a record that does not parse, saying how to get rid of it.
+    pub(crate) fn usable(&self, record: &ContainerRecord) -> Result<()> {
+        if record.phase == Phase::Unreadable {
+            return Err(self.unreadable(record));
+        }
+        Ok(())
+    }
+
+    fn unreadable(&self, record: &ContainerRecord) -> Error {
+        Error::Corrupt {
+            what: "container record".into(),
+            path: self.records.path(&record.id),
+            message: record.problem.clone().unwrap_or_default(),
+            hint: format!("`berth rm -f {}` removes it and its container", record.id),
+        }
     }
 
     /// `pre`, then `step` unless a pre-hook refused it, then `post` (observing) if it worked.

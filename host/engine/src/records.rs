@@ -6,6 +6,11 @@
 //! same name is refused at once. The claim names its backend before the backend is asked to
 //! create anything, so a claim left by a killed `berth` says what it may have left behind; the
 //! next create of that name finds the claim's lock free, removes what it names and takes over.
+//!
+//! A removal marks the record `removing` before the backend is asked, so a removal that died
+//! half-way is finished by the next `rm` or `berth gc` rather than leaving a record whose
+//! container is gone. A record that does not parse stands for itself alone: it is listed as
+//! `unreadable` under its id, and `rm -f` removes it; it never blocks other containers.
 
 use berth_core::{
     ContainerBackend, ContainerSpec, Durability, Error, LockGuard, LockMode, RemoveOptions, Result,
@@ -17,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// Store kind of berth's own container records.
 pub(crate) const CONTAINERS: &str = "containers";
 /// Lock taken while a name is checked and claimed, so two processes cannot take the same one.
-const NAMES_LOCK: &str = "names";
+pub(crate) const NAMES_LOCK: &str = "names";
 /// The record's item in the container's store directory.
 const ITEM: &str = "config";
 
@@ -30,6 +35,10 @@ pub enum Phase {
     /// The backend has the container.
     #[default]
     Created,
+    /// Being removed: the backend may or may not still have the container.
+    Removing,
+    /// The record does not parse (never written: how an unreadable one is read).
+    Unreadable,
 }
 
 impl Phase {
@@ -50,6 +59,28 @@ pub struct ContainerRecord {
     pub created: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Phase::is_created")]
     pub phase: Phase,
+    /// `run --rm`: removed once it has exited, by `run` itself or, if that died, by gc.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_remove: bool,
+    /// Why an [`Phase::Unreadable`] record could not be read.
+    #[serde(skip)]
+    pub problem: Option<String>,
+}
+
+impl ContainerRecord {
+    /// What stands for a record that does not parse: its id, and the error.
+    fn unreadable(id: &str, error: &Error) -> ContainerRecord {
+        ContainerRecord {
+            id: id.to_string(),
+            name: String::new(),
+            backend: String::new(),
+            spec: ContainerSpec::default(),
+            created: DateTime::<Utc>::UNIX_EPOCH,
+            phase: Phase::Unreadable,
+            auto_remove: false,
+            problem: Some(error.to_string()),
+        }
+    }
 }
 
 /// A name taken for a create in progress; the container's lock is held until it is dropped.
@@ -69,27 +100,44 @@ impl Records {
         Records { store }
     }
 
-    /// Every record, claims included.
+    /// Every record, claims and unreadable ones included.
     pub fn all(&self) -> Result<Vec<ContainerRecord>> {
         let mut records = Vec::new();
         for id in self.store.list(Durability::Persistent, CONTAINERS)? {
-            // A directory without a record is a removal's leftover.
-            if let Some(record) = self.read(&id)? {
-                records.push(record);
+            match self.read(&id) {
+                Ok(Some(record)) => records.push(record),
+                // A directory without a record is a removal's leftover.
+                Ok(None) => {}
+                Err(e) if e.kind() == berth_core::ErrorKind::Corrupt => {
+                    records.push(ContainerRecord::unreadable(&id, &e))
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(records)
     }
 
-    /// Containers that exist (claims of creates in progress left out), newest first.
+    /// Containers a user sees (claims of creates in progress left out), newest first.
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
         let mut records: Vec<_> = self
             .all()?
             .into_iter()
-            .filter(|r| r.phase == Phase::Created)
+            .filter(|r| r.phase != Phase::Creating)
             .collect();
         records.sort_by_key(|r| std::cmp::Reverse(r.created));
         Ok(records)
+    }
+
+    /// The record as it is now (for a step that needs its lock first, then the truth).
+    pub fn reread(&self, id: &str) -> Result<ContainerRecord> {
+        self.read(id)?
+            .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))
+    }
+
+    /// Where the record is kept, for messages about it.
+    pub fn path(&self, id: &str) -> std::path::PathBuf {
+        self.store
+            .record_path(Durability::Persistent, CONTAINERS, id, ITEM)
     }
 
     fn read(&self, id: &str) -> Result<Option<ContainerRecord>> {
@@ -129,13 +177,15 @@ impl Records {
     pub async fn claim(
         &self,
         spec: &ContainerSpec,
+        auto_remove: bool,
         abandon: impl AsyncFn(&ContainerRecord) -> Result<()>,
     ) -> Result<Claim> {
         let _names = self
             .store
             .lock(CONTAINERS, NAMES_LOCK, LockMode::Exclusive)?;
         for holder in self.all()?.into_iter().filter(|r| r.name == spec.name) {
-            let stale = holder.phase == Phase::Creating
+            // A create or a removal that died: nobody holds its lock.
+            let stale = matches!(holder.phase, Phase::Creating | Phase::Removing)
                 && self
                     .store
                     .try_lock(CONTAINERS, &holder.id, LockMode::Exclusive)?
@@ -160,6 +210,8 @@ impl Records {
             spec: spec.clone(),
             created: Utc::now(),
             phase: Phase::Creating,
+            auto_remove,
+            problem: None,
         };
         self.write(&record)?;
         Ok(Claim {
@@ -193,6 +245,22 @@ impl Records {
     /// Takes the container's lock, for a removal.
     pub fn lock(&self, id: &str) -> Result<LockGuard> {
         self.store.lock(CONTAINERS, id, LockMode::Exclusive)
+    }
+
+    /// The container's lock if nobody holds it: `None` while a create or removal runs.
+    pub fn try_lock(&self, id: &str) -> Result<Option<LockGuard>> {
+        self.store.try_lock(CONTAINERS, id, LockMode::Exclusive)
+    }
+
+    /// Marks a removal as begun, before the backend is asked (an unreadable record is left as
+    /// it is: there is nothing readable to mark).
+    pub fn removing(&self, record: &ContainerRecord) -> Result<()> {
+        if record.phase == Phase::Unreadable {
+            return Ok(());
+        }
+        let mut removing = record.clone();
+        removing.phase = Phase::Removing;
+        self.write(&removing)
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {

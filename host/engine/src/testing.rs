@@ -260,7 +260,8 @@ impl Fixture {
     }
 
     fn create(&self, spec: ContainerSpec) -> Result<crate::ContainerRecord> {
-        self.runtime.block_on(self.engine.create(spec))
+        self.runtime
+            .block_on(self.engine.create(spec, crate::CreateOptions::default()))
     }
 }
 
@@ -433,7 +434,7 @@ fn the_name_is_claimed_before_any_hook_with_side_effects_runs() {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(engine.create(spec("web")))
+        runtime.block_on(engine.create(spec("web"), crate::CreateOptions::default()))
     });
     // Wait until the first create is inside its pre-create hook, holding the name.
     while journal.count("provision web") == 0 {
@@ -491,7 +492,7 @@ fn a_claim_left_by_a_dead_create_is_cleared_by_the_next_create_of_its_name() {
     let records = &fixture.engine.records;
     let mut claim = fixture
         .runtime
-        .block_on(records.claim(&spec("web"), async |_| Ok(())))
+        .block_on(records.claim(&spec("web"), false, async |_| Ok(())))
         .unwrap();
     records.intend(&mut claim, "one", &spec("web")).unwrap();
     let orphan = claim.record.id.clone();

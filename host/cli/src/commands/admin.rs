@@ -35,6 +35,58 @@ pub async fn backend_ls(engine: &Engine, json: bool) -> anyhow::Result<i32> {
     })
 }
 
+pub async fn gc(
+    engine: &std::sync::Arc<Engine>,
+    dry_run: bool,
+    exited_grace: Option<&String>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let options = berth_engine::GcOptions {
+        dry_run,
+        exited_older_than: exited_grace.map(|g| parse_duration(g)).transpose()?,
+    };
+    let report = engine.gc(options).await?;
+    if json {
+        output::json(&report);
+    } else {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        for line in &report.removed {
+            println!("{verb}: {line}");
+        }
+        for line in &report.failed {
+            eprintln!("berth: gc: {line}");
+        }
+    }
+    Ok(if report.failed.is_empty() {
+        0
+    } else {
+        crate::exit::OTHER
+    })
+}
+
+/// `30s`, `10m`, `2h`, `1d` (a bare number is seconds).
+fn parse_duration(text: &str) -> berth_core::Result<std::time::Duration> {
+    let bad = || {
+        Error::invalid(format!("duration {text:?}"), "not a duration")
+            .with_hint("use a number with s, m, h or d, e.g. 30m")
+    };
+    let (number, unit) = match text.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text.trim()[..i], c),
+        _ => (text.trim(), 's'),
+    };
+    let seconds: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => return Err(bad()),
+    };
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    Ok(std::time::Duration::from_secs(
+        value.saturating_mul(seconds),
+    ))
+}
+
 pub fn config(command: &ConfigCommand, global: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     match command {
         ConfigCommand::Show => {
@@ -108,4 +160,18 @@ fn check_plugin_files(config: &Config) -> berth_core::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
 }

@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{CreateArgs, RunArgs};
 use crate::output;
-use berth_engine::{ContainerRecord, Engine};
+use berth_engine::{ContainerRecord, CreateOptions, Engine};
 
 /// Builds the spec: the `--spec` file if any, then every flag on top of it.
 pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
@@ -94,13 +94,18 @@ pub fn read_spec(path: &Path) -> berth_core::Result<ContainerSpec> {
 }
 
 pub async fn create(engine: &std::sync::Arc<Engine>, args: CreateArgs) -> anyhow::Result<i32> {
-    let record = engine.create(spec_from_args(args)?).await?;
+    let record = engine
+        .create(spec_from_args(args)?, CreateOptions::default())
+        .await?;
     println!("{}", record.id);
     Ok(0)
 }
 
 pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Result<i32> {
-    let record = engine.create(spec_from_args(args.create)?).await?;
+    let options = CreateOptions {
+        auto_remove: args.rm,
+    };
+    let record = engine.create(spec_from_args(args.create)?, options).await?;
     if let Err(e) = engine.start(&record).await {
         if args.rm {
             let _ = engine.remove(&record, RemoveOptions::forced()).await;

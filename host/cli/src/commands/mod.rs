@@ -67,6 +67,11 @@ pub async fn dispatch(engine: Arc<Engine>, command: Command, json: bool) -> anyh
         Command::Volume(command) => volumes::dispatch(&engine, command, json),
         Command::Backend(_) => admin::backend_ls(&engine, json).await,
         Command::Events { follow } => plugins::events(&engine, follow, json),
+        Command::Gc {
+            dry_run,
+            exited,
+            grace,
+        } => admin::gc(&engine, dry_run, exited.then_some(&grace), json).await,
         Command::Plugin(PluginCommand::Ls) => plugins::ls(&engine, json),
         Command::Plugin(PluginCommand::Call { name, hook, spec }) => {
             plugins::call(&engine, &name, &hook, &spec, json).await
