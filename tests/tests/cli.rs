@@ -228,7 +228,10 @@ fn a_corrupt_record_affects_only_its_own_container() {
     assert_eq!(broken["state"], "dead", "{broken}");
     let detail = broken["status_detail"].as_str().unwrap();
     assert!(detail.contains(&record.display().to_string()), "{detail}");
-    assert!(rows.iter().any(|r| r["name"] == "bystander" && r["state"] == "created"));
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "bystander" && r["state"] == "created")
+    );
     env.berth(&["run", "--rm", IMAGE, "true"]).ok();
     env.berth(&["start", "bystander"]).ok();
 

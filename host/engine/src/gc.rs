@@ -73,6 +73,15 @@ impl Engine {
                 Err(e) => report.failed.push(format!("backend {name:?}: {e}")),
             }
         }
+        for (what, done) in [
+            ("volumes", self.volumes().collect_garbage(options.dry_run)),
+            ("packages", self.packages().collect_garbage(options.dry_run)),
+        ] {
+            match done {
+                Ok(done) => report.removed.extend(done),
+                Err(e) => report.failed.push(format!("{what}: {e}")),
+            }
+        }
         let temp = self.store.stale_temp_files()?;
         for file in temp {
             let what = format!("temp file {}", file.display());

@@ -111,6 +111,35 @@ impl Packages {
             .join(format!("{id}.ipk"))
     }
 
+    /// Unpack directories of installs that died (`.ID.tmp-PID`, the process gone): such an
+    /// install never happened, and its directory goes. One line per directory (with
+    /// `dry_run`, that would go).
+    pub fn collect_garbage(&self, dry_run: bool) -> Result<Vec<String>> {
+        let root = self.state_dir.join("var/ipk_install");
+        let mut done = Vec::new();
+        for name in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for entry in std::fs::read_dir(name.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let dead = file
+                    .strip_prefix('.')
+                    .and_then(|f| f.rsplit_once(".tmp-"))
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if dead {
+                    done.push(format!("package unpack {}", entry.path().display()));
+                    if !dry_run {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
     fn install_path(&self, name: &str, id: &str) -> PathBuf {
         self.state_dir.join("var/ipk_install").join(name).join(id)
     }
@@ -157,6 +186,7 @@ impl Packages {
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir(&tmp).context(|| format!("creating {}", tmp.display()))?;
             let moved = extract::unpack(source, &tar, &tmp).and_then(|()| {
+                berth_core::crash::point("packages.install.unpacked");
                 std::fs::rename(&tmp, &dest)
                     .context(|| format!("installing into {}", dest.display()))
             });

@@ -92,29 +92,78 @@ impl Volumes {
         Ok(value)
     }
 
+    /// Where a create records, before making anything, that it is making volume `name`: a
+    /// create killed before the registry names the volume leaves this, and the next create of
+    /// that name (or gc) knows the directory is berth's half-made volume, not someone's data.
+    fn intent_path(&self, name: &str) -> PathBuf {
+        self.store
+            .state_dir()
+            .join("quota")
+            .join("creating")
+            .join(name)
+    }
+
     /// Creates volume `name`, limited to `size` bytes when given.
     pub fn create(&self, name: &str, size: Option<u64>) -> Result<Volume> {
         check_name(name)?;
         berth_core::store::create_dir_all(&self.root)?;
         let dir = self.root.join(name);
+        let intent = self.intent_path(name);
         let mount = driver::mount_point(&self.root).display().to_string();
         self.update(|registry| {
-            if registry.by_name(name).is_some() || dir.exists() {
-                return Err(Error::AlreadyExists {
-                    kind: berth_core::Object::Volume,
-                    name: name.to_string(),
-                    hint: "choose another name, or remove it with `berth volume rm`".into(),
-                });
+            let taken = || Error::AlreadyExists {
+                kind: berth_core::Object::Volume,
+                name: name.to_string(),
+                hint: "choose another name, or remove it with `berth volume rm`".into(),
+            };
+            if registry.by_name(name).is_some() {
+                return Err(taken());
             }
+            if dir.exists() {
+                if !intent.exists() {
+                    return Err(taken()); // a directory berth did not make
+                }
+                self.driver.remove(&dir, 0)?; // a killed create's half-made volume
+            }
+            berth_core::store::atomic_write(&intent, b"", 0o640)?;
             let id = registry.fetch_or_create(&mount, name)?.id;
             // A driver cleans up after its own failed create; the registry is then not saved.
             self.driver.create(&dir, id, size)?;
             let item = registry.by_name_mut(name).expect("just created");
             item.soft = size.unwrap_or(0);
             item.hard = size.unwrap_or(0);
+            berth_core::crash::point("quota.volume.made");
             Ok(())
         })?;
+        let _ = std::fs::remove_file(&intent);
         self.get(name)
+    }
+
+    /// Finishes or undoes creates that died: a volume the registry names keeps its
+    /// directory, one it does not loses it. One line per thing done (with `dry_run`, that
+    /// would be done).
+    pub fn collect_garbage(&self, dry_run: bool) -> Result<Vec<String>> {
+        let dir = self.intent_path("x");
+        let dir = dir.parent().expect("intents have a directory");
+        let Ok(intents) = std::fs::read_dir(dir) else {
+            return Ok(Vec::new());
+        };
+        let _lock = self.store.lock("quota", "registry", LockMode::Exclusive)?;
+        let registry = Registry::load(&self.registry_path())?;
+        let mut done = Vec::new();
+        for intent in intents.flatten() {
+            let name = intent.file_name().to_string_lossy().into_owned();
+            if registry.by_name(&name).is_none() && check_name(&name).is_ok() {
+                done.push(format!("volume {name}: the create that did not finish"));
+                if !dry_run {
+                    self.driver.remove(&self.root.join(&name), 0)?;
+                }
+            }
+            if !dry_run {
+                let _ = std::fs::remove_file(intent.path());
+            }
+        }
+        Ok(done)
     }
 
     pub fn get(&self, name: &str) -> Result<Volume> {

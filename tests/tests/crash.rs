@@ -1,0 +1,487 @@
+//! The crash-injection harness: `berth` SIGKILLed between any two steps of every multi-step
+//! operation, then the host is checked. `BERTH_CRASH_AT=<point>` makes berth (or the
+//! supervisor it spawned) kill itself at a named fault point, so every instant is reached
+//! deterministically; random-delay kills are a second net for the instants no point names.
+//!
+//! After each kill: `ps -a` works and every record parses; `berth gc` brings the host to a
+//! state where each object is fully there or fully gone, and a second gc finds nothing left;
+//! the name can be used again; no mount, cgroup, process, native container directory or temp
+//! file of the killed operation's container remains; and a commit never loses what the
+//! container wrote before it began. The counts are printed at the end of each test.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use berth_tests::env::{BerthEnv, Run};
+
+const IMAGE: &str = "busybox:local";
+
+/// A fresh installation with busybox, its own cgroup parent (so what is checked is this
+/// test's alone) and a volumes root of its own.
+fn env() -> BerthEnv {
+    bare_env().with_busybox()
+}
+
+/// [`env`] without an image.
+fn bare_env() -> BerthEnv {
+    let parent = format!("berth-crash-{}-{}", std::process::id(), next());
+    BerthEnv::new(&format!("cgroup-parent = \"{parent}\"\n"))
+}
+
+fn next() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// `berth ARGS` with `BERTH_CRASH_AT=point`; asserts it died by SIGKILL there.
+#[track_caller]
+fn killed_at(env: &BerthEnv, point: &str, args: &[&str]) {
+    let out = env
+        .command(args)
+        .env("BERTH_CRASH_AT", point)
+        .output()
+        .expect("running berth");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "berth {args:?} did not reach fault point {point}: {out:?}"
+    );
+}
+
+/// What must hold after any crash, once gc has run. `ours` are the container names the
+/// killed operation was about. Returns the number of leftovers found (asserted zero).
+#[track_caller]
+fn assert_whole(env: &BerthEnv, ours: &[&str]) -> usize {
+    let ps = env.berth(&["ps", "-a", "--json"]).ok().json();
+    for row in ps.as_array().unwrap() {
+        assert_ne!(row["state"], "dead", "a record that does not stand: {row}");
+    }
+    let gc = env.berth(&["gc", "--json"]).ok().json();
+    assert_eq!(gc["failed"], serde_json::json!([]), "{gc}");
+    let again = env.berth(&["gc", "--dry-run", "--json"]).ok().json();
+    let mut leftovers = again["removed"].as_array().unwrap().len();
+    assert_eq!(
+        again["removed"],
+        serde_json::json!([]),
+        "gc left work undone: {again}"
+    );
+
+    let listed = env.berth(&["ps", "-a", "--json"]).ok().json();
+    let ids: BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    // Every native container directory belongs to a listed container.
+    let dirs = native_container_dirs(env);
+    let strays: Vec<_> = dirs.iter().filter(|d| !ids.contains(*d)).collect();
+    leftovers += strays.len();
+    assert!(
+        strays.is_empty(),
+        "native directories with no container: {strays:?}"
+    );
+    // No mount under the installation but the rootfs of a running container.
+    let running: BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "running")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let mounts: Vec<PathBuf> = mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(env.dir.path()))
+        .filter(|m| {
+            !running
+                .iter()
+                .any(|id| m.to_string_lossy().contains(id.as_str()))
+        })
+        .collect();
+    leftovers += mounts.len();
+    assert!(mounts.is_empty(), "stray mounts: {mounts:?}");
+    // No cgroup of a container that is not there.
+    let cgroups: Vec<PathBuf> = cgroup_dirs(env)
+        .into_iter()
+        .filter(|d| {
+            let id = d.file_name().unwrap().to_string_lossy().into_owned();
+            !ids.contains(&id)
+        })
+        .collect();
+    leftovers += cgroups.len();
+    assert!(cgroups.is_empty(), "stray cgroups: {cgroups:?}");
+    // The names are free again (or taken by a container that is whole).
+    for name in ours {
+        let exists = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == *name);
+        if !exists {
+            env.berth(&["create", "--name", name, IMAGE, "true"]).ok();
+            env.berth(&["rm", "-f", name]).ok();
+        }
+    }
+    leftovers
+}
+
+fn native_container_dirs(env: &BerthEnv) -> Vec<String> {
+    std::fs::read_dir(env.state_dir().join("native-containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn mount_points() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Container cgroups under this installation's cgroup parent, in any hierarchy.
+fn cgroup_dirs(env: &BerthEnv) -> Vec<PathBuf> {
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let parent = config
+        .lines()
+        .find_map(|l| l.strip_prefix("cgroup-parent = \""))
+        .map(|p| p.trim_end_matches('"').to_string())
+        .unwrap();
+    let mut dirs = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let base = hierarchy.path().join(&parent);
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    dirs
+}
+
+/// Prints the harness's figures for one test.
+fn report(test: &str, kills: usize, points: usize, leftovers: usize, lost: usize) {
+    println!(
+        "crash harness {test}: {kills} kills, {points} instants covered, {leftovers} leftovers, \
+         {lost} lost commits"
+    );
+    assert_eq!((leftovers, lost), (0, 0));
+}
+
+#[test]
+fn a_create_killed_at_any_step_is_undone() {
+    let points = [
+        "create.claimed",
+        "create.intended",
+        "native.create.bundled",
+        "create.backend-created",
+    ];
+    let mut leftovers = 0;
+    for point in points {
+        let env = env();
+        killed_at(
+            &env,
+            point,
+            &["run", "-d", "--name", "web", IMAGE, "sleep", "300"],
+        );
+        leftovers += assert_whole(&env, &["web"]);
+        // Gone, not half there: a new one of the same name runs.
+        env.berth(&["run", "--rm", "--name", "web", IMAGE, "true"])
+            .ok();
+    }
+    report("create", points.len(), points.len(), leftovers, 0);
+}
+
+#[test]
+fn a_removal_killed_at_any_step_is_finished() {
+    let points = [
+        "remove.marked",
+        "native.remove.released",
+        "remove.backend-removed",
+    ];
+    let mut leftovers = 0;
+    for point in points {
+        let env = env();
+        env.berth(&["run", "-d", "--name", "web", IMAGE, "sleep", "300"])
+            .ok();
+        killed_at(&env, point, &["rm", "-f", "web"]);
+        // The next rm finishes it; nothing answers "not found" for a record still there.
+        env.berth(&["rm", "-f", "web"]).ok();
+        leftovers += assert_whole(&env, &["web"]);
+        let gone = env.berth(&["ps", "-a", "--json"]).ok().json();
+        assert_eq!(gone, serde_json::json!([]), "{point}: {gone}");
+    }
+    report("rm", points.len(), points.len(), leftovers, 0);
+}
+
+/// A running container that wrote `/state`, committed by a `berth` killed at `point`.
+#[test]
+fn a_commit_or_rollback_killed_at_any_step_loses_nothing() {
+    let mut lost = 0;
+    let mut leftovers = 0;
+    let commit_points = [
+        "native.rebase.intended",
+        "native.snapshot.staged",
+        "native.rebase.committed",
+    ];
+    for point in commit_points {
+        let env = env();
+        env.berth(&["run", "-d", "--name", "versioned", IMAGE, "sleep", "300"])
+            .ok();
+        env.berth(&["exec", "versioned", "sh", "-c", "echo before > /state"])
+            .ok();
+        killed_at(&env, point, &["commit", "versioned", "v1"]);
+        leftovers += assert_whole(&env, &["versioned"]);
+        env.berth(&["start", "versioned"]).ok();
+        let state = env.berth(&["exec", "versioned", "cat", "/state"]);
+        if state.stdout != "before\n" {
+            eprintln!("{point}: /state is {state:?}");
+            lost += 1;
+        }
+        // The commit either happened whole (a version to go back to) or not at all.
+        let versions = env.berth(&["snapshot", "ls", "--json"]).ok().json();
+        let has_v1 = versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "v1");
+        if has_v1 {
+            env.berth(&["exec", "versioned", "sh", "-c", "echo after > /state"])
+                .ok();
+            env.berth(&["rollback", "versioned", "v1"]).ok();
+            let back = env.berth(&["exec", "versioned", "cat", "/state"]).ok();
+            assert_eq!(back.stdout, "before\n", "{point}");
+        }
+    }
+    // A rollback killed after its intent: finished by the next operation.
+    let env = env();
+    env.berth(&["run", "-d", "--name", "versioned", IMAGE, "sleep", "300"])
+        .ok();
+    env.berth(&["exec", "versioned", "sh", "-c", "echo one > /state"])
+        .ok();
+    env.berth(&["commit", "versioned", "v1"]).ok();
+    env.berth(&["exec", "versioned", "sh", "-c", "echo two > /state"])
+        .ok();
+    killed_at(
+        &env,
+        "native.rebase.intended",
+        &["rollback", "versioned", "v1"],
+    );
+    leftovers += assert_whole(&env, &["versioned"]);
+    env.berth(&["start", "versioned"]).ok();
+    let state = env.berth(&["exec", "versioned", "cat", "/state"]).ok();
+    assert_eq!(state.stdout, "one\n");
+    let kills = commit_points.len() + 1;
+    report("commit/rollback", kills, kills, leftovers, lost);
+}
+
+#[test]
+fn an_image_import_or_removal_killed_at_any_step_leaves_it_whole_or_gone() {
+    let mut leftovers = 0;
+    let rootfs = berth_tests::env::busybox_rootfs().display().to_string();
+    for point in ["native.import.extracted", "native.import.layers-in"] {
+        let env = bare_env();
+        killed_at(
+            &env,
+            point,
+            &["image", "import", "--rootfs", &rootfs, "other:1"],
+        );
+        leftovers += assert_whole(&env, &[]);
+        let images = env.berth(&["image", "ls", "--json"]).ok().json();
+        assert_eq!(images, serde_json::json!([]), "{point}: {images}");
+        assert_eq!(layer_dirs(&env), 0, "{point}: layers of no image");
+        env.berth(&["image", "import", "--rootfs", &rootfs, "other:1"])
+            .ok();
+    }
+    let env = env();
+    killed_at(&env, "native.image-rm.unrecorded", &["image", "rm", IMAGE]);
+    leftovers += assert_whole(&env, &[]);
+    assert_eq!(
+        env.berth(&["image", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert_eq!(layer_dirs(&env), 0, "the removed image's layers");
+    report("image import/rm", 3, 3, leftovers, 0);
+}
+
+fn layer_dirs(env: &BerthEnv) -> usize {
+    std::fs::read_dir(env.state_dir().join("native/layers"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_volume_create_or_package_install_killed_is_finished_or_undone() {
+    let env = env();
+    killed_at(&env, "quota.volume.made", &["volume", "create", "data"]);
+    let leftovers = assert_whole(&env, &[]);
+    // The half-made volume went with gc; the name is free.
+    assert_eq!(
+        env.berth(&["volume", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    env.berth(&["volume", "create", "data"]).ok();
+    env.berth(&["volume", "rm", "data"]).ok();
+
+    let src = berth_tests::env::package_source(env.dir.path());
+    let package = env.dir.path().join("hello.ipk").display().to_string();
+    env.berth(&[
+        "pkg",
+        "build",
+        &src,
+        "--name",
+        "hello",
+        "--version",
+        "1.0.0",
+        "-o",
+        &package,
+    ])
+    .ok();
+    killed_at(
+        &env,
+        "packages.install.unpacked",
+        &["pkg", "install", &package],
+    );
+    let leftovers = leftovers + assert_whole(&env, &[]);
+    assert_eq!(
+        env.berth(&["pkg", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    env.berth(&["pkg", "install", &package]).ok();
+    report("volume create/pkg install", 2, 2, leftovers, 0);
+}
+
+/// `berth run --rm` killed while its container runs: the container is removed once it has
+/// exited, by gc.
+#[test]
+fn a_killed_run_rm_leaves_a_container_gc_removes_once_it_exits() {
+    let env = env();
+    let mut run = env
+        .command(&["run", "--rm", "--name", "brief", IMAGE, "sleep", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(|| state_of(&env, "brief").as_deref() == Some("running"));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // Still running: gc leaves it alone.
+    env.berth(&["gc"]).ok();
+    assert!(state_of(&env, "brief").is_some());
+    wait_until(|| state_of(&env, "brief").as_deref() == Some("stopped"));
+    let leftovers = assert_whole(&env, &["brief"]);
+    assert_eq!(state_of(&env, "brief"), None, "removed once it exited");
+    report("run --rm", 1, 1, leftovers, 0);
+}
+
+/// The supervisor killed: `ps` says dead, `start` is refused while the container's process
+/// lives, `stop` ends that very process, and nothing of it remains after `rm`.
+#[test]
+fn a_container_whose_supervisor_was_killed_is_stopped_through_its_cgroup() {
+    let env = env();
+    let id = env
+        .berth(&["run", "-d", "--name", "orphaned", IMAGE, "sleep", "300"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let pid = env.berth(&["inspect", &id]).ok().json()[0]["pid"]
+        .as_u64()
+        .unwrap();
+    let killed = std::process::Command::new("pkill")
+        .args(["-9", "-f", &format!("__native-supervise .*{id}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_until(|| state_of(&env, "orphaned").as_deref() == Some("dead"));
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the process outlives it"
+    );
+    let start = env.berth(&["start", "orphaned"]);
+    assert_eq!(start.code, 73, "{start:?}");
+    assert!(start.stderr.contains("stop it first"), "{start:?}");
+
+    env.berth(&["stop", "-t", "1", "orphaned"]).ok();
+    wait_until(|| !alive(pid));
+    assert_eq!(state_of(&env, "orphaned").as_deref(), Some("stopped"));
+    // Stopped now, it can run again.
+    env.berth(&["start", "orphaned"]).ok();
+    env.berth(&["rm", "-f", "orphaned"]).ok();
+    let leftovers = assert_whole(&env, &["orphaned"]);
+    report("supervisor", 1, 1, leftovers, 0);
+}
+
+/// Kills at random instants of a create and a removal: whatever instant it was, the host is
+/// whole after gc.
+#[test]
+fn random_kills_of_run_and_rm_leave_the_host_whole() {
+    let env = env();
+    let mut kills = 0;
+    let mut leftovers = 0;
+    for round in 0..12u64 {
+        let delay = Duration::from_millis(3 + (round * 7919) % 40);
+        let run = env
+            .command(&["run", "-d", "--name", "chaos", IMAGE, "sleep", "300"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        kills += kill_after(run, delay);
+        leftovers += assert_whole(&env, &["chaos"]);
+        if state_of(&env, "chaos").is_none() {
+            env.berth(&["run", "-d", "--name", "chaos", IMAGE, "sleep", "300"])
+                .ok();
+        }
+        let rm = env
+            .command(&["rm", "-f", "chaos"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        kills += kill_after(rm, delay);
+        let _ = env.berth(&["rm", "-f", "chaos"]);
+        leftovers += assert_whole(&env, &["chaos"]);
+    }
+    report("random", kills, 24, leftovers, 0);
+}
+
+/// SIGKILLs `child` after `delay` unless it ended first; 1 if it was killed.
+fn kill_after(mut child: Child, delay: Duration) -> usize {
+    std::thread::sleep(delay);
+    let killed = child.try_wait().unwrap().is_none() && child.kill().is_ok();
+    child.wait().unwrap();
+    usize::from(killed)
+}
+
+fn state_of(env: &BerthEnv, name: &str) -> Option<String> {
+    let ps: Run = env.berth(&["ps", "-a", "--json"]);
+    ps.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .map(|r| r["state"].as_str().unwrap().to_string())
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[track_caller]
+fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the condition did not come true in 15 s");
+}
