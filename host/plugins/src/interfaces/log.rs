@@ -79,7 +79,7 @@ impl LogBudget {
     /// work is spent on it.
     fn has_room(&self) -> bool {
         let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        let room = PER_CALL.admits(spent.call, 0) && PER_COMMAND.admits(spent.total, 0);
+        let room = PER_CALL.admits(spent.call, 1) && PER_COMMAND.admits(spent.total, 1);
         if !room {
             spent.dropped += 1;
         }
