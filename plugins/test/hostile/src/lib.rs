@@ -126,7 +126,9 @@ impl exports::berth::plugin::hooks::Guest for Hostile {
                 })
             }
             "patch-count" => {
-                patch.env = (0..100_000).map(|i| (format!("K{i}"), "v".into())).collect()
+                patch.env = (0..100_000)
+                    .map(|i| (format!("K{i}"), "v".into()))
+                    .collect()
             }
             "patch-bytes" => patch.labels.push(("big".into(), "b".repeat(1 << 20))),
             "deny-hook" => return Err(format!("{CONTROLS} ").repeat(30_000)),
