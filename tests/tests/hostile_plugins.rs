@@ -335,6 +335,33 @@ fn a_long_deny_at_pre_create_gives_the_name_back() {
     berth(&env, &["run", "--rm", "--name", "web", IMAGE, "true"]).ok();
 }
 
+#[test]
+fn a_deny_at_an_observing_hook_is_logged_escaped_and_the_run_stands() {
+    let env = hostile("");
+    let run = berth(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "-l",
+            "attack=deny-post",
+            IMAGE,
+            "echo",
+            "ran",
+        ],
+    );
+    assert_eq!(run.stdout, "ran\n", "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "observing hook failed; nothing undone plugin=\"hostile\" hook=post-start \
+             error=denied by plugin \"hostile\" at post-start: {ESCAPED}"
+        )),
+        "{}",
+        run.stderr
+    );
+    contained(&env, &run, 0, "hostile");
+}
+
 /// The flood lines berth printed, and the messages its "dropped" lines count, per function.
 fn flood(stderr: &str) -> (usize, Vec<(String, u64)>) {
     let kept = stderr.lines().filter(|l| l.contains("desrever")).count();

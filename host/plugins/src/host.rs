@@ -239,7 +239,7 @@ impl PluginHost {
         let mut spec = spec.clone();
         if let Err(e) = self.notify(Hook::CreateFailed, &mut spec, id, Some(reason)) {
             // Observe-only hooks answer nothing that can fail the step; this is a host bug.
-            tracing::warn!(error = %e, "create-failed hooks failed");
+            tracing::warn!(error = %escaped(&e), "create-failed hooks failed");
         }
     }
 
@@ -275,7 +275,7 @@ impl PluginHost {
                 Ok(_) => {}
                 Err(e) if hook.is_pre() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(plugin = plugin.name(), %hook, error = %e, "observing hook failed; nothing undone")
+                    tracing::warn!(plugin = plugin.name(), %hook, error = %escaped(&e), "observing hook failed; nothing undone")
                 }
             }
         }
@@ -504,6 +504,13 @@ fn ask_hooks(
         Ok(patch) => Ok(Ok(answers::patch(plugin.name(), hook, patch, spec)?)),
         Err(reason) => Ok(Err(reason)),
     }
+}
+
+/// An error quoting a plugin's answer, fit for the host's log: the log's formatter escapes
+/// some controls but lets a carriage return or a newline through, which could overwrite or
+/// fake a line.
+fn escaped(e: &Error) -> String {
+    berth_core::text::escaped(&e.to_string()).into_owned()
 }
 
 /// The digest of a hook call's input; the reason only counts where there is one, so the other

@@ -566,7 +566,8 @@ impl Plugin {
         };
         let error = answers::failed(&config.name, function, failure, message);
         // The caller reports it (or records it under on-error = "allow"): debug here, not twice.
-        tracing::debug!(plugin = %config.name, function, %failure, "{error}");
+        let logged = berth_core::text::escaped(&error.to_string()).into_owned();
+        tracing::debug!(plugin = %config.name, function, %failure, "{logged}");
         error
     }
 }

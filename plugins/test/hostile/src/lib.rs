@@ -13,6 +13,7 @@
 //!   CLI's own flags would refuse (`=` in an env key, NUL in one, a relative mount target,
 //!   pids 0); `patch-count`: 100 000 env entries; `patch-bytes`: a 1 MiB label;
 //! - `attack=deny-hook`: denies at pre-create with a long reason of escapes;
+//! - `attack=deny-post`: denies at post-start (which only observes) with terminal controls;
 //! - `attack=hook-flood`: floods the log at every hook.
 //!
 //! Anything else: allow, the first candidate backend, no patch.
@@ -105,6 +106,9 @@ impl exports::berth::plugin::hooks::Guest for Hostile {
         if attack == "hook-flood" {
             flood();
             return Ok(None);
+        }
+        if attack == "deny-post" && event.hook == Hook::PostStart {
+            return Err(CONTROLS.to_string());
         }
         if event.hook != Hook::PreCreate {
             return Ok(None);
