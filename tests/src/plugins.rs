@@ -69,6 +69,17 @@ pub const ROGUE: Plugin = Plugin {
     lib: "berth_test_rogue",
 };
 
+/// Test: an adversary in all three worlds, attacking when a container's name or `attack`
+/// label says how (huge or control-laden answers, broken names and patches, log floods).
+pub const HOSTILE: Plugin = Plugin {
+    lib: "berth_test_hostile",
+};
+
+/// Test: exports `berth:plugin/naming@0.2.0` with a mistyped `generate-name`.
+pub const IMPOSTOR: Plugin = Plugin {
+    lib: "berth_test_impostor",
+};
+
 /// `naming` as it was for berth:plugin@0.1.0, built against `wit/0.1.0`.
 pub const COMPAT_NAMING: Plugin = Plugin {
     lib: "berth_compat_naming",
@@ -84,7 +95,7 @@ pub const COMPAT_GUARD: Plugin = Plugin {
     lib: "berth_compat_guard",
 };
 
-pub const ALL: [Plugin; 15] = [
+pub const ALL: [Plugin; 17] = [
     NAMING,
     SELECTOR,
     GUARD,
@@ -97,6 +108,8 @@ pub const ALL: [Plugin; 15] = [
     PROVISIONER,
     VERSIONER,
     ROGUE,
+    HOSTILE,
+    IMPOSTOR,
     COMPAT_NAMING,
     COMPAT_SELECTOR,
     COMPAT_GUARD,

@@ -105,11 +105,12 @@ fn init_tracing(format: LogFormat, level: &str) {
 }
 
 /// Prints the error and its causes once each; a cause already spelled out in the message
-/// above it is not repeated.
+/// above it is not repeated. Escaped: errors quote plugin answers (deny reasons, traps) and
+/// user or record text, none of which may drive the terminal or fake a line of its own.
 fn report(error: &anyhow::Error) {
     let mut printed = String::new();
     for (i, cause) in error.chain().enumerate() {
-        let text = cause.to_string();
+        let text = output::escaped(&cause.to_string()).into_owned();
         if i > 0 && printed.contains(&text) {
             continue;
         }

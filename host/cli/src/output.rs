@@ -1,8 +1,17 @@
 //! Tables for people, JSON for scripts.
+//!
+//! Text for people is escaped: table cells, decisions and errors quote plugin answers and
+//! records (names, labels, reasons), and none of it may drive the terminal. JSON is exact.
 
 use berth_core::{ContainerInfo, ContainerState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+/// `text` with terminal controls written out (`\x1b`, `\r`, ...), for any line a person
+/// reads that carries plugin- or record-supplied text.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    berth_core::text::escaped(text)
+}
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) {
@@ -24,10 +33,14 @@ pub fn listing<T: Serialize>(
     }
 }
 
-/// Prints rows under a header, each column as wide as its widest cell.
+/// Prints rows under a header, each column as wide as its widest cell; cells are escaped.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escaped(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -44,7 +57,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         println!("{}", out.trim_end());
     };
     line(&mut header.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
 }

@@ -445,6 +445,10 @@ pub struct PluginConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
+    /// The largest component file berth reads for this plugin: a path that points at something
+    /// huge (or endless, like a device) is refused before it is read.
+    #[serde(default = "default_max_size_mb")]
+    pub max_size_mb: u64,
     #[serde(default)]
     pub on_error: OnError,
     #[serde(default)]
@@ -460,6 +464,14 @@ fn default_timeout_ms() -> u64 {
 
 fn default_memory_mb() -> u64 {
     16
+}
+
+/// The default `max-size-mb` of a plugin: far above what a policy component builds to, well
+/// under what a CLI should ever read into memory for one.
+pub const DEFAULT_MAX_SIZE_MB: u64 = 64;
+
+fn default_max_size_mb() -> u64 {
+    DEFAULT_MAX_SIZE_MB
 }
 
 impl PluginConfig {
@@ -536,9 +548,9 @@ impl Config {
                     )));
                 }
             }
-            if plugin.timeout_ms == 0 || plugin.memory_mb == 0 {
+            if plugin.timeout_ms == 0 || plugin.memory_mb == 0 || plugin.max_size_mb == 0 {
                 return Err(err(format!(
-                    "{at}: timeout-ms and memory-mb must be greater than 0"
+                    "{at}: timeout-ms, memory-mb and max-size-mb must be greater than 0"
                 )));
             }
             if let Some(base) = base_dir
@@ -652,6 +664,15 @@ settings = { pattern = "^app-[a-f0-9]{8,16}-[0-9a-f]{4}$", max = 3 }
             "^app-[a-f0-9]{8,16}-[0-9a-f]{4}$"
         );
         assert_eq!(plugin.setting("max").unwrap(), "3");
+        assert_eq!(plugin.max_size_mb, 64);
+        let small = text.replace("worlds = [", "max-size-mb = 2\nworlds = [");
+        let config = Config::parse(&small, "x.toml", None).unwrap();
+        assert_eq!(config.plugins[0].max_size_mb, 2);
+        let none = text.replace("worlds = [", "max-size-mb = 0\nworlds = [");
+        let err = Config::parse(&none, "x.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-size-mb must be greater than 0"), "{err}");
 
         let bad_grant = text.replace(
             "worlds = [\"name-policy\"]",

@@ -12,6 +12,7 @@ pub mod error;
 pub mod mounts;
 pub mod snapshot;
 pub mod store;
+pub mod text;
 pub mod types;
 pub mod validate;
 

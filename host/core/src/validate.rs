@@ -122,6 +122,30 @@ pub fn spec(spec: &ContainerSpec) -> Result<()> {
     Ok(())
 }
 
+/// The host's rule for container names (docker's): a letter or digit, then letters, digits,
+/// `_`, `.` and `-`, at most 128 bytes. Name policies may be stricter, never looser: the engine
+/// checks every name with it, and the plugin runtime checks a generated name with it before
+/// using it, so a plugin's broken name is reported as the plugin's fault.
+pub fn container_name(name: &str) -> Result<()> {
+    let mut bytes = name.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name.len() <= MAX_NAME;
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!(
+            "container name {:?}",
+            crate::text::truncated(name, MAX_NAME)
+        ),
+        "must start with a letter or digit and use only [a-zA-Z0-9_.-], at most 128 characters",
+    ))
+}
+
+/// The longest container name.
+const MAX_NAME: usize = 128;
+
 /// The online CPUs, as docker counts them for `--cpus`, in thousandths.
 fn machine_cpu_millis() -> u64 {
     let online = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
@@ -251,6 +275,35 @@ mod tests {
         refused(|s| s.hostname = Some("-bad".into()), "RFC 1123");
         refused(|s| s.working_dir = Some("srv".into()), "absolute");
         refused(|s| s.dns.push("resolver".into()), "not an IP");
+    }
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in [
+            "web",
+            "app-0123abcd-0001",
+            "a.b_c-d",
+            "9lives",
+            &"x".repeat(128),
+        ] {
+            assert!(container_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-web",
+            "we b",
+            "a/b",
+            "ünï",
+            "a\x1b[2J",
+            &"x".repeat(129),
+        ] {
+            assert!(container_name(bad).is_err(), "{bad:?}");
+        }
+        // A huge name is not echoed in full.
+        let err = container_name(&"x/".repeat(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 1024, "{}", err.len());
     }
 
     #[test]

@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_core::config::{Grant, PluginWorld};
+use berth_core::config::{DEFAULT_MAX_SIZE_MB, Grant, PluginWorld};
 use berth_core::{Config, Error, PluginFailure, Result};
 use serde::Serialize;
 use wasmtime::component::Component;
 
+use crate::answers;
 use crate::engine;
-use crate::plugin;
+use crate::plugin::{self, Unreadable};
 use crate::worlds::{self, Abi, Worlds};
 
 /// What `berth plugin check` prints.
@@ -29,7 +30,8 @@ pub struct CheckReport {
     pub needs_grants: Vec<Grant>,
     /// The `[[plugins]]` entry whose path is this file, if any.
     pub configured_as: Option<String>,
-    /// Why that entry would not load (empty: it would, or no entry uses this file).
+    /// Why that entry would not load, or, when no entry uses this file, why it is no plugin
+    /// (an export the host cannot call, or no world at all). Empty: it would load.
     pub problems: Vec<String>,
 }
 
@@ -41,16 +43,30 @@ impl CheckReport {
 }
 
 /// Inspects the component at `path` against `config`. `Err` only when the file cannot be read
-/// or is not a component at all.
+/// or is not a component at all; a path that is not a regular file or is past the size bound
+/// (its entry's `max-size-mb`, else the default) is refused before it is read: a config error
+/// naming the entry when one uses the path, else invalid input.
 pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
     let what = path.display().to_string();
-    let fail = |message: String| Error::PluginFailed {
-        plugin: what.clone(),
-        hook: "check".into(),
-        failure: PluginFailure::Load,
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read {what}: {e}")))?;
+    let fail = |message: String| answers::failed(&what, "check", PluginFailure::Load, message);
+    let canonical = std::fs::canonicalize(path).ok();
+    let entry = config
+        .plugins
+        .iter()
+        .find(|p| std::fs::canonicalize(&p.path).ok() == canonical && canonical.is_some());
+    let max_bytes = entry.map_or(DEFAULT_MAX_SIZE_MB << 20, plugin::max_bytes);
+    let bytes = plugin::open_component(path, max_bytes)
+        .and_then(|(file, _)| plugin::read_component(path, file, max_bytes))
+        .map_err(|e| match e {
+            Unreadable::Io(e) => fail(format!("cannot read {what}: {e}")),
+            Unreadable::Refused(why) => match entry {
+                Some(entry) => Error::Config {
+                    path: config.source.clone(),
+                    message: format!("[[plugins]] name = {:?}: {why}", entry.name),
+                },
+                None => Error::invalid(format!("plugin file {what}"), why),
+            },
+        })?;
     let runtime = engine::runtime().map_err(fail)?;
     let engine = &runtime.engine;
     let component = Component::new(engine, &bytes)
@@ -64,9 +80,9 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
         .linker()
         .and_then(|l| l.instantiate_pre(&component))
         .map(|pre| Worlds::new(&pre));
-    let (worlds, abi) = match &found {
-        Ok(found) => (found.implemented(), found.abi()),
-        Err(_) => (Vec::new(), None),
+    let (worlds, abi, broken) = match &found {
+        Ok(found) => (found.implemented(), found.abi(), found.broken.clone()),
+        Err(_) => (Vec::new(), None, Vec::new()),
     };
     let needs_grants = Grant::ALL
         .into_iter()
@@ -77,13 +93,11 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
         })
         .collect();
 
-    let canonical = std::fs::canonicalize(path).ok();
-    let entry = config
-        .plugins
+    let mut problems: Vec<String> = broken
         .iter()
-        .find(|p| std::fs::canonicalize(&p.path).ok() == canonical && canonical.is_some());
-    let mut problems = Vec::new();
-    if worlds.is_empty() {
+        .map(|(world, why)| format!("cannot be called as {}: {why}", world.as_str()))
+        .collect();
+    if worlds.is_empty() && broken.is_empty() {
         let expected: Vec<_> = PluginWorld::ALL
             .iter()
             .map(|w| worlds::export_name(*w, Abi::V0_2))
@@ -95,7 +109,11 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
     }
     if let Some(entry) = entry {
         problems.extend(plugin::problems(entry, &sha256, &imports, &config.source));
-        for world in entry.worlds.iter().filter(|w| !worlds.contains(w)) {
+        let listed = entry
+            .worlds
+            .iter()
+            .filter(|w| !worlds.contains(w) && !broken.iter().any(|(b, _)| b == *w));
+        for world in listed {
             problems.push(format!(
                 "[[plugins]] name = {:?} lists world {} but the component does not export {}",
                 entry.name,

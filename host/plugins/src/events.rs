@@ -3,7 +3,11 @@
 //!
 //! Each line is written with a single `write` on an `O_APPEND` file, so concurrent berth
 //! processes never interleave lines. The log is volatile (run dir), like the containers it
-//! explains.
+//! explains — and the run dir is often tmpfs, i.e. memory, so the log is size-bounded: its
+//! fields are bounded where the answers are taken (`answers`), and once the file passes
+//! [`MAX_LOG_BYTES`] it is rotated to `events.jsonl.1` (replacing the previous one), so the two
+//! files together never hold much more than twice that. [`read`] and [`follow`] read both, in
+//! order.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -26,6 +30,16 @@ pub const FILE_NAME: &str = "events.jsonl";
 /// Where the decision log of this host lives.
 pub fn log_path(host: &HostConfig) -> PathBuf {
     host.run_dir.join(FILE_NAME)
+}
+
+/// Size past which the log is rotated.
+pub const MAX_LOG_BYTES: u64 = 4 << 20;
+
+/// The older half of the log at `path`: `events.jsonl.1`.
+pub fn rotated_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
 }
 
 /// What a plugin answered.
@@ -119,13 +133,20 @@ pub(crate) fn digest(input: &impl Serialize) -> String {
 /// Appends decisions; the file is opened on the first decision, not before.
 pub(crate) struct EventLog {
     path: PathBuf,
+    max_bytes: u64,
     file: Mutex<Option<File>>,
 }
 
 impl EventLog {
     pub fn new(path: PathBuf) -> EventLog {
+        EventLog::bounded(path, MAX_LOG_BYTES)
+    }
+
+    /// A log rotated past `max_bytes` (tests use a small one).
+    pub fn bounded(path: PathBuf, max_bytes: u64) -> EventLog {
         EventLog {
             path,
+            max_bytes,
             file: Mutex::new(None),
         }
     }
@@ -135,18 +156,54 @@ impl EventLog {
         let mut line = serde_json::to_vec(decision).expect("decisions serialise");
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let result = match &mut *file {
-            Some(f) => f.write_all(&line),
-            None => open_append(&self.path).and_then(|mut f| {
-                let r = f.write_all(&line);
-                *file = Some(f);
-                r
-            }),
-        };
-        if let Err(e) = result {
+        if let Err(e) = self.write(&mut file, &line) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot record a plugin decision");
         }
     }
+
+    /// Appends `line` to the file now at `path`, rotating it first if the line would take it
+    /// past the bound. Another berth process may have rotated it since this one opened it: the
+    /// open file is then no longer the one at `path`, and the new one is opened.
+    fn write(&self, open: &mut Option<File>, line: &[u8]) -> std::io::Result<()> {
+        if let Some(file) = open.take()
+            && is_at(&file, &self.path)
+        {
+            *open = Some(file);
+        }
+        let file = match open {
+            Some(file) => file,
+            None => open.insert(open_append(&self.path)?),
+        };
+        let size = file.metadata()?.len();
+        if size > 0 && size + line.len() as u64 > self.max_bytes {
+            rotate(file, &self.path)?;
+            *open = Some(open_append(&self.path)?);
+        }
+        open.as_mut().expect("opened above").write_all(line)
+    }
+}
+
+/// Whether `file` is (still) the file at `path`.
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Moves the full log at `path` (open as `file`) to `events.jsonl.1`. Under the file's lock,
+/// and only if it is still the file at `path`: two processes finding it full at once rotate it
+/// once, and neither moves the other's fresh file over the old half.
+fn rotate(file: &File, path: &Path) -> std::io::Result<()> {
+    file.lock()?;
+    let result = if is_at(file, path) {
+        std::fs::rename(path, rotated_path(path))
+    } else {
+        Ok(())
+    };
+    file.unlock()?;
+    result
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -165,8 +222,15 @@ fn parse_line(path: &Path, number: usize, line: &str) -> Result<Decision> {
     })
 }
 
-/// Every decision in the log, oldest first; a missing log is an empty one.
+/// Every decision in the log (its rotated half first), oldest first; a missing log is an
+/// empty one.
 pub fn read(path: &Path) -> Result<Vec<Decision>> {
+    let mut decisions = read_one(&rotated_path(path))?;
+    decisions.extend(read_one(path)?);
+    Ok(decisions)
+}
+
+fn read_one(path: &Path) -> Result<Vec<Decision>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -191,55 +255,75 @@ pub fn read(path: &Path) -> Result<Vec<Decision>> {
 const POLL: Duration = Duration::from_millis(100);
 
 /// Calls `on_decision` for every decision appended after the current end of the log (or from
-/// the start with `from_start`), waiting for more, until it returns `false`. Survives the log
-/// not existing yet and being truncated.
+/// the start with `from_start`, the rotated half included), waiting for more, until it returns
+/// `false`. Survives the log not existing yet, being truncated, and being rotated (what was
+/// appended to the old file before it moved is still read).
 pub fn follow(
     path: &Path,
     from_start: bool,
     mut on_decision: impl FnMut(Decision) -> bool,
 ) -> Result<()> {
+    if from_start {
+        for decision in read_one(&rotated_path(path))? {
+            if !on_decision(decision) {
+                return Ok(());
+            }
+        }
+    }
     let io = |e| {
         Error::io(
             format!("cannot follow the decision log {}", path.display()),
             e,
         )
     };
-    let mut offset = if from_start {
-        0
-    } else {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    let open = || match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(e)),
+    };
+    let mut current = open()?;
+    let mut offset = match (&current, from_start) {
+        (Some(file), false) => file.metadata().map_err(io)?.len(),
+        _ => 0,
     };
     let mut pending = String::new();
     let mut number = 0;
     loop {
-        let len = match std::fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(io(e)),
-        };
-        if len < offset {
-            // Truncated or replaced: start over.
-            offset = 0;
-            pending.clear();
-        }
-        if len > offset {
-            let mut file = File::open(path).map_err(io)?;
-            file.seek(SeekFrom::Start(offset)).map_err(io)?;
-            let mut chunk = String::new();
-            offset += file
-                .take(len - offset)
-                .read_to_string(&mut chunk)
-                .map_err(io)? as u64;
-            pending.push_str(&chunk);
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                number += 1;
-                if !line.trim().is_empty()
-                    && !on_decision(parse_line(path, number, line.trim_end())?)
-                {
-                    return Ok(());
+        // Read what the open file has (the old file, if it was rotated since), then move on to
+        // the file now at `path` if that is another one.
+        let moved = current.as_ref().is_none_or(|file| !is_at(file, path));
+        if let Some(file) = &mut current {
+            let len = file.metadata().map_err(io)?.len();
+            if len < offset {
+                // Truncated: start over.
+                offset = 0;
+                pending.clear();
+            }
+            if len > offset {
+                file.seek(SeekFrom::Start(offset)).map_err(io)?;
+                let mut chunk = Vec::new();
+                offset += file
+                    .take(len - offset)
+                    .read_to_end(&mut chunk)
+                    .map_err(io)? as u64;
+                pending.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    number += 1;
+                    if !line.trim().is_empty()
+                        && !on_decision(parse_line(path, number, line.trim_end())?)
+                    {
+                        return Ok(());
+                    }
                 }
             }
+        }
+        if moved && let Some(file) = open()? {
+            current = Some(file);
+            offset = 0;
+            pending.clear();
+            number = 0;
+            continue;
         }
         std::thread::sleep(POLL);
     }
@@ -294,6 +378,70 @@ mod tests {
         std::fs::write(&path, "{oops\n").unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn the_log_is_rotated_past_its_bound_and_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut long = decision(Verdict::Deny);
+        long.reason = Some("r".repeat(900));
+        let line = serde_json::to_vec(&long).unwrap().len() as u64 + 1;
+        let log = EventLog::bounded(path.clone(), 10 * line);
+        // A second process, rotating the same file.
+        let other = EventLog::bounded(path.clone(), 10 * line);
+        for i in 0..35 {
+            if i % 2 == 0 { &log } else { &other }.append(&long);
+        }
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(size(&path) <= 10 * line, "{}", size(&path));
+        assert!(size(&rotated_path(&path)) <= 10 * line);
+        // Rotated thrice: 30 lines moved and then replaced, 5 kept since.
+        assert_eq!(size(&rotated_path(&path)), 10 * line);
+        assert_eq!(size(&path), 5 * line);
+        assert_eq!(read(&path).unwrap().len(), 15);
+    }
+
+    #[test]
+    fn follow_reads_on_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let line = serde_json::to_vec(&decision(Verdict::Allow)).unwrap().len() as u64 + 1;
+        let log = EventLog::bounded(path.clone(), 3 * line);
+        log.append(&decision(Verdict::Allow));
+        let writer = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(150));
+                let log = EventLog::bounded(path, 3 * line);
+                for verdict in [
+                    Verdict::Deny,
+                    Verdict::Patch,
+                    Verdict::Select,
+                    Verdict::Error,
+                ] {
+                    log.append(&decision(verdict));
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        follow(&path, true, |d| {
+            seen.push(d.verdict);
+            seen.len() < 5
+        })
+        .unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            seen,
+            [
+                Verdict::Allow,
+                Verdict::Deny,
+                Verdict::Patch,
+                Verdict::Select,
+                Verdict::Error
+            ]
+        );
+        assert!(rotated_path(&path).exists());
     }
 
     #[test]

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use berth_core::config::{Grant, OnError, PluginConfig, PluginMode, PluginWorld};
-use berth_core::{BackendInfo, Config, ContainerSpec, Error, PluginFailure, Result};
+use berth_core::{BackendInfo, Config, ContainerSpec, Error, Result};
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::answers;
 use crate::convert;
 use crate::events::{self, Decision, EventLog, Verdict};
 use crate::hook::{Function, Hook};
@@ -151,46 +152,33 @@ impl PluginHost {
     pub fn validate_name(&self, kind: &str, name: &str) -> Result<()> {
         let input = events::digest(&(kind, name));
         for plugin in self.plugins.iter().filter(|p| p.naming().is_some()) {
-            let naming = plugin.naming().expect("filtered");
             self.consult(
                 plugin,
                 "validate-name",
                 name,
                 &input,
                 describe_allow,
-                || {
-                    plugin.run("validate-name", |store, instance| {
-                        naming.validate_name(store, instance, kind, name)
-                    })
-                },
+                || ask_validate(plugin, kind, name),
             )?;
         }
         Ok(())
     }
 
     /// Asks name policies, in order, for a name for an unnamed object; the first enforced
-    /// `some` wins. `None`: no plugin had an opinion (use the host's default). The CLI should
-    /// still run `validate_name` on the result.
+    /// `some` wins. `None`: no plugin had an opinion (use the host's default). A generated name
+    /// that breaks the host's name rule is that plugin's failure; the caller should still run
+    /// `validate_name` on the result.
     pub fn generate_name(&self, kind: &str, spec: &ContainerSpec) -> Result<Option<String>> {
         let input = events::digest(&(kind, spec));
         let wit_spec = convert::spec(spec);
         for plugin in self.plugins.iter().filter(|p| p.naming().is_some()) {
-            let naming = plugin.naming().expect("filtered");
-            let describe = |name: &Option<String>| match name {
-                Some(name) => (Verdict::Select, Some(name.clone()), None),
-                None => (Verdict::Allow, None, None),
-            };
             let answer = self.consult(
                 plugin,
                 "generate-name",
                 &spec.name,
                 &input,
-                describe,
-                || {
-                    plugin.run("generate-name", |store, instance| {
-                        naming.generate_name(store, instance, kind, &wit_spec)
-                    })
-                },
+                describe_name,
+                || ask_generate(plugin, kind, &wit_spec),
             )?;
             if let Some(Some(name)) = answer {
                 return Ok(Some(name));
@@ -224,43 +212,13 @@ impl PluginHost {
                 &spec.name,
                 &input,
                 describe,
-                || self.ask_placement(plugin, &wit_spec, &wit_candidates, candidates),
+                || ask_placement(plugin, &wit_spec, &wit_candidates, candidates),
             )?;
             if let Some(backend) = answer {
                 return Ok(Some(backend));
             }
         }
         Ok(None)
-    }
-
-    fn ask_placement(
-        &self,
-        plugin: &Plugin,
-        spec: &wit::ContainerSpec,
-        wit_candidates: &[wit::BackendInfo],
-        candidates: &[BackendInfo],
-    ) -> Answer<String> {
-        let placement = plugin.placement().expect("only asked of backend policies");
-        let answer = plugin.run("select-backend", |store, instance| {
-            placement.select_backend(store, instance, spec, wit_candidates)
-        })?;
-        if let Ok(backend) = &answer
-            && !candidates.iter().any(|c| &c.name == backend)
-        {
-            let names: Vec<_> = candidates.iter().map(|c| c.name.as_str()).collect();
-            // The plugin broke its contract, the user asked nothing wrong.
-            return Err(Error::PluginFailed {
-                plugin: plugin.name().to_string(),
-                hook: "select-backend".into(),
-                failure: PluginFailure::BadAnswer,
-                message: format!(
-                    "answered {backend:?}, which is not one of the candidate backends ({}); the \
-                     plugin must answer a configured backend's name (fix it or its settings)",
-                    names.join(", ")
-                ),
-            });
-        }
-        Ok(answer)
     }
 
     /// Tells hook plugins about `hook`. At `pre-*` hooks an enforced deny refuses the step; at
@@ -281,7 +239,7 @@ impl PluginHost {
         let mut spec = spec.clone();
         if let Err(e) = self.notify(Hook::CreateFailed, &mut spec, id, Some(reason)) {
             // Observe-only hooks answer nothing that can fail the step; this is a host bug.
-            tracing::warn!(error = %e, "create-failed hooks failed");
+            tracing::warn!(error = %escaped(&e), "create-failed hooks failed");
         }
     }
 
@@ -308,7 +266,7 @@ impl PluginHost {
             let wit_spec = convert::spec(spec);
             let describe = |patch: &Option<Patch>| describe_patch(hook, patch);
             let answer = self.consult(plugin, hook.as_str(), &container, &input, describe, || {
-                self.ask_hooks(plugin, hook, &event, spec, &wit_spec)
+                ask_hooks(plugin, hook, &event, spec, &wit_spec)
             });
             match answer {
                 Ok(Some(Some(patch))) if hook == Hook::PreCreate => {
@@ -317,39 +275,11 @@ impl PluginHost {
                 Ok(_) => {}
                 Err(e) if hook.is_pre() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(plugin = plugin.name(), %hook, error = %e, "observing hook failed; nothing undone")
+                    tracing::warn!(plugin = plugin.name(), %hook, error = %escaped(&e), "observing hook failed; nothing undone")
                 }
             }
         }
         Ok(())
-    }
-
-    fn ask_hooks(
-        &self,
-        plugin: &Plugin,
-        hook: Hook,
-        event: &wit::Event,
-        spec: &ContainerSpec,
-        wit_spec: &wit::ContainerSpec,
-    ) -> Answer<Option<Patch>> {
-        let hooks = plugin.hooks().expect("only asked of hook plugins");
-        let answer = plugin.run(hook.as_str(), |store, instance| {
-            hooks.on_event(store, instance, event, wit_spec)
-        })?;
-        let answer = answer.map(|patch| patch.map(convert::patch).filter(|p| !p.is_empty()));
-        if hook == Hook::PreCreate
-            && let Ok(Some(patch)) = &answer
-            && let Err(broken) = patch.check_against(spec)
-        {
-            // The plugin broke its contract: its patch goes through the user's own rules.
-            return Err(Error::PluginFailed {
-                plugin: plugin.name().to_string(),
-                hook: hook.to_string(),
-                failure: PluginFailure::BadAnswer,
-                message: format!("its patch would make the spec invalid: {broken}"),
-            });
-        }
-        Ok(answer)
     }
 
     /// One call to one plugin, for `berth plugin call NAME FUNCTION`: the decision as it would
@@ -383,34 +313,19 @@ impl PluginHost {
         }
         let started = Instant::now();
         let (input, outcome): (String, Answer<Described>) = match function {
-            Function::ValidateName => {
-                let naming = plugin.naming().expect("world checked");
-                let answer = plugin.run("validate-name", |store, instance| {
-                    naming.validate_name(store, instance, "container", &spec.name)
-                });
-                (
-                    events::digest(&("container", &spec.name)),
-                    answer.map(|a| a.map(|()| describe_allow(&()))),
-                )
-            }
-            Function::GenerateName => {
-                let naming = plugin.naming().expect("world checked");
-                let wit_spec = convert::spec(spec);
-                let answer = plugin.run("generate-name", |store, instance| {
-                    naming.generate_name(store, instance, "container", &wit_spec)
-                });
-                let describe = |name: Option<String>| match name {
-                    Some(name) => (Verdict::Select, Some(name), None),
-                    None => (Verdict::Allow, None, None),
-                };
-                (
-                    events::digest(&("container", spec)),
-                    answer.map(|a| a.map(describe)),
-                )
-            }
+            Function::ValidateName => (
+                events::digest(&("container", &spec.name)),
+                ask_validate(plugin, "container", &spec.name)
+                    .map(|a| a.map(|()| describe_allow(&()))),
+            ),
+            Function::GenerateName => (
+                events::digest(&("container", spec)),
+                ask_generate(plugin, "container", &convert::spec(spec))
+                    .map(|a| a.map(|name| describe_name(&name))),
+            ),
             Function::SelectBackend => {
                 let wit: Vec<_> = candidates.iter().map(convert::backend_info).collect();
-                let answer = self.ask_placement(plugin, &convert::spec(spec), &wit, candidates);
+                let answer = ask_placement(plugin, &convert::spec(spec), &wit, candidates);
                 (
                     events::digest(&(spec, candidates)),
                     answer.map(|a| a.map(|b| describe_select(&b))),
@@ -430,7 +345,7 @@ impl PluginHost {
                         ),
                     ));
                 }
-                let answer = self.ask_hooks(plugin, hook, &event, spec, &convert::spec(spec));
+                let answer = ask_hooks(plugin, hook, &event, spec, &convert::spec(spec));
                 (
                     hook_input(hook, spec, id, reason),
                     answer.map(|a| a.map(|p| describe_patch(hook, &p))),
@@ -522,7 +437,7 @@ impl PluginHost {
             time: Utc::now(),
             plugin: plugin.name().to_string(),
             function: function.to_string(),
-            container: container.to_string(),
+            container: berth_core::text::truncated(container, answers::MAX_CONTAINER).into_owned(),
             verdict,
             reason,
             patch,
@@ -531,6 +446,71 @@ impl PluginHost {
             input,
         }
     }
+}
+
+/// Asks a name policy about `name`; the deny reason comes back bounded.
+fn ask_validate(plugin: &Plugin, kind: &str, name: &str) -> Answer<()> {
+    let naming = plugin.naming().expect("only asked of name policies");
+    let answer = plugin.run("validate-name", |store, instance| {
+        naming.validate_name(store, instance, kind, name)
+    })?;
+    Ok(answers::verdict(answer))
+}
+
+/// Asks a name policy for a name; one that breaks the host's name rule is the plugin's failure.
+fn ask_generate(plugin: &Plugin, kind: &str, spec: &wit::ContainerSpec) -> Answer<Option<String>> {
+    let naming = plugin.naming().expect("only asked of name policies");
+    let answer = plugin.run("generate-name", |store, instance| {
+        naming.generate_name(store, instance, kind, spec)
+    })?;
+    match answers::verdict(answer) {
+        Ok(name) => Ok(Ok(answers::generated_name(plugin.name(), name)?)),
+        Err(reason) => Ok(Err(reason)),
+    }
+}
+
+/// Asks a backend policy to choose; naming a backend that is not a candidate is the plugin's
+/// failure.
+fn ask_placement(
+    plugin: &Plugin,
+    spec: &wit::ContainerSpec,
+    wit_candidates: &[wit::BackendInfo],
+    candidates: &[BackendInfo],
+) -> Answer<String> {
+    let placement = plugin.placement().expect("only asked of backend policies");
+    let answer = plugin.run("select-backend", |store, instance| {
+        placement.select_backend(store, instance, spec, wit_candidates)
+    })?;
+    match answers::verdict(answer) {
+        Ok(backend) => Ok(Ok(answers::backend(plugin.name(), backend, candidates)?)),
+        Err(reason) => Ok(Err(reason)),
+    }
+}
+
+/// Tells a hook plugin about `hook`; its patch comes back bounded and, at `pre-create`,
+/// checked against `spec` (see [`answers::patch`]).
+fn ask_hooks(
+    plugin: &Plugin,
+    hook: Hook,
+    event: &wit::Event,
+    spec: &ContainerSpec,
+    wit_spec: &wit::ContainerSpec,
+) -> Answer<Option<Patch>> {
+    let hooks = plugin.hooks().expect("only asked of hook plugins");
+    let answer = plugin.run(hook.as_str(), |store, instance| {
+        hooks.on_event(store, instance, event, wit_spec)
+    })?;
+    match answers::verdict(answer) {
+        Ok(patch) => Ok(Ok(answers::patch(plugin.name(), hook, patch, spec)?)),
+        Err(reason) => Ok(Err(reason)),
+    }
+}
+
+/// An error quoting a plugin's answer, fit for the host's log: the log's formatter escapes
+/// some controls but lets a carriage return or a newline through, which could overwrite or
+/// fake a line.
+fn escaped(e: &Error) -> String {
+    berth_core::text::escaped(&e.to_string()).into_owned()
 }
 
 /// The digest of a hook call's input; the reason only counts where there is one, so the other
@@ -547,6 +527,13 @@ const TRIAL_REASON: &str = "a trial call from `berth plugin call`; nothing faile
 
 fn describe_allow(_: &()) -> Described {
     (Verdict::Allow, None, None)
+}
+
+fn describe_name(name: &Option<String>) -> Described {
+    match name {
+        Some(name) => (Verdict::Select, Some(name.clone()), None),
+        None => (Verdict::Allow, None, None),
+    }
 }
 
 fn describe_select(backend: &str) -> Described {

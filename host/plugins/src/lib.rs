@@ -13,8 +13,10 @@
 //! service trait, `add_to_linker`) know nothing else here; `state` is a plugin's store, holding
 //! what each interface needs; `linker` wires the two; `engine` (wasmtime, ticker, cache) builds
 //! the linker; `worlds` are the exports a plugin is called through, at each ABI version;
-//! `plugin` loads and runs one plugin; `host` folds all plugins into decisions.
+//! `plugin` loads and runs one plugin; `answers` checks and bounds what a plugin hands back;
+//! `host` folds all plugins into decisions.
 
+mod answers;
 mod check;
 mod convert;
 mod engine;

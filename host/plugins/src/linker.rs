@@ -21,7 +21,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker: Linker<HostState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     types::add_to_linker(&mut linker)?;
-    log::add_to_linker(&mut linker, |s| PluginLog::new(&s.plugin.name))?;
+    log::add_to_linker(&mut linker, |s| PluginLog::new(&s.plugin.name, &s.log))?;
     config::add_to_linker(&mut linker, |s| Settings::new(&s.plugin))?;
     containers::add_to_linker(&mut linker, |s| {
         Containers::new(s.services.containers.as_deref())

@@ -1,6 +1,6 @@
 //! One loaded plugin: its compiled component, the checks that decide whether it may load
-//! (sha256 pin, ABI version, grants, what the host provides, exported worlds), and the budgeted
-//! call path.
+//! (a regular file within `max-size-mb`, sha256 pin, ABI version, grants, what the host
+//! provides, exported worlds and their types), and the budgeted call path.
 //!
 //! A plugin is instantiated from a pre-linked `InstancePre` on its first call, and that
 //! instance serves the process's later calls (instantiating afresh each time cost more than
@@ -8,6 +8,8 @@
 //! cap; a call that traps, times out or runs out of memory discards the instance, so the next
 //! call starts fresh and a misbehaving plugin costs one failed call and nothing more.
 
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,8 +20,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{Engine, Store, Trap};
 
+use crate::answers;
 use crate::engine::{self, Runtime};
 use crate::interfaces::HostServices;
+use crate::interfaces::log::LogBudget;
 use crate::state::HostState;
 use crate::worlds::{self, Abi, Hooks, Naming, Placement, Worlds};
 
@@ -43,6 +47,8 @@ pub(crate) struct Plugin {
     naming: Option<Naming>,
     placement: Option<Placement>,
     hooks: Option<Hooks>,
+    /// What the plugin may still write to the host's log in this process.
+    log: Arc<LogBudget>,
     /// The instance serving calls, until one fails.
     live: Mutex<Option<Live>>,
 }
@@ -54,12 +60,103 @@ struct Live {
 }
 
 fn load_error(plugin: &str, message: impl Into<String>) -> Error {
-    Error::PluginFailed {
-        plugin: plugin.to_string(),
-        hook: "load".into(),
-        failure: PluginFailure::Load,
-        message: message.into(),
+    answers::failed(plugin, "load", PluginFailure::Load, message)
+}
+
+/// Why a plugin's path could not be read as a component.
+#[derive(Debug)]
+pub(crate) enum Unreadable {
+    /// The system refused (no such file, no permission).
+    Io(std::io::Error),
+    /// The path is something berth will not read as a component (a FIFO, a device, a
+    /// directory, a file past `max-size-mb`): the whole sentence, with the fix.
+    Refused(String),
+}
+
+impl Unreadable {
+    /// For the `read` of the component cache, which speaks `io::Error`.
+    fn into_io(self) -> std::io::Error {
+        match self {
+            Unreadable::Io(e) => e,
+            Unreadable::Refused(why) => std::io::Error::other(why),
+        }
     }
+}
+
+/// Opens a component file and refuses anything but a regular file of at most `max_bytes`,
+/// before reading a byte: opening a FIFO for reading would wait for a writer (so it is opened
+/// `O_NONBLOCK`, and the check is on the opened file, not on a path that could change), and
+/// a device would be read without end.
+pub(crate) fn open_component(path: &Path, max_bytes: u64) -> Result<(File, Metadata), Unreadable> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(Unreadable::Io)?;
+    let meta = file.metadata().map_err(Unreadable::Io)?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    };
+    if let Some(what) = what {
+        return Err(Unreadable::Refused(format!(
+            "path {} is {what}, not a regular file (point path at the plugin's .wasm component)",
+            path.display()
+        )));
+    }
+    if meta.len() > max_bytes {
+        return Err(Unreadable::Refused(too_big(path, meta.len(), max_bytes)));
+    }
+    Ok((file, meta))
+}
+
+fn too_big(path: &Path, size: u64, max_bytes: u64) -> String {
+    format!(
+        "path {} is {size} bytes, more than max-size-mb = {} (raise max-size-mb if the \
+         component really is that large)",
+        path.display(),
+        max_bytes >> 20
+    )
+}
+
+/// Reads an opened component, never more than `max_bytes` (it may have grown since it was
+/// opened).
+pub(crate) fn read_component(
+    path: &Path,
+    mut file: File,
+    max_bytes: u64,
+) -> Result<Vec<u8>, Unreadable> {
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(Unreadable::Io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Unreadable::Refused(too_big(
+            path,
+            bytes.len() as u64,
+            max_bytes,
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `max-size-mb` of an entry, in bytes.
+pub(crate) fn max_bytes(config: &PluginConfig) -> u64 {
+    config.max_size_mb.saturating_mul(1 << 20)
 }
 
 /// What a component file looked like when it was hashed: git's test for "unchanged" (a rewrite
@@ -81,18 +178,17 @@ struct Hashed {
 }
 
 impl FileStamp {
-    fn of(path: &Path) -> std::io::Result<FileStamp> {
+    fn of(path: &Path, meta: &Metadata) -> FileStamp {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path)?;
         let ns = |secs: i64, nanos: i64| secs as i128 * 1_000_000_000 + nanos as i128;
-        Ok(FileStamp {
+        FileStamp {
             path: path.to_owned(),
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
             mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
             ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        })
+        }
     }
 
     /// `<cache>/hashes/<sha256 of the path>.json`.
@@ -225,16 +321,22 @@ impl Plugin {
     ) -> Result<Plugin> {
         let name = config.name.as_str();
         let started = Instant::now();
-        let unreadable = |e: std::io::Error| {
-            load_error(
+        let unreadable = |e: Unreadable| match e {
+            Unreadable::Io(e) => load_error(
                 name,
                 format!(
                     "cannot read {}: {e} (check path of [[plugins]] name = {name:?} in {source})",
                     config.path.display()
                 ),
-            )
+            ),
+            Unreadable::Refused(why) => Error::Config {
+                path: source.to_string(),
+                message: format!("[[plugins]] name = {name:?}: {why}"),
+            },
         };
-        let stamp = FileStamp::of(&config.path).map_err(unreadable)?;
+        let max_bytes = max_bytes(config);
+        let (file, meta) = open_component(&config.path, max_bytes).map_err(unreadable)?;
+        let stamp = FileStamp::of(&config.path, &meta);
         // An unpinned plugin whose file has not changed since it was last hashed is not read
         // at all when its compiled code is cached; a pinned one is always hashed.
         let remembered = config
@@ -245,7 +347,7 @@ impl Plugin {
         let (sha256, bytes) = match remembered {
             Some(sha256) => (sha256, None),
             None => {
-                let bytes = std::fs::read(&config.path).map_err(unreadable)?;
+                let bytes = read_component(&config.path, file, max_bytes).map_err(unreadable)?;
                 let sha256 = sha256_hex(&bytes);
                 stamp.remember(cache_dir, &sha256);
                 (sha256, Some(bytes))
@@ -260,7 +362,10 @@ impl Plugin {
         let read = || match bytes {
             Some(bytes) => Ok(bytes),
             None => {
-                let bytes = std::fs::read(&config.path)?;
+                let (file, _) =
+                    open_component(&config.path, max_bytes).map_err(Unreadable::into_io)?;
+                let bytes =
+                    read_component(&config.path, file, max_bytes).map_err(Unreadable::into_io)?;
                 if sha256_hex(&bytes) != sha256 {
                     return Err(std::io::Error::other(
                         "the file changed while it was being loaded; try again",
@@ -295,6 +400,16 @@ impl Plugin {
             })?;
         let worlds = Worlds::new(&pre);
         for world in &config.worlds {
+            if let Some(why) = worlds.broken(*world) {
+                return Err(load_error(
+                    name,
+                    format!(
+                        "configured as {} but {} cannot be called as one: {why}",
+                        world.as_str(),
+                        config.path.display()
+                    ),
+                ));
+            }
             if !worlds.implemented().contains(world) {
                 let expected: Vec<_> = Abi::ALL
                     .iter()
@@ -332,6 +447,7 @@ impl Plugin {
             runtime,
             pre,
             services: services.granted(&config.grants),
+            log: Arc::new(LogBudget::default()),
             live: Mutex::new(None),
             naming: worlds.naming.filter(|_| wants(PluginWorld::NamePolicy)),
             placement: worlds
@@ -370,7 +486,7 @@ impl Plugin {
         let mut live = slot.take().unwrap_or_else(|| {
             let mut store = Store::new(
                 &self.runtime.engine,
-                HostState::new(self.config.clone(), self.services.clone()),
+                HostState::new(self.config.clone(), self.services.clone(), self.log.clone()),
             );
             store.limiter(|state| &mut state.limits);
             store.epoch_deadline_trap();
@@ -388,6 +504,7 @@ impl Plugin {
         );
         live.store.data_mut().limits.exceeded = false;
         let said_before = live.store.data().stderr.contents().len();
+        self.log.start_call();
         let result = {
             let _ticking = self.runtime.ticking();
             outside_async_context(|| {
@@ -398,6 +515,7 @@ impl Plugin {
                 call(&mut live.store, &instance)
             })
         };
+        self.log.end_call(&self.config.name, function);
         match result {
             Ok(value) => {
                 *slot = Some(live);
@@ -446,14 +564,11 @@ impl Plugin {
             }
             (PluginFailure::Trap, message)
         };
+        let error = answers::failed(&config.name, function, failure, message);
         // The caller reports it (or records it under on-error = "allow"): debug here, not twice.
-        tracing::debug!(plugin = %config.name, function, %failure, "{message}");
-        Error::PluginFailed {
-            plugin: config.name.clone(),
-            hook: function.to_string(),
-            failure,
-            message,
-        }
+        let logged = berth_core::text::escaped(&error.to_string()).into_owned();
+        tracing::debug!(plugin = %config.name, function, %failure, "{logged}");
+        error
     }
 }
 
@@ -539,6 +654,49 @@ mod tests {
             ),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn only_a_regular_file_within_the_bound_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |path: &Path, max: u64| match open_component(path, max) {
+            Err(Unreadable::Refused(why)) => why,
+            Err(Unreadable::Io(e)) => panic!("{}: {e}", path.display()),
+            Ok(_) => panic!("{} was opened", path.display()),
+        };
+        let fifo = dir.path().join("fifo.wasm");
+        nix_mkfifo(&fifo);
+        // Opening it does not wait for a writer, and it is refused as what it is.
+        assert!(refused(&fifo, 1 << 20).contains("is a FIFO, not a regular file"));
+        assert!(refused(Path::new("/dev/zero"), 1 << 20).contains("is a character device"));
+        assert!(refused(dir.path(), 1 << 20).contains("is a directory"));
+
+        let file = dir.path().join("big.wasm");
+        std::fs::write(&file, vec![0u8; 3 << 20]).unwrap();
+        assert!(refused(&file, 2 << 20).contains("is 3145728 bytes, more than max-size-mb = 2"));
+        let (opened, _) = open_component(&file, 3 << 20).unwrap();
+        assert_eq!(
+            read_component(&file, opened, 3 << 20).unwrap().len(),
+            3 << 20
+        );
+        // A file that grew after it was opened is not read past the bound.
+        let (opened, _) = open_component(&file, 3 << 20).unwrap();
+        std::fs::write(&file, vec![0u8; 4 << 20]).unwrap();
+        assert!(matches!(
+            read_component(&file, opened, 3 << 20),
+            Err(Unreadable::Refused(_))
+        ));
+        assert!(matches!(
+            open_component(&dir.path().join("missing"), 1),
+            Err(Unreadable::Io(_))
+        ));
+    }
+
+    fn nix_mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::interfaces::HostServices;
+use crate::interfaces::log::LogBudget;
 
 /// Bytes of guest stderr kept for error messages (a Rust panic message fits easily).
 const STDERR_CAPACITY: usize = 4096;
@@ -22,6 +23,8 @@ pub(crate) struct HostState {
     /// Only what the plugin's `grants` list: an interface it was not granted finds nothing here.
     pub services: HostServices,
     pub limits: MemoryCap,
+    /// What the plugin may still write to the host's log (shared by all its stores).
+    pub log: Arc<LogBudget>,
     /// Guest stderr, so a panic message can be shown with the trap.
     pub stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -29,7 +32,11 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<PluginConfig>, services: HostServices) -> HostState {
+    pub fn new(
+        plugin: Arc<PluginConfig>,
+        services: HostServices,
+        log: Arc<LogBudget>,
+    ) -> HostState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopens, env, args, network or stdin: wasip2 guests import these interfaces, and
         // get nothing through them.
@@ -43,6 +50,7 @@ impl HostState {
             plugin,
             services,
             limits,
+            log,
             stderr,
             wasi,
             table: ResourceTable::new(),

@@ -5,13 +5,23 @@
 //! so there is one Rust type per WIT type and version. Callers speak 0.2.0 only: a component
 //! built against 0.1.0 is called through its own bindings here, its arguments and answers
 //! converted at this one boundary (see `interfaces::types`).
+//!
+//! A world is detected by its export's *types*, not its name alone: each function of the
+//! interface is type-checked at load against the types the host calls it with, so a component
+//! exporting `berth:plugin/naming@0.2.0` with a mistyped `generate-name` is refused at load (and
+//! by `berth plugin check`) naming the function, instead of trapping at its first call.
 
 use std::fmt;
 
 use berth_core::config::PluginWorld;
 use serde::Serialize;
 use wasmtime::AsContextMut;
-use wasmtime::component::{Instance, InstancePre};
+// bindgen's generated `load` type-checks exports through these same (hidden) items, so they
+// move in lockstep with the `bindgen!` of the pinned wasmtime: an upgrade that changes them
+// breaks the build here, never the check.
+use wasmtime::component::__internal::InstanceType;
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{ComponentNamedList, Instance, InstancePre, Lift, Lower};
 
 use crate::interfaces::types::{self, wit, wit0_1};
 
@@ -89,6 +99,61 @@ pub(crate) fn export_name(world: PluginWorld, abi: Abi) -> String {
     format!("berth:plugin/{interface}@{abi}")
 }
 
+/// One function's type check, with the parameter and result types the host calls it with.
+type Check = fn(&ComponentFunc, &InstanceType<'_>) -> wasmtime::Result<()>;
+
+fn typed<P, R>(func: &ComponentFunc, cx: &InstanceType<'_>) -> wasmtime::Result<()>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    func.typecheck::<P, R>(cx)
+}
+
+/// Whether the component exports `world`'s interface at `abi`; if it does, every function in
+/// `functions` must be there with the type the host calls it with, or the answer is why not.
+fn exports<T>(
+    pre: &InstancePre<T>,
+    world: PluginWorld,
+    abi: Abi,
+    functions: &[(&str, Check)],
+) -> Result<bool, String> {
+    let interface = export_name(world, abi);
+    let engine = pre.engine();
+    let component = pre.component().component_type();
+    let Some(export) = component.get_export(engine, &interface) else {
+        return Ok(false);
+    };
+    let ComponentItem::ComponentInstance(instance) = export.ty else {
+        return Err(format!(
+            "it exports {interface}, but not as an interface instance"
+        ));
+    };
+    let cx = pre.instance_type();
+    for (name, check) in functions {
+        match instance.get_export(engine, name).map(|e| e.ty) {
+            Some(ComponentItem::ComponentFunc(func)) => check(&func, &cx).map_err(|e| {
+                format!(
+                    "its {interface} exports function {name} with the wrong type ({e:#}); \
+                     rebuild the plugin against the wit/ of this berth"
+                )
+            })?,
+            Some(_) => {
+                return Err(format!(
+                    "its {interface} exports {name}, but not as a function"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "its {interface} lacks function {name}; rebuild the plugin against the \
+                     wit/ of this berth"
+                ));
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// A name policy's entry points.
 pub(crate) enum Naming {
     V0_2(naming0_2::GuestIndices),
@@ -96,11 +161,35 @@ pub(crate) enum Naming {
 }
 
 impl Naming {
-    fn find<T>(pre: &InstancePre<T>) -> Option<Naming> {
-        naming0_2::GuestIndices::new(pre)
-            .map(Naming::V0_2)
-            .or_else(|_| naming0_1::GuestIndices::new(pre).map(Naming::V0_1))
-            .ok()
+    fn find<T>(pre: &InstancePre<T>) -> Result<Option<Naming>, String> {
+        let world = PluginWorld::NamePolicy;
+        let v0_2: [(&str, Check); 2] = [
+            (
+                "validate-name",
+                typed::<(String, String), (Result<(), String>,)>,
+            ),
+            (
+                "generate-name",
+                typed::<(String, wit::ContainerSpec), (Result<Option<String>, String>,)>,
+            ),
+        ];
+        if exports(pre, world, Abi::V0_2, &v0_2)? {
+            return indices(naming0_2::GuestIndices::new(pre)).map(|ix| Some(Naming::V0_2(ix)));
+        }
+        let v0_1: [(&str, Check); 2] = [
+            (
+                "validate-name",
+                typed::<(String, String), (Result<(), String>,)>,
+            ),
+            (
+                "generate-name",
+                typed::<(String, wit0_1::ContainerSpec), (Result<Option<String>, String>,)>,
+            ),
+        ];
+        if exports(pre, world, Abi::V0_1, &v0_1)? {
+            return indices(naming0_1::GuestIndices::new(pre)).map(|ix| Some(Naming::V0_1(ix)));
+        }
+        Ok(None)
     }
 
     fn abi(&self) -> Abi {
@@ -154,11 +243,25 @@ pub(crate) enum Placement {
 }
 
 impl Placement {
-    fn find<T>(pre: &InstancePre<T>) -> Option<Placement> {
-        placement0_2::GuestIndices::new(pre)
-            .map(Placement::V0_2)
-            .or_else(|_| placement0_1::GuestIndices::new(pre).map(Placement::V0_1))
-            .ok()
+    fn find<T>(pre: &InstancePre<T>) -> Result<Option<Placement>, String> {
+        let world = PluginWorld::BackendPolicy;
+        let v0_2: [(&str, Check); 1] = [(
+            "select-backend",
+            typed::<(wit::ContainerSpec, Vec<wit::BackendInfo>), (Result<String, String>,)>,
+        )];
+        if exports(pre, world, Abi::V0_2, &v0_2)? {
+            return indices(placement0_2::GuestIndices::new(pre))
+                .map(|ix| Some(Placement::V0_2(ix)));
+        }
+        let v0_1: [(&str, Check); 1] = [(
+            "select-backend",
+            typed::<(wit0_1::ContainerSpec, Vec<wit0_1::BackendInfo>), (Result<String, String>,)>,
+        )];
+        if exports(pre, world, Abi::V0_1, &v0_1)? {
+            return indices(placement0_1::GuestIndices::new(pre))
+                .map(|ix| Some(Placement::V0_1(ix)));
+        }
+        Ok(None)
     }
 
     fn abi(&self) -> Abi {
@@ -199,11 +302,26 @@ pub(crate) enum Hooks {
 }
 
 impl Hooks {
-    fn find<T>(pre: &InstancePre<T>) -> Option<Hooks> {
-        hooks0_2::GuestIndices::new(pre)
-            .map(Hooks::V0_2)
-            .or_else(|_| hooks0_1::GuestIndices::new(pre).map(Hooks::V0_1))
-            .ok()
+    fn find<T>(pre: &InstancePre<T>) -> Result<Option<Hooks>, String> {
+        let world = PluginWorld::LifecycleHooks;
+        let v0_2: [(&str, Check); 1] = [(
+            "on-event",
+            typed::<(wit::Event, wit::ContainerSpec), (Result<Option<wit::Patch>, String>,)>,
+        )];
+        if exports(pre, world, Abi::V0_2, &v0_2)? {
+            return indices(hooks0_2::GuestIndices::new(pre)).map(|ix| Some(Hooks::V0_2(ix)));
+        }
+        let v0_1: [(&str, Check); 1] = [(
+            "on-event",
+            typed::<
+                (wit0_1::Hook, wit0_1::ContainerSpec, Option<String>),
+                (Result<Option<wit0_1::Patch>, String>,),
+            >,
+        )];
+        if exports(pre, world, Abi::V0_1, &v0_1)? {
+            return indices(hooks0_1::GuestIndices::new(pre)).map(|ix| Some(Hooks::V0_1(ix)));
+        }
+        Ok(None)
     }
 
     pub fn abi(&self) -> Abi {
@@ -249,21 +367,56 @@ impl Hooks {
     }
 }
 
-/// The entry points of the roles a component implements (by its exports), at whichever ABI
-/// version it was built against.
+/// Export indices, found once the types are known to match (so only a host bug fails here).
+fn indices<I>(found: wasmtime::Result<I>) -> Result<I, String> {
+    found.map_err(|e| format!("{e:#}"))
+}
+
+/// The entry points of the roles a component implements (by its exports and their types), at
+/// whichever ABI version it was built against.
 pub(crate) struct Worlds {
     pub naming: Option<Naming>,
     pub placement: Option<Placement>,
     pub hooks: Option<Hooks>,
+    /// Worlds whose interface the component exports but the host cannot call, and why (a
+    /// function missing or of the wrong type).
+    pub broken: Vec<(PluginWorld, String)>,
 }
 
 impl Worlds {
     pub fn new<T>(pre: &InstancePre<T>) -> Worlds {
-        Worlds {
-            naming: Naming::find(pre),
-            placement: Placement::find(pre),
-            hooks: Hooks::find(pre),
+        fn found<R>(
+            world: PluginWorld,
+            answer: Result<Option<R>, String>,
+            broken: &mut Vec<(PluginWorld, String)>,
+        ) -> Option<R> {
+            answer.unwrap_or_else(|why| {
+                broken.push((world, why));
+                None
+            })
         }
+        let mut broken = Vec::new();
+        let naming = found(PluginWorld::NamePolicy, Naming::find(pre), &mut broken);
+        let placement = found(
+            PluginWorld::BackendPolicy,
+            Placement::find(pre),
+            &mut broken,
+        );
+        let hooks = found(PluginWorld::LifecycleHooks, Hooks::find(pre), &mut broken);
+        Worlds {
+            naming,
+            placement,
+            hooks,
+            broken,
+        }
+    }
+
+    /// Why the component's export of `world` cannot be called, if it exports one that way.
+    pub fn broken(&self, world: PluginWorld) -> Option<&str> {
+        self.broken
+            .iter()
+            .find(|(w, _)| *w == world)
+            .map(|(_, why)| why.as_str())
     }
 
     pub fn implemented(&self) -> Vec<PluginWorld> {

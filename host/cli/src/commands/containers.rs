@@ -164,7 +164,8 @@ where
             Ok(()) => println!("{reference}"),
             Err(e) if references.len() == 1 => return Err(e.into()),
             Err(e) => {
-                eprintln!("berth: error: {reference}: {e}");
+                let text = format!("{reference}: {e}");
+                eprintln!("berth: error: {}", crate::output::escaped(&text));
                 first_error.get_or_insert(e.into());
             }
         }

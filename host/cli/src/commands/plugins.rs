@@ -49,54 +49,66 @@ pub fn ls(engine: &Arc<Engine>, json: bool) -> anyhow::Result<i32> {
 }
 
 /// Exits 0 when the component would load as configured (or is not configured but is a valid
-/// plugin), 78 when its config entry would refuse it.
+/// plugin), 78 when its config entry would refuse it, 70 when it is not configured and is no
+/// plugin the host can call (it exports no world, or one with the wrong types). What the
+/// component names (exports, imports) is escaped like any other foreign text.
 pub fn check(file: &Path, config: &Config, json: bool) -> anyhow::Result<i32> {
     let report = check_component(file, config)?;
-    let refused = report.configured_as.is_some() && !report.loads();
+    let code = match (&report.configured_as, report.problems.is_empty()) {
+        (_, true) => 0,
+        (Some(_), false) => crate::exit::CONFIG,
+        (None, false) => crate::exit::PLUGIN_FAILED,
+    };
     if json {
         output::json(&report);
     } else {
-        println!(
+        let line = |text: String| println!("{}", output::escaped(&text));
+        line(format!(
             "component  {} ({} bytes, sha256 {})",
             report.path.display(),
             report.size,
             report.sha256
-        );
+        ));
         let worlds: Vec<&str> = report.worlds.iter().map(|w| w.as_str()).collect();
-        println!(
+        line(format!(
             "worlds     {}",
             if worlds.is_empty() {
                 "none".into()
             } else {
                 worlds.join(", ")
             }
-        );
+        ));
         if let Some(abi) = report.abi {
-            println!("abi        berth:plugin@{abi}");
+            line(format!("abi        berth:plugin@{abi}"));
         }
-        println!("exports    {}", report.exports.join(", "));
-        println!("imports    {}", report.imports.join(", "));
+        line(format!("exports    {}", report.exports.join(", ")));
+        line(format!("imports    {}", report.imports.join(", ")));
         if !report.needs_grants.is_empty() {
             let grants: Vec<&str> = report.needs_grants.iter().map(|g| g.as_str()).collect();
-            println!("grants     needs {}", grants.join(", "));
+            line(format!("grants     needs {}", grants.join(", ")));
         }
         match &report.configured_as {
-            Some(name) if report.loads() => {
-                println!("config     loads as plugin {name:?} from {}", config.source)
+            Some(name) if report.loads() => line(format!(
+                "config     loads as plugin {name:?} from {}",
+                config.source
+            )),
+            Some(name) => line(format!(
+                "config     plugin {name:?} in {} would NOT load:",
+                config.source
+            )),
+            None if report.problems.is_empty() => {
+                line(format!("config     not used by {}", config.source))
             }
-            Some(name) => {
-                println!(
-                    "config     plugin {name:?} in {} would NOT load:",
-                    config.source
-                );
-                for problem in &report.problems {
-                    println!("  - {problem}");
-                }
-            }
-            None => println!("config     not used by {}", config.source),
+            None => line(format!(
+                "config     not used by {}, and is no plugin berth can call:",
+                config.source
+            )),
+        }
+        for problem in &report.problems {
+            line(format!("  - {problem}"));
         }
     }
-    Ok(if refused { crate::exit::CONFIG } else { 0 })
+    Ok(code)
 }
 
 pub async fn call(
@@ -117,7 +129,7 @@ pub async fn call(
     if json {
         output::json(&decision);
     } else {
-        println!("{decision}");
+        println!("{}", output::escaped(&decision.to_string()));
     }
     Ok(0)
 }
@@ -131,7 +143,7 @@ pub fn events(engine: &Engine, follow: bool, json: bool) -> anyhow::Result<i32> 
                 serde_json::to_string(decision).expect("decisions serialise")
             );
         } else {
-            println!("{decision}");
+            println!("{}", output::escaped(&decision.to_string()));
         }
     };
     if follow {

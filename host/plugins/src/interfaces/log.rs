@@ -1,6 +1,17 @@
 //! `berth:plugin/log`: plugin messages go to the host's tracing output, tagged with the plugin.
 //! Always available.
+//!
+//! What a plugin writes reaches the user's terminal, so it is bounded: each message is cut to
+//! [`MAX_MESSAGE`] bytes and escaped (no terminal control reaches stderr), and a plugin may
+//! write [`PER_CALL`] per call (its rate: one call inside its deadline cannot flood the log)
+//! and [`PER_COMMAND`] in all while it is loaded. What is over budget is dropped, and counted:
+//! the call ends with one warning saying how many messages were dropped. Messages the log
+//! level filters out cost nothing.
 
+use std::sync::Mutex;
+
+use berth_core::text;
+use tracing::Level;
 use wasmtime::component::{HasData, Linker};
 
 mod v0_2 {
@@ -20,36 +31,155 @@ mod v0_1 {
 use v0_1::berth::plugin::log as wit0_1;
 use v0_2::berth::plugin::log as wit;
 
-/// Longest message kept; a chatty plugin cannot flood the host's log with one call.
-const MAX_MESSAGE: usize = 4096;
+/// Longest message kept (a marker says how long it was), before escaping: escaped, it is at
+/// most four times as long.
+pub(crate) const MAX_MESSAGE: usize = 1024;
 
-/// What `log` needs of a plugin's store: the name its messages are tagged with.
+/// What a plugin may log in one call: messages and bytes.
+pub(crate) const PER_CALL: Allowance = Allowance {
+    messages: 32,
+    bytes: 8 << 10,
+};
+
+/// What a plugin may log in all while it is loaded (one `berth` command).
+pub(crate) const PER_COMMAND: Allowance = Allowance {
+    messages: 128,
+    bytes: 32 << 10,
+};
+
+/// An amount of log output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Allowance {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Allowance {
+    fn admits(self, spent: Allowance, bytes: usize) -> bool {
+        spent.messages < self.messages && spent.bytes + bytes <= self.bytes
+    }
+}
+
+/// What one plugin has logged: in the call under way, in all, and what it dropped this call.
+/// Shared by the plugin's stores (a failed call's store is dropped, its spending is not).
+#[derive(Debug, Default)]
+pub(crate) struct LogBudget {
+    spent: Mutex<Spent>,
+}
+
+#[derive(Debug, Default)]
+struct Spent {
+    call: Allowance,
+    total: Allowance,
+    dropped: u64,
+}
+
+impl LogBudget {
+    /// Whether a message could be admitted at all; `false` counts it as dropped, before any
+    /// work is spent on it.
+    fn has_room(&self) -> bool {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let room = PER_CALL.admits(spent.call, 1) && PER_COMMAND.admits(spent.total, 1);
+        if !room {
+            spent.dropped += 1;
+        }
+        room
+    }
+
+    /// Charges one message of `bytes`; `false`: over budget, drop it.
+    fn charge(&self, bytes: usize) -> bool {
+        let mut guard = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let spent = &mut *guard;
+        if PER_CALL.admits(spent.call, bytes) && PER_COMMAND.admits(spent.total, bytes) {
+            for counted in [&mut spent.call, &mut spent.total] {
+                counted.messages += 1;
+                counted.bytes += bytes;
+            }
+            true
+        } else {
+            spent.dropped += 1;
+            false
+        }
+    }
+
+    pub(crate) fn start_call(&self) {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        spent.call = Allowance::default();
+        spent.dropped = 0;
+    }
+
+    /// Ends a call of `plugin`'s `function`: one warning if it had messages dropped.
+    pub(crate) fn end_call(&self, plugin: &str, function: &str) -> u64 {
+        let dropped =
+            std::mem::take(&mut self.spent.lock().unwrap_or_else(|p| p.into_inner()).dropped);
+        if dropped > 0 {
+            tracing::warn!(
+                plugin,
+                function,
+                "{dropped} log messages dropped: a plugin may log {} messages or {} KiB per call \
+                 and {} messages or {} KiB per command",
+                PER_CALL.messages,
+                PER_CALL.bytes >> 10,
+                PER_COMMAND.messages,
+                PER_COMMAND.bytes >> 10
+            );
+        }
+        dropped
+    }
+}
+
+/// What `log` needs of a plugin's store: the name its messages are tagged with, and what it may
+/// still log.
 pub struct PluginLog<'a> {
     plugin: &'a str,
+    budget: &'a LogBudget,
 }
 
 impl<'a> PluginLog<'a> {
-    pub fn new(plugin: &'a str) -> PluginLog<'a> {
-        PluginLog { plugin }
+    pub(crate) fn new(plugin: &'a str, budget: &'a LogBudget) -> PluginLog<'a> {
+        PluginLog { plugin, budget }
+    }
+}
+
+fn level(level: wit::Level) -> Level {
+    match level {
+        wit::Level::Trace => Level::TRACE,
+        wit::Level::Debug => Level::DEBUG,
+        wit::Level::Info => Level::INFO,
+        wit::Level::Warn => Level::WARN,
+        wit::Level::Error => Level::ERROR,
+    }
+}
+
+/// Whether a message at `level` would be written at all (`enabled!` wants a constant level).
+fn enabled(level: Level) -> bool {
+    match level {
+        Level::TRACE => tracing::enabled!(Level::TRACE),
+        Level::DEBUG => tracing::enabled!(Level::DEBUG),
+        Level::INFO => tracing::enabled!(Level::INFO),
+        Level::WARN => tracing::enabled!(Level::WARN),
+        _ => tracing::enabled!(Level::ERROR),
     }
 }
 
 impl wit::Host for PluginLog<'_> {
-    fn log(&mut self, level: wit::Level, mut message: String) {
-        if message.len() > MAX_MESSAGE {
-            let mut end = MAX_MESSAGE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
+    fn log(&mut self, level: wit::Level, message: String) {
+        let level = self::level(level);
+        if !enabled(level) || !self.budget.has_room() {
+            return;
+        }
+        let cut = text::truncated(&message, MAX_MESSAGE);
+        let message = text::escaped(&cut);
+        if !self.budget.charge(message.len()) {
+            return;
         }
         let plugin = self.plugin;
         match level {
-            wit::Level::Trace => tracing::trace!(plugin, "{message}"),
-            wit::Level::Debug => tracing::debug!(plugin, "{message}"),
-            wit::Level::Info => tracing::info!(plugin, "{message}"),
-            wit::Level::Warn => tracing::warn!(plugin, "{message}"),
-            wit::Level::Error => tracing::error!(plugin, "{message}"),
+            Level::TRACE => tracing::trace!(plugin, "{message}"),
+            Level::DEBUG => tracing::debug!(plugin, "{message}"),
+            Level::INFO => tracing::info!(plugin, "{message}"),
+            Level::WARN => tracing::warn!(plugin, "{message}"),
+            _ => tracing::error!(plugin, "{message}"),
         }
     }
 }
@@ -80,4 +210,39 @@ pub fn add_to_linker<T: 'static>(
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasLog>(linker, get)?;
     wit0_1::add_to_linker::<T, HasLog>(linker, get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_and_a_command_have_an_allowance_and_drops_are_counted() {
+        let budget = LogBudget::default();
+        budget.start_call();
+        let admitted = (0..1000).filter(|_| budget.charge(10)).count();
+        assert_eq!(admitted, PER_CALL.messages);
+        assert_eq!(
+            budget.end_call("p", "pre-create"),
+            1000 - PER_CALL.messages as u64
+        );
+        // A new call has a new rate, but the total is shared.
+        let mut admitted = 0;
+        for _ in 0..100 {
+            budget.start_call();
+            admitted += (0..1000).filter(|_| budget.charge(10)).count();
+            budget.end_call("p", "pre-create");
+        }
+        assert_eq!(admitted + PER_CALL.messages, PER_COMMAND.messages);
+        // Bytes count too: one call fits eight full-size messages.
+        let budget = LogBudget::default();
+        budget.start_call();
+        let admitted = (0..100).filter(|_| budget.charge(MAX_MESSAGE)).count();
+        assert_eq!(admitted, PER_CALL.bytes / MAX_MESSAGE);
+        assert!(!budget.has_room());
+        assert_eq!(
+            budget.end_call("p", "pre-create"),
+            100 - admitted as u64 + 1
+        );
+    }
 }
