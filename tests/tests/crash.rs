@@ -485,3 +485,75 @@ fn wait_until(condition: impl Fn() -> bool) {
     }
     panic!("the condition did not come true in 15 s");
 }
+
+/// A full disk is named as such (74), not reported as a corrupt archive, and leaves nothing
+/// half-imported: on a 1 MiB tmpfs as state-dir, busybox's image does not fit.
+#[test]
+fn a_full_disk_is_named_and_leaves_nothing_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n",
+            state.display(),
+            dir.path().join("run").display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let berth = |args: &[&str]| {
+        let mut all = vec!["--config", config.as_str()];
+        all.extend(args);
+        berth_tests::env::run_berth(&all)
+    };
+    let rootfs = berth_tests::env::busybox_rootfs().display().to_string();
+    let full = berth(&["image", "import", "--rootfs", &rootfs, "busybox:local"]);
+    assert_eq!(full.code, 74, "{full:?}");
+    assert!(full.stderr.contains("No space left"), "{full:?}");
+    let images = berth(&["image", "ls", "--json"]);
+    assert_eq!(images.code, 0, "{images:?}");
+    assert_eq!(images.json(), serde_json::json!([]));
+    let gc = berth(&["gc", "--dry-run", "--json"]);
+    assert_eq!(gc.json()["removed"], serde_json::json!([]), "{gc:?}");
+    assert_eq!(layer_count(&state), 0);
+}
+
+fn layer_count(state: &Path) -> usize {
+    std::fs::read_dir(state.join("native/layers"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A create killed after its backend made the container does not pin the image: `image rm`
+/// collects the leftover (as gc would) instead of naming a container `rm` cannot find.
+#[test]
+fn a_dead_creates_container_does_not_pin_its_image() {
+    let env = env();
+    killed_at(
+        &env,
+        "create.backend-created",
+        &["create", "--name", "web", IMAGE, "true"],
+    );
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    env.berth(&["image", "rm", IMAGE]).ok();
+    assert_eq!(native_container_dirs(&env), Vec::<String>::new());
+}

@@ -123,14 +123,25 @@ impl Engine {
         backend.inspect_image(reference).await
     }
 
+    /// Removes an image. An image held by containers a killed `berth` left half made is not
+    /// in use: such leftovers are collected (as `berth gc` would) and the removal tried again.
     pub async fn remove_image(
-        &self,
+        self: &std::sync::Arc<Self>,
         backend: Option<&str>,
         reference: &str,
         force: bool,
     ) -> Result<()> {
-        let (_, backend) = self.backends.get_or_first(backend)?;
-        backend.remove_image(reference, force).await
+        let (_, image_backend) = self.backends.get_or_first(backend)?;
+        match image_backend.remove_image(reference, force).await {
+            Err(e) if e.kind() == berth_core::ErrorKind::Conflict => {
+                let collected = self.gc(crate::GcOptions::default()).await?;
+                if collected.removed.is_empty() {
+                    return Err(e);
+                }
+                image_backend.remove_image(reference, force).await
+            }
+            other => other,
+        }
     }
 
     // ---- snapshots, on one backend (`None`: the first configured) ------------------------

@@ -9,7 +9,11 @@ use crate::cli::{ImageArgs, ImageCommand};
 use crate::output;
 use berth_engine::Engine;
 
-pub async fn dispatch(engine: &Engine, args: ImageArgs, json: bool) -> anyhow::Result<i32> {
+pub async fn dispatch(
+    engine: &std::sync::Arc<Engine>,
+    args: ImageArgs,
+    json: bool,
+) -> anyhow::Result<i32> {
     let backend = args.backend.as_deref();
     match args.command {
         ImageCommand::Pull { reference } => {
