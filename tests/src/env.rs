@@ -64,6 +64,48 @@ impl Run {
     }
 }
 
+/// A tmpfs the test mounts on `dir` (made if missing) with `options` (e.g. `ro,size=1m`),
+/// unmounted when dropped, even when the test fails.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, options: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mounting a tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    // Quietly: what the test exercised may have unmounted it already.
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Writes a configuration with these state and run dirs and one native backend to `path`;
+/// its path, for `--config`.
+pub fn native_config(path: &Path, state: &Path, run: &Path) -> String {
+    std::fs::write(
+        path,
+        format!(
+            "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n",
+            state.display(),
+            run.display()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
 /// `berth ARGS...` with no installation of the test's own (the caller passes `--config`).
 pub fn run_berth(args: &[&str]) -> Run {
     let output = Command::new(berth_exe())

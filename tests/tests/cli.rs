@@ -365,35 +365,13 @@ fn unusable_state_and_run_dirs_are_configuration_errors() {
     let file = dir.path().join("state-is-a-file");
     std::fs::write(&file, "").unwrap();
     let read_only = dir.path().join("ro");
-    std::fs::create_dir(&read_only).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
-        .arg(&read_only)
-        .status()
-        .unwrap();
-    assert!(mounted.success());
-    struct Unmount<'a>(&'a std::path::Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _unmount = Unmount(&read_only);
+    let _tmpfs = berth_tests::env::Tmpfs::mount(&read_only, "ro,size=1m");
     for (key, state, run) in [
         ("state-dir", file.clone(), dir.path().join("run")),
         ("run-dir", dir.path().join("state"), read_only.join("run")),
     ] {
-        let config = dir.path().join(format!("{key}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n",
-                state.display(),
-                run.display()
-            ),
-        )
-        .unwrap();
-        let config = config.display().to_string();
+        let config =
+            berth_tests::env::native_config(&dir.path().join(format!("{key}.toml")), &state, &run);
         for args in [
             vec!["config", "check", &config],
             vec!["--config", &config, "ps", "-a"],

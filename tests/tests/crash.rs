@@ -492,31 +492,12 @@ fn wait_until(condition: impl Fn() -> bool) {
 fn a_full_disk_is_named_and_leaves_nothing_half_done() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    std::fs::create_dir(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(mounted.success());
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(state.clone());
-    let config = dir.path().join("berth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n",
-            state.display(),
-            dir.path().join("run").display()
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let _tmpfs = berth_tests::env::Tmpfs::mount(&state, "size=1m");
+    let config = berth_tests::env::native_config(
+        &dir.path().join("berth.toml"),
+        &state,
+        &dir.path().join("run"),
+    );
     let berth = |args: &[&str]| {
         let mut all = vec!["--config", config.as_str()];
         all.extend(args);
@@ -556,4 +537,66 @@ fn a_dead_creates_container_does_not_pin_its_image() {
     );
     env.berth(&["image", "rm", IMAGE]).ok();
     assert_eq!(native_container_dirs(&env), Vec::<String>::new());
+}
+
+/// The supervisor killed after it started the container but before it recorded so: `run -d`
+/// fails, and the start is undone (gc ends the process nobody watches); the container can be
+/// started again.
+#[test]
+fn a_start_whose_supervisor_died_before_recording_it_is_undone() {
+    let env = env();
+    env.berth(&["create", "--name", "web", IMAGE, "sleep", "300"])
+        .ok();
+    let start = env
+        .command(&["start", "web"])
+        .env("BERTH_CRASH_AT", "native.supervisor.started")
+        .output()
+        .unwrap();
+    assert!(!start.status.success(), "{start:?}");
+    // Refused while the unwatched process runs, rather than killed quietly.
+    let again = env.berth(&["start", "web"]);
+    assert_eq!(again.code, 73, "{again:?}");
+    let leftovers = assert_whole(&env, &["web"]);
+    env.berth(&["start", "web"]).ok();
+    assert_eq!(state_of(&env, "web").as_deref(), Some("running"));
+    report("start", 1, 1, leftovers, 0);
+}
+
+/// Exited containers stay, as docker keeps them, unless `gc --exited` is asked, and then only
+/// those that exited longer ago than the grace period. Mounts a killed process left under a
+/// container's directory go with the container, children first.
+#[test]
+fn gc_removes_exited_containers_only_when_asked_and_past_their_grace() {
+    let env = env();
+    env.berth(&["run", "--name", "done", IMAGE, "true"]).ok();
+    env.berth(&["gc"]).ok();
+    assert_eq!(state_of(&env, "done").as_deref(), Some("stopped"));
+    env.berth(&["gc", "--exited", "--grace", "1h"]).ok();
+    assert_eq!(state_of(&env, "done").as_deref(), Some("stopped"));
+    let dry = env
+        .berth(&["gc", "--exited", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(dry["removed"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(state_of(&env, "done").as_deref(), Some("stopped"));
+
+    let id = env.berth(&["inspect", "done"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stray = env
+        .state_dir()
+        .join("native-containers")
+        .join(&id)
+        .join("stray");
+    let _outer = berth_tests::env::Tmpfs::mount(&stray, "size=1m");
+    let _inner = berth_tests::env::Tmpfs::mount(&stray.join("inner"), "size=1m");
+    env.berth(&["gc", "--exited", "--grace", "0s"]).ok();
+    assert_eq!(state_of(&env, "done"), None);
+    assert!(
+        !mount_points().iter().any(|m| m.starts_with(&stray)),
+        "the stray mounts went with the container"
+    );
+    let leftovers = assert_whole(&env, &["done"]);
+    report("gc --exited", 0, 0, leftovers, 0);
 }

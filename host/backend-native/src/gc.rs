@@ -49,11 +49,22 @@ impl NativeBackend {
                     self.recovered(id)?;
                 }
             }
+            let observed = self.observe(id).map(|(_, state, _)| state);
+            // Processes of a start whose supervisor died before recording it: the start did
+            // not happen, and what it began goes. (A container that ran and lost its
+            // supervisor is `dead`, and the user's to stop.)
+            if matches!(observed, Ok(ContainerState::Created)) && !self.orphans(id).is_empty() {
+                done.push(format!(
+                    "processes of container {id}'s start that did not finish"
+                ));
+                if !dry_run {
+                    self.kill_orphans(id);
+                    self.release_runtime(id)?;
+                }
+            }
             let rootfs = Layout::new(&self.store, id).rootfs();
-            let idle = !matches!(
-                self.observe(id).map(|(_, state, _)| state),
-                Ok(ContainerState::Running)
-            ) && self.orphans(id).is_empty();
+            let idle =
+                !matches!(observed, Ok(ContainerState::Running)) && self.orphans(id).is_empty();
             if idle && mounts::is_mount_point(&rootfs)? {
                 done.push(format!("the rootfs mount of stopped container {id}"));
                 if !dry_run {
@@ -90,16 +101,7 @@ impl NativeBackend {
     /// A container directory with no berth record: its processes, mount and cgroup go, then
     /// the directory (the container's record with it, if it got that far).
     fn remove_orphan(&self, id: &str) -> Result<()> {
-        for pid in self.orphans(id) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !self.orphans(id).is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        self.kill_orphans(id);
         self.release_runtime(id)?;
         self.store.remove(records::CONTAINERS, id)
     }

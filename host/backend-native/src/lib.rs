@@ -237,7 +237,8 @@ impl NativeBackend {
         self.recovered(id)?;
         match self.observe(id)?.1 {
             ContainerState::Running => return Ok(()),
-            ContainerState::Dead if !self.orphans(id).is_empty() => {
+            // Never quietly kill what runs unwatched to start anew.
+            _ if !self.orphans(id).is_empty() => {
                 return Err(Error::conflict(
                     format!("container {id}"),
                     "its supervisor died and its processes still run",
@@ -345,6 +346,18 @@ impl NativeBackend {
         Ok(())
     }
 
+    /// SIGKILLs whatever the container's cgroup holds and waits (a moment: SIGKILL cannot be
+    /// ignored) until it is empty.
+    fn kill_orphans(&self, id: &str) {
+        for pid in self.orphans(id) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.orphans(id).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The processes of a container whose supervisor died: what its cgroup still holds.
     fn orphans(&self, id: &str) -> Vec<i32> {
         cgroups::processes(&self.cgroup_parent, id)
@@ -401,6 +414,8 @@ impl NativeBackend {
         }
         let layout = Layout::new(&self.store, id);
         rootfs::unmount(&layout.rootfs())?;
+        // Anything else a killed process left mounted below the container's directory.
+        berth_core::mounts::unmount_under(&layout.dir)?;
         if rootfs::is_mounted(&layout.rootfs()) {
             return Err(self.fail("remove", id, "its root filesystem is still mounted"));
         }
@@ -448,14 +463,7 @@ impl NativeBackend {
                 self.signal(id, pid, libc::SIGKILL)?;
                 self.wait_exit(pid, id, None)?;
             }
-            for pid in self.orphans(id) {
-                self.signal(id, Some(pid as u32), libc::SIGKILL)?;
-            }
-            // SIGKILL cannot be ignored; the kernel only needs a moment to reap them.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !self.orphans(id).is_empty() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            self.kill_orphans(id);
         }
         self.release_runtime(id)?;
         if options.keep_snapshot

@@ -165,6 +165,7 @@ fn supervise(
         }
     };
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+    berth_core::crash::point("native.supervisor.started");
     let mut state = records::read_state(store, id)?.unwrap_or_else(StateRecord::created);
     state.phase = Phase::Running;
     state.pid = Some(pid as u32);

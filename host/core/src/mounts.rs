@@ -93,6 +93,63 @@ pub fn unmount_all(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// rkt's MountGC: every mount at or below `path`, children before parents, each made private
+/// first (so the unmount does not propagate to peers), unmounted; ENOENT and EINVAL (already
+/// gone, or not a mount any more) are ignored. What a killed process left mounted under a
+/// directory berth is about to remove. The mount points unmounted.
+pub fn unmount_under(path: &Path) -> Result<Vec<PathBuf>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .context(|| "reading /proc/self/mountinfo".to_string())?;
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut done = Vec::new();
+    for point in unmount_order(&table, &path) {
+        let _ = mount(
+            None::<&str>,
+            &point,
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        );
+        match umount2(&point, MntFlags::empty()) {
+            Ok(()) => done.push(point),
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!("unmounting {}", point.display()),
+                    std::io::Error::from(e),
+                ));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The mounts of `table` at or below `path`, children before parents: a mount comes only
+/// after every mount stacked on or below it (by mount and parent ids, not list order, which
+/// a remount can reorder).
+fn unmount_order(table: &str, path: &Path) -> Vec<PathBuf> {
+    let mut mounts: Vec<(u64, u64, PathBuf)> = table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let id = fields.next()?.parse().ok()?;
+            let parent = fields.next()?.parse().ok()?;
+            let point = PathBuf::from(unescape(fields.nth(2)?));
+            Some((id, parent, point))
+        })
+        .filter(|(_, _, point)| point.starts_with(path))
+        .collect();
+    let mut order = Vec::new();
+    while !mounts.is_empty() {
+        let leaf = mounts
+            .iter()
+            .rposition(|(id, _, _)| !mounts.iter().any(|(_, parent, _)| parent == id))
+            .unwrap_or(mounts.len() - 1); // a cycle cannot happen; never loop forever
+        order.push(mounts.remove(leaf).2);
+    }
+    order
+}
+
 /// Whether something is mounted at `path`, by the kernel's mount table.
 pub fn is_mount_point(path: &Path) -> Result<bool> {
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -154,6 +211,29 @@ mod tests {
         assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");
         let (flags, _) = parse_options(&["ro".to_string(), "rw".to_string()]);
         assert!(flags.is_empty());
+    }
+
+    #[test]
+    fn mounts_under_a_path_go_children_first_whatever_the_list_order() {
+        // /c/r is mounted, then /c/r/proc and /c/r/dev on it, /c/r/dev/pts on that; /c/r is
+        // then remounted (a new id, listed last, with the old one's children on it).
+        let table = "\
+1 0 8:1 / / rw - ext4 /dev/sda1 rw
+20 1 0:40 / /c/r rw - overlay overlay rw
+21 20 0:41 / /c/r/proc rw - proc proc rw
+22 20 0:42 / /c/r/dev rw - tmpfs tmpfs rw
+23 22 0:43 / /c/r/dev/pts rw - devpts devpts rw
+24 1 0:44 / /elsewhere rw - tmpfs tmpfs rw
+25 23 0:45 / /c/r/dev/pts/x rw - tmpfs tmpfs rw
+";
+        let order = unmount_order(table, Path::new("/c"));
+        let at = |p: &str| order.iter().position(|o| o == Path::new(p)).unwrap();
+        assert_eq!(order.len(), 5, "{order:?}");
+        assert!(at("/c/r/dev/pts/x") < at("/c/r/dev/pts"));
+        assert!(at("/c/r/dev/pts") < at("/c/r/dev"));
+        assert!(at("/c/r/dev") < at("/c/r"));
+        assert!(at("/c/r/proc") < at("/c/r"));
+        assert!(!order.iter().any(|o| o.starts_with("/elsewhere")));
     }
 
     #[test]
