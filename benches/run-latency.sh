@@ -15,6 +15,7 @@
 # plugins' cost per berth process with very little noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 runs=${RUNS:-30}  # each of the six commands; the plugins' comparison runs PLUGIN_RUNS pairs
 
 scripts/setup.sh
@@ -26,9 +27,7 @@ trap "scripts/daemons.sh stop $(echo $started); rm -rf '$work'" EXIT
 berth=$PWD/target/release/berth
 
 # One rootfs, three stores.
-mkdir -p "$work/rootfs/bin"
-cp /bin/busybox "$work/rootfs/bin/"
-for applet in $(/bin/busybox --list); do [[ -e "$work/rootfs/bin/$applet" ]] || ln -s busybox "$work/rootfs/bin/$applet"; done
+busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" -c . | docker import - busybox:bench >/dev/null
 docker save busybox:bench | ctr -n berth-bench images import --digests - >/dev/null
 ctr_image=$(ctr -n berth-bench images ls -q | grep busybox:bench | head -n1)

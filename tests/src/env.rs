@@ -91,13 +91,14 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Writes a configuration with these state and run dirs and one native backend to `path`;
-/// its path, for `--config`.
+/// Writes a configuration with these state and run dirs and one native backend to `path`
+/// (containers get loopback only, so the config needs no network slot); its path, for
+/// `--config`.
 pub fn native_config(path: &Path, state: &Path, run: &Path) -> String {
     std::fs::write(
         path,
         format!(
-            "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n",
+            "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.native]\ntype = \"native\"\n\n[network]\ndefault = \"none\"\n",
             state.display(),
             run.display()
         ),
@@ -117,9 +118,62 @@ pub fn run_berth(args: &[&str]) -> Run {
     Run::from(output)
 }
 
+/// Addresses and a bridge name no other test holds: concurrent test processes each lock a
+/// different slot (a flock, released when the slot is dropped or its process dies), so their
+/// default networks never share a bridge or a subnet.
+pub struct NetworkSlot {
+    pub index: u8,
+    _lock: std::fs::File,
+}
+
+impl NetworkSlot {
+    pub fn take() -> NetworkSlot {
+        use std::os::fd::AsRawFd;
+        let dir = std::env::temp_dir().join("berth-test-networks");
+        std::fs::create_dir_all(&dir).unwrap();
+        for index in 0..=250u8 {
+            let file = std::fs::File::create(dir.join(format!("{index}.lock"))).unwrap();
+            // SAFETY: flock on an fd this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return NetworkSlot { index, _lock: file };
+            }
+        }
+        panic!("every test network slot is taken");
+    }
+
+    /// The default network's bridge.
+    pub fn bridge(&self) -> String {
+        format!("berth-t{}", self.index)
+    }
+
+    /// The slot's `n`th /24 (0 is the default network's; tests create networks on 1..).
+    pub fn subnet(&self, n: u8) -> String {
+        format!("10.{}.{}.0/24", 200 + n, self.index)
+    }
+
+    /// The `[network]` section that puts the default network in this slot.
+    pub fn config(&self) -> String {
+        format!(
+            "[network]\nbridge = \"{}\"\nsubnet = \"{}\"\n",
+            self.bridge(),
+            self.subnet(0)
+        )
+    }
+}
+
+impl Drop for NetworkSlot {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 pub struct BerthEnv {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub network: NetworkSlot,
 }
 
 impl BerthEnv {
@@ -130,13 +184,24 @@ impl BerthEnv {
             .tempdir()
             .unwrap();
         let config = dir.path().join("berth.toml");
+        let network = NetworkSlot::take();
+        // Last: `extra` may continue the native backend's table.
+        let network_section = if extra.contains("[network]") {
+            String::new()
+        } else {
+            network.config()
+        };
         let text = format!(
-            "[host]\nstate-dir = \"{state}\"\nrun-dir = \"{run}\"\n\n[backends.native]\ntype = \"native\"\n\n{extra}",
+            "[host]\nstate-dir = \"{state}\"\nrun-dir = \"{run}\"\n\n[backends.native]\ntype = \"native\"\n\n{extra}\n{network_section}",
             state = dir.path().join("state").display(),
             run = dir.path().join("run").display(),
         );
         std::fs::write(&config, text).unwrap();
-        BerthEnv { dir, config }
+        BerthEnv {
+            dir,
+            config,
+            network,
+        }
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -186,11 +251,24 @@ impl BerthEnv {
 }
 
 impl Drop for BerthEnv {
-    /// Leaves no containers (and so no mounts or cgroups) behind, even when a test fails.
+    /// Leaves no containers (and so no mounts or cgroups) and no networks behind, even when
+    /// a test fails.
     fn drop(&mut self) {
         if let Ok(out) = self.command(&["ps", "-a", "-q"]).output() {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = self.command(&["rm", "-f", id]).output();
+            }
+        }
+        // Networks the test made, so their bridges (and routes) go even when it failed.
+        if let Ok(out) = self.command(&["network", "ls", "--json"]).output()
+            && let Ok(networks) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        {
+            for network in networks.as_array().into_iter().flatten() {
+                if network["default"] == false
+                    && let Some(name) = network["name"].as_str()
+                {
+                    let _ = self.command(&["network", "rm", name]).output();
+                }
             }
         }
     }

@@ -167,24 +167,39 @@ fn versions_work_wherever_commit_and_rollback_are_claimed() {
     }
 }
 
-/// Spec fields only some backends honour, as flags.
-const FIELDS: &[(&str, &[&str])] = &[
-    ("publish-ports", &["-p", "127.0.0.1:18099:80"]),
-    ("dns", &["--dns", "10.0.0.2"]),
-    ("restart-policy", &["--restart", "on-failure"]),
-    (
-        "static-address",
-        &["--ip", "10.77.9.5", "--subnet", "10.77.9.0/24"],
-    ),
-];
+/// Spec fields only some backends honour, as flags, for `subject`: a static address is on
+/// the container's network where berth networks the backend, on Docker's VPC subnet
+/// otherwise.
+fn fields(subject: &Subject) -> Vec<(&'static str, Vec<String>)> {
+    let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let static_address = if subject.claims("network-namespace") {
+        let subnet = subject.env.network.subnet(0);
+        flags(&["--ip", &subnet.replace("0/24", "9")])
+    } else {
+        flags(&["--ip", "10.77.9.5", "--subnet", "10.77.9.0/24"])
+    };
+    if subject.claims("networks") {
+        let subnet = subject.env.network.subnet(3);
+        subject
+            .berth(&["network", "create", "contract", "--subnet", &subnet])
+            .ok();
+    }
+    vec![
+        ("publish-ports", flags(&["-p", "127.0.0.1:18099:80"])),
+        ("dns", flags(&["--dns", "10.0.0.2"])),
+        ("restart-policy", flags(&["--restart", "on-failure"])),
+        ("static-address", static_address),
+        ("networks", flags(&["--network", "contract"])),
+    ]
+}
 
 #[test]
 fn spec_fields_are_honoured_or_refused_never_dropped() {
     for subject in Subject::all() {
-        for (capability, flags) in FIELDS {
+        for (capability, flags) in &fields(&subject) {
             let name = subject.name(capability);
             let mut args = vec!["create", "--backend", subject.backend, "--name", &name];
-            args.extend(*flags);
+            args.extend(flags.iter().map(String::as_str));
             args.extend([subject.image, "true"]);
             let created = subject.berth(&args);
             if subject.claims(capability) {
@@ -194,7 +209,7 @@ fn spec_fields_are_honoured_or_refused_never_dropped() {
             } else {
                 subject.assert_refused(&created, Some(&name));
                 assert!(
-                    created.stderr.contains(flags[0]),
+                    created.stderr.contains(flags[0].as_str()),
                     "the refusal names the flag: {created:?}"
                 );
             }

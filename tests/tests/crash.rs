@@ -84,7 +84,14 @@ fn assert_whole(env: &BerthEnv, ours: &[&str]) -> usize {
         strays.is_empty(),
         "native directories with no container: {strays:?}"
     );
-    // No mount under the installation but the rootfs of a running container.
+    // No mount under the installation but the rootfs of a running container and the network
+    // namespace of a listed one (kept, with its address, until it is stopped or removed).
+    let netns = env.run_dir().join("netns");
+    let attached = |m: &PathBuf| {
+        m.starts_with(&netns)
+            && (ids.iter().any(|id| m.ends_with(id))
+                || (*m == netns && ids.iter().any(|id| netns.join(id).exists())))
+    };
     let running: BTreeSet<String> = listed
         .as_array()
         .unwrap()
@@ -94,7 +101,7 @@ fn assert_whole(env: &BerthEnv, ours: &[&str]) -> usize {
         .collect();
     let mounts: Vec<PathBuf> = mount_points()
         .into_iter()
-        .filter(|m| m.starts_with(env.dir.path()))
+        .filter(|m| m.starts_with(env.dir.path()) && !attached(m))
         .filter(|m| {
             !running
                 .iter()

@@ -108,9 +108,13 @@ fn a_docker_archive_imports_with_whiteouts_and_image_defaults() {
     docker_archive(&archive, "wh:1", &two_layers(), None);
     env.berth(&["image", "import", &archive.display().to_string()])
         .ok();
-    // The image's Cmd and Env apply; the second layer deleted etc/gone.
+    // The image's Cmd and Env apply; the second layer deleted etc/gone. (hostname, hosts and
+    // resolv.conf are the container's network files, bind-mounted as docker's are.)
     let run = env.berth(&["run", "--rm", "wh:1"]).ok();
-    assert_eq!(run.stdout, "added\nkeep\nwh:1\n");
+    assert_eq!(
+        run.stdout,
+        "added\nhostname\nhosts\nkeep\nresolv.conf\nwh:1\n"
+    );
 }
 
 #[test]
@@ -143,7 +147,7 @@ fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
         .ok();
     assert_eq!(
         env.berth(&["run", "--rm", "oci:1"]).ok().stdout,
-        "added\nkeep\noci:1\n"
+        "added\nhostname\nhosts\nkeep\nresolv.conf\noci:1\n"
     );
 
     let tarred = env.dir.path().join("layout.tar");
@@ -167,7 +171,7 @@ fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
     .ok();
     assert_eq!(
         env.berth(&["run", "--rm", "oci:tarred"]).ok().stdout,
-        "added\nkeep\noci:1\n"
+        "added\nhostname\nhosts\nkeep\nresolv.conf\noci:1\n"
     );
 }
 

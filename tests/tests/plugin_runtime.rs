@@ -117,6 +117,8 @@ fn container(name: &str) -> ContainerInfo {
         backend: "native".into(),
         status_detail: None,
         ip_address: None,
+        networks: Vec::new(),
+        ports: Vec::new(),
         limits: None,
     }
 }

@@ -317,6 +317,8 @@ impl ContainerdBackend {
             backend: self.name.clone(),
             status_detail: None,
             ip_address: None,
+            networks: Vec::new(),
+            ports: Vec::new(),
             limits: None,
         }
     }
@@ -599,9 +601,10 @@ impl ContainerBackend for ContainerdBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // containerd runs what the spec says in a namespace berth cannot reach a network into
-        // yet, and keeps no restart policy: those fields are refused, never dropped.
-        Capabilities::of(&[
+        // The task joins the network namespace the engine prepares (so networks, ports and DNS
+        // are the engine's); containerd keeps no restart policy, so --restart is refused,
+        // never dropped.
+        Capabilities::networked_by_host().union(Capabilities::of(&[
             Capability::Exec,
             Capability::ExecStdin,
             Capability::ExecEnv,
@@ -611,7 +614,7 @@ impl ContainerBackend for ContainerdBackend {
             Capability::Rollback,
             Capability::ImagePull,
             Capability::ImageImport,
-        ])
+        ]))
     }
 
     async fn version(&self) -> Result<String> {

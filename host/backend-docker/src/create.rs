@@ -22,6 +22,17 @@ pub const DEFAULT_PIDS_LIMIT: i64 = 100;
 pub const NOFILE_LIMIT: i64 = 10_000;
 
 /// The create body for `spec`, labelled with berth's `id` and the installation's `store` id.
+/// The VPC network's subnet: Docker's static address needs one (`--subnet`).
+pub fn vpc_subnet(network: &berth_core::NetworkSpec) -> Result<String> {
+    network.cidr()?.ok_or_else(|| {
+        berth_core::Error::invalid(
+            format!("static address {}", network.ipv4),
+            "the docker backend puts it on its VPC network, which needs a subnet",
+        )
+        .with_hint("add --subnet, e.g. --subnet 10.10.0.0/24")
+    })
+}
+
 pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<ContainerCreateBody> {
     let mut labels: HashMap<String, String> = spec
         .labels
@@ -90,9 +101,16 @@ pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<Contai
         host.port_bindings = Some(bindings);
     }
 
+    // `none` and `host` are Docker's own modes; named berth networks are not Docker's
+    // (the engine refuses them here: this backend lacks the `networks` capability).
+    if let [mode] = spec.networks.as_slice()
+        && [berth_core::NETWORK_NONE, berth_core::NETWORK_HOST].contains(&mode.as_str())
+    {
+        host.network_mode = Some(mode.clone());
+    }
     let mut networking = None;
     if let Some(network) = &spec.network {
-        network.cidr()?;
+        vpc_subnet(network)?;
         host.network_mode = Some(VPC_NETWORK.into());
         networking = Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
@@ -185,7 +203,7 @@ mod tests {
         s.restart = RestartPolicy::OnFailure;
         s.network = Some(NetworkSpec {
             ipv4: "10.77.0.5".parse().unwrap(),
-            subnet: "10.77.0.0".into(),
+            subnet: Some("10.77.0.0".into()),
         });
         let body = create_body("id", "store", &s).unwrap();
         assert_eq!(

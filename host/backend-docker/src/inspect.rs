@@ -84,6 +84,8 @@ pub fn container_info(id: &str, backend: &str, c: &ContainerInspectResponse) -> 
             .and_then(|s| s.error.clone())
             .filter(|e| !e.is_empty()),
         ip_address,
+        networks: Vec::new(),
+        ports: Vec::new(),
         limits: host.map(|h| Limits {
             cpu_millis: h.nano_cpus.filter(|n| *n > 0).map(|n| n as u64 / 1_000_000),
             memory_bytes: h.memory.filter(|m| *m > 0).map(|m| m as u64),

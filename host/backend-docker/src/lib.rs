@@ -523,7 +523,7 @@ impl ContainerBackend for DockerBackend {
         }
         let docker = self.docker().await?;
         if let Some(network) = &spec.network {
-            let subnet = network.cidr()?;
+            let subnet = create::vpc_subnet(network)?;
             network::ensure_vpc(docker, &subnet)
                 .await
                 .map_err(|e| self.error("prepare", Object::Network, VPC_NETWORK, e))?;

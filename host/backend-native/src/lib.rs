@@ -169,6 +169,8 @@ impl NativeBackend {
             backend: self.name.clone(),
             status_detail: detail,
             ip_address: None,
+            networks: Vec::new(),
+            ports: Vec::new(),
             limits: Some(record.spec.limits.clone()),
         })
     }
@@ -684,9 +686,10 @@ impl ContainerBackend for NativeBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // No container networking and no restart manager yet: specs that need them are refused
-        // by the engine rather than half honoured.
-        Capabilities::of(&[
+        // Networking is the engine's (the container joins the namespace it prepares); there is
+        // no restart manager yet, so --restart is refused by the engine rather than half
+        // honoured.
+        Capabilities::networked_by_host().union(Capabilities::of(&[
             Capability::Exec,
             Capability::ExecStdin,
             Capability::ExecEnv,
@@ -698,7 +701,7 @@ impl ContainerBackend for NativeBackend {
             Capability::ImagePull,
             Capability::ImageImport,
             Capability::ImportRootfs,
-        ])
+        ]))
     }
 
     async fn collect_garbage(

@@ -144,6 +144,9 @@ pub enum Command {
     /// Manage named volumes and their disk quotas.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage container networks (CNI bridge networks).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Inspect configured backends.
     #[command(subcommand)]
     Backend(BackendCommand),
@@ -238,10 +241,24 @@ pub struct CreateArgs {
     /// DNS server (repeatable).
     #[arg(long)]
     pub dns: Vec<String>,
-    /// Static IPv4 address on the private network given by --subnet.
-    #[arg(long, requires = "subnet")]
+    /// DNS search domain (repeatable).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf option, e.g. ndots:2 (repeatable).
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// An /etc/hosts entry, NAME:IP (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// `none`, `host`, or a network to attach to (repeatable; default: [network].default).
+    #[arg(long = "network", visible_alias = "net", value_name = "NETWORK")]
+    pub network: Vec<String>,
+    /// Static IPv4 address on the container's (first) network; on docker, on the private
+    /// network --subnet gives.
+    #[arg(long)]
     pub ip: Option<std::net::Ipv4Addr>,
-    /// The private network's subnet (CIDR; a bare address means /24).
+    /// With --ip: the subnet (CIDR; a bare address means /24); on berth networks it must be
+    /// the network's.
     #[arg(long, requires = "ip")]
     pub subnet: Option<String>,
     /// Image (required unless the spec file names one).
@@ -387,6 +404,33 @@ pub enum VolumeCommand {
     Rm {
         #[arg(required = true)]
         volumes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network with its own interface and subnet.
+    Create {
+        name: String,
+        /// The subnet (default: the next free /24 of [network].subnet-pool).
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// The bridge's address (default: the subnet's first host address).
+        #[arg(long, value_name = "IP")]
+        gateway: Option<std::net::Ipv4Addr>,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls,
+    /// Show networks, with their attached containers, as JSON.
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks and their bridges (refused while a container is attached).
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
     },
 }
 

@@ -48,10 +48,15 @@ pub enum Capability {
     ImageImport,
     /// `berth image import --rootfs`: a plain directory as a one-layer image.
     ImportRootfs,
+    /// `--network NAME`: attachment to berth's networks (CNI, driven by the engine).
+    Networks,
+    /// The backend runs the container in a network namespace the host prepares and names by
+    /// path, so the engine's networking (networks, ports, DNS, static addresses) reaches it.
+    NetworkNamespace,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 16] = [
+    pub const ALL: [Capability; 18] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -68,6 +73,8 @@ impl Capability {
         Capability::ImagePull,
         Capability::ImageImport,
         Capability::ImportRootfs,
+        Capability::Networks,
+        Capability::NetworkNamespace,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -89,6 +96,8 @@ impl Capability {
             Capability::ImagePull => "image-pull",
             Capability::ImageImport => "image-import",
             Capability::ImportRootfs => "import-rootfs",
+            Capability::Networks => "networks",
+            Capability::NetworkNamespace => "network-namespace",
         }
     }
 
@@ -111,6 +120,8 @@ impl Capability {
             Capability::ImagePull => "image pull",
             Capability::ImageImport => "image import",
             Capability::ImportRootfs => "image import --rootfs",
+            Capability::Networks => "berth networks (--network NAME)",
+            Capability::NetworkNamespace => "a network namespace prepared by the host",
         }
     }
 
@@ -132,6 +143,23 @@ pub struct Capabilities(u32);
 impl Capabilities {
     pub const fn none() -> Capabilities {
         Capabilities(0)
+    }
+
+    /// What a backend that joins a host-prepared network namespace gets from the engine's
+    /// networking: networks, published ports, DNS and static addresses.
+    pub fn networked_by_host() -> Capabilities {
+        Capabilities::of(&[
+            Capability::NetworkNamespace,
+            Capability::Networks,
+            Capability::PublishPorts,
+            Capability::Dns,
+            Capability::StaticAddress,
+        ])
+    }
+
+    /// Both sets.
+    pub fn union(self, other: Capabilities) -> Capabilities {
+        Capabilities(self.0 | other.0)
     }
 
     pub fn of(capabilities: &[Capability]) -> Capabilities {
@@ -181,7 +209,19 @@ impl Serialize for Capabilities {
 pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
     let needs = [
         (!spec.ports.is_empty(), Capability::PublishPorts),
-        (!spec.dns.is_empty(), Capability::Dns),
+        (
+            !spec.dns.is_empty()
+                || !spec.dns_search.is_empty()
+                || !spec.dns_options.is_empty()
+                || !spec.extra_hosts.is_empty(),
+            Capability::Dns,
+        ),
+        (
+            spec.networks
+                .iter()
+                .any(|n| n != crate::NETWORK_NONE && n != crate::NETWORK_HOST),
+            Capability::Networks,
+        ),
         (spec.restart != RestartPolicy::No, Capability::RestartPolicy),
         (spec.network.is_some(), Capability::StaticAddress),
         (

@@ -34,6 +34,9 @@ pub struct Config {
     /// Read-only software packages (`run --pkg`).
     #[serde(default)]
     pub packages: PackagesConfig,
+    /// Container networking through CNI plugins.
+    #[serde(default)]
+    pub network: NetworkConfig,
     /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
     #[serde(skip)]
     pub source: String,
@@ -209,6 +212,61 @@ impl Default for NativeBackendConfig {
 
 fn default_cgroup_parent() -> String {
     "berth".into()
+}
+
+/// `[network]`: the CNI plugins berth drives and its default bridge network, which containers
+/// without `--network` join (docker's `bridge`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkConfig {
+    /// Where CNI plugin binaries are looked up, in order.
+    #[serde(default = "default_cni_bin_dirs")]
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// The default network's name; `none` gives containers loopback only unless they ask.
+    #[serde(default = "default_network")]
+    pub default: String,
+    /// The default network's bridge interface (at most 15 bytes).
+    #[serde(default = "default_bridge")]
+    pub bridge: String,
+    /// The default network's subnet.
+    #[serde(default = "default_subnet")]
+    pub subnet: String,
+    /// Where `network create` without `--subnet` takes /24s from.
+    #[serde(default = "default_subnet_pool")]
+    pub subnet_pool: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            cni_bin_dirs: default_cni_bin_dirs(),
+            default: default_network(),
+            bridge: default_bridge(),
+            subnet: default_subnet(),
+            subnet_pool: default_subnet_pool(),
+        }
+    }
+}
+
+fn default_cni_bin_dirs() -> Vec<PathBuf> {
+    vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()]
+}
+
+fn default_network() -> String {
+    "berth".into()
+}
+
+fn default_bridge() -> String {
+    "berth0".into()
+}
+
+// Apart from docker's 172.17.0.0/16 and podman's 10.88.0.0/16 and 10.89.x.0/24.
+fn default_subnet() -> String {
+    "10.91.0.0/16".into()
+}
+
+fn default_subnet_pool() -> String {
+    "10.92.0.0/16".into()
 }
 
 /// `[quota]`: where named volumes live and what enforces their size.

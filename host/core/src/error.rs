@@ -169,6 +169,18 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// A CNI plugin refused or failed; its own message, as it gave it.
+    #[error(
+        "network {network:?}: CNI plugin {plugin:?} failed to {command} container {container}: {message}"
+    )]
+    NetworkPlugin {
+        network: String,
+        plugin: String,
+        command: &'static str,
+        container: String,
+        message: String,
+    },
+
     /// The container's command does not exist in its image (docker's exit 127).
     #[error(
         "container {container} cannot start: {message} (check the command, or PATH in the image)"
@@ -247,7 +259,7 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::NotSupported { .. } => ErrorKind::NotSupported,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
-            Error::Backend { .. } => ErrorKind::Backend,
+            Error::Backend { .. } | Error::NetworkPlugin { .. } => ErrorKind::Backend,
             Error::CommandNotFound { .. } => ErrorKind::CommandNotFound,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Denied { .. } => ErrorKind::Denied,

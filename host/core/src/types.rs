@@ -107,9 +107,27 @@ pub struct ContainerSpec {
     /// DNS servers for the container's resolv.conf.
     #[serde(default)]
     pub dns: Vec<String>,
-    /// A static address on a private network (`--ip`, `--subnet`).
+    /// `--dns-search`: search domains for the container's resolv.conf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: `options` for the container's resolv.conf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP`: extra lines for the container's /etc/hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<HostEntry>,
+    /// `--network`: `none` (loopback only), `host` (the host's own), or the networks to attach
+    /// to; empty means the default network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// A static address (`--ip`): on the container's network, or on the private subnet
+    /// `--subnet` names (Docker's VPC network).
     #[serde(default)]
     pub network: Option<NetworkSpec>,
+    /// Set by the engine for the backend, never by a user: the network namespace the
+    /// container joins.
+    #[serde(default, skip_serializing_if = "NetworkNamespace::is_private")]
+    pub network_namespace: NetworkNamespace,
     /// Packages (`NAME@VERSION`) mounted read-only into the container.
     #[serde(default)]
     pub packages: Vec<String>,
@@ -209,25 +227,92 @@ impl RestartPolicy {
     }
 }
 
-/// A static IPv4 address on a private subnet.
+/// The special `--network` values; any other value names a network.
+pub const NETWORK_NONE: &str = "none";
+pub const NETWORK_HOST: &str = "host";
+
+/// Where a container's network comes from, as the backend applies it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkNamespace {
+    /// A new namespace holding only loopback.
+    #[default]
+    Private,
+    /// The host's namespace.
+    Host,
+    /// A namespace the host prepared (its networks already attached), joined by path.
+    Path(std::path::PathBuf),
+}
+
+impl NetworkNamespace {
+    pub fn is_private(&self) -> bool {
+        *self == NetworkNamespace::Private
+    }
+}
+
+/// One `--add-host NAME:IP` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    pub name: String,
+    pub ip: std::net::IpAddr,
+}
+
+impl HostEntry {
+    /// Parses docker's `NAME:IP` (the IP may be IPv6, so the name ends at the first ':').
+    pub fn parse(text: &str) -> Result<HostEntry> {
+        let bad = |reason: &str| {
+            Error::invalid(format!("host entry {text:?}"), reason)
+                .with_hint("use NAME:IP, e.g. --add-host db:10.0.0.5")
+        };
+        let (name, ip) = text
+            .split_once(':')
+            .ok_or_else(|| bad("expected NAME:IP"))?;
+        let valid_name = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !valid_name {
+            return Err(bad(
+                "the name must be a host name (letters, digits, '-', '.')",
+            ));
+        }
+        let ip = ip
+            .parse()
+            .map_err(|_| bad(&format!("{ip:?} is not an IP address")))?;
+        Ok(HostEntry {
+            name: name.into(),
+            ip,
+        })
+    }
+}
+
+/// A static IPv4 address, on the container's network or on a private subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NetworkSpec {
     pub ipv4: std::net::Ipv4Addr,
-    /// CIDR; a bare address means `/24`.
-    pub subnet: String,
+    /// CIDR; a bare address means `/24`. Without one the address is on the container's
+    /// network, whose subnet it must be in.
+    #[serde(default)]
+    pub subnet: Option<String>,
 }
 
 impl NetworkSpec {
-    /// The subnet in CIDR form (`10.0.0.0` becomes `10.0.0.0/24`), validated.
-    pub fn cidr(&self) -> Result<String> {
+    /// The subnet in CIDR form (`10.0.0.0` becomes `10.0.0.0/24`), validated; `None` when
+    /// none was given.
+    pub fn cidr(&self) -> Result<Option<String>> {
+        let Some(subnet) = &self.subnet else {
+            return Ok(None);
+        };
         let bad = |reason: &str| {
-            Error::invalid(format!("subnet {:?}", self.subnet), reason)
+            Error::invalid(format!("subnet {subnet:?}"), reason)
                 .with_hint("use a CIDR such as 10.10.0.0/24")
         };
-        let (address, prefix) = match self.subnet.split_once('/') {
+        let (address, prefix) = match subnet.split_once('/') {
             Some((a, p)) => (a, p),
-            None => (self.subnet.as_str(), "24"),
+            None => (subnet.as_str(), "24"),
         };
         address
             .parse::<std::net::Ipv4Addr>()
@@ -237,7 +322,7 @@ impl NetworkSpec {
             .ok()
             .filter(|p| *p <= 32)
             .ok_or_else(|| bad("the prefix length must be 0-32"))?;
-        Ok(format!("{address}/{prefix}"))
+        Ok(Some(format!("{address}/{prefix}")))
     }
 }
 
@@ -294,9 +379,30 @@ pub struct ContainerInfo {
     /// The container's address, when the backend gives it one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<String>,
+    /// The networks the container is attached to, with its address on each and the ports
+    /// published (filled by the engine for networks it manages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkAttachment>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
     /// Limits as the backend applied them, when it reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+}
+
+/// A container's place on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub network: String,
+    /// The interface inside the container.
+    pub interface: String,
+    /// CIDR, e.g. `10.91.0.2/16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// A backend's answer to ping + info.
@@ -534,6 +640,26 @@ mod tests {
     }
 
     #[test]
+    fn host_entries_parse_docker_syntax() {
+        let entry = HostEntry::parse("db:10.0.0.5").unwrap();
+        assert_eq!(
+            (entry.name.as_str(), entry.ip.to_string().as_str()),
+            ("db", "10.0.0.5")
+        );
+        let v6 = HostEntry::parse("v6:fd00::1").unwrap();
+        assert_eq!(v6.ip.to_string(), "fd00::1");
+        for bad in [
+            "db",
+            ":10.0.0.5",
+            "db:nope",
+            "bad name:10.0.0.1",
+            "a\nb:10.0.0.1",
+        ] {
+            assert!(HostEntry::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn restart_policies_and_subnets() {
         for name in ["no", "always", "on-failure", "unless-stopped"] {
             assert_eq!(RestartPolicy::parse(name).unwrap().as_str(), name);
@@ -541,10 +667,15 @@ mod tests {
         assert!(RestartPolicy::parse("sometimes").is_err());
         let net = |subnet: &str| NetworkSpec {
             ipv4: "10.0.0.5".parse().unwrap(),
-            subnet: subnet.into(),
+            subnet: Some(subnet.into()),
         };
-        assert_eq!(net("10.0.0.0").cidr().unwrap(), "10.0.0.0/24");
-        assert_eq!(net("10.0.0.0/16").cidr().unwrap(), "10.0.0.0/16");
+        assert_eq!(net("10.0.0.0").cidr().unwrap().unwrap(), "10.0.0.0/24");
+        assert_eq!(net("10.0.0.0/16").cidr().unwrap().unwrap(), "10.0.0.0/16");
+        let on_its_network = NetworkSpec {
+            ipv4: "10.0.0.5".parse().unwrap(),
+            subnet: None,
+        };
+        assert_eq!(on_its_network.cidr().unwrap(), None);
         assert!(net("10.0.0.0/33").cidr().is_err());
         assert!(net("ten/8").cidr().is_err());
     }
@@ -565,6 +696,8 @@ mod tests {
             backend: "native".into(),
             status_detail: None,
             ip_address: None,
+            networks: Vec::new(),
+            ports: Vec::new(),
             limits: None,
         };
         let mut filter = ListFilter::default();

@@ -116,10 +116,58 @@ pub fn spec(spec: &ContainerSpec) -> Result<()> {
             );
         }
     }
+    for domain in &spec.dns_search {
+        hostname_rule(domain.strip_suffix('.').unwrap_or(domain)).map_err(|_| {
+            Error::invalid(
+                format!("DNS search domain {domain:?}"),
+                "it must be a domain name (letters, digits, inner hyphens, dots)",
+            )
+            .with_hint("e.g. --dns-search example.com")
+        })?;
+    }
+    for option in &spec.dns_options {
+        let printable = !option.is_empty() && option.bytes().all(|b| b.is_ascii_graphic());
+        if !printable {
+            return invalid(
+                format!("DNS option {option:?}"),
+                "it must be one word of printable characters",
+                "e.g. --dns-option ndots:2",
+            );
+        }
+    }
     if let Some(network) = &spec.network {
         network.cidr()?;
     }
+    let special = |n: &String| n == crate::NETWORK_NONE || n == crate::NETWORK_HOST;
+    if spec.networks.len() > 1 && spec.networks.iter().any(special) {
+        return invalid(
+            format!("networks {:?}", spec.networks),
+            "`none` and `host` cannot be combined with other networks",
+            "give --network none, --network host, or network names",
+        );
+    }
+    for name in spec.networks.iter().filter(|n| !special(n)) {
+        network_name(name)?;
+    }
     Ok(())
+}
+
+/// Network names follow container names' rule, capped shorter (they name files and
+/// bridge interfaces are derived from them).
+pub fn network_name(name: &str) -> Result<()> {
+    let mut bytes = name.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name.len() <= 64;
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        format!("network name {name:?}"),
+        "it must start with a letter or digit and hold only letters, digits, '_', '.' and '-' \
+         (at most 64 bytes)",
+    )
+    .with_hint("e.g. berth network create backend"))
 }
 
 /// The host's rule for container names (docker's): a letter or digit, then letters, digits,

@@ -9,6 +9,9 @@
 //! - with `--exited`, containers that exited longer ago than the grace period: removed, as
 //!   rkt's gc does;
 //! - containers a backend holds for this installation that berth has no record of: removed;
+//! - running containers' networks: CNI CHECK, a mismatch reported;
+//! - network attachments, host-port claims and namespaces of containers that are gone (DEL
+//!   runs for each network ADD may have run for);
 //! - each backend's own leftovers (see `ContainerBackend::collect_garbage`), temp files of
 //!   atomic writes that died, and lock files of containers that are gone.
 //!
@@ -72,6 +75,23 @@ impl Engine {
                 Ok(done) => report.removed.extend(done),
                 Err(e) => report.failed.push(format!("backend {name:?}: {e}")),
             }
+        }
+        // Running containers' networks are CHECKed: what no longer matches is reported (a
+        // restart re-attaches it), never torn down under a running container.
+        for (record, info) in self.list(&ListFilter::default()).await? {
+            if info.state == ContainerState::Running
+                && self.networked(&record.backend)
+                && let Err(e) = self.networks.check(&record.id).await
+            {
+                report
+                    .failed
+                    .push(format!("the networks of container {}: {e}", record.name));
+            }
+        }
+        let live = |id: &str| known.contains(id);
+        match self.networks.collect_garbage(&live, options.dry_run).await {
+            Ok(done) => report.removed.extend(done),
+            Err(e) => report.failed.push(format!("networks: {e}")),
         }
         for (what, done) in [
             ("volumes", self.volumes().collect_garbage(options.dry_run)),

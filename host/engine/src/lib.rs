@@ -39,6 +39,7 @@ pub struct Engine {
     backends: Backends,
     records: Records,
     policies: policy::Policies,
+    networks: berth_network::Networks,
     runtime: tokio::runtime::Handle,
 }
 
@@ -48,9 +49,11 @@ impl Engine {
         config.host.check_dirs(&config.source)?;
         let store = Store::open(&config.host.state_dir, &config.host.run_dir)?;
         let backends = Backends::from_config(&config, &store)?;
+        let networks = berth_network::Networks::new(&config.network, &store)?;
         Ok(Arc::new_cyclic(|engine| Engine {
             records: Records::new(store.clone()),
             policies: policy::Policies::plugins(engine.clone()),
+            networks,
             config,
             store,
             backends,
@@ -65,15 +68,16 @@ impl Engine {
         backends: Backends,
         policy: Option<Arc<dyn Policy>>,
         runtime: tokio::runtime::Handle,
-    ) -> Arc<Engine> {
-        Arc::new(Engine {
+    ) -> Result<Arc<Engine>> {
+        Ok(Arc::new(Engine {
             records: Records::new(store.clone()),
             policies: policy::Policies::Given(policy),
+            networks: berth_network::Networks::new(&config.network, &store)?,
             config,
             store,
             backends,
             runtime,
-        })
+        }))
     }
 
     pub fn backends(&self) -> &Backends {
@@ -105,9 +109,55 @@ impl Engine {
         self.records.resolve(reference)
     }
 
-    /// Live info for a record; an unreachable backend, an unreadable record or a removal that
-    /// did not finish yields a `dead` entry saying why.
+    /// Berth's networks (`berth network ...`).
+    pub fn networks(&self) -> &berth_network::Networks {
+        &self.networks
+    }
+
+    /// Live info for a record, with the networks berth attached it to; an unreachable
+    /// backend, an unreadable record or a removal that did not finish yields a `dead` entry
+    /// saying why.
     pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
+        let mut info = self.backend_info(record).await;
+        if self.networked(&record.backend) {
+            let (networks, ports) = self.networks.status(&record.id);
+            if info.ip_address.is_none() {
+                info.ip_address = networks
+                    .iter()
+                    .find_map(|n| n.address.as_deref()?.split('/').next())
+                    .map(str::to_string);
+            }
+            info.networks = networks;
+            info.ports = ports;
+        }
+        info
+    }
+
+    /// `berth network rm`: refused (73) while a container uses the network.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        self.networks.remove(name, |id| self.holder(id))
+    }
+
+    /// The names of the containers on network `name`.
+    pub fn network_users(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .networks
+            .users(name)?
+            .iter()
+            .map(|id| match self.records.resolve(id) {
+                Ok(record) => record.name,
+                Err(_) => id.clone(),
+            })
+            .collect())
+    }
+
+    /// Whether the engine networks this backend's containers (it joins prepared namespaces).
+    fn networked(&self, backend: &str) -> bool {
+        self.backends
+            .can(backend, berth_core::Capability::NetworkNamespace)
+    }
+
+    async fn backend_info(&self, record: &ContainerRecord) -> ContainerInfo {
         let result = match (record.phase, self.backend(&record.backend)) {
             (Phase::Unreadable, _) => Err(self.usable(record).expect_err("unreadable")),
             (_, Ok(backend)) => backend.inspect(&record.id).await,
@@ -135,6 +185,8 @@ impl Engine {
             backend: record.backend.clone(),
             status_detail: Some(e.to_string()),
             ip_address: None,
+            networks: Vec::new(),
+            ports: Vec::new(),
             limits: None,
         })
     }

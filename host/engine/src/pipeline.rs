@@ -114,7 +114,15 @@ impl Engine {
             *reached = Reached::Hooked;
             p.on_event(Hook::PreCreate, spec, None)?;
         }
-        let prepared = self.prepared(spec)?;
+        let mut prepared = self.prepared(spec)?;
+        if self.networked(&backend_name) {
+            let plan = self
+                .networks
+                .plan(&claim.record.id, spec, |id| self.holder(id))?;
+            prepared.network_namespace = plan.namespace;
+            prepared.mounts.extend(plan.mounts);
+            prepared.ports = plan.ports;
+        }
         self.records.intend(claim, &backend_name, spec)?;
         crash::point("create.intended");
         *reached = Reached::BackendAsked;
@@ -142,6 +150,9 @@ impl Engine {
             if let Err(e) = remove_leftover(backend.map(|b| b.as_ref()), &claim.record).await {
                 tracing::warn!(%id, error = %e, "cannot remove the half-created container");
             }
+        }
+        if let Err(e) = self.networks.release(&id) {
+            tracing::warn!(%id, error = %e, "cannot release the failed create's ports and files");
         }
         if let Err(e) = self.records.release(claim) {
             tracing::warn!(%id, error = %e, "cannot give the failed create's name back");
@@ -245,9 +256,34 @@ impl Engine {
             record,
             Hook::PreStart,
             Hook::PostStart,
-            async { self.backend(&record.backend)?.start(&record.id).await },
+            async {
+                let networked = self.networked(&record.backend);
+                if networked {
+                    self.networks.attach(&record.id).await?;
+                }
+                let started = self.backend(&record.backend)?.start(&record.id).await;
+                if started.is_err() && networked {
+                    self.detach_quietly(record).await;
+                }
+                started
+            },
         )
         .await
+    }
+
+    /// Detaches a container's networks, logging a failure: its leftovers are gc's.
+    async fn detach_quietly(&self, record: &ContainerRecord) {
+        if let Err(e) = self.networks.detach(&record.id).await {
+            tracing::warn!(id = %record.id, error = %e, "cannot detach the container's networks; `berth gc` retries");
+        }
+    }
+
+    /// How a container id is named in a message about what it holds.
+    pub(crate) fn holder(&self, id: &str) -> String {
+        match self.records.resolve(id) {
+            Ok(record) => format!("{:?} ({})", record.name, &id[..12.min(id.len())]),
+            Err(_) => id.to_string(),
+        }
     }
 
     pub async fn stop(
@@ -265,7 +301,11 @@ impl Engine {
             async {
                 self.backend(&record.backend)?
                     .stop(&record.id, options)
-                    .await
+                    .await?;
+                if self.networked(&record.backend) {
+                    self.detach_quietly(record).await;
+                }
+                Ok(())
             },
         )
         .await
@@ -308,6 +348,15 @@ impl Engine {
                     other => other?,
                 }
                 crash::point("remove.backend-removed");
+                if self.networked(&record.backend) {
+                    // Ports and files go only once DEL worked; otherwise gc retries it.
+                    match self.networks.detach(&record.id).await {
+                        Ok(()) => self.networks.release(&record.id)?,
+                        Err(e) => {
+                            tracing::warn!(id = %record.id, error = %e, "cannot detach the container's networks; `berth gc` retries")
+                        }
+                    }
+                }
                 self.records.remove(&record.id)
             },
         )

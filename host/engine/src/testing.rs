@@ -135,6 +135,8 @@ impl ContainerBackend for Recording {
             backend: self.name.clone(),
             status_detail: None,
             ip_address: None,
+            networks: Vec::new(),
+            ports: Vec::new(),
             limits: None,
         })
     }
@@ -251,7 +253,8 @@ impl Fixture {
                 .map(|b| ("recording", b as Arc<dyn ContainerBackend>)),
         );
         let policy = policy.map(|p| Arc::new(p) as Arc<dyn Policy>);
-        let engine = Engine::with_parts(config, store, backends, policy, runtime.handle().clone());
+        let engine = Engine::with_parts(config, store, backends, policy, runtime.handle().clone())
+            .expect("an engine on a temporary store");
         Fixture {
             engine,
             _dir: dir,
@@ -273,8 +276,10 @@ fn spec(name: &str) -> ContainerSpec {
     }
 }
 
+/// Everything but joining a host-prepared network namespace: with it the engine would run
+/// real CNI plugins, which is the integration tests' business (tests/tests/network.rs).
 fn all_capabilities() -> Capabilities {
-    Capabilities::of(&Capability::ALL)
+    Capabilities::of(&Capability::ALL).without(Capability::NetworkNamespace)
 }
 
 #[test]

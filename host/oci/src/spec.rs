@@ -3,8 +3,8 @@
 //! The generated spec starts from oci-spec's runc-like defaults (proc, dev, devpts, shm, mqueue,
 //! sysfs and cgroup mounts; pid, network, ipc, uts, mount and cgroup namespaces; the default
 //! capability set and masked paths), then applies the image (entrypoint, cmd, env, working dir,
-//! user) and the spec (command, env, mounts, hostname, limits). The network namespace is new and
-//! holds only loopback: berth has no container networking yet.
+//! user) and the spec (command, env, mounts, hostname, limits, network namespace: new with loopback
+//! only, the host's, or one the engine prepared and attached to its networks).
 //!
 //! What differs between backends is passed in: the cgroup parent, where the image's user names
 //! are looked up ([`ImageFiles`]) and whether swap can be limited.
@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_core::{ContainerSpec, Error, Limits, Result};
+use berth_core::{ContainerSpec, Error, Limits, NetworkNamespace, Result};
 use oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, Mount, MountBuilder,
-    Spec, UserBuilder,
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResources, Mount, MountBuilder, Spec, UserBuilder,
 };
 
 use crate::config::ImageConfig;
@@ -175,6 +175,10 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
 
     let mut linux = spec.linux().clone().expect("default spec has linux");
     linux.set_resources(Some(resources(&cspec.limits, input.swap_limit)?));
+    linux.set_namespaces(Some(network_namespace(
+        linux.namespaces().clone().unwrap_or_default(),
+        &cspec.network_namespace,
+    )));
     let parent = input.cgroup_parent.trim_matches('/');
     linux.set_cgroups_path(Some(if parent.is_empty() {
         PathBuf::from(format!("/{id}"))
@@ -183,6 +187,25 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     }));
     spec.set_linux(Some(linux));
     Ok(spec)
+}
+
+/// The namespace list with the network namespace as the spec asks: new (loopback only),
+/// the host's (none), or one the host prepared, joined by path.
+fn network_namespace(
+    mut namespaces: Vec<LinuxNamespace>,
+    wanted: &NetworkNamespace,
+) -> Vec<LinuxNamespace> {
+    namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    let path = match wanted {
+        NetworkNamespace::Host => return namespaces,
+        NetworkNamespace::Private => None,
+        NetworkNamespace::Path(path) => Some(path.clone()),
+    };
+    let mut network = LinuxNamespace::default();
+    network.set_typ(LinuxNamespaceType::Network);
+    network.set_path(path);
+    namespaces.push(network);
+    namespaces
 }
 
 fn bind_mount(source: &str, target: &str, readonly: bool) -> Result<Mount> {
@@ -272,6 +295,33 @@ mod tests {
                 .unwrap()
                 .memory()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn the_network_namespace_is_new_the_hosts_or_joined() {
+        let kinds = |wanted: &NetworkNamespace| {
+            network_namespace(
+                Spec::default()
+                    .linux()
+                    .clone()
+                    .unwrap()
+                    .namespaces()
+                    .clone()
+                    .unwrap(),
+                wanted,
+            )
+            .into_iter()
+            .filter(|n| n.typ() == LinuxNamespaceType::Network)
+            .map(|n| n.path().clone())
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&NetworkNamespace::Private), [None]);
+        assert_eq!(kinds(&NetworkNamespace::Host), []);
+        let joined = PathBuf::from("/run/berth/netns/abc");
+        assert_eq!(
+            kinds(&NetworkNamespace::Path(joined.clone())),
+            [Some(joined)]
         );
     }
 

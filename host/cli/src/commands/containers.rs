@@ -76,8 +76,17 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
         spec.restart = RestartPolicy::parse(policy)?;
     }
     spec.dns.extend(args.dns);
-    if let (Some(ipv4), Some(subnet)) = (args.ip, args.subnet) {
-        spec.network = Some(NetworkSpec { ipv4, subnet });
+    spec.dns_search.extend(args.dns_search);
+    spec.dns_options.extend(args.dns_option);
+    for text in &args.add_host {
+        spec.extra_hosts.push(berth_core::HostEntry::parse(text)?);
+    }
+    spec.networks.extend(args.network);
+    if let Some(ipv4) = args.ip {
+        spec.network = Some(NetworkSpec {
+            ipv4,
+            subnet: args.subnet,
+        });
     }
     if let Some(network) = &spec.network {
         network.cidr()?;
@@ -260,15 +269,39 @@ pub async fn ps(
                     info.image.clone(),
                     info.backend.clone(),
                     output::status(info),
+                    ports(&info.ports),
                 ]
             })
             .collect();
         output::table(
-            &["CONTAINER ID", "NAME", "IMAGE", "BACKEND", "STATUS"],
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "IMAGE",
+                "BACKEND",
+                "STATUS",
+                "PORTS",
+            ],
             &cells,
         );
     }
     Ok(0)
+}
+
+/// Docker's PORTS column: `127.0.0.1:8080->80/tcp, 8443->443/tcp`.
+fn ports(ports: &[berth_core::PortMapping]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let host = match (&p.host_ip, p.host_port) {
+                (Some(ip), Some(port)) => format!("{ip}:{port}->"),
+                (None, Some(port)) => format!("{port}->"),
+                _ => String::new(),
+            };
+            format!("{host}{}/{}", p.container_port, p.protocol)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn inspect(engine: &Engine, references: &[String]) -> anyhow::Result<i32> {

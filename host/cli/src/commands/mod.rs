@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod packages;
 pub mod plugins;
 pub mod snapshots;
@@ -65,6 +66,7 @@ pub async fn dispatch(engine: Arc<Engine>, command: Command, json: bool) -> anyh
         }
         Command::Pkg(command) => packages::dispatch(&engine, command, json),
         Command::Volume(command) => volumes::dispatch(&engine, command, json),
+        Command::Network(command) => networks::dispatch(&engine, command, json),
         Command::Backend(_) => admin::backend_ls(&engine, json).await,
         Command::Events { follow } => plugins::events(&engine, follow, json),
         Command::Gc {
