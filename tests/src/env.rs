@@ -259,14 +259,13 @@ impl Drop for BerthEnv {
                 let _ = self.command(&["rm", "-f", id]).output();
             }
         }
-        // Networks the test made, so their bridges (and routes) go even when it failed.
+        // Networks, the default one too, so their bridges, routes and rules go even when the
+        // test failed.
         if let Ok(out) = self.command(&["network", "ls", "--json"]).output()
             && let Ok(networks) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
         {
             for network in networks.as_array().into_iter().flatten() {
-                if network["default"] == false
-                    && let Some(name) = network["name"].as_str()
-                {
+                if let Some(name) = network["name"].as_str() {
                     let _ = self.command(&["network", "rm", name]).output();
                 }
             }

@@ -200,6 +200,14 @@ fn containers_on_one_network_talk_by_address_and_name(host: Host) {
         !Path::new("/sys/class/net").join(&bridge).exists(),
         "the bridge went with its network"
     );
+    let rules = std::process::Command::new("iptables-save")
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        !rules.contains(&bridge),
+        "the network's rules went with it: {rules}"
+    );
     assert_eq!(host.berth(&["network", "inspect", "web"]).code, 66);
 }
 

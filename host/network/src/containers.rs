@@ -278,10 +278,17 @@ impl Networks {
         let netns = netns::create(&self.netns_dir, id)?;
         for (index, name) in record.networks.iter().enumerate() {
             let network = self.get(name)?;
+            crate::forwarding::ensure(&network, &self.install_id, &self.rules_dir)?;
+            // portmap only where ports are published: the first network, when there are any.
+            let publishes = index == 0 && !record.ports.is_empty();
+            let mut conflist = network.conflist;
+            if !publishes && let Some(plugins) = conflist["plugins"].as_array_mut() {
+                plugins.retain(|p| p["type"] != "portmap");
+            }
             record.attached.push(Attached {
                 network: name.clone(),
                 interface: format!("eth{index}"),
-                conflist: network.conflist,
+                conflist,
                 result: None,
             });
         }
@@ -410,13 +417,6 @@ impl Networks {
             return Err(e);
         }
         berth_core::crash::point("network.deleted");
-        match crate::rules::remove_tagged(id) {
-            Ok(left) if !left.is_empty() => {
-                tracing::info!(%id, ?left, "removed iptables rules CNI DEL left behind")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(%id, error = %e, "cannot look for iptables rules DEL left"),
-        }
         netns::remove(&netns)?;
         netns::release_dir(&self.netns_dir)
     }
@@ -572,6 +572,8 @@ impl Networks {
             done.push(format!("the network attachment of removed container {id}"));
             if !dry_run {
                 self.detach(&id).await?;
+                // What a plugin's DEL may leave when the interface was already gone.
+                done.extend(crate::rules::remove_tagged(&id)?);
                 self.release(&id)?;
             }
         }

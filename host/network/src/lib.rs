@@ -2,7 +2,8 @@
 //! network namespace the host prepares (native, containerd).
 //!
 //! A network is a CNI conflist under `<state-dir>/networks/<name>.conflist` (bridge with
-//! host-local IPAM, portmap, firewall), created by `berth network create` or, for the default
+//! host-local IPAM, then portmap, which runs only for containers that publish ports) and a
+//! few iptables rules of its own (masquerade, FORWARD accepts), created by `berth network create` or, for the default
 //! network, on first use from `[network]`. A container's attachment lives in
 //! `<state-dir>/networks/containers/<id>/`: the intent record written before any plugin runs
 //! (so a crash is undone by DEL), its hosts, resolv.conf and hostname files (bind-mounted into
@@ -12,6 +13,7 @@
 pub mod cni;
 mod containers;
 pub mod files;
+mod forwarding;
 pub mod netns;
 mod ports;
 mod rules;
@@ -80,6 +82,8 @@ pub struct Networks {
     config: NetworkConfig,
     dir: PathBuf,
     netns_dir: PathBuf,
+    /// Markers of the networks whose iptables rules are in place (volatile, as they are).
+    rules_dir: PathBuf,
     install_id: String,
     runner: cni::Runner,
 }
@@ -90,6 +94,7 @@ impl Networks {
             config: config.clone(),
             dir: store.state_dir().join("networks"),
             netns_dir: store.run_dir().join("netns"),
+            rules_dir: store.run_dir().join("network-rules"),
             install_id: store.install_id()?,
             runner: cni::Runner::new(config.cni_bin_dirs.clone()),
         })
@@ -178,7 +183,9 @@ impl Networks {
                     "type": "bridge",
                     "bridge": bridge,
                     "isGateway": true,
-                    "ipMasq": true,
+                    // Masquerade and FORWARD accepts are the network's, made once (see
+                    // `forwarding`), not a chain per container.
+                    "ipMasq": false,
                     "hairpinMode": true,
                     "capabilities": {"ips": true},
                     "ipam": {
@@ -189,7 +196,6 @@ impl Networks {
                     },
                 },
                 {"type": "portmap", "capabilities": {"portMappings": true}},
-                {"type": "firewall"},
             ],
         });
         let path = self.conflist_path(name);
@@ -316,6 +322,7 @@ impl Networks {
             )
             .with_hint("remove those containers first (`berth rm -f`)"));
         }
+        forwarding::remove(&network, &self.install_id, &self.rules_dir)?;
         let path = self.conflist_path(name);
         std::fs::remove_file(&path).context(|| format!("removing {}", path.display()))?;
         delete_link(&network.bridge)
