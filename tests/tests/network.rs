@@ -511,3 +511,33 @@ fn native_a_start_killed_during_network_setup_is_collected() {
 fn containerd_a_start_killed_during_network_setup_is_collected() {
     a_start_killed_during_network_setup_is_collected(Host::containerd());
 }
+
+/// The default network's conflist gone between create and start (deleted by hand): the start
+/// makes it again rather than failing or waiting on its own lock.
+#[test]
+fn a_start_remakes_a_default_network_that_went_missing() {
+    let host = Host::native();
+    host.container("create", &["--name", "late", IMAGE, "sleep", "60"])
+        .ok();
+    let conflist = host.env.state_dir().join("networks/berth.conflist");
+    std::fs::remove_file(&conflist).unwrap();
+    // A start that waits on its own lock would hang: it gets a minute.
+    let mut start = host.env.command(&["start", "late"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = start.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            start.kill().unwrap();
+            panic!("start did not finish within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(conflist.exists());
+    assert!(
+        host.address("late")
+            .starts_with(host.env.network.subnet(0).trim_end_matches("0/24"))
+    );
+}

@@ -264,6 +264,16 @@ impl Networks {
     /// network is rewritten. A failure leaves nothing attached. Without a plan, or with a
     /// `none`/`host` one, there is nothing to do.
     pub async fn attach(&self, id: &str) -> Result<()> {
+        // The networks first: making the default one takes the lock itself (flock does not
+        // nest, even within one process).
+        let Some(planned) = self.read_record(id)? else {
+            return Ok(());
+        };
+        let networks = planned
+            .networks
+            .iter()
+            .map(|name| self.get(name))
+            .collect::<Result<Vec<_>>>()?;
         let _lock = self.lock()?;
         let Some(mut record) = self.read_record(id)? else {
             return Ok(());
@@ -276,8 +286,8 @@ impl Networks {
             self.detach_locked(id, &mut record).await?;
         }
         let netns = netns::create(&self.netns_dir, id)?;
-        for (index, name) in record.networks.iter().enumerate() {
-            let network = self.get(name)?;
+        for (index, network) in networks.into_iter().enumerate() {
+            let name = network.name.clone();
             crate::forwarding::ensure(&network, &self.install_id, &self.rules_dir)?;
             // portmap only where ports are published: the first network, when there are any.
             let publishes = index == 0 && !record.ports.is_empty();
@@ -286,7 +296,7 @@ impl Networks {
                 plugins.retain(|p| p["type"] != "portmap");
             }
             record.attached.push(Attached {
-                network: name.clone(),
+                network: name,
                 interface: format!("eth{index}"),
                 conflist,
                 result: None,
