@@ -53,7 +53,13 @@ impl NativeBackend {
             // Processes of a start whose supervisor died before recording it: the start did
             // not happen, and what it began goes. (A container that ran and lost its
             // supervisor is `dead`, and the user's to stop.)
-            if matches!(observed, Ok(ContainerState::Created)) && !self.orphans(id).is_empty() {
+            // Only once the supervisor is gone: a live one is still starting the container
+            // (it holds its lock from before the container's first process exists).
+            let supervisor_gone = records::try_supervisor_lock(&self.store, id)?;
+            if matches!(observed, Ok(ContainerState::Created))
+                && supervisor_gone.is_some()
+                && !self.orphans(id).is_empty()
+            {
                 done.push(format!(
                     "processes of container {id}'s start that did not finish"
                 ));
