@@ -78,11 +78,16 @@ impl Engine {
         }
         // Running containers' networks are CHECKed: what no longer matches is reported (a
         // restart re-attaches it), never torn down under a running container.
-        for (record, info) in self.list(&ListFilter::default()).await? {
-            if info.state == ContainerState::Running
-                && self.networked(&record.backend)
-                && let Err(e) = self.networks.check(&record.id).await
-            {
+        // Only networked backends are asked, and only about their own containers.
+        for record in self.records.all()? {
+            if record.phase != Phase::Created || !self.networked(&record.backend) {
+                continue;
+            }
+            let running = match self.backend(&record.backend)?.inspect(&record.id).await {
+                Ok(info) => info.state == ContainerState::Running,
+                Err(_) => false,
+            };
+            if running && let Err(e) = self.networks.check(&record.id).await {
                 report
                     .failed
                     .push(format!("the networks of container {}: {e}", record.name));

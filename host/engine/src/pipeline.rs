@@ -271,11 +271,14 @@ impl Engine {
         .await
     }
 
-    /// Detaches a container's networks, logging a failure: its leftovers are gc's.
-    async fn detach_quietly(&self, record: &ContainerRecord) {
-        if let Err(e) = self.networks.detach(&record.id).await {
+    /// Detaches a container's networks, logging a failure (its leftovers are gc's); whether
+    /// it worked.
+    async fn detach_quietly(&self, record: &ContainerRecord) -> bool {
+        let detached = self.networks.detach(&record.id).await;
+        if let Err(e) = &detached {
             tracing::warn!(id = %record.id, error = %e, "cannot detach the container's networks; `berth gc` retries");
         }
+        detached.is_ok()
     }
 
     /// How a container id is named in a message about what it holds.
@@ -348,14 +351,9 @@ impl Engine {
                     other => other?,
                 }
                 crash::point("remove.backend-removed");
-                if self.networked(&record.backend) {
-                    // Ports and files go only once DEL worked; otherwise gc retries it.
-                    match self.networks.detach(&record.id).await {
-                        Ok(()) => self.networks.release(&record.id)?,
-                        Err(e) => {
-                            tracing::warn!(id = %record.id, error = %e, "cannot detach the container's networks; `berth gc` retries")
-                        }
-                    }
+                // Ports and files go only once DEL worked; otherwise gc retries it.
+                if self.networked(&record.backend) && self.detach_quietly(&record).await {
+                    self.networks.release(&record.id)?;
                 }
                 self.records.remove(&record.id)
             },

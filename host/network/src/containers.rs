@@ -63,6 +63,15 @@ struct Attached {
 }
 
 impl Attached {
+    /// Where CNI puts (or finds) this attachment's interface.
+    fn target<'a>(&'a self, id: &'a str, netns: &'a Path) -> cni::Target<'a> {
+        cni::Target {
+            container_id: id,
+            netns,
+            ifname: &self.interface,
+        }
+    }
+
     /// The container's address on this network (CIDR).
     fn address(&self) -> Option<&str> {
         self.result.as_ref()?["ips"][0]["address"].as_str()
@@ -125,30 +134,20 @@ impl Networks {
             extra_hosts: spec.extra_hosts.clone(),
             attached: Vec::new(),
         };
-        let custom_resolver = Resolver {
-            servers: spec.dns.clone(),
-            search: spec.dns_search.clone(),
-            options: spec.dns_options.clone(),
-        };
-        let asked_resolver = custom_resolver != Resolver::default();
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        // systemd-resolved's list of real upstream servers, when it runs (its stub at
-        // 127.0.0.53 answers only in the host's namespace), as Memoh's service reads it.
-        let upstream =
-            std::fs::read_to_string(RESOLVED_CONF).unwrap_or_else(|_| host_resolv.clone());
-
+        let mut first_network = None;
         let namespace = match networks.as_slice() {
             [only] if only == NETWORK_HOST => NetworkNamespace::Host,
             [only] if only == NETWORK_NONE => NetworkNamespace::Private,
             names => {
                 for name in names {
-                    self.get(name)?;
+                    let network = self.get(name)?;
+                    first_network.get_or_insert(network);
                 }
                 record.networks = names.to_vec();
                 NetworkNamespace::Path(self.netns_path(id))
             }
         };
-        let networked = matches!(namespace, NetworkNamespace::Path(_));
+        let networked = first_network.is_some();
         if !networked && !spec.ports.is_empty() {
             return Err(Error::invalid(
                 "published ports (-p)",
@@ -160,13 +159,12 @@ impl Networks {
             .with_hint("publish ports from a container on a bridge network"));
         }
         if let Some(address) = &spec.network {
-            if !networked {
+            let Some(network) = &first_network else {
                 return Err(Error::invalid(
                     format!("static address {}", address.ipv4),
                     "the container has no network to put it on",
                 ));
-            }
-            let network = self.get(&record.networks[0])?;
+            };
             let subnet = network.subnet()?;
             if let Some(asked) = address.cidr()?
                 && asked != subnet.to_string()
@@ -208,19 +206,7 @@ impl Networks {
         )?;
         let written = (|| {
             self.write_record(id, &record)?;
-            let resolver = match namespace {
-                _ if asked_resolver => custom_resolver,
-                NetworkNamespace::Host => Resolver {
-                    servers: Vec::new(),
-                    ..Resolver::default()
-                },
-                _ => Resolver::from_host(&upstream),
-            };
-            let resolv = match namespace {
-                NetworkNamespace::Host if !asked_resolver => host_resolv.clone(),
-                _ => resolver.render(),
-            };
-            write_file(&file("resolv.conf"), &resolv)?;
+            write_file(&file("resolv.conf"), &resolv_conf(spec, &namespace))?;
             write_file(&file("hostname"), &format!("{hostname}\n"))?;
             let hosts = match namespace {
                 NetworkNamespace::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
@@ -318,11 +304,7 @@ impl Networks {
         for index in 0..record.attached.len() {
             let runtime = self.runtime_args(record, index);
             let attached = &record.attached[index];
-            let target = cni::Target {
-                container_id: id,
-                netns,
-                ifname: &attached.interface,
-            };
+            let target = attached.target(id, netns);
             let result = match self.runner.add(&attached.conflist, target, &runtime).await {
                 // Memoh's rule: a duplicate allocation (a lease a crash left) is freed and the
                 // ADD tried once more.
@@ -399,11 +381,7 @@ impl Networks {
         for index in (0..record.attached.len()).rev() {
             let runtime = self.runtime_args(record, index);
             let attached = &record.attached[index];
-            let target = cni::Target {
-                container_id: id,
-                netns: &netns,
-                ifname: &attached.interface,
-            };
+            let target = attached.target(id, &netns);
             match self
                 .runner
                 .del(
@@ -442,11 +420,7 @@ impl Networks {
             let Some(result) = &attached.result else {
                 continue;
             };
-            let target = cni::Target {
-                container_id: id,
-                netns: &netns,
-                ifname: &attached.interface,
-            };
+            let target = attached.target(id, &netns);
             self.runner
                 .check(
                     &attached.conflist,
@@ -499,8 +473,8 @@ impl Networks {
         (attachments, record.ports)
     }
 
-    /// Containers attached to (or planned on) network `name`.
-    pub(crate) fn attached_to(&self, name: &str) -> Result<Vec<String>> {
+    /// The ids of containers attached to (or planned on) network `name`.
+    pub fn users(&self, name: &str) -> Result<Vec<String>> {
         let mut users = Vec::new();
         for id in self.container_ids() {
             if let Some(record) = self.read_record(&id)?
@@ -614,6 +588,27 @@ impl Networks {
         }
         Ok(done)
     }
+}
+
+/// The container's resolv.conf: what `--dns*` asked, else the host's own in the host's
+/// namespace, else the host's upstream servers.
+fn resolv_conf(spec: &ContainerSpec, namespace: &NetworkNamespace) -> String {
+    let asked = Resolver {
+        servers: spec.dns.clone(),
+        search: spec.dns_search.clone(),
+        options: spec.dns_options.clone(),
+    };
+    if asked != Resolver::default() {
+        return asked.render();
+    }
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if *namespace == NetworkNamespace::Host {
+        return host;
+    }
+    // systemd-resolved's list of real upstream servers, when it runs (its stub at 127.0.0.53
+    // answers only in the host's namespace), as Memoh's service reads it.
+    let upstream = std::fs::read_to_string(RESOLVED_CONF).unwrap_or(host);
+    Resolver::from_host(&upstream).render()
 }
 
 fn render_hosts(record: &Record, own: Option<IpAddr>, peers: &[(IpAddr, Vec<&str>)]) -> String {

@@ -8,9 +8,8 @@
 //! in place: after a reboot both are gone and the next attach makes them again.
 
 use std::path::Path;
-use std::process::Command;
 
-use berth_core::{Error, IoContext, Result};
+use berth_core::{Error, Result};
 
 use crate::Network;
 
@@ -72,10 +71,10 @@ pub(crate) fn ensure(network: &Network, install_id: &str, markers: &Path) -> Res
     }
     let tag = tag(install_id, network);
     for (table, chain, rule) in rules(network, &tag) {
-        let exists = iptables(table, "-C", chain, &rule).is_ok();
+        let exists = apply(table, "-C", chain, &rule).is_ok();
         if !exists {
             let verb = if chain == "FORWARD" { "-I" } else { "-A" };
-            iptables(table, verb, chain, &rule)?;
+            apply(table, verb, chain, &rule)?;
         }
     }
     berth_core::store::atomic_write(&marker, b"", 0o644)
@@ -85,8 +84,8 @@ pub(crate) fn ensure(network: &Network, install_id: &str, markers: &Path) -> Res
 pub(crate) fn remove(network: &Network, install_id: &str, markers: &Path) -> Result<()> {
     let tag = tag(install_id, network);
     for (table, chain, rule) in rules(network, &tag) {
-        while iptables(table, "-C", chain, &rule).is_ok() {
-            iptables(table, "-D", chain, &rule)?;
+        while apply(table, "-C", chain, &rule).is_ok() {
+            apply(table, "-D", chain, &rule)?;
         }
     }
     match std::fs::remove_file(markers.join(&network.name)) {
@@ -98,17 +97,9 @@ pub(crate) fn remove(network: &Network, install_id: &str, markers: &Path) -> Res
     }
 }
 
-fn iptables(table: &str, verb: &str, chain: &str, rule: &[String]) -> Result<()> {
-    let output = Command::new("iptables")
-        .args(["-w", "-t", table, verb, chain])
-        .args(rule)
-        .output()
-        .context(|| "running iptables (install iptables)".to_string())?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(Error::io(
-        format!("iptables -t {table} {verb} {chain} {}", rule.join(" ")),
-        std::io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_string()),
-    ))
+/// `iptables -t TABLE VERB CHAIN RULE...`.
+fn apply(table: &str, verb: &str, chain: &str, rule: &[String]) -> Result<()> {
+    let mut args = vec!["-t", table, verb, chain];
+    args.extend(rule.iter().map(String::as_str));
+    crate::iptables(&args)
 }

@@ -3,8 +3,8 @@
 //!
 //! A network is a CNI conflist under `<state-dir>/networks/<name>.conflist` (bridge with
 //! host-local IPAM, then portmap, which runs only for containers that publish ports) and a
-//! few iptables rules of its own (masquerade, FORWARD accepts), created by `berth network create` or, for the default
-//! network, on first use from `[network]`. A container's attachment lives in
+//! few iptables rules of its own (masquerade, FORWARD accepts), created by
+//! `berth network create` or, for the default network, on first use from `[network]`. A container's attachment lives in
 //! `<state-dir>/networks/containers/<id>/`: the intent record written before any plugin runs
 //! (so a crash is undone by DEL), its hosts, resolv.conf and hostname files (bind-mounted into
 //! the container), and host-port claims under `ports/`. Containers sharing a network find
@@ -313,7 +313,7 @@ impl Networks {
     pub fn remove(&self, name: &str, holder: impl Fn(&str) -> String) -> Result<()> {
         let network = self.get(name)?;
         let _lock = self.lock()?;
-        let users = self.attached_to(name)?;
+        let users = self.users(name)?;
         if !users.is_empty() {
             let users: Vec<String> = users.iter().map(|id| holder(id)).collect();
             return Err(Error::conflict(
@@ -326,11 +326,6 @@ impl Networks {
         let path = self.conflist_path(name);
         std::fs::remove_file(&path).context(|| format!("removing {}", path.display()))?;
         delete_link(&network.bridge)
-    }
-
-    /// The ids of containers attached to (or planned on) network `name`.
-    pub fn users(&self, name: &str) -> Result<Vec<String>> {
-        self.attached_to(name)
     }
 
     fn containers_dir(&self) -> PathBuf {
@@ -349,18 +344,35 @@ fn short_hash(text: &str) -> String {
 
 /// Removes an interface; one already gone is fine.
 fn delete_link(name: &str) -> Result<()> {
-    if !Path::new("/sys/class/net").join(name).exists() {
+    let exists = || Path::new("/sys/class/net").join(name).exists();
+    if !exists() {
         return Ok(());
     }
-    let output = std::process::Command::new("ip")
-        .args(["link", "delete", name])
-        .output()
-        .context(|| format!("running `ip link delete {name}`"))?;
-    if !output.status.success() && Path::new("/sys/class/net").join(name).exists() {
-        return Err(Error::io(
-            format!("deleting interface {name}"),
-            std::io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_string()),
-        ));
+    match run("ip", &["link", "delete", name]) {
+        Err(_) if !exists() => Ok(()),
+        other => other,
     }
-    Ok(())
+}
+
+/// Runs a host tool the plugins need too (`ip`, `iptables`); a failure carries its stderr.
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    let command = || format!("{program} {}", args.join(" "));
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .context(|| format!("running {} (is {program} installed?)", command()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::io(
+        command(),
+        std::io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+    ))
+}
+
+/// `iptables -w ARGS`: waits for the xtables lock the plugins take too.
+fn iptables(args: &[&str]) -> Result<()> {
+    let mut all = vec!["-w"];
+    all.extend(args);
+    run("iptables", &all)
 }

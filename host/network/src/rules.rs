@@ -6,7 +6,9 @@
 
 use std::process::Command;
 
-use berth_core::{Error, IoContext, Result};
+use berth_core::{IoContext, Result};
+
+use crate::iptables;
 
 const TABLES: [&str; 2] = ["nat", "filter"];
 
@@ -94,21 +96,6 @@ fn iptables_save(table: &str) -> Result<String> {
         .output()
         .context(|| "running iptables-save (install iptables)".to_string())?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-fn iptables(args: &[&str]) -> Result<()> {
-    let output = Command::new("iptables")
-        .arg("-w")
-        .args(args)
-        .output()
-        .context(|| format!("running iptables {}", args.join(" ")))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(Error::io(
-        format!("iptables {}", args.join(" ")),
-        std::io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_string()),
-    ))
 }
 
 #[cfg(test)]
