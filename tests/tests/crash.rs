@@ -96,7 +96,8 @@ fn assert_whole(env: &BerthEnv, ours: &[&str]) -> usize {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["state"] == "running")
+        // A supervisor whose `start` was killed carries on: `starting` is mid-operation.
+        .filter(|r| r["state"] == "running" || r["state"] == "starting")
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     let mounts: Vec<PathBuf> = mount_points()

@@ -104,6 +104,11 @@ impl NativeBackend {
     fn observe(&self, id: &str) -> Result<(StateRecord, ContainerState, Option<String>)> {
         let state = records::read_state(&self.store, id)?.unwrap_or_else(StateRecord::created);
         Ok(match state.phase {
+            // A live supervisor that has not recorded "running" yet is still starting it (the
+            // `start` that asked may have been killed; the supervisor carries on).
+            Phase::Created if records::try_supervisor_lock(&self.store, id)?.is_none() => {
+                (state, ContainerState::Starting, None)
+            }
             Phase::Created => {
                 let detail = state.detail.clone();
                 (state, ContainerState::Created, detail)
@@ -239,6 +244,13 @@ impl NativeBackend {
         self.recovered(id)?;
         match self.observe(id)?.1 {
             ContainerState::Running => return Ok(()),
+            ContainerState::Starting => {
+                return Err(Error::conflict(
+                    format!("container {id}"),
+                    "its supervisor is still starting it (the start that asked was killed)",
+                )
+                .with_hint("wait a moment, then see `berth ps -a`"));
+            }
             // Never quietly kill what runs unwatched to start anew.
             _ if !self.orphans(id).is_empty() => {
                 return Err(Error::conflict(
