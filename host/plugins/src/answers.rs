@@ -22,10 +22,10 @@ use crate::patch::Patch;
 
 /// Longest deny reason or failure message kept (a reason is for a person to read).
 pub(crate) const MAX_REASON: usize = 4096;
-/// Most entries one patch may set: env variables, labels and mounts together (limits count
-/// one each).
+/// Most entries one patch may set: env variables, labels, mounts, DNS servers, search domains
+/// and options, and hosts together (limits count one each).
 pub(crate) const MAX_PATCH_ENTRIES: usize = 64;
-/// Most bytes of keys, values, sources and targets one patch may carry.
+/// Most bytes of keys, values, paths, DNS entries and hosts one patch may carry.
 pub(crate) const MAX_PATCH_BYTES: usize = 64 << 10;
 /// Longest container name echoed in a decision (names that reach the log passed the name rule;
 /// a `berth plugin call` spec file's need not have).
@@ -121,17 +121,29 @@ pub(crate) fn patch(
             .filter(|v| v.is_some())
             .count()
     });
-    let entries = patch.env.len() + patch.labels.len() + patch.mounts.len() + limits;
+    let dns: Vec<&String> = patch
+        .dns
+        .iter()
+        .flat_map(|d| d.servers.iter().chain(&d.search).chain(&d.options))
+        .collect();
+    let entries = patch.env.len()
+        + patch.labels.len()
+        + patch.mounts.len()
+        + limits
+        + dns.len()
+        + patch.extra_hosts.len();
     if entries > MAX_PATCH_ENTRIES {
         return Err(bad_answer(
             plugin,
             hook.as_str(),
             format!(
                 "its patch sets {entries} entries ({} env, {} labels, {} mounts, {limits} \
-                 limits), more than the {MAX_PATCH_ENTRIES} a patch may set",
+                 limits, {} dns, {} hosts), more than the {MAX_PATCH_ENTRIES} a patch may set",
                 patch.env.len(),
                 patch.labels.len(),
-                patch.mounts.len()
+                patch.mounts.len(),
+                dns.len(),
+                patch.extra_hosts.len()
             ),
         ));
     }
@@ -141,6 +153,12 @@ pub(crate) fn patch(
             .mounts
             .iter()
             .map(|m| m.source.len() + m.target.len())
+            .sum::<usize>()
+        + dns.iter().map(|d| d.len()).sum::<usize>()
+        + patch
+            .extra_hosts
+            .iter()
+            .map(|h| h.name.len() + h.address.len())
             .sum::<usize>();
     if bytes > MAX_PATCH_BYTES {
         return Err(bad_answer(
@@ -152,7 +170,7 @@ pub(crate) fn patch(
             ),
         ));
     }
-    let patch = convert::patch(patch);
+    let patch = convert::patch(patch).map_err(|why| bad_answer(plugin, hook.as_str(), why))?;
     if patch.is_empty() {
         return Ok(None);
     }
@@ -181,6 +199,8 @@ mod tests {
             labels: vec![],
             mounts: vec![],
             limits: None,
+            dns: None,
+            extra_hosts: vec![],
         }
     }
 

@@ -100,7 +100,7 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
     if worlds.is_empty() && broken.is_empty() {
         let expected: Vec<_> = PluginWorld::ALL
             .iter()
-            .map(|w| worlds::export_name(*w, Abi::V0_2))
+            .map(|w| worlds::export_name(*w, Abi::CURRENT))
             .collect();
         problems.push(format!(
             "exports none of {} (or links imports this berth does not provide)",
@@ -118,7 +118,7 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
                 "[[plugins]] name = {:?} lists world {} but the component does not export {}",
                 entry.name,
                 world.as_str(),
-                worlds::export_name(*world, abi.unwrap_or(Abi::V0_2))
+                worlds::export_name(*world, abi.unwrap_or(Abi::CURRENT))
             ));
         }
     }

@@ -2,11 +2,11 @@
 //! converted from these in `interfaces::types`). The WIT side uses sorted key/value lists where
 //! berth uses maps, so a plugin sees env and labels in a stable order.
 
-use berth_core::{BackendInfo, ContainerSpec, Limits, Mount};
+use berth_core::{BackendInfo, ContainerSpec, HostEntry, Limits, Mount, PortMapping};
 
 use crate::hook::Hook;
 use crate::interfaces::types::wit;
-use crate::patch::Patch;
+use crate::patch::{Dns, Patch};
 
 fn pairs<'a>(map: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<(String, String)> {
     map.into_iter()
@@ -42,6 +42,38 @@ pub(crate) fn spec(s: &ContainerSpec) -> wit::ContainerSpec {
         backend: s.backend.clone(),
         hostname: s.hostname.clone(),
         working_dir: s.working_dir.clone(),
+        networks: s.networks.clone(),
+        ports: s.ports.iter().map(port).collect(),
+        address: s.network.as_ref().map(|n| wit::StaticAddress {
+            address: n.ipv4.to_string(),
+            subnet: n.subnet.clone(),
+        }),
+        dns: wit::DnsConfig {
+            servers: s.dns.clone(),
+            search: s.dns_search.clone(),
+            options: s.dns_options.clone(),
+        },
+        extra_hosts: s.extra_hosts.iter().map(host_entry).collect(),
+    }
+}
+
+fn port(p: &PortMapping) -> wit::PortMapping {
+    wit::PortMapping {
+        container_port: p.container_port,
+        protocol: match p.protocol.as_str() {
+            "udp" => wit::Protocol::Udp,
+            "sctp" => wit::Protocol::Sctp,
+            _ => wit::Protocol::Tcp,
+        },
+        host_port: p.host_port,
+        host_ip: p.host_ip.clone(),
+    }
+}
+
+fn host_entry(h: &HostEntry) -> wit::HostEntry {
+    wit::HostEntry {
+        name: h.name.clone(),
+        address: h.ip.to_string(),
     }
 }
 
@@ -77,8 +109,9 @@ pub(crate) fn event(h: Hook, id: Option<&str>, reason: Option<&str>) -> wit::Eve
     }
 }
 
-/// Later entries for the same key or mount target win, as if applied one by one.
-pub(crate) fn patch(p: wit::Patch) -> Patch {
+/// Later entries for the same key, mount target or host name win, as if applied one by one.
+/// A host entry that is no `NAME:ADDRESS` the CLI would take is the answer's fault, named.
+pub(crate) fn patch(p: wit::Patch) -> Result<Patch, String> {
     let mut mounts: Vec<Mount> = Vec::new();
     for m in p.mounts {
         mounts.retain(|old| old.target != m.target);
@@ -89,7 +122,14 @@ pub(crate) fn patch(p: wit::Patch) -> Patch {
             owner: None,
         });
     }
-    Patch {
+    let mut extra_hosts: Vec<HostEntry> = Vec::new();
+    for h in p.extra_hosts {
+        let entry = HostEntry::parse(&format!("{}:{}", h.name, h.address))
+            .map_err(|e| format!("its patch adds a bad host entry: {e}"))?;
+        extra_hosts.retain(|old| old.name != entry.name);
+        extra_hosts.push(entry);
+    }
+    Ok(Patch {
         env: p.env.into_iter().collect(),
         labels: p.labels.into_iter().collect(),
         mounts,
@@ -98,5 +138,11 @@ pub(crate) fn patch(p: wit::Patch) -> Patch {
             memory_bytes: l.memory_bytes,
             pids: l.pids,
         }),
-    }
+        dns: p.dns.map(|d| Dns {
+            servers: d.servers,
+            search: d.search,
+            options: d.options,
+        }),
+        extra_hosts,
+    })
 }

@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use berth_core::{ContainerSpec, Error, Limits, Mount, Result};
+use berth_core::{ContainerSpec, Error, HostEntry, Limits, Mount, Result};
 use serde::{Deserialize, Serialize};
 
 /// Changes one plugin asked for. Entries add or replace; nothing is removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Patch {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -25,6 +25,33 @@ pub struct Patch {
     /// Each limit that is set replaces the spec's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Replaces the spec's whole resolver configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// Replace a host entry with the same name, else add.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<HostEntry>,
+}
+
+/// A container's resolver configuration, as a patch sets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl Dns {
+    /// `servers=10.0.0.2 search=corp options=ndots:2`, each list comma-joined.
+    fn summary(&self) -> String {
+        format!(
+            "servers={} search={} options={}",
+            self.servers.join(","),
+            self.search.join(","),
+            self.options.join(",")
+        )
+    }
 }
 
 impl Patch {
@@ -48,6 +75,12 @@ impl Patch {
                 }
             }
         }
+        parts.extend(self.dns.iter().map(|d| format!("dns {}", d.summary())));
+        parts.extend(
+            self.extra_hosts
+                .iter()
+                .map(|h| format!("host {}={}", h.name, h.ip)),
+        );
         if parts.is_empty() {
             "empty patch".into()
         } else {
@@ -60,6 +93,8 @@ impl Patch {
             && self.labels.is_empty()
             && self.mounts.is_empty()
             && self.limits.as_ref().is_none_or(|l| *l == Limits::default())
+            && self.dns.is_none()
+            && self.extra_hosts.is_empty()
     }
 }
 
@@ -108,6 +143,15 @@ impl PatchSet {
                 }
             }
         }
+        if let Some(dns) = &patch.dns {
+            claims.push((("dns", "configuration".into()), dns.summary()));
+        }
+        claims.extend(
+            patch
+                .extra_hosts
+                .iter()
+                .map(|h| (("host", h.name.clone()), h.ip.to_string())),
+        );
         for (key, value) in &claims {
             if let Some((owner, theirs)) = self.owners.get(key)
                 && owner != plugin
@@ -147,6 +191,17 @@ impl Patch {
             target.cpu_millis = l.cpu_millis.or(target.cpu_millis);
             target.memory_bytes = l.memory_bytes.or(target.memory_bytes);
             target.pids = l.pids.or(target.pids);
+        }
+        if let Some(dns) = &patch.dns {
+            spec.dns = dns.servers.clone();
+            spec.dns_search = dns.search.clone();
+            spec.dns_options = dns.options.clone();
+        }
+        for h in &patch.extra_hosts {
+            match spec.extra_hosts.iter_mut().find(|old| old.name == h.name) {
+                Some(old) => *old = h.clone(),
+                None => spec.extra_hosts.push(h.clone()),
+            }
         }
     }
 
@@ -197,6 +252,7 @@ mod tests {
                 memory_bytes: Some(64 << 20),
                 ..Limits::default()
             }),
+            ..Patch::default()
         };
         set.apply("one", &first, &mut spec).unwrap();
         set.apply("two", &patch_env("B", "2"), &mut spec).unwrap();
@@ -213,6 +269,73 @@ mod tests {
             first.summary(),
             "env A=plugin, label l=1, mount /new:/data:ro, memory-bytes=67108864"
         );
+    }
+
+    #[test]
+    fn dns_replaces_the_whole_resolver_and_hosts_replace_by_name() {
+        let host = |name: &str, ip: &str| HostEntry {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+        };
+        let mut spec = ContainerSpec {
+            image: "busybox".into(),
+            dns: vec!["10.0.0.1".into()],
+            dns_search: vec!["user.example".into()],
+            extra_hosts: vec![host("db", "10.0.0.5"), host("cache", "10.0.0.6")],
+            ..ContainerSpec::default()
+        };
+        let patch = Patch {
+            dns: Some(Dns {
+                servers: vec!["10.9.0.53".into()],
+                search: vec![],
+                options: vec!["ndots:1".into()],
+            }),
+            extra_hosts: vec![host("db", "10.0.0.9"), host("audit", "10.0.0.7")],
+            ..Patch::default()
+        };
+        patch.check_against(&spec).unwrap();
+        PatchSet::default().apply("p", &patch, &mut spec).unwrap();
+        assert_eq!(spec.dns, ["10.9.0.53"]);
+        assert!(spec.dns_search.is_empty());
+        assert_eq!(spec.dns_options, ["ndots:1"]);
+        assert_eq!(
+            spec.extra_hosts,
+            [
+                host("db", "10.0.0.9"),
+                host("cache", "10.0.0.6"),
+                host("audit", "10.0.0.7")
+            ]
+        );
+        assert_eq!(
+            patch.summary(),
+            "dns servers=10.9.0.53 search= options=ndots:1, host db=10.0.0.9, host audit=10.0.0.7"
+        );
+
+        // Two plugins wanting different resolvers, or one host at two addresses, conflict.
+        let mut set = PatchSet::default();
+        set.apply("one", &patch, &mut spec).unwrap();
+        let other = Patch {
+            dns: Some(Dns::default()),
+            ..Patch::default()
+        };
+        let err = set.apply("two", &other, &mut spec).unwrap_err();
+        assert!(err.to_string().contains("both set dns"), "{err}");
+        let moved = Patch {
+            extra_hosts: vec![host("audit", "10.0.0.8")],
+            ..Patch::default()
+        };
+        let err = set.apply("two", &moved, &mut spec).unwrap_err();
+        assert!(err.to_string().contains("both set host audit"), "{err}");
+
+        let not_a_server = Patch {
+            dns: Some(Dns {
+                servers: vec!["resolver.corp".into()],
+                ..Dns::default()
+            }),
+            ..Patch::default()
+        };
+        let err = not_a_server.check_against(&spec).unwrap_err();
+        assert!(err.to_string().contains("resolver.corp"), "{err}");
     }
 
     #[test]

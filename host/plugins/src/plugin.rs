@@ -246,11 +246,13 @@ pub(crate) fn problems(
         };
         let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if Abi::of(version).is_none() {
-            let known: Vec<_> = Abi::ALL.iter().map(|a| a.as_str()).collect();
+            let (newest, older) = Abi::ALL.split_last().expect("a berth loads some ABI");
+            let older: Vec<_> = older.iter().map(|a| a.as_str()).collect();
             problems.push(format!(
-                "plugin {name:?} imports {import}, but this berth loads berth:plugin {} only \
-                 (rebuild the plugin against the wit/ of this berth, or upgrade berth)",
-                known.join(" and ")
+                "plugin {name:?} imports {import}, but this berth loads berth:plugin {} and \
+                 {newest} only (rebuild the plugin against the wit/ of this berth, or upgrade \
+                 berth)",
+                older.join(", ")
             ));
             continue;
         }
@@ -625,14 +627,14 @@ mod tests {
         let problems = super::problems(&config(&["containers"], None), "ab", &future, "b.toml");
         assert!(problems[0].contains("does not provide"), "{problems:?}");
 
-        let newer = vec!["berth:plugin/log@0.3.0".to_string()];
+        let newer = vec!["berth:plugin/log@0.4.0".to_string()];
         let problems = super::problems(&config(&[], None), "ab", &newer, "b.toml");
         assert_eq!(
             problems,
             [
-                "plugin \"x\" imports berth:plugin/log@0.3.0, but this berth loads berth:plugin \
-                 0.1.0 and 0.2.0 only (rebuild the plugin against the wit/ of this berth, or \
-                 upgrade berth)"
+                "plugin \"x\" imports berth:plugin/log@0.4.0, but this berth loads berth:plugin \
+                 0.1.0, 0.2.0 and 0.3.0 only (rebuild the plugin against the wit/ of this berth, \
+                 or upgrade berth)"
             ]
         );
     }

@@ -2,13 +2,13 @@
 //! (backend-policy) and `hooks` (lifecycle-hooks), at each ABI version berth loads.
 //!
 //! The export bindings reuse the `types` interface module's records through bindgen's `with`,
-//! so there is one Rust type per WIT type and version. Callers speak 0.2.0 only: a component
-//! built against 0.1.0 is called through its own bindings here, its arguments and answers
-//! converted at this one boundary (see `interfaces::types`).
+//! so there is one Rust type per WIT type and version. Callers speak the current ABI (0.3.0)
+//! only: a component built against an older one is called through its own bindings here, its
+//! arguments and answers converted at this one boundary (see `interfaces::types`).
 //!
 //! A world is detected by its export's *types*, not its name alone: each function of the
 //! interface is type-checked at load against the types the host calls it with, so a component
-//! exporting `berth:plugin/naming@0.2.0` with a mistyped `generate-name` is refused at load (and
+//! exporting `berth:plugin/naming@0.3.0` with a mistyped `generate-name` is refused at load (and
 //! by `berth plugin check`) naming the function, instead of trapping at its first call.
 
 use std::fmt;
@@ -23,17 +23,29 @@ use wasmtime::component::__internal::InstanceType;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{ComponentNamedList, Instance, InstancePre, Lift, Lower};
 
-use crate::interfaces::types::{self, wit, wit0_1};
+use crate::interfaces::types::{self, wit, wit0_1, wit0_2};
+
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        interfaces: "
+            export berth:plugin/naming@0.3.0;
+            export berth:plugin/placement@0.3.0;
+            export berth:plugin/hooks@0.3.0;
+        ",
+        with: { "berth:plugin/types@0.3.0": crate::interfaces::types::wit },
+    });
+}
 
 mod v0_2 {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../../wit/0.2.0",
         interfaces: "
             export berth:plugin/naming@0.2.0;
             export berth:plugin/placement@0.2.0;
             export berth:plugin/hooks@0.2.0;
         ",
-        with: { "berth:plugin/types@0.2.0": crate::interfaces::types::wit },
+        with: { "berth:plugin/types@0.2.0": crate::interfaces::types::wit0_2 },
     });
 }
 
@@ -55,6 +67,9 @@ use v0_1::exports::berth::plugin::{
 use v0_2::exports::berth::plugin::{
     hooks as hooks0_2, naming as naming0_2, placement as placement0_2,
 };
+use v0_3::exports::berth::plugin::{
+    hooks as hooks0_3, naming as naming0_3, placement as placement0_3,
+};
 
 /// The `berth:plugin` package version a component was built against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -63,17 +78,23 @@ pub enum Abi {
     V0_1,
     #[serde(rename = "0.2.0")]
     V0_2,
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl Abi {
     /// Every version this berth loads, oldest first.
-    pub const ALL: [Abi; 2] = [Abi::V0_1, Abi::V0_2];
+    pub const ALL: [Abi; 3] = [Abi::V0_1, Abi::V0_2, Abi::V0_3];
 
-    /// `0.2.0`, as in `berth:plugin@0.2.0`.
+    /// The version `wit/` holds, which plugins are built against today.
+    pub const CURRENT: Abi = Abi::V0_3;
+
+    /// `0.3.0`, as in `berth:plugin@0.3.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             Abi::V0_1 => "0.1.0",
             Abi::V0_2 => "0.2.0",
+            Abi::V0_3 => "0.3.0",
         }
     }
 
@@ -89,7 +110,7 @@ impl fmt::Display for Abi {
     }
 }
 
-/// The interface a world's exports live in, e.g. `berth:plugin/hooks@0.2.0`.
+/// The interface a world's exports live in, e.g. `berth:plugin/hooks@0.3.0`.
 pub(crate) fn export_name(world: PluginWorld, abi: Abi) -> String {
     let interface = match world {
         PluginWorld::NamePolicy => "naming",
@@ -156,6 +177,7 @@ fn exports<T>(
 
 /// A name policy's entry points.
 pub(crate) enum Naming {
+    V0_3(naming0_3::GuestIndices),
     V0_2(naming0_2::GuestIndices),
     V0_1(naming0_1::GuestIndices),
 }
@@ -163,7 +185,7 @@ pub(crate) enum Naming {
 impl Naming {
     fn find<T>(pre: &InstancePre<T>) -> Result<Option<Naming>, String> {
         let world = PluginWorld::NamePolicy;
-        let v0_2: [(&str, Check); 2] = [
+        let v0_3: [(&str, Check); 2] = [
             (
                 "validate-name",
                 typed::<(String, String), (Result<(), String>,)>,
@@ -171,6 +193,19 @@ impl Naming {
             (
                 "generate-name",
                 typed::<(String, wit::ContainerSpec), (Result<Option<String>, String>,)>,
+            ),
+        ];
+        if exports(pre, world, Abi::V0_3, &v0_3)? {
+            return indices(naming0_3::GuestIndices::new(pre)).map(|ix| Some(Naming::V0_3(ix)));
+        }
+        let v0_2: [(&str, Check); 2] = [
+            (
+                "validate-name",
+                typed::<(String, String), (Result<(), String>,)>,
+            ),
+            (
+                "generate-name",
+                typed::<(String, wit0_2::ContainerSpec), (Result<Option<String>, String>,)>,
             ),
         ];
         if exports(pre, world, Abi::V0_2, &v0_2)? {
@@ -194,6 +229,7 @@ impl Naming {
 
     fn abi(&self) -> Abi {
         match self {
+            Naming::V0_3(_) => Abi::V0_3,
             Naming::V0_2(_) => Abi::V0_2,
             Naming::V0_1(_) => Abi::V0_1,
         }
@@ -207,6 +243,9 @@ impl Naming {
         name: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
+            Naming::V0_3(ix) => ix
+                .load(&mut store, instance)?
+                .call_validate_name(&mut store, kind, name),
             Naming::V0_2(ix) => ix
                 .load(&mut store, instance)?
                 .call_validate_name(&mut store, kind, name),
@@ -224,9 +263,14 @@ impl Naming {
         spec: &wit::ContainerSpec,
     ) -> wasmtime::Result<Result<Option<String>, String>> {
         match self {
-            Naming::V0_2(ix) => ix
+            Naming::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_generate_name(&mut store, kind, spec),
+            Naming::V0_2(ix) => ix.load(&mut store, instance)?.call_generate_name(
+                &mut store,
+                kind,
+                &spec.clone().into(),
+            ),
             Naming::V0_1(ix) => ix.load(&mut store, instance)?.call_generate_name(
                 &mut store,
                 kind,
@@ -238,6 +282,7 @@ impl Naming {
 
 /// A backend policy's entry point.
 pub(crate) enum Placement {
+    V0_3(placement0_3::GuestIndices),
     V0_2(placement0_2::GuestIndices),
     V0_1(placement0_1::GuestIndices),
 }
@@ -245,9 +290,17 @@ pub(crate) enum Placement {
 impl Placement {
     fn find<T>(pre: &InstancePre<T>) -> Result<Option<Placement>, String> {
         let world = PluginWorld::BackendPolicy;
-        let v0_2: [(&str, Check); 1] = [(
+        let v0_3: [(&str, Check); 1] = [(
             "select-backend",
             typed::<(wit::ContainerSpec, Vec<wit::BackendInfo>), (Result<String, String>,)>,
+        )];
+        if exports(pre, world, Abi::V0_3, &v0_3)? {
+            return indices(placement0_3::GuestIndices::new(pre))
+                .map(|ix| Some(Placement::V0_3(ix)));
+        }
+        let v0_2: [(&str, Check); 1] = [(
+            "select-backend",
+            typed::<(wit0_2::ContainerSpec, Vec<wit0_2::BackendInfo>), (Result<String, String>,)>,
         )];
         if exports(pre, world, Abi::V0_2, &v0_2)? {
             return indices(placement0_2::GuestIndices::new(pre))
@@ -266,6 +319,7 @@ impl Placement {
 
     fn abi(&self) -> Abi {
         match self {
+            Placement::V0_3(_) => Abi::V0_3,
             Placement::V0_2(_) => Abi::V0_2,
             Placement::V0_1(_) => Abi::V0_1,
         }
@@ -279,9 +333,18 @@ impl Placement {
         candidates: &[wit::BackendInfo],
     ) -> wasmtime::Result<Result<String, String>> {
         match self {
-            Placement::V0_2(ix) => ix
+            Placement::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_select_backend(&mut store, spec, candidates),
+            Placement::V0_2(ix) => {
+                let candidates: Vec<wit0_2::BackendInfo> =
+                    candidates.iter().cloned().map(Into::into).collect();
+                ix.load(&mut store, instance)?.call_select_backend(
+                    &mut store,
+                    &spec.clone().into(),
+                    &candidates,
+                )
+            }
             Placement::V0_1(ix) => {
                 let candidates: Vec<wit0_1::BackendInfo> =
                     candidates.iter().cloned().map(Into::into).collect();
@@ -297,6 +360,7 @@ impl Placement {
 
 /// A lifecycle hook's entry point.
 pub(crate) enum Hooks {
+    V0_3(hooks0_3::GuestIndices),
     V0_2(hooks0_2::GuestIndices),
     V0_1(hooks0_1::GuestIndices),
 }
@@ -304,9 +368,16 @@ pub(crate) enum Hooks {
 impl Hooks {
     fn find<T>(pre: &InstancePre<T>) -> Result<Option<Hooks>, String> {
         let world = PluginWorld::LifecycleHooks;
-        let v0_2: [(&str, Check); 1] = [(
+        let v0_3: [(&str, Check); 1] = [(
             "on-event",
             typed::<(wit::Event, wit::ContainerSpec), (Result<Option<wit::Patch>, String>,)>,
+        )];
+        if exports(pre, world, Abi::V0_3, &v0_3)? {
+            return indices(hooks0_3::GuestIndices::new(pre)).map(|ix| Some(Hooks::V0_3(ix)));
+        }
+        let v0_2: [(&str, Check); 1] = [(
+            "on-event",
+            typed::<(wit0_2::Event, wit0_2::ContainerSpec), (Result<Option<wit0_2::Patch>, String>,)>,
         )];
         if exports(pre, world, Abi::V0_2, &v0_2)? {
             return indices(hooks0_2::GuestIndices::new(pre)).map(|ix| Some(Hooks::V0_2(ix)));
@@ -326,6 +397,7 @@ impl Hooks {
 
     pub fn abi(&self) -> Abi {
         match self {
+            Hooks::V0_3(_) => Abi::V0_3,
             Hooks::V0_2(_) => Abi::V0_2,
             Hooks::V0_1(_) => Abi::V0_1,
         }
@@ -335,7 +407,7 @@ impl Hooks {
     /// cannot name (a 0.1.0 one is not told `create-failed`).
     pub fn knows(&self, hook: wit::Hook) -> bool {
         match self {
-            Hooks::V0_2(_) => true,
+            Hooks::V0_3(_) | Hooks::V0_2(_) => true,
             Hooks::V0_1(_) => types::hook0_1(hook).is_some(),
         }
     }
@@ -348,9 +420,17 @@ impl Hooks {
         spec: &wit::ContainerSpec,
     ) -> wasmtime::Result<Result<Option<wit::Patch>, String>> {
         match self {
-            Hooks::V0_2(ix) => ix
+            Hooks::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_on_event(&mut store, event, spec),
+            Hooks::V0_2(ix) => {
+                let answer = ix.load(&mut store, instance)?.call_on_event(
+                    &mut store,
+                    &event.clone().into(),
+                    &spec.clone().into(),
+                )?;
+                Ok(answer.map(|patch| patch.map(Into::into)))
+            }
             Hooks::V0_1(ix) => {
                 let hook = types::hook0_1(event.hook).ok_or_else(|| {
                     wasmtime::format_err!("berth:plugin@0.1.0 has no hook {:?}", event.hook)

@@ -11,11 +11,20 @@ use wasmtime::component::{HasData, Linker};
 
 use super::types::wit as types;
 
-mod v0_2 {
+mod v0_3 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/containers@0.3.0;",
+        with: { "berth:plugin/types@0.3.0": crate::interfaces::types::wit },
+    });
+}
+
+/// 0.2.0's records are the current ones: only the package version differs.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
         interfaces: "import berth:plugin/containers@0.2.0;",
-        with: { "berth:plugin/types@0.2.0": crate::interfaces::types::wit },
+        with: { "berth:plugin/types@0.2.0": crate::interfaces::types::wit0_2 },
     });
 }
 
@@ -29,7 +38,8 @@ mod v0_1 {
 }
 
 use v0_1::berth::plugin::containers as wit0_1;
-use v0_2::berth::plugin::containers as wit;
+use v0_2::berth::plugin::containers as wit0_2;
+use v0_3::berth::plugin::containers as wit;
 
 /// Where `containers` gets its answers: the host's container records and backends. Calls run on
 /// the plugin's clock, so keep them cheap.
@@ -102,8 +112,21 @@ impl wit::Host for Containers<'_> {
 fn unanswerable(function: &str, reason: String) -> wasmtime::Error {
     wasmtime::format_err!(
         "berth:plugin/containers.{function} failed: {reason} (a plugin built against \
-         berth:plugin@0.1.0 cannot be told; rebuild it against 0.2.0 to handle the error)"
+         berth:plugin@0.1.0 cannot be told; rebuild it against 0.2.0 or later to handle the error)"
     )
+}
+
+impl wit0_2::Host for Containers<'_> {
+    fn list(&mut self) -> std::result::Result<Vec<super::types::wit0_2::ContainerInfo>, String> {
+        Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
+    }
+
+    fn inspect(
+        &mut self,
+        name_or_id: String,
+    ) -> std::result::Result<Option<super::types::wit0_2::ContainerInfo>, String> {
+        Ok(wit::Host::inspect(self, name_or_id)?.map(Into::into))
+    }
 }
 
 impl wit0_1::Host for Containers<'_> {
@@ -134,5 +157,6 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Containers<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasContainers>(linker, get)?;
+    wit0_2::add_to_linker::<T, HasContainers>(linker, get)?;
     wit0_1::add_to_linker::<T, HasContainers>(linker, get)
 }

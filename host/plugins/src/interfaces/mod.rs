@@ -9,6 +9,38 @@
 //! `log` and `config` are available to every plugin; the others only to plugins whose `grants`
 //! list them (checked at load), and only on a host that provides them ([`HostServices`]).
 
+/// `From` a current record for the same record of older ABI versions, field for field:
+/// `same_record!(wit::Volume => [wit0_1, wit0_2] { name, path })`. Each field converts with
+/// `Into`, so a field whose type is itself such a record or enum converts too.
+macro_rules! same_record {
+    (@one $from:ident :: $ty:ident => $to:ident { $($field:ident),* $(,)? }) => {
+        impl From<$from::$ty> for $to::$ty {
+            fn from(r: $from::$ty) -> $to::$ty {
+                $to::$ty { $($field: r.$field.into()),* }
+            }
+        }
+    };
+    ($from:ident :: $ty:ident => [$($to:ident),+] $fields:tt) => {
+        $(same_record!(@one $from::$ty => $to $fields);)+
+    };
+}
+
+/// `From` a current enum for the same enum of older ABI versions, case for case.
+macro_rules! same_enum {
+    (@one $from:ident :: $ty:ident => $to:ident { $($case:ident),* $(,)? }) => {
+        impl From<$from::$ty> for $to::$ty {
+            fn from(e: $from::$ty) -> $to::$ty {
+                match e {
+                    $($from::$ty::$case => $to::$ty::$case),*
+                }
+            }
+        }
+    };
+    ($from:ident :: $ty:ident => [$($to:ident),+] $cases:tt) => {
+        $(same_enum!(@one $from::$ty => $to $cases);)+
+    };
+}
+
 pub(crate) mod config;
 pub(crate) mod containers;
 pub(crate) mod log;

@@ -4,9 +4,17 @@
 use berth_core::Result;
 use wasmtime::component::{HasData, Linker};
 
-mod v0_2 {
+mod v0_3 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/packages@0.3.0;",
+    });
+}
+
+/// 0.2.0's records are the current ones, by field: only the package version differs.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
         interfaces: "import berth:plugin/packages@0.2.0;",
     });
 }
@@ -19,7 +27,8 @@ mod v0_1 {
 }
 
 use v0_1::berth::plugin::packages as wit0_1;
-use v0_2::berth::plugin::packages as wit;
+use v0_2::berth::plugin::packages as wit0_2;
+use v0_3::berth::plugin::packages as wit;
 
 /// Where `packages` gets its answers: the host's package store and repository.
 pub trait PackageService: Send + Sync {
@@ -81,31 +90,28 @@ impl wit::Host for Packages<'_> {
     }
 }
 
-impl From<wit::Installed> for wit0_1::Installed {
-    fn from(i: wit::Installed) -> wit0_1::Installed {
-        wit0_1::Installed {
-            name: i.name,
-            version: i.version,
-            id: i.id,
-            path: i.path,
-            mount_target: i.mount_target,
+same_record!(wit::Installed => [wit0_1, wit0_2] { name, version, id, path, mount_target });
+
+/// The older ABIs' interfaces answer what the current one does, converted.
+macro_rules! older_hosts {
+    ($($old:ident),+) => {$(
+        impl $old::Host for Packages<'_> {
+            fn ensure(
+                &mut self,
+                name: String,
+                version: String,
+            ) -> std::result::Result<$old::Installed, String> {
+                wit::Host::ensure(self, name, version).map(Into::into)
+            }
+
+            fn list(&mut self) -> std::result::Result<Vec<$old::Installed>, String> {
+                Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
+            }
         }
-    }
+    )+};
 }
 
-impl wit0_1::Host for Packages<'_> {
-    fn ensure(
-        &mut self,
-        name: String,
-        version: String,
-    ) -> std::result::Result<wit0_1::Installed, String> {
-        wit::Host::ensure(self, name, version).map(Into::into)
-    }
-
-    fn list(&mut self) -> std::result::Result<Vec<wit0_1::Installed>, String> {
-        Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
-    }
-}
+older_hosts!(wit0_1, wit0_2);
 
 struct HasPackages;
 
@@ -120,5 +126,6 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Packages<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasPackages>(linker, get)?;
+    wit0_2::add_to_linker::<T, HasPackages>(linker, get)?;
     wit0_1::add_to_linker::<T, HasPackages>(linker, get)
 }

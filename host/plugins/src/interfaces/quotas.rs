@@ -4,9 +4,17 @@
 use berth_core::Result;
 use wasmtime::component::{HasData, Linker};
 
-mod v0_2 {
+mod v0_3 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/quotas@0.3.0;",
+    });
+}
+
+/// 0.2.0's records are the current ones, by field: only the package version differs.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
         interfaces: "import berth:plugin/quotas@0.2.0;",
     });
 }
@@ -19,7 +27,8 @@ mod v0_1 {
 }
 
 use v0_1::berth::plugin::quotas as wit0_1;
-use v0_2::berth::plugin::quotas as wit;
+use v0_2::berth::plugin::quotas as wit0_2;
+use v0_3::berth::plugin::quotas as wit;
 
 /// Where `quotas` gets its answers: the host's volumes.
 pub trait VolumeService: Send + Sync {
@@ -86,38 +95,36 @@ impl wit::Host for Quotas<'_> {
     }
 }
 
-impl From<wit::Volume> for wit0_1::Volume {
-    fn from(v: wit::Volume) -> wit0_1::Volume {
-        wit0_1::Volume {
-            name: v.name,
-            path: v.path,
-            limit_bytes: v.limit_bytes,
-            used_bytes: v.used_bytes,
+same_record!(wit::Volume => [wit0_1, wit0_2] { name, path, limit_bytes, used_bytes });
+
+/// The older ABIs' interfaces answer what the current one does, converted.
+macro_rules! older_hosts {
+    ($($old:ident),+) => {$(
+        impl $old::Host for Quotas<'_> {
+            fn list(&mut self) -> std::result::Result<Vec<$old::Volume>, String> {
+                Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
+            }
+
+            fn get(&mut self, name: String) -> std::result::Result<Option<$old::Volume>, String> {
+                Ok(wit::Host::get(self, name)?.map(Into::into))
+            }
+
+            fn ensure(
+                &mut self,
+                name: String,
+                limit_bytes: Option<u64>,
+            ) -> std::result::Result<$old::Volume, String> {
+                wit::Host::ensure(self, name, limit_bytes).map(Into::into)
+            }
+
+            fn remove(&mut self, name: String) -> std::result::Result<(), String> {
+                wit::Host::remove(self, name)
+            }
         }
-    }
+    )+};
 }
 
-impl wit0_1::Host for Quotas<'_> {
-    fn list(&mut self) -> std::result::Result<Vec<wit0_1::Volume>, String> {
-        Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
-    }
-
-    fn get(&mut self, name: String) -> std::result::Result<Option<wit0_1::Volume>, String> {
-        Ok(wit::Host::get(self, name)?.map(Into::into))
-    }
-
-    fn ensure(
-        &mut self,
-        name: String,
-        limit_bytes: Option<u64>,
-    ) -> std::result::Result<wit0_1::Volume, String> {
-        wit::Host::ensure(self, name, limit_bytes).map(Into::into)
-    }
-
-    fn remove(&mut self, name: String) -> std::result::Result<(), String> {
-        wit::Host::remove(self, name)
-    }
-}
+older_hosts!(wit0_1, wit0_2);
 
 struct HasQuotas;
 
@@ -132,5 +139,6 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Quotas<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasQuotas>(linker, get)?;
+    wit0_2::add_to_linker::<T, HasQuotas>(linker, get)?;
     wit0_1::add_to_linker::<T, HasQuotas>(linker, get)
 }

@@ -5,9 +5,17 @@
 use berth_core::{Result, SnapshotInfo, SnapshotKind};
 use wasmtime::component::{HasData, Linker};
 
-mod v0_2 {
+mod v0_3 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/snapshots@0.3.0;",
+    });
+}
+
+/// 0.2.0's records are the current ones, by field: only the package version differs.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
         interfaces: "import berth:plugin/snapshots@0.2.0;",
     });
 }
@@ -20,7 +28,8 @@ mod v0_1 {
 }
 
 use v0_1::berth::plugin::snapshots as wit0_1;
-use v0_2::berth::plugin::snapshots as wit;
+use v0_2::berth::plugin::snapshots as wit0_2;
+use v0_3::berth::plugin::snapshots as wit;
 
 /// Where `snapshots` gets its answers: the configured backends' snapshotters.
 pub trait SnapshotService: Send + Sync {
@@ -129,66 +138,62 @@ impl wit::Host for Snapshots<'_> {
     }
 }
 
-impl From<wit::Snapshot> for wit0_1::Snapshot {
-    fn from(s: wit::Snapshot) -> wit0_1::Snapshot {
-        wit0_1::Snapshot {
-            name: s.name,
-            parent: s.parent,
-            kind: match s.kind {
-                wit::SnapshotKind::View => wit0_1::SnapshotKind::View,
-                wit::SnapshotKind::Active => wit0_1::SnapshotKind::Active,
-                wit::SnapshotKind::Committed => wit0_1::SnapshotKind::Committed,
-            },
+same_enum!(wit::SnapshotKind => [wit0_1, wit0_2] { View, Active, Committed });
+same_record!(wit::Snapshot => [wit0_1, wit0_2] { name, parent, kind });
+
+/// The older ABIs' interfaces answer what the current one does, converted.
+macro_rules! older_hosts {
+    ($($old:ident),+) => {$(
+        impl $old::Host for Snapshots<'_> {
+            fn list(&mut self, backend: String) -> std::result::Result<Vec<$old::Snapshot>, String> {
+                Ok(wit::Host::list(self, backend)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            }
+
+            fn prepare(
+                &mut self,
+                backend: String,
+                key: String,
+                parent: Option<String>,
+            ) -> std::result::Result<(), String> {
+                wit::Host::prepare(self, backend, key, parent)
+            }
+
+            fn commit(
+                &mut self,
+                backend: String,
+                name: String,
+                key: String,
+            ) -> std::result::Result<(), String> {
+                wit::Host::commit(self, backend, name, key)
+            }
+
+            fn remove(&mut self, backend: String, key: String) -> std::result::Result<(), String> {
+                wit::Host::remove(self, backend, key)
+            }
+
+            fn lineage(
+                &mut self,
+                backend: String,
+                name: String,
+            ) -> std::result::Result<Vec<String>, String> {
+                wit::Host::lineage(self, backend, name)
+            }
+
+            fn commit_container(
+                &mut self,
+                name_or_id: String,
+                version: Option<String>,
+            ) -> std::result::Result<String, String> {
+                wit::Host::commit_container(self, name_or_id, version)
+            }
         }
-    }
+    )+};
 }
 
-impl wit0_1::Host for Snapshots<'_> {
-    fn list(&mut self, backend: String) -> std::result::Result<Vec<wit0_1::Snapshot>, String> {
-        Ok(wit::Host::list(self, backend)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
-    }
-
-    fn prepare(
-        &mut self,
-        backend: String,
-        key: String,
-        parent: Option<String>,
-    ) -> std::result::Result<(), String> {
-        wit::Host::prepare(self, backend, key, parent)
-    }
-
-    fn commit(
-        &mut self,
-        backend: String,
-        name: String,
-        key: String,
-    ) -> std::result::Result<(), String> {
-        wit::Host::commit(self, backend, name, key)
-    }
-
-    fn remove(&mut self, backend: String, key: String) -> std::result::Result<(), String> {
-        wit::Host::remove(self, backend, key)
-    }
-
-    fn lineage(
-        &mut self,
-        backend: String,
-        name: String,
-    ) -> std::result::Result<Vec<String>, String> {
-        wit::Host::lineage(self, backend, name)
-    }
-
-    fn commit_container(
-        &mut self,
-        name_or_id: String,
-        version: Option<String>,
-    ) -> std::result::Result<String, String> {
-        wit::Host::commit_container(self, name_or_id, version)
-    }
-}
+older_hosts!(wit0_1, wit0_2);
 
 struct HasSnapshots;
 
@@ -203,5 +208,6 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Snapshots<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSnapshots>(linker, get)?;
+    wit0_2::add_to_linker::<T, HasSnapshots>(linker, get)?;
     wit0_1::add_to_linker::<T, HasSnapshots>(linker, get)
 }

@@ -2,17 +2,27 @@
 //! hook events, patches. It has no functions; linking it defines the (empty) instance that
 //! components import alongside the others.
 //!
-//! Both ABI versions are bound here, and this is the one place their records meet: a 0.1.0
-//! component is called with 0.2.0 records converted by the `From` impls below, and its answers
-//! converted back. The records are field-for-field the same; only `hook` differs (0.2.0 added
-//! `create-failed`), so a 0.2.0 hook a 0.1.0 component cannot name is not sent to it.
+//! Every ABI version is bound here, and this is the one place their records meet: a component
+//! built against an older version is called with the current records converted by the
+//! functions below, and its answers converted back.
+//! - 0.2.0's records are 0.3.0's but for `container-spec` (no networking) and `patch` (no
+//!   `dns`, no `extra-hosts`); the rest are bound to the current Rust types directly.
+//! - 0.1.0's are 0.2.0's but for `hook` (no `create-failed`, so that hook is not sent to it).
 
 use wasmtime::component::{HasData, Linker};
 
-/// `berth:plugin/types@0.2.0`, the current ABI.
-pub(crate) mod v0_2 {
+/// `berth:plugin/types@0.3.0`, the current ABI.
+pub(crate) mod v0_3 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/types@0.3.0;",
+    });
+}
+
+/// `berth:plugin/types@0.2.0`, for components built against the frozen `wit/0.2.0`.
+pub(crate) mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
         interfaces: "import berth:plugin/types@0.2.0;",
     });
 }
@@ -26,7 +36,8 @@ pub(crate) mod v0_1 {
 }
 
 pub use v0_1::berth::plugin::types as wit0_1;
-pub use v0_2::berth::plugin::types as wit;
+pub use v0_2::berth::plugin::types as wit0_2;
+pub use v0_3::berth::plugin::types as wit;
 
 /// Nothing to hold: the interface only names types.
 struct Types;
@@ -36,108 +47,74 @@ impl HasData for Types {
 }
 
 impl wit::Host for Types {}
+impl wit0_2::Host for Types {}
 impl wit0_1::Host for Types {}
 
-/// Defines `berth:plugin/types` at both versions.
+/// Defines `berth:plugin/types` at every version.
 pub(crate) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, Types>(linker, |_| Types)?;
+    wit0_2::add_to_linker::<T, Types>(linker, |_| Types)?;
     wit0_1::add_to_linker::<T, Types>(linker, |_| Types)
 }
 
-impl From<wit::Mount> for wit0_1::Mount {
-    fn from(m: wit::Mount) -> wit0_1::Mount {
-        wit0_1::Mount {
-            source: m.source,
-            target: m.target,
-            readonly: m.readonly,
-        }
-    }
-}
+same_record!(wit::Mount => [wit0_1, wit0_2] { source, target, readonly });
+same_record!(wit0_1::Mount => [wit] { source, target, readonly });
+same_record!(wit0_2::Mount => [wit] { source, target, readonly });
+same_record!(wit::Limits => [wit0_1, wit0_2] { cpu_millis, memory_bytes, pids });
+same_record!(wit0_1::Limits => [wit] { cpu_millis, memory_bytes, pids });
+same_record!(wit0_2::Limits => [wit] { cpu_millis, memory_bytes, pids });
+same_record!(wit::BackendInfo => [wit0_1, wit0_2] { name, kind, version, healthy, features });
+same_enum!(wit::ContainerState => [wit0_1, wit0_2] { Created, Starting, Running, Stopped, Dead });
+same_record!(wit::ContainerInfo => [wit0_1, wit0_2] {
+    id, name, image, state, backend, labels, exit_code,
+});
+same_enum!(wit::Hook => [wit0_2] {
+    PreCreate, PostCreate, PreStart, PostStart, PreStop, PostStop, PreRemove, PostRemove,
+    CreateFailed,
+});
+same_record!(wit::Event => [wit0_2] { hook, id, reason });
 
-impl From<wit0_1::Mount> for wit::Mount {
-    fn from(m: wit0_1::Mount) -> wit::Mount {
-        wit::Mount {
-            source: m.source,
-            target: m.target,
-            readonly: m.readonly,
+/// The spec without what came after 0.1.0 and 0.2.0 (networking).
+macro_rules! older_spec {
+    ($($to:ident),+) => {$(
+        impl From<wit::ContainerSpec> for $to::ContainerSpec {
+            fn from(s: wit::ContainerSpec) -> $to::ContainerSpec {
+                $to::ContainerSpec {
+                    name: s.name,
+                    image: s.image,
+                    command: s.command,
+                    env: s.env,
+                    labels: s.labels,
+                    mounts: s.mounts.into_iter().map(Into::into).collect(),
+                    limits: s.limits.into(),
+                    backend: s.backend,
+                    hostname: s.hostname,
+                    working_dir: s.working_dir,
+                }
+            }
         }
-    }
+    )+};
 }
+older_spec!(wit0_1, wit0_2);
 
-impl From<wit::Limits> for wit0_1::Limits {
-    fn from(l: wit::Limits) -> wit0_1::Limits {
-        wit0_1::Limits {
-            cpu_millis: l.cpu_millis,
-            memory_bytes: l.memory_bytes,
-            pids: l.pids,
+/// An older patch, which cannot set DNS or hosts.
+macro_rules! older_patch {
+    ($($from:ident),+) => {$(
+        impl From<$from::Patch> for wit::Patch {
+            fn from(p: $from::Patch) -> wit::Patch {
+                wit::Patch {
+                    env: p.env,
+                    labels: p.labels,
+                    mounts: p.mounts.into_iter().map(Into::into).collect(),
+                    limits: p.limits.map(Into::into),
+                    dns: None,
+                    extra_hosts: Vec::new(),
+                }
+            }
         }
-    }
+    )+};
 }
-
-impl From<wit0_1::Limits> for wit::Limits {
-    fn from(l: wit0_1::Limits) -> wit::Limits {
-        wit::Limits {
-            cpu_millis: l.cpu_millis,
-            memory_bytes: l.memory_bytes,
-            pids: l.pids,
-        }
-    }
-}
-
-impl From<wit::ContainerSpec> for wit0_1::ContainerSpec {
-    fn from(s: wit::ContainerSpec) -> wit0_1::ContainerSpec {
-        wit0_1::ContainerSpec {
-            name: s.name,
-            image: s.image,
-            command: s.command,
-            env: s.env,
-            labels: s.labels,
-            mounts: s.mounts.into_iter().map(Into::into).collect(),
-            limits: s.limits.into(),
-            backend: s.backend,
-            hostname: s.hostname,
-            working_dir: s.working_dir,
-        }
-    }
-}
-
-impl From<wit::BackendInfo> for wit0_1::BackendInfo {
-    fn from(b: wit::BackendInfo) -> wit0_1::BackendInfo {
-        wit0_1::BackendInfo {
-            name: b.name,
-            kind: b.kind,
-            version: b.version,
-            healthy: b.healthy,
-            features: b.features,
-        }
-    }
-}
-
-impl From<wit::ContainerState> for wit0_1::ContainerState {
-    fn from(s: wit::ContainerState) -> wit0_1::ContainerState {
-        match s {
-            wit::ContainerState::Created => wit0_1::ContainerState::Created,
-            wit::ContainerState::Starting => wit0_1::ContainerState::Starting,
-            wit::ContainerState::Running => wit0_1::ContainerState::Running,
-            wit::ContainerState::Stopped => wit0_1::ContainerState::Stopped,
-            wit::ContainerState::Dead => wit0_1::ContainerState::Dead,
-        }
-    }
-}
-
-impl From<wit::ContainerInfo> for wit0_1::ContainerInfo {
-    fn from(c: wit::ContainerInfo) -> wit0_1::ContainerInfo {
-        wit0_1::ContainerInfo {
-            id: c.id,
-            name: c.name,
-            image: c.image,
-            state: c.state.into(),
-            backend: c.backend,
-            labels: c.labels,
-            exit_code: c.exit_code,
-        }
-    }
-}
+older_patch!(wit0_1, wit0_2);
 
 /// The hook as 0.1.0 names it; `None` for a hook 0.1.0 does not have.
 pub(crate) fn hook0_1(hook: wit::Hook) -> Option<wit0_1::Hook> {
@@ -152,15 +129,4 @@ pub(crate) fn hook0_1(hook: wit::Hook) -> Option<wit0_1::Hook> {
         wit::Hook::PostRemove => wit0_1::Hook::PostRemove,
         wit::Hook::CreateFailed => return None,
     })
-}
-
-impl From<wit0_1::Patch> for wit::Patch {
-    fn from(p: wit0_1::Patch) -> wit::Patch {
-        wit::Patch {
-            env: p.env,
-            labels: p.labels,
-            mounts: p.mounts.into_iter().map(Into::into).collect(),
-            limits: p.limits.map(Into::into),
-        }
-    }
 }
