@@ -3,10 +3,14 @@
 //! logs every other hook.
 //!
 //! Settings: `require-memory-limit` (`true` refuses specs without a memory limit),
-//! `allowed-mount-prefixes` (`"/tmp,/srv"`: host paths mounted from elsewhere are refused).
+//! `allowed-mount-prefixes` (`"/tmp,/srv"`: host paths mounted from elsewhere are refused),
+//! `allowed-host-ports` (`"8000-8999,443"`: publishing on another host port is refused; a port
+//! the host picks is allowed), `dns-servers` (`"10.0.0.53"`: the site's resolvers replace the
+//! container's, its search domains and options kept).
 
 wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../wit" });
 
+use berth::plugin::types::DnsConfig;
 use berth::plugin::{config, log};
 use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
 
@@ -31,6 +35,8 @@ impl Guest for Guard {
             labels: vec![("berth.guard".into(), "checked".into())],
             mounts: Vec::new(),
             limits: None,
+            dns: site_dns(&spec),
+            extra_hosts: Vec::new(),
         }))
     }
 }
@@ -66,7 +72,47 @@ fn check(spec: &ContainerSpec) -> Result<(), String> {
             }
         }
     }
+    if let Some(allowed) = config::get("allowed-host-ports") {
+        for port in &spec.ports {
+            let Some(host_port) = port.host_port else {
+                continue;
+            };
+            if !in_ranges(host_port, &allowed)? {
+                return Err(format!(
+                    "host port {host_port} is outside the allowed host ports {allowed}"
+                ));
+            }
+        }
+    }
     Ok(())
+}
+
+/// Whether `port` is in `ranges` (`"8000-8999,443"`).
+fn in_ranges(port: u16, ranges: &str) -> Result<bool, String> {
+    for range in ranges.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let bad = || format!("setting `allowed-host-ports`: {range:?} is not PORT or LOW-HIGH");
+        let (low, high) = range.split_once('-').unwrap_or((range, range));
+        let low: u16 = low.trim().parse().map_err(|_| bad())?;
+        let high: u16 = high.trim().parse().map_err(|_| bad())?;
+        if (low..=high).contains(&port) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The site's resolvers in place of the container's, when `dns-servers` names them.
+fn site_dns(spec: &ContainerSpec) -> Option<DnsConfig> {
+    let servers: Vec<String> = config::get("dns-servers")?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    Some(DnsConfig {
+        servers,
+        search: spec.dns.search.clone(),
+        options: spec.dns.options.clone(),
+    })
 }
 
 export!(Guard);

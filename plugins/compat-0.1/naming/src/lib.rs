@@ -13,24 +13,4 @@ mod rules;
 
 wit_bindgen::generate!({ world: "name-policy", path: "../../../wit/0.1.0" });
 
-use berth::plugin::{config, log};
-use exports::berth::plugin::naming::{ContainerSpec, Guest};
-
-struct Naming;
-
-impl Guest for Naming {
-    fn validate_name(kind: String, name: String) -> Result<(), String> {
-        let rule = rules::Rule::new(config::get("pattern").as_deref())?;
-        rule.validate(&kind, &name)
-    }
-
-    fn generate_name(kind: String, spec: ContainerSpec) -> Result<Option<String>, String> {
-        let name = rules::generate(&spec.labels)?;
-        if let Some(name) = &name {
-            log::log(log::Level::Debug, &format!("generated {kind} name {name}"));
-        }
-        Ok(name)
-    }
-}
-
-export!(Naming);
+include!("glue.rs");

@@ -15,27 +15,4 @@ mod rules;
 
 wit_bindgen::generate!({ world: "backend-policy", path: "../../../wit/0.1.0" });
 
-use berth::plugin::{config, log};
-use exports::berth::plugin::placement::{BackendInfo, ContainerSpec, Guest};
-
-struct Selector;
-
-impl Guest for Selector {
-    fn select_backend(spec: ContainerSpec, candidates: Vec<BackendInfo>) -> Result<String, String> {
-        let healthy: Vec<(&str, bool)> = candidates
-            .iter()
-            .map(|c| (c.name.as_str(), c.healthy))
-            .collect();
-        let choice = rules::select(
-            &spec.image,
-            &spec.labels,
-            spec.backend.as_deref(),
-            config::get("rules").as_deref(),
-            &healthy,
-        )?;
-        log::log(log::Level::Debug, &format!("{} -> {choice}", spec.image));
-        Ok(choice)
-    }
-}
-
-export!(Selector);
+include!("glue.rs");

@@ -14,6 +14,8 @@ impl Guest for Conflict {
             labels: Vec::new(),
             mounts: Vec::new(),
             limits: None,
+            dns: None,
+            extra_hosts: Vec::new(),
         }))
     }
 }

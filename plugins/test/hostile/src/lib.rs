@@ -11,7 +11,9 @@
 //! - `attack=backend`: selects a 1 MiB "backend" of escapes;
 //! - `attack=patch-env` / `patch-nul` / `patch-mount` / `patch-limits`: a pre-create patch the
 //!   CLI's own flags would refuse (`=` in an env key, NUL in one, a relative mount target,
-//!   pids 0); `patch-count`: 100 000 env entries; `patch-bytes`: a 1 MiB label;
+//!   pids 0, a DNS server that is a name, a host entry whose address is not one);
+//!   `patch-dns`/`patch-host` are the last two; `patch-count`: 100 000 env entries;
+//!   `patch-bytes`: a 1 MiB label;
 //! - `attack=deny-hook`: denies at pre-create with a long reason of escapes;
 //! - `attack=deny-post`: denies at post-start (which only observes) with terminal controls;
 //! - `attack=hook-flood`: floods the log at every hook.
@@ -22,9 +24,9 @@ wit_bindgen::generate!({
     inline: "
         package berth:test-hostile;
         world hostile {
-            include berth:plugin/name-policy@0.2.0;
-            include berth:plugin/backend-policy@0.2.0;
-            include berth:plugin/lifecycle-hooks@0.2.0;
+            include berth:plugin/name-policy@0.3.0;
+            include berth:plugin/backend-policy@0.3.0;
+            include berth:plugin/lifecycle-hooks@0.3.0;
         }
     ",
     path: "../../../wit",
@@ -33,7 +35,9 @@ wit_bindgen::generate!({
 });
 
 use berth::plugin::log::{self, Level};
-use berth::plugin::types::{BackendInfo, ContainerSpec, Event, Hook, Limits, Mount, Patch};
+use berth::plugin::types::{
+    BackendInfo, ContainerSpec, DnsConfig, Event, Hook, HostEntry, Limits, Mount, Patch,
+};
 
 struct Hostile;
 
@@ -61,6 +65,8 @@ fn patch() -> Patch {
         labels: vec![],
         mounts: vec![],
         limits: None,
+        dns: None,
+        extra_hosts: Vec::new(),
     }
 }
 
@@ -135,6 +141,17 @@ impl exports::berth::plugin::hooks::Guest for Hostile {
                     .collect()
             }
             "patch-bytes" => patch.labels.push(("big".into(), "b".repeat(1 << 20))),
+            "patch-dns" => {
+                patch.dns = Some(DnsConfig {
+                    servers: vec!["resolver.corp".into()],
+                    search: vec![],
+                    options: vec![],
+                })
+            }
+            "patch-host" => patch.extra_hosts.push(HostEntry {
+                name: "db".into(),
+                address: "10.0.0.256".into(),
+            }),
             "deny-hook" => return Err(format!("{CONTROLS} ").repeat(30_000)),
             _ => return Ok(None),
         }

@@ -44,6 +44,8 @@ impl Guest for Provisioner {
                     labels: Vec::new(),
                     mounts,
                     limits: None,
+                    dns: None,
+                    extra_hosts: Vec::new(),
                 }))
             }
             Hook::CreateFailed => {
