@@ -75,7 +75,8 @@ pub const HOSTILE: Plugin = Plugin {
     lib: "berth_test_hostile",
 };
 
-/// Test: exports `berth:plugin/naming@0.2.0` with a mistyped `generate-name`.
+/// Test: exports `berth:plugin/naming@0.2.0` (a frozen version: every one is checked) with a
+/// mistyped `generate-name`.
 pub const IMPOSTOR: Plugin = Plugin {
     lib: "berth_test_impostor",
 };
@@ -95,7 +96,22 @@ pub const COMPAT_GUARD: Plugin = Plugin {
     lib: "berth_compat_guard",
 };
 
-pub const ALL: [Plugin; 17] = [
+/// `naming` as it was for berth:plugin@0.2.0, built against `wit/0.2.0`.
+pub const COMPAT_0_2_NAMING: Plugin = Plugin {
+    lib: "berth_compat_0_2_naming",
+};
+
+/// `selector` as it was for berth:plugin@0.2.0, built against `wit/0.2.0`.
+pub const COMPAT_0_2_SELECTOR: Plugin = Plugin {
+    lib: "berth_compat_0_2_selector",
+};
+
+/// `guard` as it was for berth:plugin@0.2.0, built against `wit/0.2.0`.
+pub const COMPAT_0_2_GUARD: Plugin = Plugin {
+    lib: "berth_compat_0_2_guard",
+};
+
+pub const ALL: [Plugin; 20] = [
     NAMING,
     SELECTOR,
     GUARD,
@@ -113,6 +129,9 @@ pub const ALL: [Plugin; 17] = [
     COMPAT_NAMING,
     COMPAT_SELECTOR,
     COMPAT_GUARD,
+    COMPAT_0_2_NAMING,
+    COMPAT_0_2_SELECTOR,
+    COMPAT_0_2_GUARD,
 ];
 
 impl Plugin {

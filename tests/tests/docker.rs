@@ -568,6 +568,41 @@ fn the_selector_plugin_sends_a_labelled_container_to_docker() {
     );
 }
 
+/// The selector routes by what a spec's networking needs: with Docker first, a plain container
+/// goes to Docker, and one on a berth network goes to the first backend that has `networks`.
+#[test]
+fn the_selector_sends_a_container_on_a_berth_network_to_a_backend_with_networks() {
+    let env = docker_env(&format!(
+        "[[plugins]]\nname = \"selector\"\npath = \"{}\"\nworlds = [\"backend-policy\"]\n",
+        SELECTOR.path().display()
+    ))
+    .with_busybox();
+    // Docker first: the native table moves to the end.
+    let native = "[backends.native]\ntype = \"native\"\n\n";
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    assert!(config.contains(native), "{config}");
+    std::fs::write(&env.config, config.replace(native, "") + "\n" + native).unwrap();
+
+    let plain = unique("plain");
+    env.berth(&["create", "--name", &plain, busybox_image(), "true"])
+        .ok();
+    let networked = unique("networked");
+    env.berth(&[
+        "create",
+        "--name",
+        &networked,
+        "--network",
+        "berth",
+        "busybox:local",
+        "true",
+    ])
+    .ok();
+    let backend = |name: &str| env.berth(&["inspect", name]).ok().json()[0]["backend"].clone();
+    assert_eq!(backend(&plain), "docker");
+    assert_eq!(backend(&networked), "native");
+    env.berth(&["rm", &plain, &networked]).ok();
+}
+
 #[test]
 fn commit_is_docker_commit_and_there_is_no_rollback() {
     let env = docker_env("");

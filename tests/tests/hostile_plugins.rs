@@ -260,6 +260,11 @@ fn patches_the_cli_would_refuse_are_the_plugins_failure_naming_hook_and_field() 
         ("patch-nul", "invalid environment variable \"A\\0B\""),
         ("patch-mount", "invalid mount target \"relative\""),
         ("patch-limits", "invalid pids limit 0"),
+        ("patch-dns", "invalid DNS server \"resolver.corp\""),
+        (
+            "patch-host",
+            "its patch adds a bad host entry: invalid host entry \"db:10.0.0.256\"",
+        ),
         ("patch-count", "its patch sets 100000 entries (100000 env"),
         ("patch-bytes", "its patch carries 1048579 bytes"),
     ] {

@@ -3,8 +3,8 @@
 
 use berth_tests::env::{BerthEnv, package_source};
 use berth_tests::plugins::{
-    COMPAT_GUARD, COMPAT_NAMING, COMPAT_SELECTOR, GUARD, LOOPER, NAMING, PROVISIONER, SELECTOR,
-    TRAPPER,
+    COMPAT_0_2_GUARD, COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_GUARD, COMPAT_NAMING,
+    COMPAT_SELECTOR, GUARD, LOOPER, NAMING, PROVISIONER, SELECTOR, TRAPPER,
 };
 
 const IMAGE: &str = "busybox:local";
@@ -92,70 +92,120 @@ fn a_container_goes_through_all_three_plugins_and_sees_the_patch() {
     assert!(steps.contains(&("guard", "post-remove")), "{steps:?}");
 }
 
-/// The compatibility promise, end to end: the three plugins as they were built for
-/// berth:plugin@0.1.0 decide about a real container on this berth.
+/// The compatibility promise, end to end: the three plugins as they were built for each
+/// earlier berth:plugin version decide about a real container on this berth.
 #[test]
-fn plugins_built_against_0_1_0_still_run_a_container() {
-    let mut config = format!("{}{}{}", naming(None), selector(), guard("enforce"));
-    for (current, frozen) in [
-        (NAMING, COMPAT_NAMING),
-        (SELECTOR, COMPAT_SELECTOR),
-        (GUARD, COMPAT_GUARD),
+fn plugins_built_against_earlier_abis_still_run_a_container() {
+    for (abi, frozen_plugins) in [
+        ("0.1.0", [COMPAT_NAMING, COMPAT_SELECTOR, COMPAT_GUARD]),
+        (
+            "0.2.0",
+            [COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_0_2_GUARD],
+        ),
     ] {
-        let (current, frozen) = (current.path(), frozen.path());
-        config = config.replace(
-            &current.display().to_string(),
-            &frozen.display().to_string(),
+        let mut config = format!("{}{}{}", naming(None), selector(), guard("enforce"));
+        for (current, frozen) in [NAMING, SELECTOR, GUARD].iter().zip(&frozen_plugins) {
+            let (current, frozen) = (current.path(), frozen.path());
+            config = config.replace(
+                &current.display().to_string(),
+                &frozen.display().to_string(),
+            );
+        }
+        let frozen_guard = frozen_plugins[2].path().display().to_string();
+        assert!(config.contains(&frozen_guard), "{config}");
+        let env = BerthEnv::new(&config).with_busybox();
+
+        let run = env
+            .berth(&[
+                "run",
+                "--rm",
+                "--name",
+                "old-plugins",
+                "--memory",
+                "32m",
+                IMAGE,
+                "sh",
+                "-c",
+                "echo $BERTH_CONTAINER_NAME $BERTH_IMAGE",
+            ])
+            .ok();
+        assert_eq!(run.stdout, "old-plugins busybox:local\n", "{abi}");
+        let events = env.berth(&["events", "--json"]).ok().stdout;
+        let steps: Vec<(String, String)> = events
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|d| (d["plugin"].to_string(), d["verdict"].to_string()))
+            .take(3)
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("\"naming\"".to_string(), "\"allow\"".to_string()),
+                ("\"selector\"".to_string(), "\"select\"".to_string()),
+                ("\"guard\"".to_string(), "\"patch\"".to_string()),
+            ],
+            "{abi}"
+        );
+
+        let denied = env.berth(&["run", "--rm", "--name", "Not_A_Label", IMAGE, "true"]);
+        assert_eq!(denied.code, 77, "{abi}: {denied:?}");
+
+        let check = env.berth(&["plugin", "check", &frozen_guard]).ok();
+        assert!(
+            check
+                .stdout
+                .contains(&format!("abi        berth:plugin@{abi}\n")),
+            "{}",
+            check.stdout
         );
     }
-    assert!(config.contains("berth_compat_guard.wasm"), "{config}");
-    let env = BerthEnv::new(&config).with_busybox();
+}
 
-    let run = env
+/// 0.3.0's spec carries networking: the guard refuses a host port outside the site's range
+/// before anything exists, and replaces the container's resolvers with the site's, keeping
+/// its search domains, in the resolv.conf the container reads.
+#[test]
+fn a_hook_refuses_a_published_port_and_patches_the_resolvers() {
+    let env = BerthEnv::new(&format!(
+        "[[plugins]]\nname = \"guard\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\n\
+         settings = {{ allowed-host-ports = \"8000-8999\", dns-servers = \"10.9.0.53\" }}\n",
+        GUARD.path().display()
+    ))
+    .with_busybox();
+    let refused = env.berth(&["run", "--rm", "-p", "127.0.0.1:9000:80", IMAGE, "true"]);
+    assert_eq!(refused.code, 77, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("host port 9000 is outside the allowed host ports 8000-8999"),
+        "{refused:?}"
+    );
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+
+    let port = (8000 + u16::from(env.network.index)).to_string();
+    let ran = env
         .berth(&[
             "run",
             "--rm",
-            "--name",
-            "old-plugins",
-            "--memory",
-            "32m",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "--dns",
+            "10.0.0.2",
+            "--dns-search",
+            "corp.example",
             IMAGE,
-            "sh",
-            "-c",
-            "echo $BERTH_CONTAINER_NAME $BERTH_IMAGE",
+            "cat",
+            "/etc/resolv.conf",
         ])
         .ok();
-    assert_eq!(run.stdout, "old-plugins busybox:local\n");
-    let events = env.berth(&["events", "--json"]).ok().stdout;
-    let steps: Vec<(String, String)> = events
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|d| (d["plugin"].to_string(), d["verdict"].to_string()))
-        .take(3)
-        .collect();
     assert_eq!(
-        steps,
-        [
-            ("\"naming\"".to_string(), "\"allow\"".to_string()),
-            ("\"selector\"".to_string(), "\"select\"".to_string()),
-            ("\"guard\"".to_string(), "\"patch\"".to_string()),
-        ]
+        ran.stdout, "# Generated by berth\n\nsearch corp.example\nnameserver 10.9.0.53\n\n",
+        "{ran:?}"
     );
-
-    let denied = env.berth(&["run", "--rm", "--name", "Not_A_Label", IMAGE, "true"]);
-    assert_eq!(denied.code, 77, "{denied:?}");
-
-    let check = env
-        .berth(&[
-            "plugin",
-            "check",
-            &COMPAT_GUARD.path().display().to_string(),
-        ])
-        .ok();
+    let events = env.berth(&["events", "--json"]).ok().stdout;
     assert!(
-        check.stdout.contains("abi        berth:plugin@0.1.0\n"),
-        "{}",
-        check.stdout
+        events.contains("\"dns\":{\"servers\":[\"10.9.0.53\"],\"search\":[\"corp.example\"]"),
+        "the patch is in the decision log: {events}"
     );
 }
 
@@ -508,7 +558,7 @@ fn quotas_and_packages_are_refused_without_their_grants() {
     assert_eq!(refused.code, 70, "{refused:?}");
     assert!(
         refused.stderr.contains(
-            "imports berth:plugin/packages@0.2.0 but is not granted it: add \"packages\" to \
+            "imports berth:plugin/packages@0.3.0 but is not granted it: add \"packages\" to \
              grants of [[plugins]] name = \"provisioner\""
         ),
         "{refused:?}"

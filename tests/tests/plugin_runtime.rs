@@ -19,8 +19,9 @@ use berth_plugins::{
     PackageService, PluginHost, VolumeService, check_component,
 };
 use berth_tests::plugins::{
-    self, COMPAT_GUARD, COMPAT_NAMING, COMPAT_SELECTOR, CONFLICT, COUNTER, GUARD, HOG, LOOPER,
-    NAMING, PROVISIONER, ROGUE, SELECTOR, SNOOP, TRAPPER,
+    self, COMPAT_0_2_GUARD, COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_GUARD, COMPAT_NAMING,
+    COMPAT_SELECTOR, CONFLICT, COUNTER, GUARD, HOG, LOOPER, NAMING, PROVISIONER, Plugin, ROGUE,
+    SELECTOR, SNOOP, TRAPPER,
 };
 use tempfile::TempDir;
 
@@ -563,7 +564,7 @@ fn an_ungranted_import_fails_at_load_naming_plugin_interface_and_key() {
         .to_string();
     assert!(
         err.contains(
-            "plugin \"snoop\" imports berth:plugin/containers@0.2.0 but is not granted it: add \
+            "plugin \"snoop\" imports berth:plugin/containers@0.3.0 but is not granted it: add \
              \"containers\" to grants of [[plugins]] name = \"snoop\" in /etc/berth/test.toml"
         ),
         "{err}"
@@ -591,7 +592,7 @@ fn an_ungranted_import_fails_at_load_naming_plugin_interface_and_key() {
     assert_eq!(failure(&err), Some(PluginFailure::Load), "{err}");
     assert!(
         err.to_string()
-            .contains("imports berth:plugin/containers@0.2.0, which this host does not provide"),
+            .contains("imports berth:plugin/containers@0.3.0, which this host does not provide"),
         "{err}"
     );
 }
@@ -757,7 +758,7 @@ fn check_reports_worlds_imports_and_grant_problems() {
         vec![berth_core::config::PluginWorld::LifecycleHooks]
     );
     assert_eq!(report.needs_grants, vec![Grant::Containers]);
-    assert_eq!(report.abi, Some(Abi::V0_2));
+    assert_eq!(report.abi, Some(Abi::V0_3));
     assert!(
         report.imports.iter().any(|i| i.starts_with("wasi:")),
         "{:?}",
@@ -916,7 +917,7 @@ fn create_failed_reaches_current_hooks_with_the_reason_and_not_0_1_0_ones() {
     };
     let host = PluginHost::load(&setup.config, services).unwrap();
     let abis: Vec<Abi> = host.summaries().iter().map(|p| p.abi).collect();
-    assert_eq!(abis, [Abi::V0_2, Abi::V0_1]);
+    assert_eq!(abis, [Abi::V0_3, Abi::V0_1]);
 
     // The provisioner ensures a volume at pre-create and mounts it; guard stamps the spec.
     let mut web = spec("web");
@@ -966,25 +967,37 @@ fn create_failed_reaches_current_hooks_with_the_reason_and_not_0_1_0_ones() {
 }
 
 #[test]
-fn components_built_against_0_1_0_load_and_answer() {
+fn components_built_against_earlier_abis_load_and_answer() {
+    for (abi, [naming, selector, guard]) in [
+        (Abi::V0_1, [COMPAT_NAMING, COMPAT_SELECTOR, COMPAT_GUARD]),
+        (
+            Abi::V0_2,
+            [COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_0_2_GUARD],
+        ),
+    ] {
+        earlier_examples_answer(abi, naming, selector, guard);
+    }
+}
+
+fn earlier_examples_answer(abi: Abi, naming: Plugin, selector: Plugin, guard: Plugin) {
     let setup = Setup::new(&[
-        entry("naming", COMPAT_NAMING, "\"name-policy\"", ""),
+        entry("naming", naming, "\"name-policy\"", ""),
         entry(
             "selector",
-            COMPAT_SELECTOR,
+            selector,
             "\"backend-policy\"",
             "settings = { rules = \"nginx*=docker\" }",
         ),
         entry(
             "guard",
-            COMPAT_GUARD,
+            guard,
             "\"lifecycle-hooks\"",
             "settings = { require-memory-limit = true }",
         ),
     ]);
     let host = setup.host();
     assert!(
-        host.summaries().iter().all(|p| p.abi == Abi::V0_1),
+        host.summaries().iter().all(|p| p.abi == abi),
         "{:?}",
         host.summaries()
     );
@@ -1005,7 +1018,7 @@ fn components_built_against_0_1_0_load_and_answer() {
         Some("app-0123abcd-00ff")
     );
 
-    // select-backend, candidates converted to 0.1.0's records and the answer checked.
+    // select-backend, candidates converted to the version's records and the answer checked.
     let candidates = [backend("native", true), backend("docker", true)];
     let mut web = spec("web");
     assert_eq!(
@@ -1018,7 +1031,7 @@ fn components_built_against_0_1_0_load_and_answer() {
         Some("docker")
     );
 
-    // pre-create: a patch comes back through 0.1.0's records; a deny is a deny.
+    // pre-create: a patch comes back through the version's records; a deny is a deny.
     web.limits.memory_bytes = Some(64 << 20);
     host.on_event(Hook::PreCreate, &mut web, None).unwrap();
     assert_eq!(web.env["BERTH_CONTAINER_NAME"], "web");
@@ -1035,8 +1048,8 @@ fn components_built_against_0_1_0_load_and_answer() {
         .unwrap();
 
     // `berth plugin check` says what it targets.
-    let report = check_component(&COMPAT_GUARD.path(), &setup.config).unwrap();
-    assert_eq!(report.abi, Some(Abi::V0_1));
+    let report = check_component(&guard.path(), &setup.config).unwrap();
+    assert_eq!(report.abi, Some(abi));
     assert_eq!(report.worlds, vec![PluginWorld::LifecycleHooks]);
     assert!(report.loads(), "{:?}", report.problems);
     let berth_imports: Vec<&String> = report
@@ -1045,7 +1058,10 @@ fn components_built_against_0_1_0_load_and_answer() {
         .filter(|i| i.starts_with("berth:plugin/"))
         .collect();
     assert!(
-        !berth_imports.is_empty() && berth_imports.iter().all(|i| i.ends_with("@0.1.0")),
+        !berth_imports.is_empty()
+            && berth_imports
+                .iter()
+                .all(|i| i.ends_with(&format!("@{abi}"))),
         "{berth_imports:?}"
     );
 }
