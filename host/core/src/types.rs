@@ -268,15 +268,8 @@ impl HostEntry {
         let (name, ip) = text
             .split_once(':')
             .ok_or_else(|| bad("expected NAME:IP"))?;
-        let valid_name = !name.is_empty()
-            && name.len() <= 253
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-        if !valid_name {
-            return Err(bad(
-                "the name must be a host name (letters, digits, '-', '.')",
-            ));
+        if !HostEntry::valid_name(name) {
+            return Err(bad(HostEntry::NAME_RULE));
         }
         let ip = ip
             .parse()
@@ -285,6 +278,17 @@ impl HostEntry {
             name: name.into(),
             ip,
         })
+    }
+
+    pub const NAME_RULE: &str = "the name must be a host name (letters, digits, '-', '.')";
+
+    /// Whether `name` can stand on an /etc/hosts line.
+    pub fn valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
     }
 }
 

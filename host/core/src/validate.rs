@@ -55,6 +55,14 @@ pub fn spec(spec: &ContainerSpec) -> Result<()> {
                 "give a host path or a volume name",
             );
         }
+        // Docker's binds are `SOURCE:TARGET[:ro]`, and -v splits on ':' too.
+        if mount.source.contains(':') || mount.target.contains(':') {
+            return invalid(
+                format!("mount {}:{}", mount.source, mount.target),
+                "a mount's source and target cannot hold ':'",
+                "use a path without ':'",
+            );
+        }
         if !mount.target.starts_with('/') {
             return invalid(
                 format!("mount target {:?}", mount.target),
@@ -124,6 +132,15 @@ pub fn spec(spec: &ContainerSpec) -> Result<()> {
             )
             .with_hint("e.g. --dns-search example.com")
         })?;
+    }
+    for entry in &spec.extra_hosts {
+        if !crate::HostEntry::valid_name(&entry.name) {
+            return invalid(
+                format!("host entry {}:{}", entry.name, entry.ip),
+                crate::HostEntry::NAME_RULE,
+                "use NAME:IP, e.g. --add-host db:10.0.0.5",
+            );
+        }
     }
     for option in &spec.dns_options {
         let printable = !option.is_empty() && option.bytes().all(|b| b.is_ascii_graphic());
@@ -312,6 +329,26 @@ mod tests {
                 })
             },
             "source is empty",
+        );
+        refused(
+            |s| {
+                s.mounts.push(Mount {
+                    source: "/srv".into(),
+                    target: "/a:b".into(),
+                    readonly: false,
+                    owner: None,
+                })
+            },
+            "cannot hold ':'",
+        );
+        refused(
+            |s| {
+                s.extra_hosts.push(crate::HostEntry {
+                    name: "db host".into(),
+                    ip: [10, 0, 0, 5].into(),
+                })
+            },
+            "host entry db host:10.0.0.5",
         );
         refused(|s| s.limits.cpu_millis = Some(0), "between 0.01");
         refused(
