@@ -21,7 +21,7 @@ pub use capability::{Capabilities, Capability};
 pub use config::Config;
 pub use error::{Error, ErrorKind, IoContext, Object, PluginFailure, Result};
 pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};
-pub use store::{Durability, LockGuard, LockMode, Store};
+pub use store::{Durability, Item, LockGuard, LockMode, LockToken, ObjectRef, Store};
 pub use types::*;
 
 /// The label daemon backends put on every container berth creates, valued with the

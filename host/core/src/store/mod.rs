@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
 
+mod items;
+pub use items::{Item, LockToken, ObjectRef};
+
 /// Where a record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -193,6 +196,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 pub struct Store {
     state_dir: PathBuf,
     run_dir: PathBuf,
+    held: items::HeldLocks,
 }
 
 impl Store {
@@ -201,6 +205,7 @@ impl Store {
         let store = Store {
             state_dir: state_dir.into(),
             run_dir: run_dir.into(),
+            held: Default::default(),
         };
         create_dir_all(&store.state_dir)?;
         create_dir_all(&store.run_dir)?;
