@@ -91,6 +91,30 @@ impl Drop for Tmpfs {
     }
 }
 
+/// `dir` made read-only in place (a read-only bind mount on itself) until this drops.
+pub struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    pub fn bind(dir: &Path) -> ReadOnly {
+        for args in [&["--bind"][..], &["-o", "remount,bind,ro"]] {
+            let mounted = Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(mounted.success(), "mount {args:?} {}", dir.display());
+        }
+        ReadOnly(dir.to_path_buf())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// Writes a configuration with these state and run dirs and one native backend to `path`
 /// (containers get loopback only, so the config needs no network slot); its path, for
 /// `--config`.

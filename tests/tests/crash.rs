@@ -174,12 +174,16 @@ fn cgroup_dirs(env: &BerthEnv) -> Vec<PathBuf> {
     dirs
 }
 
-/// Prints the harness's figures for one test.
+/// Prints the harness's figures for one test, straight to stderr: libtest captures only the
+/// print macros, and these lines belong in the suite's output (`.ci/run`'s log) even when the
+/// test passes.
 fn report(test: &str, kills: usize, points: usize, leftovers: usize, lost: usize) {
-    println!(
+    use std::io::Write;
+    let line = format!(
         "crash harness {test}: {kills} kills, {points} instants covered, {leftovers} leftovers, \
-         {lost} lost commits"
+         {lost} lost commits\n"
     );
+    let _ = std::io::stderr().write_all(line.as_bytes());
     assert_eq!((leftovers, lost), (0, 0));
 }
 
@@ -391,40 +395,93 @@ fn a_killed_run_rm_leaves_a_container_gc_removes_once_it_exits() {
 
 /// The supervisor killed: `ps` says dead, `start` is refused while the container's process
 /// lives, `stop` ends that very process, and nothing of it remains after `rm`.
+/// `stop` and `kill` of a container whose supervisor was killed reach its real process.
 #[test]
 fn a_container_whose_supervisor_was_killed_is_stopped_through_its_cgroup() {
     let env = env();
+    for verb in [&["stop", "-t", "1"][..], &["kill"]] {
+        let id = env
+            .berth(&["run", "-d", "--name", "orphaned", IMAGE, "sleep", "300"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string();
+        let pid = env.berth(&["inspect", &id]).ok().json()[0]["pid"]
+            .as_u64()
+            .unwrap();
+        let killed = std::process::Command::new("pkill")
+            .args(["-9", "-f", &format!("__native-supervise .*{id}")])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        wait_until(|| state_of(&env, "orphaned").as_deref() == Some("dead"));
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "the process outlives it"
+        );
+        let start = env.berth(&["start", "orphaned"]);
+        assert_eq!(start.code, 73, "{start:?}");
+        assert!(start.stderr.contains("stop it first"), "{start:?}");
+
+        env.berth(&[verb, &["orphaned"]].concat()).ok();
+        wait_until(|| !alive(pid));
+        assert_eq!(
+            state_of(&env, "orphaned").as_deref(),
+            Some("stopped"),
+            "{verb:?}"
+        );
+        // Stopped now, it can run again.
+        env.berth(&["start", "orphaned"]).ok();
+        env.berth(&["rm", "-f", "orphaned"]).ok();
+    }
+    let leftovers = assert_whole(&env, &["orphaned"]);
+    report("supervisor", 2, 2, leftovers, 0);
+}
+
+/// A stop killed after the container stopped but before its networks were detached: gc
+/// gives the address back (and a start would detach first).
+#[test]
+fn a_stop_killed_before_detaching_leaves_an_address_gc_gives_back() {
+    let env = env();
     let id = env
-        .berth(&["run", "-d", "--name", "orphaned", IMAGE, "sleep", "300"])
+        .berth(&["run", "-d", "--name", "web", IMAGE, "sleep", "300"])
         .ok()
         .stdout
         .trim()
         .to_string();
-    let pid = env.berth(&["inspect", &id]).ok().json()[0]["pid"]
-        .as_u64()
-        .unwrap();
-    let killed = std::process::Command::new("pkill")
-        .args(["-9", "-f", &format!("__native-supervise .*{id}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    wait_until(|| state_of(&env, "orphaned").as_deref() == Some("dead"));
     assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
-        "the process outlives it"
+        !leases_of(&env, &id).is_empty(),
+        "the default network gave it an address"
     );
-    let start = env.berth(&["start", "orphaned"]);
-    assert_eq!(start.code, 73, "{start:?}");
-    assert!(start.stderr.contains("stop it first"), "{start:?}");
+    killed_at(&env, "stop.backend-stopped", &["stop", "-t", "1", "web"]);
+    assert_eq!(state_of(&env, "web").as_deref(), Some("stopped"));
+    let netns = env.run_dir().join("netns").join(&id);
+    assert!(netns.exists(), "the kill came before the detach");
+    let leftovers = assert_whole(&env, &["web"]);
+    assert_eq!(leases_of(&env, &id), Vec::<PathBuf>::new());
+    assert!(!netns.exists(), "{}", netns.display());
+    // Whole: it starts again, with an address.
+    env.berth(&["start", "web"]).ok();
+    assert!(!leases_of(&env, &id).is_empty());
+    env.berth(&["rm", "-f", "web"]).ok();
+    report("stop", 1, 1, leftovers, 0);
+}
 
-    env.berth(&["stop", "-t", "1", "orphaned"]).ok();
-    wait_until(|| !alive(pid));
-    assert_eq!(state_of(&env, "orphaned").as_deref(), Some("stopped"));
-    // Stopped now, it can run again.
-    env.berth(&["start", "orphaned"]).ok();
-    env.berth(&["rm", "-f", "orphaned"]).ok();
-    let leftovers = assert_whole(&env, &["orphaned"]);
-    report("supervisor", 1, 1, leftovers, 0);
+/// The IPAM lease files that name container `id`.
+fn leases_of(env: &BerthEnv, id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![env.state_dir().join("networks").join("ipam")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read_to_string(&path).is_ok_and(|t| t.contains(id)) {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// Kills at random instants of a create and a removal: whatever instant it was, the host is
@@ -521,6 +578,28 @@ fn a_full_disk_is_named_and_leaves_nothing_half_done() {
     let gc = berth(&["gc", "--dry-run", "--json"]);
     assert_eq!(gc.json()["removed"], serde_json::json!([]), "{gc:?}");
     assert_eq!(layer_count(&state), 0);
+}
+
+/// A store that turns read-only under berth is named as such (74) and changes nothing.
+#[test]
+fn a_read_only_store_is_named_and_changes_nothing() {
+    let env = env();
+    let before = env.berth(&["image", "ls", "--json"]).ok().json();
+    let rootfs = berth_tests::env::busybox_rootfs().display().to_string();
+    {
+        let _read_only = berth_tests::env::ReadOnly::bind(&env.state_dir().join("native"));
+        let refused = env.berth(&["image", "import", "--rootfs", &rootfs, "other:1"]);
+        assert_eq!(refused.code, 74, "{refused:?}");
+        assert!(
+            refused.stderr.contains("Read-only file system"),
+            "{refused:?}"
+        );
+        assert_eq!(env.berth(&["image", "ls", "--json"]).ok().json(), before);
+    }
+    let leftovers = assert_whole(&env, &[]);
+    env.berth(&["image", "import", "--rootfs", &rootfs, "other:1"])
+        .ok();
+    report("read-only store", 0, 1, leftovers, 0);
 }
 
 fn layer_count(state: &Path) -> usize {

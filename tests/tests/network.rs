@@ -274,13 +274,20 @@ fn containerd_none_has_loopback_only_and_host_sees_the_hosts_interfaces() {
     none_has_loopback_only_and_host_sees_the_hosts_interfaces(Host::containerd());
 }
 
-/// A host port nobody listens on now (the kernel's choice, released at once).
+/// A host port to publish, never the same twice in this process (sibling tests run in other
+/// installs, whose port claims do not see each other's) and below the kernel's ephemeral
+/// range, so no outgoing connection takes it meanwhile; skips ports something listens on.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Test binaries run one after another; the pid keeps a rerun off a previous run's ports.
+    let base = 20_000 + (std::process::id() % 500) as u16 * 16;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed);
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn a_published_port_answers_on_localhost_and_is_given_once(host: Host) {

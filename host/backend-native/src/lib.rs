@@ -380,7 +380,7 @@ impl NativeBackend {
     /// `stop` of a container whose supervisor died: its processes (found through its cgroup)
     /// get the signal, then SIGKILL after the timeout if forced; then what the supervisor would
     /// have cleaned goes (libcontainer's state, the mount, the cgroup) and the exit is recorded.
-    fn stop_orphans(&self, id: &str, mut state: StateRecord, options: &StopOptions) -> Result<()> {
+    fn stop_orphans(&self, id: &str, state: StateRecord, options: &StopOptions) -> Result<()> {
         let signal_all = |signal: i32| -> Result<()> {
             for pid in self.orphans(id) {
                 self.signal(id, Some(pid as u32), signal)?;
@@ -406,11 +406,49 @@ impl NativeBackend {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        self.orphans_ended(id, state, "stopped")
+    }
+
+    /// What the supervisor would have done when the last process of a container it no longer
+    /// watches ended (`how`: "stopped", "killed"): the runtime's leftovers go and the exit is
+    /// recorded.
+    fn orphans_ended(&self, id: &str, mut state: StateRecord, how: &str) -> Result<()> {
         self.release_runtime(id)?;
         state.phase = Phase::Exited;
         state.finished = Some(Utc::now());
-        state.detail = Some("stopped after its supervisor died; the exit code is unknown".into());
+        state.detail = Some(format!(
+            "{how} after its supervisor died; the exit code is unknown"
+        ));
         records::write_state(&self.store, id, &state)
+    }
+
+    /// `kill`: the signal goes to the container's process, or, when its supervisor died, to
+    /// every process its cgroup holds; if they all end (within a moment) the container is
+    /// recorded as exited, as `stop` would.
+    fn kill_blocking(&self, id: &str, signal: i32) -> Result<()> {
+        self.record(id)?;
+        if self.observe(id)?.1 != ContainerState::Dead || self.orphans(id).is_empty() {
+            // Not under the operation lock: a `kill` must reach a container a `stop` waits on.
+            let state = self.running(id, "only a running container can be signalled")?;
+            return self.signal(id, state.pid, signal);
+        }
+        // Nobody watches it: like `stop`, this records its end, so one at a time.
+        let _op = records::op_lock(&self.store, id)?;
+        let (state, observed, _) = self.observe(id)?;
+        if observed != ContainerState::Dead {
+            return Ok(()); // a stop ended it meanwhile
+        }
+        for pid in self.orphans(id) {
+            self.signal(id, Some(pid as u32), signal)?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.orphans(id).is_empty() {
+            if std::time::Instant::now() >= deadline {
+                return Ok(()); // they took the signal and live on
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.orphans_ended(id, state, "killed")
     }
 
     /// Removes what a container's run leaves in the host once its processes are gone:
@@ -759,20 +797,7 @@ impl ContainerBackend for NativeBackend {
 
     async fn kill(&self, id: &str, signal: i32) -> Result<()> {
         let (this, id) = (self.clone(), id.to_string());
-        blocking(move || {
-            this.record(&id)?;
-            // A dead supervisor's container is signalled through its cgroup.
-            let orphans = this.orphans(&id);
-            if this.observe(&id)?.1 == ContainerState::Dead && !orphans.is_empty() {
-                for pid in orphans {
-                    this.signal(&id, Some(pid as u32), signal)?;
-                }
-                return Ok(());
-            }
-            let state = this.running(&id, "only a running container can be signalled")?;
-            this.signal(&id, state.pid, signal)
-        })
-        .await
+        blocking(move || this.kill_blocking(&id, signal)).await
     }
 
     /// With `keep_snapshot`, the upper dir stays as committed snapshot `<id>` on what the

@@ -77,20 +77,46 @@ impl Engine {
             }
         }
         // Running containers' networks are CHECKed: what no longer matches is reported (a
-        // restart re-attaches it), never torn down under a running container.
+        // restart re-attaches it), never torn down under a running container. A container
+        // that is stopped or was never started gives its addresses back (a stop or start
+        // killed half-way leaves them), unless an operation holds it.
         // Only networked backends are asked, and only about their own containers.
         for record in self.records.all()? {
             if record.phase != Phase::Created || !self.networked(&record.backend) {
                 continue;
             }
-            let running = match self.backend(&record.backend)?.inspect(&record.id).await {
-                Ok(info) => info.state == ContainerState::Running,
-                Err(_) => false,
+            let state = match self.backend(&record.backend)?.inspect(&record.id).await {
+                Ok(info) => info.state,
+                Err(_) => continue,
             };
-            if running && let Err(e) = self.networks.check(&record.id).await {
-                report
-                    .failed
-                    .push(format!("the networks of container {}: {e}", record.name));
+            match state {
+                ContainerState::Running => {
+                    if let Err(e) = self.networks.check(&record.id).await {
+                        report
+                            .failed
+                            .push(format!("the networks of container {}: {e}", record.name));
+                    }
+                }
+                ContainerState::Stopped | ContainerState::Created
+                    if self.networks.is_attached(&record.id) =>
+                {
+                    let Some(_lock) = self.records.try_lock(&record.id)? else {
+                        continue;
+                    };
+                    let what = format!(
+                        "the network attachment of {} container {} ({})",
+                        state,
+                        record.name,
+                        short(&record.id)
+                    );
+                    let result = if options.dry_run {
+                        Ok(())
+                    } else {
+                        self.networks.detach(&record.id).await
+                    };
+                    report.outcome(what, result);
+                }
+                _ => {}
             }
         }
         let live = |id: &str| known.contains(id);

@@ -257,6 +257,9 @@ impl Engine {
             Hook::PreStart,
             Hook::PostStart,
             async {
+                // Held so gc, which detaches the networks of containers that are not running,
+                // never does so under a start.
+                let _lock = self.records.lock(&record.id)?;
                 let networked = self.networked(&record.backend);
                 if networked {
                     self.networks.attach(&record.id).await?;
@@ -302,9 +305,13 @@ impl Engine {
             Hook::PreStop,
             Hook::PostStop,
             async {
+                // A stop killed between the two steps leaves a stopped container attached:
+                // the next start detaches first, and gc detaches it (see `gc`).
+                let _lock = self.records.lock(&record.id)?;
                 self.backend(&record.backend)?
                     .stop(&record.id, options)
                     .await?;
+                crash::point("stop.backend-stopped");
                 if self.networked(&record.backend) {
                     self.detach_quietly(record).await;
                 }

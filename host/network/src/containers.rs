@@ -473,6 +473,12 @@ impl Networks {
         (attachments, record.ports)
     }
 
+    /// Whether the container holds (or may hold: an ADD that did not finish) an address.
+    pub fn is_attached(&self, id: &str) -> bool {
+        matches!(self.read_record(id), Ok(Some(record)) if !record.attached.is_empty())
+            || self.netns_path(id).exists()
+    }
+
     /// The ids of containers attached to (or planned on) network `name`.
     pub fn users(&self, name: &str) -> Result<Vec<String>> {
         let mut users = Vec::new();
