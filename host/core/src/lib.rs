@@ -10,6 +10,7 @@ pub mod config;
 pub mod crash;
 pub mod error;
 pub mod mounts;
+pub mod namespaces;
 pub mod pod;
 pub mod snapshot;
 pub mod store;
