@@ -731,3 +731,62 @@ fn a_dead_daemon_is_tried_once_per_command_not_once_per_container() {
     rm.extend(names.iter().map(String::as_str));
     env.berth(&rm).ok();
 }
+
+/// gc's two halves of a record/backend mismatch: a container Docker holds for this
+/// installation that berth has no record of is removed (with its stale lock file), and a
+/// record whose container was removed behind berth's back is dropped; another installation's
+/// container on the same daemon is not touched.
+#[test]
+fn gc_removes_unrecorded_containers_and_records_whose_container_is_gone() {
+    let env = docker_env("");
+    let other = docker_env("");
+    let (lost, gone, theirs) = (unique("gc-lost"), unique("gc-gone"), unique("gc-theirs"));
+    let create = |env: &BerthEnv, name: &str| {
+        let args = [
+            "create",
+            "--backend",
+            "docker",
+            "--name",
+            name,
+            busybox_image(),
+            "true",
+        ];
+        env.berth(&args).ok();
+    };
+    create(&env, &lost);
+    create(&env, &gone);
+    create(&other, &theirs);
+    let lost_id = env.berth(&["inspect", &lost]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lock = env
+        .run_dir()
+        .join("locks/containers")
+        .join(format!("{lost_id}.lock"));
+    assert!(lock.exists(), "{}", lock.display());
+    std::fs::remove_dir_all(env.state_dir().join("containers").join(&lost_id)).unwrap();
+    docker(&["rm", "-f", &gone]);
+
+    let gc = env.berth(&["gc", "--json"]).ok().json();
+    let removed = gc["removed"].to_string();
+    assert!(
+        removed.contains(&format!("docker container {lost}")) && removed.contains("no record"),
+        "{gc}"
+    );
+    assert!(
+        removed.contains(&format!("container {gone}")) && removed.contains("no longer has it"),
+        "{gc}"
+    );
+    assert_eq!(gc["failed"], serde_json::json!([]), "{gc}");
+    let listed = docker(&["ps", "-a", "--filter", &format!("name=^{lost}$"), "-q"]);
+    assert_eq!(listed, "", "the unrecorded container is gone from Docker");
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert!(!lock.exists(), "its stale lock file went too");
+    // The other installation's container stands.
+    assert_eq!(docker_inspect(&theirs, "{{.Name}}"), format!("/{theirs}"));
+    other.berth(&["rm", "-f", &theirs]).ok();
+}
