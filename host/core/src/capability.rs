@@ -53,10 +53,12 @@ pub enum Capability {
     /// The backend runs the container in a network namespace the host prepares and names by
     /// path, so the engine's networking (networks, ports, DNS, static addresses) reaches it.
     NetworkNamespace,
+    /// `--pod`: the container joins a pod's IPC, UTS and network namespaces by path.
+    Pods,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 18] = [
+    pub const ALL: [Capability; 19] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -75,6 +77,7 @@ impl Capability {
         Capability::ImportRootfs,
         Capability::Networks,
         Capability::NetworkNamespace,
+        Capability::Pods,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -98,6 +101,7 @@ impl Capability {
             Capability::ImportRootfs => "import-rootfs",
             Capability::Networks => "networks",
             Capability::NetworkNamespace => "network-namespace",
+            Capability::Pods => "pods",
         }
     }
 
@@ -122,6 +126,7 @@ impl Capability {
             Capability::ImportRootfs => "image import --rootfs",
             Capability::Networks => "berth networks (--network NAME)",
             Capability::NetworkNamespace => "a network namespace prepared by the host",
+            Capability::Pods => "pods (--pod)",
         }
     }
 
@@ -224,6 +229,7 @@ pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
         ),
         (spec.restart != RestartPolicy::No, Capability::RestartPolicy),
         (spec.network.is_some(), Capability::StaticAddress),
+        (spec.pod.is_some(), Capability::Pods),
         (
             spec.mounts.iter().any(|m| m.owner.is_some()),
             Capability::MountOwnership,

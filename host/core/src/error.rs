@@ -49,6 +49,7 @@ pub enum Object {
     /// A blob in a content store.
     Content,
     Network,
+    Pod,
 }
 
 impl Object {
@@ -72,6 +73,7 @@ impl Object {
             Object::Group => "group",
             Object::Content => "content",
             Object::Network => "network",
+            Object::Pod => "pod",
         }
     }
 }

@@ -131,6 +131,22 @@ pub struct ContainerSpec {
     /// Packages (`NAME@VERSION`) mounted read-only into the container.
     #[serde(default)]
     pub packages: Vec<String>,
+    /// `--pod`: the pod (name or id) whose namespaces this container joins, as one of its apps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Set by the engine for the backend, never by a user: the IPC and UTS namespaces of the
+    /// pod this container is an app of, joined by path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespaces: Option<PodNamespaces>,
+}
+
+/// The namespaces a pod's infra process holds for its apps (the network namespace is the
+/// pod's too, given as [`NetworkNamespace::Path`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PodNamespaces {
+    pub ipc: std::path::PathBuf,
+    pub uts: std::path::PathBuf,
 }
 
 /// A container port published on the host: `[HOST_IP:][HOST_PORT:]PORT[/PROTO]`.

@@ -175,10 +175,23 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
 
     let mut linux = spec.linux().clone().expect("default spec has linux");
     linux.set_resources(Some(resources(&cspec.limits, input.swap_limit)?));
-    linux.set_namespaces(Some(network_namespace(
+    let mut namespaces = network_namespace(
         linux.namespaces().clone().unwrap_or_default(),
         &cspec.network_namespace,
-    )));
+    );
+    if let Some(pod) = &cspec.pod_namespaces {
+        for (kind, path) in [
+            (LinuxNamespaceType::Ipc, &pod.ipc),
+            (LinuxNamespaceType::Uts, &pod.uts),
+        ] {
+            for namespace in namespaces.iter_mut().filter(|n| n.typ() == kind) {
+                namespace.set_path(Some(path.clone()));
+            }
+        }
+        // The pod's UTS namespace already has the pod's hostname.
+        spec.set_hostname(None);
+    }
+    linux.set_namespaces(Some(namespaces));
     let parent = input.cgroup_parent.trim_matches('/');
     linux.set_cgroups_path(Some(if parent.is_empty() {
         PathBuf::from(format!("/{id}"))
@@ -322,6 +335,57 @@ mod tests {
         assert_eq!(
             kinds(&NetworkNamespace::Path(joined.clone())),
             [Some(joined)]
+        );
+    }
+
+    #[test]
+    fn an_app_of_a_pod_joins_its_ipc_and_uts_namespaces_and_keeps_its_hostname() {
+        let spec = ContainerSpec {
+            image: "busybox".into(),
+            hostname: Some("ignored".into()),
+            network_namespace: NetworkNamespace::Path("/run/netns/pod".into()),
+            pod_namespaces: Some(berth_core::PodNamespaces {
+                ipc: "/run/pods/p/ns/ipc".into(),
+                uts: "/run/pods/p/ns/uts".into(),
+            }),
+            ..ContainerSpec::default()
+        };
+        let no_files = LayerDirs(Vec::new());
+        let oci = build_spec(&SpecInput {
+            id: "0123456789abcdef",
+            spec: &spec,
+            image: &image(),
+            cgroup_parent: "",
+            files: &no_files,
+            swap_limit: false,
+        })
+        .unwrap();
+        assert_eq!(oci.hostname(), &None);
+        let namespaces = oci.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        let path = |kind| {
+            namespaces
+                .iter()
+                .find(|n| n.typ() == kind)
+                .and_then(|n| n.path().clone())
+        };
+        assert_eq!(
+            path(LinuxNamespaceType::Ipc),
+            Some("/run/pods/p/ns/ipc".into())
+        );
+        assert_eq!(
+            path(LinuxNamespaceType::Uts),
+            Some("/run/pods/p/ns/uts".into())
+        );
+        assert_eq!(
+            path(LinuxNamespaceType::Network),
+            Some("/run/netns/pod".into())
+        );
+        // Its own mount and pid namespaces.
+        assert_eq!(path(LinuxNamespaceType::Mount), None);
+        assert!(
+            namespaces
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid)
         );
     }
 
