@@ -751,6 +751,7 @@ impl ContainerBackend for NativeBackend {
             Capability::ImagePull,
             Capability::ImageImport,
             Capability::ImportRootfs,
+            Capability::Pods,
         ]))
     }
 

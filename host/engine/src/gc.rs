@@ -63,6 +63,9 @@ impl Engine {
             ..GcReport::default()
         };
         self.collect_records(options, &mut report).await?;
+        for (what, result) in self.collect_pods(options.dry_run).await? {
+            report.outcome(what, result);
+        }
         self.collect_orphans(options, &mut report).await?;
 
         let known: BTreeSet<String> = self.records.all()?.into_iter().map(|r| r.id).collect();
@@ -119,7 +122,9 @@ impl Engine {
                 _ => {}
             }
         }
-        let live = |id: &str| known.contains(id);
+        // A pod's network is held under the pod's id.
+        let pods: BTreeSet<String> = self.pod_ids().into_iter().collect();
+        let live = |id: &str| known.contains(id) || pods.contains(id);
         match self.networks.collect_garbage(&live, options.dry_run).await {
             Ok(done) => report.removed.extend(done),
             Err(e) => report.failed.push(format!("networks: {e}")),

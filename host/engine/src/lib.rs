@@ -14,6 +14,7 @@ mod gc;
 mod mounts;
 mod operations;
 mod pipeline;
+pub mod pods;
 pub mod policy;
 pub mod records;
 mod services;

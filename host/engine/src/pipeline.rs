@@ -105,7 +105,16 @@ impl Engine {
         spec: &mut ContainerSpec,
         reached: &mut Reached,
     ) -> Result<()> {
+        let pod = self.pod_for_app(spec)?;
         let backend_name = self.choose_backend(policy, spec).await?;
+        if let Some(pod) = &pod
+            && backend_name != pod.backend
+        {
+            return Err(Error::invalid(
+                format!("backend {backend_name:?} for an app of pod {:?}", pod.name),
+                format!("the pod runs on {:?}", pod.backend),
+            ));
+        }
         self.backends
             .require(&backend_name, capability::needed_by_spec(spec))?;
         spec.backend = Some(backend_name.clone());
@@ -115,7 +124,9 @@ impl Engine {
             p.on_event(Hook::PreCreate, spec, None)?;
         }
         let mut prepared = self.prepared(spec)?;
-        if self.networked(&backend_name) {
+        if let Some(pod) = &pod {
+            self.join_pod(pod, &mut prepared);
+        } else if self.networked(&backend_name) {
             let plan = self
                 .networks
                 .plan(&claim.record.id, spec, |id| self.holder(id))?;

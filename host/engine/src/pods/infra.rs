@@ -1,0 +1,172 @@
+//! A pod's infra process: berth itself, re-executed as `berth __pod-infra POD HOSTNAME`. It
+//! makes the pod's IPC and UTS namespaces, sets the pod's hostname in the latter, says
+//! `ready`, and then does nothing until it is killed: its life is the pod's (a pod whose infra
+//! process is gone is dead). The namespaces themselves are held by namespace files the engine
+//! binds once it is ready, so apps join stable paths.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use berth_core::{Error, Result};
+
+pub const INFRA: &str = "__pod-infra";
+
+/// Runs the infra process when `args[1]` names it, returning its exit code; `None` for any
+/// other command line. Called first thing in `main`, while the process has one thread (so
+/// `unshare` moves all of it).
+pub fn dispatch(args: &[String]) -> Option<i32> {
+    if args.get(1).map(String::as_str) != Some(INFRA) {
+        return None;
+    }
+    Some(match args.get(2..) {
+        Some([_pod, hostname]) => run(hostname),
+        _ => {
+            eprintln!("usage: berth {INFRA} POD HOSTNAME (run by berth itself)");
+            2
+        }
+    })
+}
+
+fn run(hostname: &str) -> i32 {
+    use nix::sched::{CloneFlags, unshare};
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {
+        println!("unshare: {e}");
+        return 1;
+    }
+    if let Err(e) = nix::unistd::sethostname(hostname) {
+        println!("sethostname {hostname:?}: {e}");
+        return 1;
+    }
+    println!("ready");
+    // Nothing reads stdout after `ready`: close it, so the pipe never blocks or breaks us.
+    // SAFETY: fd 1 is ours and nothing in this process uses it again.
+    unsafe { libc::close(1) };
+    loop {
+        nix::unistd::pause();
+    }
+}
+
+/// Starts the infra process of `pod` and waits for it to be ready; its pid.
+pub fn spawn(pod: &str, hostname: &str) -> Result<u32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("finding the berth binary for the pod's infra process", e))?;
+    let mut command = Command::new(exe);
+    command
+        .args([INFRA, pod, hostname])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; the infra process leaves berth's session so that
+    // the user's terminal hanging up does not end the pod.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::io("starting the pod's infra process", e))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    if line.trim() != "ready" {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::io(
+            format!("starting the infra process of pod {pod}"),
+            std::io::Error::other(if line.trim().is_empty() {
+                "it exited before it was ready".to_string()
+            } else {
+                line.trim().to_string()
+            }),
+        ));
+    }
+    Ok(child.id())
+}
+
+/// The kernel's start time of process `pid` (field 22 of its stat), which tells a pid that
+/// was reused from the process it named.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the infra process of `pod` that started at `started`.
+pub fn alive(pod: &str, pid: u32, started: u64) -> bool {
+    if start_time(pid) != Some(started) {
+        return false;
+    }
+    // A zombie (killed, not yet reaped) is not alive.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = state
+        .rfind(')')
+        .and_then(|i| state.get(i + 2..i + 3))
+        .is_some_and(|s| s == "Z");
+    !zombie
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == pod.as_bytes()))
+}
+
+/// SIGKILLs the infra process (if it is still the one recorded) and waits until it is gone.
+pub fn kill(pod: &str, pid: u32, started: u64) {
+    if !alive(pod, pid, started) {
+        return;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(pod, pid, started) && std::time::Instant::now() < deadline {
+        // Reaped here when this process started it; init reaps it otherwise.
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid as i32),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Every live infra process of `pod`, found by its command line: what a create killed before
+/// it recorded the process leaves.
+pub fn find(pod: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                args.get(1) == Some(&INFRA.as_bytes()) && args.get(2) == Some(&pod.as_bytes())
+            })
+        })
+        .filter(|pid| start_time(*pid).is_some_and(|started| alive(pod, *pid, started)))
+        .collect()
+}
+
+/// `/proc/PID/ns/KIND`.
+pub fn namespace(pid: u32, kind: &str) -> std::path::PathBuf {
+    Path::new("/proc")
+        .join(pid.to_string())
+        .join("ns")
+        .join(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn other_commands_pass_through_and_start_times_are_read() {
+        let args = ["berth".to_string(), "run".to_string()];
+        assert_eq!(super::dispatch(&args), None);
+        let me = std::process::id();
+        assert!(super::start_time(me).is_some());
+        assert_eq!(super::start_time(u32::MAX), None);
+    }
+}
