@@ -147,6 +147,9 @@ pub enum Command {
     /// Manage container networks (CNI bridge networks).
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage pods: apps that share network, IPC and hostname.
+    #[command(subcommand)]
+    Pod(PodCommand),
     /// Inspect configured backends.
     #[command(subcommand)]
     Backend(BackendCommand),
@@ -232,12 +235,35 @@ pub struct CreateArgs {
     /// Mount package NAME@VERSION read-only at <mount-prefix>/NAME (repeatable).
     #[arg(long = "pkg", value_name = "NAME@VERSION")]
     pub pkg: Vec<String>,
-    /// Publish a port: [HOST_IP:][HOST_PORT:]PORT[/PROTO] (repeatable).
-    #[arg(short = 'p', long = "publish", value_name = "PORT")]
-    pub publish: Vec<String>,
+    #[command(flatten)]
+    pub net: NetworkArgs,
     /// Restart policy: no, always, on-failure, unless-stopped.
     #[arg(long)]
     pub restart: Option<String>,
+    /// Static IPv4 address on the container's (first) network; on docker, on the private
+    /// network --subnet gives.
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// With --ip: the subnet (CIDR; a bare address means /24); on berth networks it must be
+    /// the network's.
+    #[arg(long, requires = "ip")]
+    pub subnet: Option<String>,
+    /// Join pod POD (name or id) as one of its apps: its network, IPC and hostname.
+    #[arg(long, value_name = "POD")]
+    pub pod: Option<String>,
+    /// Image (required unless the spec file names one).
+    pub image: Option<String>,
+    /// Command and arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// The networking flags of `create`, `run` and `pod create`.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// Publish a port: [HOST_IP:][HOST_PORT:]PORT[/PROTO] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
     /// DNS server (repeatable).
     #[arg(long)]
     pub dns: Vec<String>,
@@ -253,19 +279,6 @@ pub struct CreateArgs {
     /// `none`, `host`, or a network to attach to (repeatable; default: [network].default).
     #[arg(long = "network", visible_alias = "net", value_name = "NETWORK")]
     pub network: Vec<String>,
-    /// Static IPv4 address on the container's (first) network; on docker, on the private
-    /// network --subnet gives.
-    #[arg(long)]
-    pub ip: Option<std::net::Ipv4Addr>,
-    /// With --ip: the subnet (CIDR; a bare address means /24); on berth networks it must be
-    /// the network's.
-    #[arg(long, requires = "ip")]
-    pub subnet: Option<String>,
-    /// Image (required unless the spec file names one).
-    pub image: Option<String>,
-    /// Command and arguments (default: the image's).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -431,6 +444,46 @@ pub enum NetworkCommand {
     Rm {
         #[arg(required = true)]
         networks: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PodCreateArgs {
+    /// Pod name (default: pod-<random>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Labels (KEY=VALUE, repeatable).
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// The pod's hostname (default: its name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// A backend that runs pods (default: the first that does).
+    #[arg(long)]
+    pub backend: Option<String>,
+    #[command(flatten)]
+    pub net: NetworkArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PodCommand {
+    /// Create a pod and start its infra process; prints its id.
+    Create(Box<PodCreateArgs>),
+    /// List pods.
+    #[command(alias = "list")]
+    Ls,
+    /// Show pods, with their apps, as JSON.
+    Inspect {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Remove pods: their apps, infra process, namespaces and networks.
+    Rm {
+        /// Remove running apps too.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        pods: Vec<String>,
     },
 }
 

@@ -20,6 +20,9 @@ fn main() {
     if let Some(code) = berth_backend_native::reexec::dispatch(&args) {
         std::process::exit(code);
     }
+    if let Some(code) = berth_engine::pods::infra::dispatch(&args) {
+        std::process::exit(code);
+    }
 
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

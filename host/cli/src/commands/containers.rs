@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::{
-    ContainerSpec, Error, ExecSpec, ListFilter, LogOptions, Mount, NetworkSpec, PortMapping,
-    RemoveOptions, RestartPolicy, StdioSink, StopOptions, parse_cpus, parse_key_value, parse_size,
+    ContainerSpec, Error, ExecSpec, ListFilter, LogOptions, Mount, NetworkSpec, RemoveOptions,
+    RestartPolicy, StdioSink, StopOptions, parse_cpus, parse_key_value, parse_size,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -69,19 +69,16 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
         berth_packages::parse_ref(&text)?;
         spec.packages.push(text);
     }
-    for text in &args.publish {
-        spec.ports.push(PortMapping::parse(text)?);
-    }
     if let Some(policy) = &args.restart {
         spec.restart = RestartPolicy::parse(policy)?;
     }
-    spec.dns.extend(args.dns);
-    spec.dns_search.extend(args.dns_search);
-    spec.dns_options.extend(args.dns_option);
-    for text in &args.add_host {
-        spec.extra_hosts.push(berth_core::HostEntry::parse(text)?);
-    }
-    spec.networks.extend(args.network);
+    let net = args.net.parse()?;
+    spec.ports.extend(net.ports);
+    spec.dns.extend(net.dns);
+    spec.dns_search.extend(net.dns_search);
+    spec.dns_options.extend(net.dns_options);
+    spec.extra_hosts.extend(net.extra_hosts);
+    spec.networks.extend(net.networks);
     if let Some(ipv4) = args.ip {
         spec.network = Some(NetworkSpec {
             ipv4,
@@ -90,6 +87,9 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     }
     if let Some(network) = &spec.network {
         network.cidr()?;
+    }
+    if args.pod.is_some() {
+        spec.pod = args.pod;
     }
     Ok(spec)
 }

@@ -6,6 +6,7 @@ pub mod images;
 pub mod networks;
 pub mod packages;
 pub mod plugins;
+mod pods;
 pub mod snapshots;
 pub mod volumes;
 
@@ -67,6 +68,7 @@ pub async fn dispatch(engine: Arc<Engine>, command: Command, json: bool) -> anyh
         Command::Pkg(command) => packages::dispatch(&engine, command, json),
         Command::Volume(command) => volumes::dispatch(&engine, command, json),
         Command::Network(command) => networks::dispatch(&engine, command, json),
+        Command::Pod(command) => pods::dispatch(&engine, command, json).await,
         Command::Backend(_) => admin::backend_ls(&engine, json).await,
         Command::Events { follow } => plugins::events(&engine, follow, json),
         Command::Gc {
@@ -82,5 +84,36 @@ pub async fn dispatch(engine: Arc<Engine>, command: Command, json: bool) -> anyh
         Command::Config(_) | Command::Plugin(PluginCommand::Check { .. }) => {
             unreachable!("handled in main")
         }
+    }
+}
+
+/// What the networking flags say, parsed.
+pub struct NetworkFlags {
+    pub ports: Vec<berth_core::PortMapping>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub extra_hosts: Vec<berth_core::HostEntry>,
+    pub networks: Vec<String>,
+}
+
+impl crate::cli::NetworkArgs {
+    pub fn parse(self) -> berth_core::Result<NetworkFlags> {
+        Ok(NetworkFlags {
+            ports: self
+                .publish
+                .iter()
+                .map(|p| berth_core::PortMapping::parse(p))
+                .collect::<berth_core::Result<_>>()?,
+            dns: self.dns,
+            dns_search: self.dns_search,
+            dns_options: self.dns_option,
+            extra_hosts: self
+                .add_host
+                .iter()
+                .map(|h| berth_core::HostEntry::parse(h))
+                .collect::<berth_core::Result<_>>()?,
+            networks: self.network,
+        })
     }
 }
