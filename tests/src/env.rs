@@ -313,3 +313,19 @@ pub fn package_source(dir: &Path) -> String {
     .unwrap();
     src.display().to_string()
 }
+
+/// `berth ARGS` with `BERTH_CRASH_AT=point`; asserts it died by SIGKILL there.
+#[track_caller]
+pub fn killed_at(env: &BerthEnv, point: &str, args: &[&str]) {
+    let out = env
+        .command(args)
+        .env("BERTH_CRASH_AT", point)
+        .output()
+        .expect("running berth");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "berth {args:?} did not reach fault point {point}: {out:?}"
+    );
+}

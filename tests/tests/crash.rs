@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use berth_tests::env::{BerthEnv, Run};
+use berth_tests::env::{BerthEnv, Run, killed_at};
 
 const IMAGE: &str = "busybox:local";
 
@@ -33,22 +33,6 @@ fn bare_env() -> BerthEnv {
 fn next() -> u64 {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-}
-
-/// `berth ARGS` with `BERTH_CRASH_AT=point`; asserts it died by SIGKILL there.
-#[track_caller]
-fn killed_at(env: &BerthEnv, point: &str, args: &[&str]) {
-    let out = env
-        .command(args)
-        .env("BERTH_CRASH_AT", point)
-        .output()
-        .expect("running berth");
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGKILL),
-        "berth {args:?} did not reach fault point {point}: {out:?}"
-    );
 }
 
 /// What must hold after any crash, once gc has run. `ours` are the container names the
