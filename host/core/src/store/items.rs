@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Durability, LockGuard, LockMode, Store, check_id, read_json, write_json};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// One object of the store's hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,35 +179,15 @@ impl Store {
     /// Removes every item of `object` in both roots, raw items and (for a pod) its apps too.
     pub fn delete_all(&self, object: &ObjectRef) -> Result<()> {
         for durability in [Durability::Persistent, Durability::Volatile] {
-            let dir = self.object_path(durability, object)?;
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
-            }
+            super::remove_dir(&self.object_path(durability, object)?)?;
         }
         Ok(())
     }
 
     /// The apps recorded under `pod`, sorted.
     pub fn apps(&self, pod: &str) -> Result<Vec<String>> {
-        let dir = self
-            .object_path(Durability::Persistent, &ObjectRef::Pod(pod))?
-            .join("apps");
-        let mut apps: Vec<String> = match fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .map(|e| e.context(|| format!("listing {}", dir.display())))
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with('.'))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
-        };
-        apps.sort();
-        Ok(apps)
+        let pod = self.object_path(Durability::Persistent, &ObjectRef::Pod(pod))?;
+        super::subdirectory_names(&pod.join("apps"))
     }
 
     fn object_lock_path(&self, object: &ObjectRef) -> Result<PathBuf> {
@@ -262,13 +242,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::store;
     use std::collections::BTreeMap;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("state"), dir.path().join("run")).unwrap();
-        (dir, store)
-    }
 
     const POD: ObjectRef = ObjectRef::Pod("web");
     const APP: ObjectRef = ObjectRef::App {

@@ -283,22 +283,7 @@ impl Store {
 
     /// Ids of every object of `kind` that has a directory, sorted.
     pub fn list(&self, durability: Durability, kind: &str) -> Result<Vec<String>> {
-        let dir = self.root(durability).join(kind);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.context(|| format!("listing {}", dir.display()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && entry.path().is_dir() {
-                ids.push(name);
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        subdirectory_names(&self.root(durability).join(kind))
     }
 
     /// Removes every record of an object in both roots (its lock file stays, so a concurrent
@@ -306,12 +291,7 @@ impl Store {
     pub fn remove(&self, kind: &str, id: &str) -> Result<()> {
         check_id(kind, id)?;
         for durability in [Durability::Persistent, Durability::Volatile] {
-            let dir = self.object_dir(durability, kind, id);
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
-            }
+            remove_dir(&self.object_dir(durability, kind, id))?;
         }
         Ok(())
     }
@@ -391,6 +371,35 @@ impl Store {
     }
 }
 
+/// The names of the subdirectories of `dir` but hidden ones, sorted; none when it is missing.
+fn subdirectory_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && entry.path().is_dir() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Removes `dir` and everything below it; a missing one is already gone.
+fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The subdirectories of `dir` (none if it cannot be read).
 fn read_dirs(dir: &Path) -> Vec<PathBuf> {
     fs::read_dir(dir)
@@ -434,7 +443,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    pub(super) fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("state"), dir.path().join("run")).unwrap();
         (dir, store)
