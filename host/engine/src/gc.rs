@@ -25,8 +25,8 @@ use berth_core::{ContainerState, ErrorKind, ListFilter, RemoveOptions, Result};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::Engine;
 use crate::records::Phase;
+use crate::{Engine, short};
 
 /// What `berth gc` may remove beyond what crashes left.
 #[derive(Debug, Clone, Copy, Default)]
@@ -275,8 +275,4 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
 }

@@ -250,3 +250,8 @@ impl Engine {
 
 #[cfg(test)]
 mod testing;
+
+/// The short form of an id, as messages and listings show it.
+pub(crate) fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}

@@ -298,7 +298,7 @@ impl Engine {
     /// How a container id is named in a message about what it holds.
     pub(crate) fn holder(&self, id: &str) -> String {
         match self.records.resolve(id) {
-            Ok(record) => format!("{:?} ({})", record.name, &id[..12.min(id.len())]),
+            Ok(record) => format!("{:?} ({})", record.name, crate::short(id)),
             Err(_) => id.to_string(),
         }
     }

@@ -87,27 +87,25 @@ pub fn spawn(pod: &str, hostname: &str) -> Result<u32> {
     Ok(child.id())
 }
 
-/// The kernel's start time of process `pid` (field 22 of its stat), which tells a pid that
-/// was reused from the process it named.
-pub fn start_time(pid: u32) -> Option<u64> {
+/// The state letter and kernel start time of process `pid` (fields 3 and 22 of its stat);
+/// the start time tells a pid that was reused from the process it named.
+fn stat(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields count from the last ')'.
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
-/// Whether `pid` is still the infra process of `pod` that started at `started`.
+/// The kernel's start time of process `pid`.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat(pid).map(|(_, started)| started)
+}
+
+/// Whether `pid` is still the infra process of `pod` that started at `started` (a zombie,
+/// killed and not yet reaped, is not).
 pub fn alive(pod: &str, pid: u32, started: u64) -> bool {
-    if start_time(pid) != Some(started) {
-        return false;
-    }
-    // A zombie (killed, not yet reaped) is not alive.
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = state
-        .rfind(')')
-        .and_then(|i| state.get(i + 2..i + 3))
-        .is_some_and(|s| s == "Z");
-    !zombie
+    stat(pid).is_some_and(|(state, since)| state != 'Z' && since == started)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == pod.as_bytes()))
 }

@@ -22,7 +22,7 @@ use berth_core::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Engine;
+use crate::{Engine, short};
 
 /// What `berth pod create` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -482,8 +482,4 @@ impl Engine {
             .map(|pods| pods.into_iter().map(|p| p.id).collect())
             .unwrap_or_default()
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
 }
