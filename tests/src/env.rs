@@ -329,3 +329,12 @@ pub fn killed_at(env: &BerthEnv, point: &str, args: &[&str]) {
         "berth {args:?} did not reach fault point {point}: {out:?}"
     );
 }
+
+/// Whether process `pid` has ended: gone, or a zombie its parent has yet to reap.
+pub fn ended(pid: u64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty()
+        || stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use berth_tests::env::{BerthEnv, Run, killed_at};
+use berth_tests::env::{BerthEnv, Run, ended, killed_at};
 
 const IMAGE: &str = "busybox:local";
 
@@ -408,7 +408,7 @@ fn a_container_whose_supervisor_was_killed_is_stopped_through_its_cgroup() {
         assert!(start.stderr.contains("stop it first"), "{start:?}");
 
         env.berth(&[verb, &["orphaned"]].concat()).ok();
-        wait_until(|| !alive(pid));
+        wait_until(|| ended(pid));
         assert_eq!(
             state_of(&env, "orphaned").as_deref(),
             Some("stopped"),
@@ -518,10 +518,6 @@ fn state_of(env: &BerthEnv, name: &str) -> Option<String> {
         .iter()
         .find(|r| r["name"] == name)
         .map(|r| r["state"].as_str().unwrap().to_string())
-}
-
-fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 #[track_caller]

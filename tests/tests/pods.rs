@@ -1,7 +1,7 @@
 //! Pods on the native backend, with real namespaces, a real infra process and the default
 //! bridge network: apps share localhost, hostname and IPC; removing the pod leaves nothing.
 
-use berth_tests::env::{BerthEnv, killed_at};
+use berth_tests::env::{BerthEnv, ended, killed_at};
 
 const IMAGE: &str = "busybox:local";
 
@@ -21,15 +21,6 @@ fn namespace_in(env: &BerthEnv, pod: &str, kind: &str) -> String {
         .stdout
         .trim()
         .to_string()
-}
-
-/// Whether process `pid` has ended: gone, or a zombie its new parent has yet to reap.
-fn ended(pid: u64) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.is_empty()
-        || stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z'))
 }
 
 #[test]
