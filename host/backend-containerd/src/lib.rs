@@ -576,6 +576,28 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
+/// Waits, at most `limit`, until no process has `file` open for writing. A read lease is
+/// granted only then (fcntl(2)), so it answers the question without scanning /proc. Waits for
+/// nothing if the file is gone or the filesystem has no leases.
+async fn writers_closed(file: &Path, limit: Duration) {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::File::open(file) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        // SAFETY: fcntl on a descriptor this function owns; the lease ends when `f` closes.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
+            return;
+        }
+        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
+        if !busy || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Copies what `file` holds past `offset` into `sink`; the new offset.
 fn drain(file: &Path, offset: u64, stream: LogStream, sink: &mut dyn LogSink) -> Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
@@ -875,6 +897,12 @@ impl ContainerBackend for ContainerdBackend {
                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 }
             }
+        }
+        // The shim copies the task's pipes into these files on its own and finishes only after
+        // the exit is reported (its delete is what waits for the copy): read the rest once it
+        // has closed them.
+        for file in [&out, &err] {
+            writers_closed(file, Duration::from_secs(2)).await;
         }
         drain(&out, out_at, LogStream::Stdout, sink)?;
         drain(&err, err_at, LogStream::Stderr, sink)?;
@@ -1182,6 +1210,27 @@ mod tests {
             ..Default::default()
         };
         ContainerdBackend::new("ctrd", &config, store)
+    }
+
+    #[tokio::test]
+    async fn the_rest_of_a_log_is_read_once_its_writer_has_closed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c.out");
+        let mut writer = std::fs::File::create(&log).unwrap();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            use std::io::Write;
+            writer.write_all(b"late\n").unwrap();
+        });
+        writers_closed(&log, Duration::from_secs(5)).await;
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "late\n");
+        late.join().unwrap();
+
+        // Nobody writing, or no file at all: no wait.
+        let start = std::time::Instant::now();
+        writers_closed(&log, Duration::from_secs(5)).await;
+        writers_closed(&dir.path().join("gone"), Duration::from_secs(5)).await;
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
