@@ -275,9 +275,19 @@ impl BerthEnv {
 }
 
 impl Drop for BerthEnv {
-    /// Leaves no containers (and so no mounts or cgroups) and no networks behind, even when
-    /// a test fails.
+    /// Leaves no pods, containers (and so no mounts or cgroups) and no networks behind, even
+    /// when a test fails.
     fn drop(&mut self) {
+        // Pods first: their infra processes and namespace files, and their apps.
+        if let Ok(out) = self.command(&["pod", "ls", "--json"]).output()
+            && let Ok(pods) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        {
+            for pod in pods.as_array().into_iter().flatten() {
+                if let Some(id) = pod["id"].as_str() {
+                    let _ = self.command(&["pod", "rm", "-f", id]).output();
+                }
+            }
+        }
         if let Ok(out) = self.command(&["ps", "-a", "-q"]).output() {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = self.command(&["rm", "-f", id]).output();

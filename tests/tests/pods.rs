@@ -210,3 +210,408 @@ fn a_pod_create_or_removal_killed_at_any_step_is_finished_by_gc() {
     );
     assert_eq!(infra_processes(&id), 0);
 }
+
+/// Writes `name` with `text` in the env's directory; its path.
+fn write(env: &BerthEnv, name: &str, text: &str) -> String {
+    let path = env.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The state of app `name` in `pod inspect`.
+fn app_state(env: &BerthEnv, pod: &str, name: &str) -> serde_json::Value {
+    let pod = inspect(env, pod);
+    pod["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no app {name}: {pod}"))
+        .clone()
+}
+
+#[test]
+fn a_manifest_pod_runs_its_apps_independently_and_enter_chooses_one() {
+    let env = env();
+    let manifest = write(
+        &env,
+        "pod.toml",
+        r#"
+name = "shop"
+hostname = "shop"
+
+[[app]]
+image = "busybox:local"
+command = ["sh", "-c", "echo ready > /tmp/mark; exec sleep 300"]
+
+[[app]]
+name = "batch"
+image = "busybox:local"
+command = ["sh", "-c", "exit 7"]
+"#,
+    );
+    env.berth(&["pod", "run", "--manifest", &manifest]).ok();
+    let pod = inspect(&env, "shop");
+    assert_eq!(pod["state"], "running", "{pod}");
+    // The first app is named after its image (rkt's rule), the second as the manifest says.
+    let names: Vec<&str> = pod["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["busybox", "batch"], "{pod}");
+    // One app exiting leaves the other, and the pod, running; its exit code is shown.
+    for _ in 0..100 {
+        if app_state(&env, "shop", "batch")["state"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(app_state(&env, "shop", "batch")["exit_code"], 7);
+    assert_eq!(app_state(&env, "shop", "busybox")["state"], "running");
+    assert_eq!(inspect(&env, "shop")["state"], "running");
+    // Logs are per app: its container's.
+    let batch = app_state(&env, "shop", "batch")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(env.berth(&["logs", &batch]).ok().stdout, "");
+
+    // `enter` needs --app when there are several; it runs in the chosen app's filesystem
+    // with the pod's hostname, and returns the command's exit code.
+    let ambiguous = env.berth(&["pod", "enter", "shop", "true"]);
+    assert_eq!(ambiguous.code, 64, "{ambiguous:?}");
+    assert!(ambiguous.stderr.contains("--app"), "{ambiguous:?}");
+    let entered = env
+        .berth(&[
+            "pod",
+            "enter",
+            "--app",
+            "busybox",
+            "shop",
+            "sh",
+            "-c",
+            "cat /tmp/mark; hostname",
+        ])
+        .ok();
+    assert_eq!(entered.stdout, "ready\nshop\n");
+    let code = env.berth(&[
+        "pod", "enter", "--app", "busybox", "shop", "sh", "-c", "exit 4",
+    ]);
+    assert_eq!(code.code, 4, "{code:?}");
+    let missing = env.berth(&["pod", "enter", "--app", "nope", "shop", "true"]);
+    assert_eq!(missing.code, 66, "{missing:?}");
+
+    // Stop ends every app and the infra process; start brings the pod and its apps back.
+    let infra = inspect(&env, "shop")["infra_pid"].as_u64().unwrap();
+    env.berth(&["pod", "stop", "-t", "1", "shop"]).ok();
+    let stopped = inspect(&env, "shop");
+    assert_eq!(stopped["state"], "exited", "{stopped}");
+    assert!(stopped["exited"].is_string(), "{stopped}");
+    assert_eq!(app_state(&env, "shop", "busybox")["state"], "stopped");
+    assert!(ended(infra));
+    let id = stopped["id"].as_str().unwrap().to_string();
+    assert!(!env.run_dir().join("netns").join(&id).exists());
+    env.berth(&["pod", "start", "shop"]).ok();
+    assert_eq!(inspect(&env, "shop")["state"], "running");
+    assert_eq!(app_state(&env, "shop", "busybox")["state"], "running");
+    let entered = env
+        .berth(&[
+            "pod",
+            "enter",
+            "--app",
+            "busybox",
+            "shop",
+            "cat",
+            "/tmp/mark",
+        ])
+        .ok();
+    assert_eq!(entered.stdout, "ready\n", "the app's own filesystem, kept");
+    // --force kills without the grace period: a process ignoring SIGTERM ends at once.
+    env.berth(&["pod", "stop", "--force", "-t", "300", "shop"])
+        .ok();
+    assert_eq!(inspect(&env, "shop")["state"], "exited");
+    env.berth(&["pod", "rm", "shop"]).ok();
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_prepared_pod_starts_later_and_runs_rkts_rules_before_anything_exists() {
+    let env = env();
+    let two_alike = write(
+        &env,
+        "alike.toml",
+        "[[app]]\nimage = \"busybox:local\"\n\n[[app]]\nimage = \"busybox:local\"\n",
+    );
+    let dup = env.berth(&["pod", "prepare", "--manifest", &two_alike]);
+    assert_eq!(dup.code, 64, "{dup:?}");
+    assert!(dup.stderr.contains("\"busybox\": multiple apps"), "{dup:?}");
+    let missing = write(&env, "missing.toml", "[[app]]\nimage = \"nothing:here\"\n");
+    let absent = env.berth(&["pod", "prepare", "--manifest", &missing]);
+    assert_eq!(absent.code, 66, "{absent:?}");
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([]),
+        "refused manifests record nothing"
+    );
+
+    let manifest = write(
+        &env,
+        "later.toml",
+        "name = \"later\"\n[[app]]\nname = \"main\"\nimage = \"busybox:local\"\ncommand = [\"sleep\", \"300\"]\n",
+    );
+    let id = env
+        .berth(&["pod", "prepare", "--manifest", &manifest])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let prepared = inspect(&env, &id);
+    assert_eq!(prepared["state"], "prepared", "{prepared}");
+    assert_eq!(prepared["apps"][0]["state"], "prepared");
+    assert!(prepared["infra_pid"].is_null(), "{prepared}");
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([]),
+        "no container before the start"
+    );
+    let enter = env.berth(&["pod", "enter", "later", "true"]);
+    assert_eq!(enter.code, 73, "{enter:?}");
+    env.berth(&["pod", "start", &id[..12]]).ok();
+    assert_eq!(inspect(&env, "later")["state"], "running");
+    assert_eq!(app_state(&env, "later", "main")["state"], "running");
+    env.berth(&["pod", "enter", "later", "true"]).ok();
+    env.berth(&["pod", "rm", "-f", "later"]).ok();
+}
+
+#[test]
+fn app_environment_and_mounts_follow_rkts_precedence() {
+    use berth_tests::archives::{docker_archive, layer};
+    let env = env();
+    // An image whose config sets MARKER=envimg:1.
+    let archive = env.dir.path().join("image.tar");
+    docker_archive(&archive, "envimg:1", &[layer(true, &[])], None);
+    env.berth(&["image", "import", &archive.display().to_string()])
+        .ok();
+    let shared = env.dir.path().join("shared");
+    let own = env.dir.path().join("own");
+    for (dir, text) in [(&shared, "pod-wide"), (&own, "the app's")] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("which"), text).unwrap();
+    }
+    write(&env, "pod.env", "FROM_FILE=file\nOVERRIDDEN=file\n");
+    let manifest = write(
+        &env,
+        "env.toml",
+        &format!(
+            r#"
+name = "envs"
+mounts = ["{shared}:/data", "{shared}:/also"]
+env-file = ["pod.env"]
+
+[[app]]
+name = "show"
+image = "envimg:1"
+mounts = ["{own}:/data"]
+env = {{ OVERRIDDEN = "explicit" }}
+command = ["sh", "-c", "echo $MARKER $INHERITED $FROM_FILE $OVERRIDDEN; cat /data/which /also/which"]
+"#,
+            shared = shared.display(),
+            own = own.display()
+        ),
+    );
+    // MARKER is the image's: inherited variables never override it, but fill what is unset.
+    let run = env
+        .command(&["pod", "run", "--inherit-env", "--manifest", &manifest])
+        .env("MARKER", "inherited")
+        .env("INHERITED", "inherited")
+        .env("OVERRIDDEN", "inherited")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let app = app_state(&env, "envs", "show")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..100 {
+        if app_state(&env, "envs", "show")["state"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        env.berth(&["logs", &app]).ok().stdout,
+        "envimg:1 inherited file explicit\nthe app'spod-wide",
+        "image < inherited < env file < explicit; the app's /data over the pod's"
+    );
+    // Without --inherit-env nothing of this process's environment gets in.
+    env.berth(&["pod", "rm", "-f", "envs"]).ok();
+    let run = env
+        .command(&["pod", "run", "--manifest", &manifest])
+        .env("INHERITED", "inherited")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let app = app_state(&env, "envs", "show")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..100 {
+        if app_state(&env, "envs", "show")["state"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        env.berth(&["logs", &app])
+            .ok()
+            .stdout
+            .starts_with("envimg:1 file explicit\n")
+    );
+    env.berth(&["pod", "rm", "-f", "envs"]).ok();
+}
+
+#[test]
+fn images_for_another_os_or_arch_are_refused_by_rkts_table() {
+    use berth_tests::archives::{docker_archive_with_config, layer, sha256_hex};
+    let env = env();
+    for (tag, os, arch, needle) in [
+        ("win:1", "windows", "amd64", "bad os \"windows\""),
+        (
+            "riscv:1",
+            "linux",
+            "riscv64",
+            "bad arch \"riscv64\" for linux",
+        ),
+    ] {
+        let layers = [layer(true, &[])];
+        let config = serde_json::json!({
+            "os": os,
+            "architecture": arch,
+            "config": {"Cmd": ["true"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&layers[0]))]},
+        });
+        let archive = env.dir.path().join("image.tar");
+        docker_archive_with_config(&archive, tag, &layers, config.to_string().as_bytes());
+        env.berth(&["image", "import", &archive.display().to_string()])
+            .ok();
+        let manifest = write(&env, "arch.toml", &format!("[[app]]\nimage = \"{tag}\"\n"));
+        let refused = env.berth(&["pod", "prepare", "--manifest", &manifest]);
+        assert_eq!(refused.code, 64, "{refused:?}");
+        assert!(refused.stderr.contains(needle), "{refused:?}");
+    }
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn pod_gc_stops_a_dead_pod_and_removes_it_after_the_grace_period() {
+    let env = env();
+    env.berth(&["pod", "create", "--name", "doomed"]).ok();
+    env.berth(&[
+        "run", "-d", "--pod", "doomed", "--name", "worker", IMAGE, "sleep", "300",
+    ])
+    .ok();
+    let pod = inspect(&env, "doomed");
+    let id = pod["id"].as_str().unwrap().to_string();
+    let infra = pod["infra_pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &infra.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if inspect(&env, "doomed")["state"] == "dead" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Within the grace period: stopped (apps, namespace files, network), kept.
+    let dry = env.berth(&["pod", "gc", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("would stop: pod doomed"), "{dry:?}");
+    assert_eq!(inspect(&env, "doomed")["state"], "dead");
+    let gc = env.berth(&["pod", "gc"]).ok();
+    assert!(gc.stdout.contains("stop: pod doomed"), "{gc:?}");
+    assert!(!gc.stdout.contains("remove"), "{gc:?}");
+    let stopped = inspect(&env, "doomed");
+    assert_eq!(stopped["state"], "exited", "{stopped}");
+    assert_eq!(app_state(&env, "doomed", "worker")["state"], "stopped");
+    let run = env.run_dir();
+    for file in [
+        run.join("pod-namespaces").join(format!("{id}.ipc")),
+        run.join("netns").join(&id),
+    ] {
+        assert!(!file.exists(), "{}", file.display());
+    }
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&id)
+    );
+    // Past it: removed with its apps.
+    let gc = env.berth(&["pod", "gc", "--grace-period", "0s"]).ok();
+    assert!(gc.stdout.contains("remove: pod doomed"), "{gc:?}");
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        env.berth(&["ps", "-a", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let bad = env.berth(&["pod", "gc", "--grace-period", "soon"]);
+    assert_eq!(bad.code, 64, "{bad:?}");
+}
+
+#[test]
+fn a_pod_run_killed_at_any_step_is_undone_by_gc_and_a_killed_start_is_taken_down() {
+    let env = env();
+    let manifest = write(
+        &env,
+        "pod.toml",
+        "name = \"half\"\n[[app]]\nimage = \"busybox:local\"\ncommand = [\"sleep\", \"300\"]\n",
+    );
+    for point in [
+        "pod.create.recorded",
+        "pod.create.infra",
+        "create.backend-created",
+    ] {
+        killed_at(&env, point, &["pod", "run", "--manifest", &manifest]);
+        let id = inspect(&env, "half")["id"].as_str().unwrap().to_string();
+        env.berth(&["gc"]).ok();
+        env.berth(&["pod", "gc", "--grace-period", "0s"]).ok();
+        assert_eq!(
+            env.berth(&["pod", "ls", "--json"]).ok().json(),
+            serde_json::json!([]),
+            "{point}"
+        );
+        assert_eq!(
+            env.berth(&["ps", "-a", "--json"]).ok().json(),
+            serde_json::json!([]),
+            "{point}"
+        );
+        assert_eq!(infra_processes(&id), 0, "{point}");
+    }
+    // A prepared pod whose start was killed stays prepared, with nothing of the start left.
+    let id = env
+        .berth(&["pod", "prepare", "--manifest", &manifest])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    killed_at(&env, "pod.create.infra", &["pod", "start", "half"]);
+    assert_eq!(infra_processes(&id), 1);
+    let gc = env.berth(&["gc"]).ok();
+    assert!(gc.stdout.contains("did not finish"), "{gc:?}");
+    assert_eq!(infra_processes(&id), 0);
+    assert_eq!(inspect(&env, "half")["state"], "prepared");
+    env.berth(&["pod", "start", "half"]).ok();
+    assert_eq!(app_state(&env, "half", "busybox")["state"], "running");
+    env.berth(&["pod", "rm", "-f", "half"]).ok();
+}

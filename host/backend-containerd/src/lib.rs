@@ -247,6 +247,10 @@ impl ContainerdBackend {
             size,
             created,
             backend: self.name.clone(),
+            os: config.defaults.os,
+            architecture: config.defaults.architecture,
+            variant: config.defaults.variant,
+            env: config.defaults.env,
         })
     }
 

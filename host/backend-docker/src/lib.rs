@@ -388,6 +388,10 @@ impl DockerBackend {
                 .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
                 .map(|c| c.with_timezone(&chrono::Utc)),
             backend: self.name.clone(),
+            os: image.os.filter(|s| !s.is_empty()),
+            architecture: image.architecture.filter(|s| !s.is_empty()),
+            variant: image.variant.filter(|s| !s.is_empty()),
+            env: image.config.and_then(|c| c.env).unwrap_or_default(),
         }
     }
 
@@ -906,6 +910,7 @@ impl ContainerBackend for DockerBackend {
                     size: image.size.max(0) as u64,
                     created: chrono::DateTime::from_timestamp(image.created, 0),
                     backend: self.name.clone(),
+                    ..ImageInfo::default()
                 })
             })
             .collect())

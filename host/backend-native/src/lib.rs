@@ -81,6 +81,10 @@ impl NativeBackend {
             size: record.size,
             created: Some(record.created),
             backend: self.name.clone(),
+            os: record.config.os,
+            architecture: record.config.architecture,
+            variant: record.config.variant,
+            env: record.config.env,
         }
     }
 

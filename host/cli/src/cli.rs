@@ -465,10 +465,62 @@ pub struct PodCreateArgs {
     pub net: NetworkArgs,
 }
 
+/// `pod run` and `pod prepare`: a manifest and what the command line adds to it.
+#[derive(Debug, Args)]
+pub struct PodManifestArgs {
+    /// The pod's manifest (TOML: the pod's settings and its [[app]] tables).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Pod name (default: the manifest's, else pod-<random>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Give every app this process's environment where nothing else sets a variable.
+    #[arg(long)]
+    pub inherit_env: bool,
+    /// Environment for every app from a file of KEY=VALUE lines (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Environment variables for every app (KEY=VALUE, repeatable; win over everything).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PodCommand {
     /// Create a pod and start its infra process; prints its id.
     Create(Box<PodCreateArgs>),
+    /// Create a pod from a manifest and start it with all its apps; prints its id.
+    Run(PodManifestArgs),
+    /// Check a manifest and record the pod and its apps without starting them; prints its id.
+    Prepare(PodManifestArgs),
+    /// Start prepared or stopped pods: infra process, network, then every app.
+    Start {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Stop pods: every app (SIGTERM, then SIGKILL after the timeout), then the infra process.
+    Stop {
+        /// Kill the apps at once, without the grace period.
+        #[arg(short, long)]
+        force: bool,
+        /// Seconds to wait for each app before killing it.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Run a command in an app of a running pod (default /bin/sh).
+    Enter {
+        /// The app (needed when the pod has more than one).
+        #[arg(long)]
+        app: Option<String>,
+        /// Keep stdin open: the command reads this one's.
+        #[arg(short, long)]
+        interactive: bool,
+        pod: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// List pods.
     #[command(alias = "list")]
     Ls,
@@ -484,6 +536,16 @@ pub enum PodCommand {
         force: bool,
         #[arg(required = true)]
         pods: Vec<String>,
+    },
+    /// Stop pods whose infra process died, and remove pods that exited longer ago than the
+    /// grace period.
+    Gc {
+        /// How long an exited pod is kept (30s, 10m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", default_value = "30m")]
+        grace_period: String,
+        /// List what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

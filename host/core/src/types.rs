@@ -740,7 +740,7 @@ mod tests {
 }
 
 /// An image as any backend reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {
     /// The backend's id for it (for OCI images, the config digest without `sha256:`).
     pub id: String,
@@ -751,6 +751,15 @@ pub struct ImageInfo {
     pub created: Option<DateTime<Utc>>,
     /// The backend that holds it.
     pub backend: String,
+    /// The platform and environment its config gives, where the backend reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 impl ImageInfo {

@@ -18,10 +18,12 @@ use berth_plugins::Hook;
 use crate::records::{Claim, ContainerRecord, Phase, remove_leftover};
 
 /// How to create a container, beyond its spec.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     /// `run --rm`: removed once it exits (by gc, if the `run` that waits for it dies).
     pub auto_remove: bool,
+    /// For an app of a pod: its name in the pod (by default, its container's name).
+    pub app: Option<String>,
 }
 use crate::{Engine, Policy};
 
@@ -56,7 +58,13 @@ impl Engine {
         crash::point("create.claimed");
         let mut reached = Reached::Claimed;
         let outcome = match self
-            .create_claimed(policy.as_deref(), &mut claim, &mut spec, &mut reached)
+            .create_claimed(
+                policy.as_deref(),
+                &mut claim,
+                &mut spec,
+                options.app.as_deref(),
+                &mut reached,
+            )
             .await
         {
             Ok(()) => {
@@ -74,7 +82,7 @@ impl Engine {
                 Ok(record)
             }
             Err(e) => {
-                self.undo_create(policy.as_deref(), claim, &spec, reached, &e)
+                self.undo_create(policy.as_deref(), claim, &spec, &options, reached, &e)
                     .await;
                 Err(e)
             }
@@ -103,9 +111,13 @@ impl Engine {
         policy: Option<&dyn Policy>,
         claim: &mut Claim,
         spec: &mut ContainerSpec,
+        app: Option<&str>,
         reached: &mut Reached,
     ) -> Result<()> {
         let pod = self.pod_for_app(spec)?;
+        if let Some(pod) = &pod {
+            self.register_app(pod, &claim.record.id, spec, app)?;
+        }
         let backend_name = self.choose_backend(policy, spec).await?;
         if let Some(pod) = &pod
             && backend_name != pod.backend
@@ -152,10 +164,17 @@ impl Engine {
         policy: Option<&dyn Policy>,
         claim: Claim,
         spec: &ContainerSpec,
+        options: &CreateOptions,
         reached: Reached,
         error: &Error,
     ) {
         let id = claim.record.id.clone();
+        // A pod's prepared app keeps its record for the next start; a `run --pod` app goes.
+        if let Some(pod) = &spec.pod
+            && let Err(e) = self.unregister_app(pod, &id, options.app.is_some())
+        {
+            tracing::warn!(%id, error = %e, "cannot take the failed app out of its pod");
+        }
         if reached >= Reached::BackendAsked {
             let backend = self.backends.get(&claim.record.backend).ok();
             if let Err(e) = remove_leftover(backend.map(|b| b.as_ref()), &claim.record).await {
@@ -372,6 +391,9 @@ impl Engine {
                 // Ports and files go only once DEL worked; otherwise gc retries it.
                 if self.networked(&record.backend) && self.detach_quietly(&record).await {
                     self.networks.release(&record.id)?;
+                }
+                if let Some(pod) = &record.spec.pod {
+                    self.unregister_app(pod, &record.id, false)?;
                 }
                 self.records.remove(&record.id)
             },

@@ -153,23 +153,14 @@ impl Records {
     /// Finds a container by exact id, exact name, or unique id prefix.
     pub fn resolve(&self, reference: &str) -> Result<ContainerRecord> {
         let records = self.containers()?;
-        if let Some(record) = records
-            .iter()
-            .find(|r| r.id == reference || r.name == reference)
-        {
-            return Ok(record.clone());
-        }
-        let mut prefixed = records.iter().filter(|r| r.id.starts_with(reference));
-        match (prefixed.next(), prefixed.next()) {
-            (Some(record), None) if !reference.is_empty() => Ok(record.clone()),
-            (Some(_), Some(_)) => Err(Error::invalid(
-                format!("container reference {reference:?}"),
-                "matches more than one container id",
-            )
-            .with_hint("use more characters of the id, or the name")),
-            _ => Err(Error::not_found(berth_core::Object::Container, reference)
-                .with_hint("see `berth ps -a` for existing containers")),
-        }
+        find_unique(&records, reference, "container", |r| (&r.id, &r.name))
+            .cloned()
+            .map_err(|e| {
+                e.unwrap_or_else(|| {
+                    Error::not_found(berth_core::Object::Container, reference)
+                        .with_hint("see `berth ps -a` for existing containers")
+                })
+            })
     }
 
     /// Takes `spec.name` for a new container, or fails with `AlreadyExists`. A claim whose
@@ -269,6 +260,37 @@ impl Records {
 }
 
 /// What a dead create's claim may have left on its backend: the container, if it got that far.
+/// The item whose id or name is `reference`, else the one whose id starts with it. `Err(None)`
+/// when none matches (the caller names the kind of thing), `Err(Some(_))` when the prefix is
+/// ambiguous.
+pub(crate) fn find_unique<'a, T>(
+    items: &'a [T],
+    reference: &str,
+    kind: &str,
+    id_and_name: impl Fn(&T) -> (&str, &str),
+) -> std::result::Result<&'a T, Option<Error>> {
+    if let Some(item) = items.iter().find(|i| {
+        let (id, name) = id_and_name(i);
+        id == reference || name == reference
+    }) {
+        return Ok(item);
+    }
+    let mut prefixed = items
+        .iter()
+        .filter(|i| id_and_name(i).0.starts_with(reference));
+    match (prefixed.next(), prefixed.next()) {
+        (Some(item), None) if !reference.is_empty() => Ok(item),
+        (Some(_), Some(_)) => Err(Some(
+            Error::invalid(
+                format!("{kind} reference {reference:?}"),
+                format!("matches more than one {kind} id"),
+            )
+            .with_hint("use more characters of the id, or the name"),
+        )),
+        _ => Err(None),
+    }
+}
+
 pub(crate) async fn remove_leftover(
     backend: Option<&dyn ContainerBackend>,
     record: &ContainerRecord,

@@ -20,20 +20,35 @@ pub struct ImageConfig {
     pub working_dir: Option<String>,
     #[serde(default)]
     pub user: Option<String>,
+    /// The platform the image says it was built for (absent in records from before berth
+    /// kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl From<&ImageConfiguration> for ImageConfig {
     fn from(config: &ImageConfiguration) -> ImageConfig {
-        let Some(c) = config.config() else {
-            return ImageConfig::default();
-        };
         let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        let platform = ImageConfig {
+            os: Some(config.os().to_string()).filter(|s| !s.is_empty()),
+            architecture: Some(config.architecture().to_string()).filter(|s| !s.is_empty()),
+            variant: non_empty(config.variant()),
+            ..ImageConfig::default()
+        };
+        let Some(c) = config.config() else {
+            return platform;
+        };
         ImageConfig {
             env: c.env().clone().unwrap_or_default(),
             entrypoint: c.entrypoint().clone().unwrap_or_default(),
             cmd: c.cmd().clone().unwrap_or_default(),
             working_dir: non_empty(c.working_dir()),
             user: non_empty(c.user()),
+            ..platform
         }
     }
 }
@@ -91,13 +106,20 @@ mod tests {
             Some("2024-01-01T00:00:00Z")
         );
 
-        // No `config` at all: nothing inherited.
+        assert_eq!(d.os.as_deref(), Some("linux"));
+
+        // No `config` at all: nothing inherited but the platform.
         let bare = format!(
-            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{hex}"]}}}}"#
+            r#"{{"architecture":"arm","variant":"v7","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{hex}"]}}}}"#
         );
         assert_eq!(
             parse(bare.as_bytes()).unwrap().defaults,
-            ImageConfig::default()
+            ImageConfig {
+                os: Some("linux".into()),
+                architecture: Some("arm".into()),
+                variant: Some("v7".into()),
+                ..ImageConfig::default()
+            }
         );
     }
 

@@ -269,7 +269,7 @@ mod tests {
             entrypoint: vec!["/entry".into()],
             cmd: vec!["default".into()],
             working_dir: Some("/srv".into()),
-            user: None,
+            ..ImageConfig::default()
         }
     }
 

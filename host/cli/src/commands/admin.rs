@@ -65,7 +65,7 @@ pub async fn gc(
 }
 
 /// `30s`, `10m`, `2h`, `1d` (a bare number is seconds).
-fn parse_duration(text: &str) -> berth_core::Result<std::time::Duration> {
+pub fn parse_duration(text: &str) -> berth_core::Result<std::time::Duration> {
     let bad = || {
         Error::invalid(format!("duration {text:?}"), "not a duration")
             .with_hint("use a number with s, m, h or d, e.g. 30m")

@@ -113,6 +113,7 @@ pub async fn create(engine: &std::sync::Arc<Engine>, args: CreateArgs) -> anyhow
 pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Result<i32> {
     let options = CreateOptions {
         auto_remove: args.rm,
+        ..CreateOptions::default()
     };
     let record = engine.create(spec_from_args(args.create)?, options).await?;
     if let Err(e) = engine.start(&record).await {

@@ -141,6 +141,17 @@ impl Store {
         )
     }
 
+    /// Removes `item` of `object`; one that is not there is already removed.
+    pub fn remove_item(&self, object: &ObjectRef, item: Item) -> Result<()> {
+        let path = self.item_path(object, item)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", path.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn item_exists(&self, object: &ObjectRef, item: Item) -> Result<bool> {
         Ok(self.item_path(object, item)?.is_file())
     }

@@ -1,28 +1,28 @@
 //! Pods: apps (containers) that share one set of namespaces, the rkt way. A pod's IPC and UTS
 //! namespaces are made by its infra process ([`infra`]) and held as namespace files; its
 //! network namespace is the engine's networking for the pod's id, as a container's would be.
-//! Apps are containers created with `--pod`: they join those namespaces by path and read the
-//! pod's /etc/hosts, resolv.conf and hostname.
+//! Apps are containers of the pod (from its manifest, or `berth run --pod`): they join those
+//! namespaces by path and read the pod's /etc/hosts, resolv.conf and hostname.
 //!
-//! Records use the store's item layer: the pod's config (persistent) and its infra process
-//! (volatile: after a reboot the pod reads as dead, not as corrupt). A create or removal
-//! records its phase first, and holds the pod's lock, so gc finishes what a killed one left.
+//! Records use the store's item layer: the pod's config (persistent), its apps' records under
+//! it, and its infra process (volatile: after a reboot the pod reads as dead, not as
+//! corrupt). The verbs are in [`lifecycle`](self::lifecycle); the manifest in [`manifest`].
 
 pub mod infra;
+mod lifecycle;
+pub mod manifest;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use berth_core::{
-    ContainerSpec, Error, ErrorKind, HostEntry, Item, LockMode, Mount, NetworkAttachment,
-    NetworkNamespace, NetworkSpec, Object, ObjectRef, PodNamespaces, PortMapping, RemoveOptions,
-    Result,
+    ContainerSpec, Error, HostEntry, Item, LockMode, Mount, NetworkAttachment, NetworkNamespace,
+    NetworkSpec, Object, ObjectRef, PodNamespaces, PortMapping, Result,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Engine, short};
+use crate::Engine;
 
 /// What `berth pod create` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -38,6 +38,8 @@ pub struct PodSpec {
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
     pub extra_hosts: Vec<HostEntry>,
+    /// Pod-wide mounts every app gets, unless it mounts the same target itself (MergeMounts).
+    pub mounts: Vec<Mount>,
     /// A backend that claims pods; the first that does when not given.
     pub backend: Option<String>,
 }
@@ -56,9 +58,23 @@ impl PodSpec {
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_options.clone(),
             extra_hosts: self.extra_hosts.clone(),
+            mounts: self.mounts.clone(),
             ..ContainerSpec::default()
         }
     }
+}
+
+/// One app a manifest asks for, before rkt's rules made it a container spec.
+#[derive(Debug, Clone, Default)]
+pub struct AppRequest {
+    /// Its name in the pod; rkt's default (from the image) when not given.
+    pub name: Option<String>,
+    /// Its container; `env` holds the explicit variables (`-e`, the manifest's `env`).
+    pub spec: ContainerSpec,
+    /// `--inherit-env`: fills what neither the image nor anything else sets.
+    pub inherited: Vec<(String, String)>,
+    /// `--env-file` and the manifest's `env-file`, in order: override the image.
+    pub from_file: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +83,12 @@ pub enum PodPhase {
     /// Its create has not finished (or died): gc removes it once nobody holds its lock.
     #[default]
     Creating,
+    /// Checked and recorded with its apps (`pod prepare`); `pod start` runs it.
+    Prepared,
+    /// Started: running while its infra process lives, dead once it is gone.
     Created,
+    /// Stopped (`pod stop`, or found dead by `pod gc`): apps ended, infra gone.
+    Exited,
     /// Its removal has begun: the next `pod rm` or gc finishes it.
     Removing,
 }
@@ -81,12 +102,27 @@ pub struct PodRecord {
     pub backend: String,
     pub created: DateTime<Utc>,
     pub phase: PodPhase,
+    /// When it stopped or was found dead: `pod gc`'s grace period counts from here.
+    #[serde(default)]
+    pub exited: Option<DateTime<Utc>>,
     pub hostname: String,
     pub spec: PodSpec,
     /// Where its apps' network comes from, and the resolver files they mount.
     pub network_namespace: NetworkNamespace,
-    pub mounts: Vec<Mount>,
+    pub resolver_mounts: Vec<Mount>,
     pub ports: Vec<PortMapping>,
+}
+
+/// An app's record under its pod: the spec its container is made from, and the container
+/// once it exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AppRecord {
+    pub name: String,
+    /// Its place in the pod: apps start in this order.
+    pub index: usize,
+    pub spec: ContainerSpec,
+    pub container: Option<String>,
 }
 
 /// The infra process of a running pod (volatile).
@@ -101,11 +137,12 @@ struct InfraState {
 pub struct PodInfo {
     pub id: String,
     pub name: String,
-    /// `running` while its infra process lives, `dead` once it is gone, or the phase of a
-    /// create or removal that has not finished.
+    /// `running` while its infra process lives, `dead` once it is gone, `prepared`,
+    /// `exited`, or the phase of a create or removal that has not finished.
     pub state: String,
     pub backend: String,
     pub created: DateTime<Utc>,
+    pub exited: Option<DateTime<Utc>>,
     pub hostname: String,
     pub labels: BTreeMap<String, String>,
     pub infra_pid: Option<u32>,
@@ -116,8 +153,11 @@ pub struct PodInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AppInfo {
-    pub id: String,
     pub name: String,
+    /// Its container, once created.
+    pub id: Option<String>,
+    pub image: String,
+    /// The container's state, or `prepared` before it exists.
     pub state: String,
     pub exit_code: Option<i32>,
 }
@@ -145,10 +185,7 @@ impl Engine {
             .store
             .list(berth_core::Durability::Persistent, "pods")?
         {
-            if let Some(pod) = self
-                .store
-                .load_item::<PodRecord>(&ObjectRef::Pod(&id), Item::Config)?
-            {
+            if let Some(pod) = self.pod_record(&id)? {
                 pods.push(pod);
             }
         }
@@ -156,25 +193,24 @@ impl Engine {
         Ok(pods)
     }
 
+    fn pod_record(&self, id: &str) -> Result<Option<PodRecord>> {
+        self.store.load_item(&ObjectRef::Pod(id), Item::Config)
+    }
+
+    fn store_pod(&self, record: &PodRecord) -> Result<()> {
+        self.store
+            .store_item(&ObjectRef::Pod(&record.id), Item::Config, record)
+    }
+
     /// A pod by exact id, exact name, or unique id prefix.
     pub fn resolve_pod(&self, reference: &str) -> Result<PodRecord> {
         let pods = self.pods()?;
-        if let Some(pod) = pods
-            .iter()
-            .find(|p| p.id == reference || p.name == reference)
-        {
-            return Ok(pod.clone());
-        }
-        let mut prefixed = pods.iter().filter(|p| p.id.starts_with(reference));
-        match (prefixed.next(), prefixed.next()) {
-            (Some(pod), None) if !reference.is_empty() => Ok(pod.clone()),
-            (Some(_), Some(_)) => Err(Error::invalid(
-                format!("pod id prefix {reference:?}"),
-                "more than one pod has it",
-            )
-            .with_hint("give more of the id, or the name")),
-            _ => Err(Error::not_found(Object::Pod, reference).with_hint("see `berth pod ls`")),
-        }
+        crate::records::find_unique(&pods, reference, "pod", |p| (&p.id, &p.name))
+            .cloned()
+            .map_err(|e| match e {
+                None => Error::not_found(Object::Pod, reference).with_hint("see `berth pod ls`"),
+                Some(e) => e,
+            })
     }
 
     fn infra_state(&self, id: &str) -> Result<Option<InfraState>> {
@@ -186,206 +222,109 @@ impl Engine {
         matches!(self.infra_state(&pod.id), Ok(Some(s)) if infra::alive(&pod.id, s.pid, s.started))
     }
 
-    /// `berth pod create`: the record (phase `creating`), the network plan, the infra process
-    /// and its namespace files, the network attach; undone on failure.
-    pub async fn create_pod(self: &Arc<Self>, spec: PodSpec) -> Result<PodRecord> {
-        let mut spec = spec;
-        if spec.name.is_empty() {
-            spec.name = format!("pod-{}", &berth_core::new_id()[..12]);
+    /// The pod's app records, in their start order.
+    pub fn app_records(&self, pod: &str) -> Result<Vec<AppRecord>> {
+        let mut apps = Vec::new();
+        for name in self.store.apps(pod)? {
+            let object = ObjectRef::App { pod, app: &name };
+            if let Some(app) = self.store.load_item::<AppRecord>(&object, Item::Config)? {
+                apps.push(app);
+            }
         }
-        berth_core::validate::container_name(&spec.name)?;
-        berth_core::validate::spec(&spec.as_container())?;
-        let backend = match &spec.backend {
-            Some(name) => name.clone(),
-            None => self
-                .backends
-                .names()
-                .find(|b| self.backends.can(b, berth_core::Capability::Pods))
-                .map(str::to_string)
-                .ok_or_else(|| Error::NotSupported {
-                    operation: "pods".into(),
-                    backend: "any configured backend".into(),
-                    hint: "configure a native backend".into(),
-                })?,
+        apps.sort_by_key(|a| a.index);
+        Ok(apps)
+    }
+
+    fn store_app(&self, pod: &str, app: &AppRecord) -> Result<()> {
+        let object = ObjectRef::App {
+            pod,
+            app: &app.name,
         };
-        self.backends.require(
-            &backend,
-            berth_core::Capabilities::of(&[berth_core::Capability::Pods]),
-        )?;
-
-        let id = berth_core::new_id();
-        let object = ObjectRef::Pod(&id);
-        let token = self.store.lock_object(&object, LockMode::Exclusive)?;
-        let mut record = PodRecord {
-            id: id.clone(),
-            name: spec.name.clone(),
-            backend,
-            created: Utc::now(),
-            phase: PodPhase::Creating,
-            hostname: spec.hostname.clone().unwrap_or_else(|| spec.name.clone()),
-            spec,
-            network_namespace: NetworkNamespace::Private,
-            mounts: Vec::new(),
-            ports: Vec::new(),
-        };
-        {
-            let names = self.store.lock("pods", NAMES_LOCK, LockMode::Exclusive)?;
-            if let Some(other) = self.pods()?.into_iter().find(|p| p.name == record.name) {
-                return Err(Error::AlreadyExists {
-                    kind: Object::Pod,
-                    name: record.name.clone(),
-                    hint: format!(
-                        "remove it with `berth pod rm {}` or choose another name",
-                        short(&other.id)
-                    ),
-                });
-            }
-            self.store.store_item(&object, Item::Config, &record)?;
-            drop(names);
-        }
-        berth_core::crash::point("pod.create.recorded");
-        let made = self.make_pod(&mut record).await;
-        let outcome = match made {
-            Ok(()) => {
-                record.phase = PodPhase::Created;
-                self.store.store_item(&object, Item::Config, &record)
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            if let Err(undo) = self.tear_down_pod(&record).await {
-                tracing::warn!(pod = %id, error = %undo, "cannot undo a failed pod create; `berth gc` retries");
-            }
-            let _ = self.store.unlock(&token);
-            return Err(e);
-        }
-        self.store.unlock(&token)?;
-        Ok(record)
+        self.store.store_item(&object, Item::Config, app)
     }
 
-    async fn make_pod(&self, record: &mut PodRecord) -> Result<()> {
-        let mut spec = record.spec.as_container();
-        spec.hostname = Some(record.hostname.clone());
-        let plan = self
-            .networks
-            .plan(&record.id, &spec, |id| self.holder(id))?;
-        record.network_namespace = plan.namespace;
-        record.mounts = plan.mounts;
-        record.ports = plan.ports;
-        self.store
-            .store_item(&ObjectRef::Pod(&record.id), Item::Config, &*record)?;
-        let pid = infra::spawn(&record.id, &record.hostname)?;
-        let started = infra::start_time(pid).unwrap_or_default();
-        // Recorded before the namespace files, so a kill from here on leaves a process gc finds.
-        self.store.store_item(
-            &ObjectRef::Pod(&record.id),
-            Item::State,
-            &InfraState { pid, started },
-        )?;
-        let files = self.pod_namespaces(&record.id);
-        let dir = self.namespace_dir();
-        for (kind, file) in [("ipc", &files.ipc), ("uts", &files.uts)] {
-            let name = file
-                .file_name()
-                .expect("a file name")
-                .to_string_lossy()
-                .into_owned();
-            berth_core::namespaces::bind(&infra::namespace(pid, kind), &dir, &name)?;
-        }
-        berth_core::crash::point("pod.create.infra");
-        self.networks.attach(&record.id).await
+    /// The container of an app record, if it was created and still exists.
+    fn app_container(&self, app: &AppRecord) -> Option<crate::ContainerRecord> {
+        let id = app.container.as_deref()?;
+        self.records
+            .resolve(id)
+            .ok()
+            .filter(|r| r.id == id && r.phase != crate::Phase::Unreadable)
     }
 
-    /// Ends the infra process and removes every trace of the pod but its apps.
-    async fn tear_down_pod(&self, record: &PodRecord) -> Result<()> {
-        if let Some(state) = self.infra_state(&record.id)? {
-            infra::kill(&record.id, state.pid, state.started);
-        }
-        for pid in infra::find(&record.id) {
-            if let Some(started) = infra::start_time(pid) {
-                infra::kill(&record.id, pid, started);
-            }
-        }
-        let files = self.pod_namespaces(&record.id);
-        berth_core::namespaces::remove(&files.ipc)?;
-        berth_core::namespaces::remove(&files.uts)?;
-        berth_core::namespaces::release_dir(&self.namespace_dir())?;
-        self.networks.detach(&record.id).await?;
-        self.networks.release(&record.id)?;
-        self.store.delete_all(&ObjectRef::Pod(&record.id))
-    }
-
-    /// The containers that are apps of pod `id`.
-    fn apps_of(&self, id: &str) -> Result<Vec<crate::ContainerRecord>> {
-        Ok(self
-            .records
-            .all()?
-            .into_iter()
-            .filter(|r| r.spec.pod.as_deref() == Some(id))
-            .collect())
-    }
-
-    /// `berth pod rm`: refused (73) while an app runs unless `force`; then every app, the
-    /// infra process, the namespaces, the networks and the records go. Marked `removing`
-    /// first, so a killed removal is finished by the next one or by gc.
-    pub async fn remove_pod(self: &Arc<Self>, pod: &PodRecord, force: bool) -> Result<()> {
-        let object = ObjectRef::Pod(&pod.id);
-        let token = self.store.lock_object(&object, LockMode::Exclusive)?;
-        let result = async {
-            let apps = self.apps_of(&pod.id)?;
-            if !force {
-                for app in &apps {
-                    if self.info(app).await.state.is_running() {
-                        return Err(Error::conflict(
-                            format!("pod {:?}", pod.name),
-                            format!("its app {:?} is running", app.name),
-                        )
-                        .with_hint(format!("stop it first, or `berth pod rm -f {}`", pod.name)));
-                    }
+    /// The app `name` of the pod (the only one when not given), as a container to exec in.
+    pub fn pod_app(&self, pod: &PodRecord, name: Option<&str>) -> Result<crate::ContainerRecord> {
+        let apps = self.app_records(&pod.id)?;
+        let app = match name {
+            Some(name) => apps.iter().find(|a| a.name == name).ok_or_else(|| {
+                Error::not_found(
+                    Object::Container,
+                    format!("app {name:?} of pod {:?}", pod.name),
+                )
+                .with_hint(format!("see `berth pod inspect {}`", pod.name))
+            })?,
+            None => match apps.as_slice() {
+                [only] => only,
+                [] => {
+                    return Err(
+                        Error::conflict(format!("pod {:?}", pod.name), "it has no apps")
+                            .with_hint("add one with `berth run --pod`"),
+                    );
                 }
-            }
-            let mut record = pod.clone();
-            record.phase = PodPhase::Removing;
-            self.store.store_item(&object, Item::Config, &record)?;
-            berth_core::crash::point("pod.remove.marked");
-            for app in apps {
-                match self.remove(&app, RemoveOptions::forced()).await {
-                    Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                    _ => {}
+                _ => {
+                    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                    return Err(Error::invalid(
+                        format!("pod {:?}", pod.name),
+                        format!("it has several apps ({})", names.join(", ")),
+                    )
+                    .with_hint("choose one with --app NAME"));
                 }
-            }
-            self.tear_down_pod(&record).await
-        }
-        .await;
-        let _ = self.store.unlock(&token);
-        result
+            },
+        };
+        self.app_container(app).ok_or_else(|| {
+            Error::conflict(
+                format!("app {:?} of pod {:?}", app.name, pod.name),
+                "it has no container yet",
+            )
+            .with_hint(format!("start the pod with `berth pod start {}`", pod.name))
+        })
     }
 
     /// What `pod ls` and `pod inspect` show.
     pub async fn pod_info(&self, pod: &PodRecord) -> PodInfo {
         let state = match pod.phase {
-            PodPhase::Creating => "creating".to_string(),
-            PodPhase::Removing => "removing".to_string(),
-            PodPhase::Created if self.pod_running(pod) => "running".to_string(),
-            PodPhase::Created => "dead".to_string(),
+            PodPhase::Creating => "creating",
+            PodPhase::Prepared => "prepared",
+            PodPhase::Exited => "exited",
+            PodPhase::Removing => "removing",
+            PodPhase::Created if self.pod_running(pod) => "running",
+            PodPhase::Created => "dead",
         };
         let mut apps = Vec::new();
-        for app in self.apps_of(&pod.id).unwrap_or_default() {
-            let info = self.info(&app).await;
+        for app in self.app_records(&pod.id).unwrap_or_default() {
+            let (state, exit_code, id) = match self.app_container(&app) {
+                Some(container) => {
+                    let info = self.info(&container).await;
+                    (info.state.to_string(), info.exit_code, Some(container.id))
+                }
+                None => ("prepared".to_string(), None, None),
+            };
             apps.push(AppInfo {
-                id: app.id.clone(),
-                name: app.name.clone(),
-                state: info.state.to_string(),
-                exit_code: info.exit_code,
+                name: app.name,
+                id,
+                image: app.spec.image,
+                state,
+                exit_code,
             });
         }
         let (networks, _) = self.networks.status(&pod.id);
         PodInfo {
             id: pod.id.clone(),
             name: pod.name.clone(),
-            state,
+            state: state.to_string(),
             backend: pod.backend.clone(),
             created: pod.created,
+            exited: pod.exited,
             hostname: pod.hostname.clone(),
             labels: pod.spec.labels.clone(),
             infra_pid: self.infra_state(&pod.id).ok().flatten().map(|s| s.pid),
@@ -402,12 +341,16 @@ impl Engine {
             return Ok(None);
         };
         let pod = self.resolve_pod(&reference)?;
-        if pod.phase != PodPhase::Created || !self.pod_running(&pod) {
+        let started = matches!(pod.phase, PodPhase::Created | PodPhase::Creating);
+        if !started || !self.pod_running(&pod) {
             return Err(Error::conflict(
                 format!("pod {:?}", pod.name),
                 "it is not running (its infra process is gone)",
             )
-            .with_hint(format!("remove it with `berth pod rm -f {}`", pod.name)));
+            .with_hint(format!(
+                "start it again with `berth pod start {0}`, or remove it with `berth pod rm -f {0}`",
+                pod.name
+            )));
         }
         let own_networking = [
             (!spec.networks.is_empty(), "--network"),
@@ -440,40 +383,93 @@ impl Engine {
         Ok(Some(pod))
     }
 
+    /// Records container `id` as app `app` of `pod` (under the app name's lock, so two apps
+    /// never take one name): the prepared app of that name, or a new one (`run --pod`, named after
+    /// its container by appc's rule).
+    pub(crate) fn register_app(
+        &self,
+        pod: &PodRecord,
+        id: &str,
+        spec: &ContainerSpec,
+        app: Option<&str>,
+    ) -> Result<()> {
+        let name = match app {
+            Some(name) => name.to_string(),
+            None => berth_core::pod::app_name_from_image(&spec.name).map_err(|_| {
+                Error::invalid(
+                    format!("container name {:?} as an app name", spec.name),
+                    "an app name is lower-case letters and digits joined by single dashes",
+                )
+                .with_hint("give the app a --name like `web` or `db-1`")
+            })?,
+        };
+        // The name's own lock: the pod's may be held by the `pod start` creating this app.
+        let token = self.store.lock_object(
+            &ObjectRef::App {
+                pod: &pod.id,
+                app: &name,
+            },
+            LockMode::Exclusive,
+        )?;
+        let result = (|| {
+            let apps = self.app_records(&pod.id)?;
+            let index = match apps.iter().find(|a| a.name == name) {
+                Some(taken)
+                    if taken.container.as_deref() != Some(id)
+                        && self.app_container(taken).is_some() =>
+                {
+                    return Err(Error::AlreadyExists {
+                        kind: Object::Container,
+                        name: format!("app {name:?} of pod {:?}", pod.name),
+                        hint: "give each app its own name".into(),
+                    });
+                }
+                Some(taken) => taken.index,
+                None => apps.iter().map(|a| a.index + 1).max().unwrap_or(0),
+            };
+            self.store_app(
+                &pod.id,
+                &AppRecord {
+                    name: name.clone(),
+                    index,
+                    spec: spec.clone(),
+                    container: Some(id.to_string()),
+                },
+            )
+        })();
+        self.store.unlock(&token)?;
+        result
+    }
+
+    /// Takes container `id` out of `pod`: its app record goes (`berth rm` of an app), or,
+    /// with `keep`, stays without a container, to be made again at the pod's next start (a
+    /// prepared app whose create failed).
+    pub(crate) fn unregister_app(&self, pod: &str, id: &str, keep: bool) -> Result<()> {
+        if self.pod_record(pod)?.is_none() {
+            return Ok(());
+        }
+        for mut app in self.app_records(pod)? {
+            if app.container.as_deref() != Some(id) {
+                continue;
+            }
+            if keep {
+                app.container = None;
+                self.store_app(pod, &app)?;
+            } else {
+                self.store.delete_all(&ObjectRef::App {
+                    pod,
+                    app: &app.name,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// The app's spec as its backend sees it: the pod's namespaces and resolver files.
     pub(crate) fn join_pod(&self, pod: &PodRecord, prepared: &mut ContainerSpec) {
         prepared.network_namespace = pod.network_namespace.clone();
-        prepared.mounts.extend(pod.mounts.iter().cloned());
+        prepared.mounts.extend(pod.resolver_mounts.iter().cloned());
         prepared.pod_namespaces = Some(self.pod_namespaces(&pod.id));
-    }
-
-    /// gc: pods whose create or removal died (nobody holds their lock) are removed, apps and
-    /// all; one line per pod.
-    pub(crate) async fn collect_pods(
-        self: &Arc<Self>,
-        dry_run: bool,
-    ) -> Result<Vec<(String, Result<()>)>> {
-        let mut done = Vec::new();
-        for pod in self.pods()? {
-            let why = match pod.phase {
-                PodPhase::Created => continue,
-                PodPhase::Creating => "the create that did not finish",
-                PodPhase::Removing => "the removal that did not finish",
-            };
-            let object = ObjectRef::Pod(&pod.id);
-            let Some(token) = self.store.try_lock_object(&object, LockMode::Exclusive)? else {
-                continue; // still running
-            };
-            self.store.unlock(&token)?;
-            let what = format!("pod {} ({}): {why}", pod.name, short(&pod.id));
-            let result = if dry_run {
-                Ok(())
-            } else {
-                self.remove_pod(&pod, true).await
-            };
-            done.push((what, result));
-        }
-        Ok(done)
     }
 
     /// The ids of every pod, for gc's view of what still owns network state.
