@@ -2,8 +2,8 @@
 # A pod's whole life: create a pod with two apps and start it, then remove it, on berth's
 # native backend (`pod create` + two `run -d --pod` + `pod rm -f`, and the same pod from one
 # `pod run --manifest`) against podman (`pod create` + two `run -d --pod` + `pod rm -f`,
-# Debian's podman with runc and its own pause image), both on their default bridge network,
-# in one run. Target: berth at most 0.3x podman.
+# Debian's podman with runc and its own pause image; its rm with -t 0, as berth's -f kills at
+# once), both on their default bridge network, in one run. Target: berth at most 0.3x podman.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
@@ -17,7 +17,7 @@ fi
 cargo build --release -p berth-cli
 work=$(mktemp -d)
 berth=$PWD/target/release/berth
-trap "'$berth' --config '$work/berth.toml' pod rm -f bp >/dev/null 2>&1; '$berth' --config '$work/berth.toml' network rm berth >/dev/null 2>&1; podman pod rm -f pp >/dev/null 2>&1; rm -rf '$work'" EXIT
+trap "'$berth' --config '$work/berth.toml' pod rm -f bp >/dev/null 2>&1; '$berth' --config '$work/berth.toml' network rm berth >/dev/null 2>&1; podman pod rm -f -t 0 pp >/dev/null 2>&1; rm -rf '$work'" EXIT
 
 busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" -c . | podman import - busybox:bench >/dev/null
@@ -58,14 +58,20 @@ set -e
 $b pod run --manifest $work/pod.toml >/dev/null
 $b pod rm -f bp >/dev/null
 SH
-# podman as DESIGN.md found it to run here: runc, cgroupfs, limits within this machine's.
+# podman as DESIGN.md found it to run here: runc, cgroupfs, limits within this machine's (in
+# containers.conf, so that its pause container gets them too).
+cat >"$work/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+CONF
+export CONTAINERS_CONF=$work/containers.conf
 p="podman --runtime runc --cgroup-manager cgroupfs"
 cat >"$work/podman.sh" <<SH
 set -e
 $p pod create --name pp >/dev/null
-$p run -d --pod pp --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 localhost/busybox:bench sleep 300 >/dev/null
-$p run -d --pod pp --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 localhost/busybox:bench sleep 300 >/dev/null
-$p pod rm -f pp >/dev/null
+$p run -d --pod pp localhost/busybox:bench sleep 300 >/dev/null
+$p run -d --pod pp localhost/busybox:bench sleep 300 >/dev/null
+$p pod rm -f -t 0 pp >/dev/null
 SH
 # Each must work once before it is timed.
 for script in berth-steps berth-manifest podman; do bash "$work/$script.sh"; done

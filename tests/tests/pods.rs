@@ -615,3 +615,72 @@ fn a_pod_run_killed_at_any_step_is_undone_by_gc_and_a_killed_start_is_taken_down
     assert_eq!(app_state(&env, "half", "busybox")["state"], "running");
     env.berth(&["pod", "rm", "-f", "half"]).ok();
 }
+
+#[test]
+fn a_pods_memory_and_cpu_limits_hold_all_its_apps_together() {
+    let env = env();
+    env.berth(&[
+        "pod", "create", "--name", "capped", "--memory", "32m", "--cpus", "0.5",
+    ])
+    .ok();
+    let pod = inspect(&env, "capped")["id"].as_str().unwrap().to_string();
+    let holder = env
+        .berth(&[
+            "run",
+            "-d",
+            "--pod",
+            "capped",
+            "--name",
+            "holder",
+            IMAGE,
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/shm/held bs=1M count=20 2>/dev/null; exec sleep 300",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let pid = env.berth(&["inspect", &holder]).ok().json()[0]["pid"]
+        .as_u64()
+        .unwrap();
+    // The app's cgroup is under the pod's, and the pod's has the limits.
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let memory = cgroups
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, path)| path.to_string()))
+        .unwrap();
+    let suffix = format!("/pod-{pod}/{holder}");
+    assert!(memory.ends_with(&suffix), "{cgroups}");
+    let pod_dir = memory.trim_end_matches(&format!("/{holder}")).to_string();
+    let read = |file: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{file}")).unwrap();
+    assert_eq!(
+        read(&format!("memory{pod_dir}/memory.limit_in_bytes")),
+        "33554432\n"
+    );
+    assert_eq!(read(&format!("cpu{pod_dir}/cpu.cfs_quota_us")), "50000\n");
+    // Let the holder fill its 20 MiB first.
+    for _ in 0..100 {
+        let used: u64 = read(&format!("memory{pod_dir}/memory.usage_in_bytes"))
+            .trim()
+            .parse()
+            .unwrap();
+        if used > 20 << 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // 20 MiB more is within any one app's means but not within the pod's 32 MiB.
+    let script = "dd if=/dev/zero of=/dev/shm/more bs=1M count=20 2>/dev/null; echo dd=$?";
+    let second = env
+        .berth(&["run", "--rm", "--pod", "capped", IMAGE, "sh", "-c", script])
+        .ok();
+    assert_eq!(second.stdout, "dd=137\n", "{second:?}");
+    let alone = env.berth(&["run", "--rm", IMAGE, "sh", "-c", script]).ok();
+    assert_eq!(alone.stdout, "dd=0\n");
+    // The pod's cgroup goes with the pod.
+    env.berth(&["pod", "rm", "-f", "capped"]).ok();
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory{pod_dir}")).exists());
+    let bad = env.berth(&["pod", "create", "--memory", "lots"]);
+    assert_eq!(bad.code, 64, "{bad:?}");
+}

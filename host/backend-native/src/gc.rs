@@ -127,7 +127,9 @@ impl NativeBackend {
                     let _ = container.delete(true);
                 }
                 let _ = std::fs::remove_dir_all(entry.path());
-                crate::cgroups::remove(&self.cgroup_parent, &id);
+                for cgroup in crate::cgroups::candidates(&self.cgroup_parent, &id) {
+                    crate::cgroups::remove(&cgroup);
+                }
             }
         }
         Ok(done)

@@ -265,6 +265,9 @@ impl NativeBackend {
             }
             _ => {}
         }
+        if let Some(pod) = self.record(id)?.spec.pod_join.and_then(|join| join.cgroup) {
+            cgroups::prepare_pod(&self.cgroup_parent, &pod)?;
+        }
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context(|| "creating the supervisor status pipe".into())?;
         // The status pipe is the supervisor's stdout, and it makes its own session: with
@@ -378,7 +381,16 @@ impl NativeBackend {
 
     /// The processes of a container whose supervisor died: what its cgroup still holds.
     fn orphans(&self, id: &str) -> Vec<i32> {
-        cgroups::processes(&self.cgroup_parent, id)
+        cgroups::processes(&self.cgroup_of(id))
+    }
+
+    /// The container's cgroup below each hierarchy's root, as its record says (under its pod's
+    /// for an app).
+    fn cgroup_of(&self, id: &str) -> PathBuf {
+        match records::read_record(&self.store, id) {
+            Ok(Some(record)) => spec::cgroup_path(&self.cgroup_parent, &record.spec, id),
+            _ => Path::new(&self.cgroup_parent).join(id),
+        }
     }
 
     /// `stop` of a container whose supervisor died: its processes (found through its cgroup)
@@ -475,7 +487,7 @@ impl NativeBackend {
         if rootfs::is_mounted(&layout.rootfs()) {
             return Err(self.fail("remove", id, "its root filesystem is still mounted"));
         }
-        cgroups::remove(&self.cgroup_parent, id);
+        cgroups::remove(&self.cgroup_of(id));
         Ok(())
     }
 
@@ -897,8 +909,11 @@ impl ContainerBackend for NativeBackend {
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
         let state = self.running(id, "stats are read from a running container's cgroup")?;
-        let parent = self.cgroup_parent.trim_matches('/');
-        Ok(stats::read(&Path::new(parent).join(id), state.pid))
+        let cgroup = self.cgroup_of(id);
+        Ok(stats::read(
+            cgroup.strip_prefix("/").unwrap_or(&cgroup),
+            state.pid,
+        ))
     }
 
     /// Fetched by `berth-registry` into an OCI layout under the run dir, then imported from it

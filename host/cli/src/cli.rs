@@ -461,6 +461,12 @@ pub struct PodCreateArgs {
     /// A backend that runs pods (default: the first that does).
     #[arg(long)]
     pub backend: Option<String>,
+    /// Memory limit of the pod's cgroup, shared by its apps (e.g. 512m, 1g).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// CPU limit of the pod's cgroup, in cores (e.g. 1.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
     #[command(flatten)]
     pub net: NetworkArgs,
 }

@@ -134,19 +134,32 @@ pub struct ContainerSpec {
     /// `--pod`: the pod (name or id) whose namespaces this container joins, as one of its apps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
-    /// Set by the engine for the backend, never by a user: the IPC and UTS namespaces of the
-    /// pod this container is an app of, joined by path.
+    /// Set by the engine for the backend, never by a user: what this app joins of its pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_namespaces: Option<PodNamespaces>,
+    pub pod_join: Option<PodJoin>,
 }
 
-/// The namespaces a pod's infra process holds for its apps (the network namespace is the
-/// pod's too, given as [`NetworkNamespace::Path`]).
+/// What an app shares with its pod: the namespaces the pod's infra process holds, joined by
+/// path (the network namespace is the pod's too, given as [`NetworkNamespace::Path`]), and the
+/// pod's cgroup, which the app's cgroup is made under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PodNamespaces {
+pub struct PodJoin {
     pub ipc: std::path::PathBuf,
     pub uts: std::path::PathBuf,
+    #[serde(default)]
+    pub cgroup: Option<PodCgroup>,
+}
+
+/// A pod's cgroup: a directory under the backend's cgroup parent, with the pod's limits,
+/// shared by all its apps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PodCgroup {
+    /// One path component, `pod-<id>`.
+    pub name: String,
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// A container port published on the host: `[HOST_IP:][HOST_PORT:]PORT[/PROTO]`.

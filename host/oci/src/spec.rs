@@ -179,7 +179,7 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         linux.namespaces().clone().unwrap_or_default(),
         &cspec.network_namespace,
     );
-    if let Some(pod) = &cspec.pod_namespaces {
+    if let Some(pod) = &cspec.pod_join {
         for (kind, path) in [
             (LinuxNamespaceType::Ipc, &pod.ipc),
             (LinuxNamespaceType::Uts, &pod.uts),
@@ -192,14 +192,21 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         spec.set_hostname(None);
     }
     linux.set_namespaces(Some(namespaces));
-    let parent = input.cgroup_parent.trim_matches('/');
-    linux.set_cgroups_path(Some(if parent.is_empty() {
-        PathBuf::from(format!("/{id}"))
-    } else {
-        PathBuf::from(format!("/{parent}/{id}"))
-    }));
+    linux.set_cgroups_path(Some(cgroup_path(input.cgroup_parent, cspec, id)));
     spec.set_linux(Some(linux));
     Ok(spec)
+}
+
+/// The container's cgroup below each hierarchy's root: `/<parent>/<id>`, or
+/// `/<parent>/<pod cgroup>/<id>` for an app of a pod.
+pub fn cgroup_path(parent: &str, spec: &ContainerSpec, id: &str) -> PathBuf {
+    let mut path = PathBuf::from("/");
+    path.push(parent.trim_matches('/'));
+    if let Some(cgroup) = spec.pod_join.as_ref().and_then(|j| j.cgroup.as_ref()) {
+        path.push(&cgroup.name);
+    }
+    path.push(id);
+    path
 }
 
 /// The namespace list with the network namespace as the spec asks: new (loopback only),
@@ -344,9 +351,13 @@ mod tests {
             image: "busybox".into(),
             hostname: Some("ignored".into()),
             network_namespace: NetworkNamespace::Path("/run/netns/pod".into()),
-            pod_namespaces: Some(berth_core::PodNamespaces {
+            pod_join: Some(berth_core::PodJoin {
                 ipc: "/run/pods/p/ns/ipc".into(),
                 uts: "/run/pods/p/ns/uts".into(),
+                cgroup: Some(berth_core::PodCgroup {
+                    name: "pod-p".into(),
+                    limits: Default::default(),
+                }),
             }),
             ..ContainerSpec::default()
         };
@@ -361,6 +372,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(oci.hostname(), &None);
+        assert_eq!(
+            oci.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("/pod-p/0123456789abcdef")),
+            "its cgroup is under the pod's"
+        );
         let namespaces = oci.linux().as_ref().unwrap().namespaces().clone().unwrap();
         let path = |kind| {
             namespaces

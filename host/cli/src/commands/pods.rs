@@ -131,6 +131,8 @@ fn create_spec(args: PodCreateArgs) -> berth_core::Result<PodSpec> {
         label,
         hostname,
         backend,
+        memory,
+        cpus,
         net,
     } = args;
     let net = net.parse()?;
@@ -144,6 +146,11 @@ fn create_spec(args: PodCreateArgs) -> berth_core::Result<PodSpec> {
         dns_options: net.dns_options,
         extra_hosts: net.extra_hosts,
         backend,
+        limits: berth_core::Limits {
+            memory_bytes: memory.as_deref().map(berth_core::parse_size).transpose()?,
+            cpu_millis: cpus.as_deref().map(berth_core::parse_cpus).transpose()?,
+            pids: None,
+        },
         ..PodSpec::default()
     };
     for text in &label {

@@ -319,7 +319,7 @@ impl Engine {
             Item::State,
             &InfraState { pid, started },
         )?;
-        let files = self.pod_namespaces(&record.id);
+        let files = self.namespace_files(&record.id);
         let dir = self.namespace_dir();
         for (kind, file) in [("ipc", &files.ipc), ("uts", &files.uts)] {
             let name = file
@@ -345,7 +345,7 @@ impl Engine {
                 infra::kill(&record.id, pid, started);
             }
         }
-        let files = self.pod_namespaces(&record.id);
+        let files = self.namespace_files(&record.id);
         berth_core::namespaces::remove(&files.ipc)?;
         berth_core::namespaces::remove(&files.uts)?;
         berth_core::namespaces::release_dir(&self.namespace_dir())?;

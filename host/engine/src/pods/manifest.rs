@@ -41,6 +41,9 @@ struct Manifest {
     dns_options: Vec<String>,
     add_hosts: Vec<String>,
     mounts: Vec<String>,
+    /// The pod cgroup's limits, as `--memory` and `--cpus` write them.
+    memory: Option<String>,
+    cpus: Option<String>,
     inherit_env: bool,
     env_file: Vec<String>,
     env: BTreeMap<String, String>,
@@ -126,6 +129,19 @@ pub fn read(
             .map(|h| HostEntry::parse(h).map_err(|e| invalid("add-hosts", e)))
             .collect::<Result<_>>()?,
         mounts: parsed("mounts", &manifest.mounts, Mount::parse)?,
+        limits: berth_core::Limits {
+            memory_bytes: manifest
+                .memory
+                .as_deref()
+                .map(|m| berth_core::parse_size(m).map_err(|e| invalid("memory", e)))
+                .transpose()?,
+            cpu_millis: manifest
+                .cpus
+                .as_deref()
+                .map(|c| berth_core::parse_cpus(c).map_err(|e| invalid("cpus", e)))
+                .transpose()?,
+            pids: None,
+        },
         ..PodSpec::default()
     };
     let mut apps = Vec::new();

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_core::{
-    ContainerSpec, Error, HostEntry, Item, LockMode, Mount, NetworkAttachment, NetworkNamespace,
-    NetworkSpec, Object, ObjectRef, PodNamespaces, PortMapping, Result,
+    ContainerSpec, Error, HostEntry, Item, Limits, LockMode, Mount, NetworkAttachment,
+    NetworkNamespace, NetworkSpec, Object, ObjectRef, PodCgroup, PodJoin, PortMapping, Result,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ pub struct PodSpec {
     pub extra_hosts: Vec<HostEntry>,
     /// Pod-wide mounts every app gets, unless it mounts the same target itself (MergeMounts).
     pub mounts: Vec<Mount>,
+    /// Limits of the pod's cgroup, which all its apps share.
+    pub limits: Limits,
     /// A backend that claims pods; the first that does when not given.
     pub backend: Option<String>,
 }
@@ -59,6 +61,7 @@ impl PodSpec {
             dns_options: self.dns_options.clone(),
             extra_hosts: self.extra_hosts.clone(),
             mounts: self.mounts.clone(),
+            limits: self.limits.clone(),
             ..ContainerSpec::default()
         }
     }
@@ -170,11 +173,12 @@ impl Engine {
     }
 
     /// The namespace files an app of pod `id` joins.
-    fn pod_namespaces(&self, id: &str) -> PodNamespaces {
+    fn namespace_files(&self, id: &str) -> PodJoin {
         let dir = self.namespace_dir();
-        PodNamespaces {
+        PodJoin {
             ipc: dir.join(format!("{id}.ipc")),
             uts: dir.join(format!("{id}.uts")),
+            cgroup: None,
         }
     }
 
@@ -465,11 +469,17 @@ impl Engine {
         Ok(())
     }
 
-    /// The app's spec as its backend sees it: the pod's namespaces and resolver files.
+    /// The app's spec as its backend sees it: the pod's namespaces, cgroup and resolver files.
     pub(crate) fn join_pod(&self, pod: &PodRecord, prepared: &mut ContainerSpec) {
         prepared.network_namespace = pod.network_namespace.clone();
         prepared.mounts.extend(pod.resolver_mounts.iter().cloned());
-        prepared.pod_namespaces = Some(self.pod_namespaces(&pod.id));
+        prepared.pod_join = Some(PodJoin {
+            cgroup: Some(PodCgroup {
+                name: format!("pod-{}", pod.id),
+                limits: pod.spec.limits.clone(),
+            }),
+            ..self.namespace_files(&pod.id)
+        });
     }
 
     /// The ids of every pod, for gc's view of what still owns network state.
