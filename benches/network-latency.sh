@@ -17,7 +17,7 @@ fi
 cargo build --release -p berth-cli
 started=$(scripts/daemons.sh start)
 work=$(mktemp -d)
-trap "'$PWD/target/release/berth' --config '$work/berth.toml' network rm berth >/dev/null 2>&1; scripts/daemons.sh stop $(echo $started); rm -rf '$work'" EXIT
+trap "'$PWD/target/release/berth' --config '$work/berth.toml' network rm berth >/dev/null 2>&1 || true; scripts/daemons.sh stop $(echo $started); rm -rf '$work'" EXIT
 berth=$PWD/target/release/berth
 
 busybox_rootfs "$work/rootfs"

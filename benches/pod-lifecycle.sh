@@ -17,7 +17,11 @@ fi
 cargo build --release -p berth-cli
 work=$(mktemp -d)
 berth=$PWD/target/release/berth
-trap "'$berth' --config '$work/berth.toml' pod rm -f bp >/dev/null 2>&1; '$berth' --config '$work/berth.toml' network rm berth >/dev/null 2>&1; podman pod rm -f -t 0 pp >/dev/null 2>&1; rm -rf '$work'" EXIT
+# Under `set -e` a failing command in the trap would become the exit code: each one may fail.
+trap "'$berth' --config '$work/berth.toml' pod rm -f bp >/dev/null 2>&1 || true
+'$berth' --config '$work/berth.toml' network rm berth >/dev/null 2>&1 || true
+podman pod rm -f -t 0 pp >/dev/null 2>&1 || true
+rm -rf '$work'" EXIT
 
 busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" -c . | podman import - busybox:bench >/dev/null
