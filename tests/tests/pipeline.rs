@@ -601,3 +601,50 @@ fn a_create_that_fails_after_pre_create_is_undone_and_the_hook_releases_its_volu
     let volumes = env.berth(&["volume", "ls", "--json"]).ok().json();
     assert_eq!(volumes[0]["name"], "web-data", "{volumes}");
 }
+
+/// Pods go through the same policies: name policies name and validate them (kind `pod`), and
+/// the backend policy places them among the backends that run pods.
+#[test]
+fn name_and_backend_policies_decide_about_pods_too() {
+    let env = BerthEnv::new(&format!(
+        "{}{}",
+        naming(Some("^(app-[a-f0-9]{8,16}-[0-9a-f]{4}|[a-z]{3,12})$")),
+        selector()
+    ))
+    .with_busybox();
+    let refused = env.berth(&["pod", "create", "--name", "Not-Valid"]);
+    assert_eq!(refused.code, 77, "{refused:?}");
+    assert!(refused.stderr.contains("naming"), "{refused:?}");
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let id = env
+        .berth(&[
+            "pod",
+            "create",
+            "-l",
+            "berth.app-id=0123abcd",
+            "-l",
+            "berth.replica-id=26",
+        ])
+        .ok()
+        .stdout;
+    let pod = env.berth(&["pod", "inspect", id.trim()]).ok().json()[0].clone();
+    assert_eq!(pod["name"], "app-0123abcd-001a", "{pod}");
+    assert_eq!(pod["backend"], "native", "{pod}");
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let pod_decisions: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("\"pod\"") || l.contains("app-0123abcd-001a"))
+        .collect();
+    assert!(
+        pod_decisions.iter().any(|l| l.contains("generate-name")),
+        "{events}"
+    );
+    assert!(
+        pod_decisions.iter().any(|l| l.contains("select-backend")),
+        "{events}"
+    );
+    env.berth(&["pod", "rm", "-f", id.trim()]).ok();
+}

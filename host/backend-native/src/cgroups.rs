@@ -45,9 +45,10 @@ pub fn processes(relative: &Path) -> Vec<i32> {
 /// left alone.
 pub fn remove(relative: &Path) {
     let relative = relative.strip_prefix("/").unwrap_or(relative);
-    let pod = relative
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("pod-")));
+    let pod = relative.parent().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("pod-"))
+    });
     let hierarchies = std::fs::read_dir(ROOT).into_iter().flatten().flatten();
     for root in hierarchies.map(|h| h.path()).chain([PathBuf::from(ROOT)]) {
         let _ = std::fs::remove_dir(root.join(relative));

@@ -27,6 +27,26 @@ pub struct CreateOptions {
 }
 use crate::{Engine, Policy};
 
+/// `spec.name`, else the name policy's for an object of `kind`, else `default()`; checked
+/// against the host's rule and every name policy.
+pub(crate) fn name_by_policy(
+    policy: Option<&dyn Policy>,
+    kind: &str,
+    spec: &ContainerSpec,
+    default: impl FnOnce() -> String,
+) -> Result<String> {
+    let name = match (&spec.name, policy) {
+        (name, _) if !name.is_empty() => name.clone(),
+        (_, Some(p)) => p.generate_name(kind, spec)?.unwrap_or_else(default),
+        (_, None) => default(),
+    };
+    berth_core::validate::container_name(&name)?;
+    if let Some(p) = policy {
+        p.validate_name(kind, &name)?;
+    }
+    Ok(name)
+}
+
 /// How far a create got before it failed, which decides what undoing it means.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Reached {
@@ -92,17 +112,7 @@ impl Engine {
     /// The name the user gave, else the name policy's, else berth's default; checked against
     /// the host's rule and every name policy.
     fn name(&self, policy: Option<&dyn Policy>, spec: &mut ContainerSpec) -> Result<()> {
-        if spec.name.is_empty() {
-            let generated = match policy {
-                Some(p) => p.generate_name(spec)?,
-                None => None,
-            };
-            spec.name = generated.unwrap_or_else(default_name);
-        }
-        berth_core::validate::container_name(&spec.name)?;
-        if let Some(p) = policy {
-            p.validate_name(&spec.name)?;
-        }
+        spec.name = name_by_policy(policy, "container", spec, default_name)?;
         Ok(())
     }
 

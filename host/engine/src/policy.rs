@@ -16,10 +16,11 @@ use crate::Engine;
 /// The decisions the pipeline defers to policy. Every method has the "no opinion" answer a
 /// host without plugins gives.
 pub trait Policy: Send + Sync {
-    /// A name for an unnamed container; `None`: no opinion (the host's default is used).
-    fn generate_name(&self, spec: &ContainerSpec) -> Result<Option<String>>;
-    /// Refuses a name.
-    fn validate_name(&self, name: &str) -> Result<()>;
+    /// A name for an unnamed object of `kind` (`container`, `pod`; a pod is described by
+    /// its networking as a container spec); `None`: no opinion (the host's default is used).
+    fn generate_name(&self, kind: &str, spec: &ContainerSpec) -> Result<Option<String>>;
+    /// Refuses a name for an object of `kind`.
+    fn validate_name(&self, kind: &str, name: &str) -> Result<()>;
     /// Whether placement needs every backend probed (a policy that places).
     fn places(&self) -> bool;
     /// The backend among `candidates`; `None`: no opinion.
@@ -36,12 +37,12 @@ pub trait Policy: Send + Sync {
 }
 
 impl Policy for PluginHost {
-    fn generate_name(&self, spec: &ContainerSpec) -> Result<Option<String>> {
-        PluginHost::generate_name(self, "container", spec)
+    fn generate_name(&self, kind: &str, spec: &ContainerSpec) -> Result<Option<String>> {
+        PluginHost::generate_name(self, kind, spec)
     }
 
-    fn validate_name(&self, name: &str) -> Result<()> {
-        PluginHost::validate_name(self, "container", name)
+    fn validate_name(&self, kind: &str, name: &str) -> Result<()> {
+        PluginHost::validate_name(self, kind, name)
     }
 
     fn places(&self) -> bool {

@@ -167,12 +167,12 @@ struct Scripted {
 }
 
 impl Policy for Scripted {
-    fn generate_name(&self, _: &ContainerSpec) -> Result<Option<String>> {
+    fn generate_name(&self, _: &str, _: &ContainerSpec) -> Result<Option<String>> {
         self.journal.note("generate-name");
         Ok(Some("generated".into()))
     }
 
-    fn validate_name(&self, name: &str) -> Result<()> {
+    fn validate_name(&self, _: &str, name: &str) -> Result<()> {
         self.journal.note(format!("validate-name {name}"));
         Ok(())
     }

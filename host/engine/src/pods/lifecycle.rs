@@ -58,12 +58,17 @@ impl Engine {
         done: PodPhase,
     ) -> Result<PodRecord> {
         let mut spec = spec;
-        if spec.name.is_empty() {
-            spec.name = format!("pod-{}", &berth_core::new_id()[..12]);
-        }
-        berth_core::validate::container_name(&spec.name)?;
         berth_core::validate::spec(&spec.as_container())?;
-        let backend = self.pod_backend(&spec)?;
+        // Name policies name and validate pods as they do containers (kind `pod`), and the
+        // backend policy places the pod (its apps go where it is).
+        let policy = self.policies.all()?;
+        spec.name = crate::pipeline::name_by_policy(
+            policy.as_deref(),
+            "pod",
+            &spec.as_container(),
+            || format!("pod-{}", &berth_core::new_id()[..12]),
+        )?;
+        let backend = self.pod_backend(policy.as_deref(), &spec).await?;
         let apps = self.app_records_for(&spec, &backend, apps).await?;
 
         let id = berth_core::new_id();
@@ -117,11 +122,25 @@ impl Engine {
         Ok(record)
     }
 
-    /// The backend a pod runs on: the one it names (which must claim pods), else the first
-    /// that does.
-    fn pod_backend(&self, spec: &PodSpec) -> Result<String> {
-        let backend = match &spec.backend {
-            Some(name) => name.clone(),
+    /// The backend a pod runs on: the backend policy's choice among those that claim pods,
+    /// else the one the pod names, else the first that claims pods.
+    async fn pod_backend(
+        &self,
+        policy: Option<&dyn crate::Policy>,
+        spec: &PodSpec,
+    ) -> Result<String> {
+        let chosen = match policy.filter(|p| p.places()) {
+            Some(policy) => {
+                let mut candidates = self.backends.infos().await;
+                candidates.retain(|c| self.backends.can(&c.name, Capability::Pods));
+                let mut described = spec.as_container();
+                described.backend = spec.backend.clone();
+                policy.select_backend(&described, &candidates)?
+            }
+            None => None,
+        };
+        let backend = match chosen.or_else(|| spec.backend.clone()) {
+            Some(name) => name,
             None => self
                 .backends
                 .names()

@@ -47,11 +47,13 @@ pub struct PodSpec {
 }
 
 impl PodSpec {
-    /// The pod's networking as the container spec the network service plans from.
+    /// The pod as a container spec: what the network service plans from, and what name and
+    /// backend policies are shown (image `pod`).
     fn as_container(&self) -> ContainerSpec {
         ContainerSpec {
             name: self.name.clone(),
             image: "pod".into(),
+            labels: self.labels.clone(),
             hostname: self.hostname.clone(),
             networks: self.networks.clone(),
             ports: self.ports.clone(),
