@@ -25,15 +25,47 @@ fn namespace_in(env: &BerthEnv, pod: &str, kind: &str) -> String {
 
 #[test]
 fn apps_share_localhost_hostname_and_ipc_and_removal_leaves_nothing() {
-    let env = env();
+    apps_share_and_removal_leaves_nothing(&env(), "native");
+}
+
+/// The same flow on containerd: its tasks join the pod's namespaces through the runtime
+/// spec's namespace paths.
+#[test]
+fn on_containerd_apps_share_localhost_hostname_and_ipc_and_removal_leaves_nothing() {
+    let env = berth_tests::containerd::containerd_env("");
+    let server = apps_share_and_removal_leaves_nothing(&env, "containerd");
+    // The namespace is this test process's, shared with its other tests: look for this app.
+    for listing in [
+        berth_tests::containerd::ctr(&["containers", "ls", "-q"]),
+        berth_tests::containerd::ctr(&["tasks", "ls", "-q"]),
+    ] {
+        assert!(
+            !listing.contains(&server),
+            "the app is left in containerd: {listing}"
+        );
+    }
+}
+
+/// The flow on `backend`; the id of its long-running app.
+fn apps_share_and_removal_leaves_nothing(env: &BerthEnv, backend: &str) -> String {
     let id = env
-        .berth(&["pod", "create", "--name", "web", "--hostname", "podhost"])
+        .berth(&[
+            "pod",
+            "create",
+            "--name",
+            "web",
+            "--hostname",
+            "podhost",
+            "--backend",
+            backend,
+        ])
         .ok()
         .stdout
         .trim()
         .to_string();
-    let pod = inspect(&env, "web");
+    let pod = inspect(env, "web");
     assert_eq!(pod["state"], "running", "{pod}");
+    assert_eq!(pod["backend"], backend, "{pod}");
     let infra = pod["infra_pid"].as_u64().unwrap();
     assert!(pod["networks"][0]["address"].is_string(), "{pod}");
 
@@ -76,8 +108,8 @@ fn apps_share_localhost_hostname_and_ipc_and_removal_leaves_nothing() {
     assert_eq!(hostname.stdout, "podhost\n");
     // One IPC, UTS and network namespace for every app: the infra process's, not the host's.
     for kind in ["ipc", "uts", "net"] {
-        let first = namespace_in(&env, "web", kind);
-        assert_eq!(first, namespace_in(&env, "web", kind), "{kind}");
+        let first = namespace_in(env, "web", kind);
+        assert_eq!(first, namespace_in(env, "web", kind), "{kind}");
         let host = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
         assert_ne!(first, host.display().to_string(), "{kind}");
         let infra_ns = std::fs::read_link(format!("/proc/{infra}/ns/{kind}")).ok();
@@ -92,9 +124,12 @@ fn apps_share_localhost_hostname_and_ipc_and_removal_leaves_nothing() {
     let own = env.berth(&["run", "--rm", "--pod", "web", "-p", "80", IMAGE, "true"]);
     assert_eq!(own.code, 64, "{own:?}");
 
-    let apps = inspect(&env, "web")["apps"].clone();
+    let apps = inspect(env, "web")["apps"].clone();
     assert_eq!(apps.as_array().unwrap().len(), 1, "{apps}");
     assert_eq!(apps[0]["name"], "server");
+    let server = apps[0]["id"].as_str().unwrap().to_string();
+    let placed = env.berth(&["inspect", &server]).ok().json();
+    assert_eq!(placed[0]["backend"], backend, "apps go where their pod is");
     // A running app: removal needs -f.
     let refused = env.berth(&["pod", "rm", "web"]);
     assert_eq!(refused.code, 73, "{refused:?}");
@@ -124,6 +159,7 @@ fn apps_share_localhost_hostname_and_ipc_and_removal_leaves_nothing() {
     assert!(!mounts.contains(&id), "a mount of the pod remains");
     let gc = env.berth(&["gc", "--dry-run", "--json"]).ok().json();
     assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+    server
 }
 
 #[test]
@@ -232,13 +268,22 @@ fn app_state(env: &BerthEnv, pod: &str, name: &str) -> serde_json::Value {
 
 #[test]
 fn a_manifest_pod_runs_its_apps_independently_and_enter_chooses_one() {
-    let env = env();
+    manifest_pod_flow(&env(), "native");
+}
+
+#[test]
+fn on_containerd_a_manifest_pod_runs_its_apps_independently_and_enter_chooses_one() {
+    manifest_pod_flow(&berth_tests::containerd::containerd_env(""), "containerd");
+}
+
+fn manifest_pod_flow(env: &BerthEnv, backend: &str) {
     let manifest = write(
-        &env,
+        env,
         "pod.toml",
-        r#"
+        &r#"
 name = "shop"
 hostname = "shop"
+backend = "BACKEND"
 
 [[app]]
 image = "busybox:local"
@@ -248,10 +293,11 @@ command = ["sh", "-c", "echo ready > /tmp/mark; exec sleep 300"]
 name = "batch"
 image = "busybox:local"
 command = ["sh", "-c", "exit 7"]
-"#,
+"#
+        .replace("BACKEND", backend),
     );
     env.berth(&["pod", "run", "--manifest", &manifest]).ok();
-    let pod = inspect(&env, "shop");
+    let pod = inspect(env, "shop");
     assert_eq!(pod["state"], "running", "{pod}");
     // The first app is named after its image (rkt's rule), the second as the manifest says.
     let names: Vec<&str> = pod["apps"]
@@ -263,16 +309,16 @@ command = ["sh", "-c", "exit 7"]
     assert_eq!(names, ["busybox", "batch"], "{pod}");
     // One app exiting leaves the other, and the pod, running; its exit code is shown.
     for _ in 0..100 {
-        if app_state(&env, "shop", "batch")["state"] == "stopped" {
+        if app_state(env, "shop", "batch")["state"] == "stopped" {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(app_state(&env, "shop", "batch")["exit_code"], 7);
-    assert_eq!(app_state(&env, "shop", "busybox")["state"], "running");
-    assert_eq!(inspect(&env, "shop")["state"], "running");
+    assert_eq!(app_state(env, "shop", "batch")["exit_code"], 7);
+    assert_eq!(app_state(env, "shop", "busybox")["state"], "running");
+    assert_eq!(inspect(env, "shop")["state"], "running");
     // Logs are per app: its container's.
-    let batch = app_state(&env, "shop", "batch")["id"]
+    let batch = app_state(env, "shop", "batch")["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -304,18 +350,18 @@ command = ["sh", "-c", "exit 7"]
     assert_eq!(missing.code, 66, "{missing:?}");
 
     // Stop ends every app and the infra process; start brings the pod and its apps back.
-    let infra = inspect(&env, "shop")["infra_pid"].as_u64().unwrap();
+    let infra = inspect(env, "shop")["infra_pid"].as_u64().unwrap();
     env.berth(&["pod", "stop", "-t", "1", "shop"]).ok();
-    let stopped = inspect(&env, "shop");
+    let stopped = inspect(env, "shop");
     assert_eq!(stopped["state"], "exited", "{stopped}");
     assert!(stopped["exited"].is_string(), "{stopped}");
-    assert_eq!(app_state(&env, "shop", "busybox")["state"], "stopped");
+    assert_eq!(app_state(env, "shop", "busybox")["state"], "stopped");
     assert!(ended(infra));
     let id = stopped["id"].as_str().unwrap().to_string();
     assert!(!env.run_dir().join("netns").join(&id).exists());
     env.berth(&["pod", "start", "shop"]).ok();
-    assert_eq!(inspect(&env, "shop")["state"], "running");
-    assert_eq!(app_state(&env, "shop", "busybox")["state"], "running");
+    assert_eq!(inspect(env, "shop")["state"], "running");
+    assert_eq!(app_state(env, "shop", "busybox")["state"], "running");
     let entered = env
         .berth(&[
             "pod",
@@ -331,7 +377,7 @@ command = ["sh", "-c", "exit 7"]
     // --force kills without the grace period: a process ignoring SIGTERM ends at once.
     env.berth(&["pod", "stop", "--force", "-t", "300", "shop"])
         .ok();
-    assert_eq!(inspect(&env, "shop")["state"], "exited");
+    assert_eq!(inspect(env, "shop")["state"], "exited");
     env.berth(&["pod", "rm", "shop"]).ok();
     assert_eq!(
         env.berth(&["ps", "-a", "--json"]).ok().json(),
@@ -618,12 +664,29 @@ fn a_pod_run_killed_at_any_step_is_undone_by_gc_and_a_killed_start_is_taken_down
 
 #[test]
 fn a_pods_memory_and_cpu_limits_hold_all_its_apps_together() {
-    let env = env();
+    pod_limits_flow(&env(), "native");
+}
+
+#[test]
+fn on_containerd_a_pods_memory_and_cpu_limits_hold_all_its_apps_together() {
+    pod_limits_flow(&berth_tests::containerd::containerd_env(""), "containerd");
+}
+
+fn pod_limits_flow(env: &BerthEnv, backend: &str) {
     env.berth(&[
-        "pod", "create", "--name", "capped", "--memory", "32m", "--cpus", "0.5",
+        "pod",
+        "create",
+        "--name",
+        "capped",
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--backend",
+        backend,
     ])
     .ok();
-    let pod = inspect(&env, "capped")["id"].as_str().unwrap().to_string();
+    let pod = inspect(env, "capped")["id"].as_str().unwrap().to_string();
     let holder = env
         .berth(&[
             "run",
@@ -676,7 +739,18 @@ fn a_pods_memory_and_cpu_limits_hold_all_its_apps_together() {
         .berth(&["run", "--rm", "--pod", "capped", IMAGE, "sh", "-c", script])
         .ok();
     assert_eq!(second.stdout, "dd=137\n", "{second:?}");
-    let alone = env.berth(&["run", "--rm", IMAGE, "sh", "-c", script]).ok();
+    let alone = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--backend",
+            backend,
+            IMAGE,
+            "sh",
+            "-c",
+            script,
+        ])
+        .ok();
     assert_eq!(alone.stdout, "dd=0\n");
     // The pod's cgroup goes with the pod.
     env.berth(&["pod", "rm", "-f", "capped"]).ok();

@@ -42,6 +42,8 @@ use tokio::sync::OnceCell;
 
 /// The label that names a container for `berth` (containerd has ids only).
 const NAME_LABEL: &str = "berth.name";
+/// The label that gives an app of a pod its pod's cgroup (JSON), made at every start.
+const POD_CGROUP_LABEL: &str = "berth.pod-cgroup";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -305,6 +307,7 @@ impl ContainerdBackend {
             .remove(NAME_LABEL)
             .unwrap_or_else(|| container.id.clone());
         labels.remove(berth_core::STORE_LABEL);
+        labels.remove(POD_CGROUP_LABEL);
         ContainerInfo {
             id: container.id.clone(),
             name,
@@ -602,6 +605,16 @@ async fn writers_closed(file: &Path, limit: Duration) {
     }
 }
 
+/// The cgroup a container's runtime spec gives it (`/berth/<id>` when it cannot be read).
+fn container_cgroup(container: &Container, id: &str) -> PathBuf {
+    container
+        .spec
+        .as_ref()
+        .and_then(|any| serde_json::from_slice::<oci_spec::runtime::Spec>(&any.value).ok())
+        .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone())
+        .unwrap_or_else(|| Path::new("/").join(CGROUP_PARENT).join(id))
+}
+
 /// Copies what `file` holds past `offset` into `sink`; the new offset.
 fn drain(file: &Path, offset: u64, stream: LogStream, sink: &mut dyn LogSink) -> Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
@@ -631,6 +644,7 @@ impl ContainerBackend for ContainerdBackend {
         // are the engine's); containerd keeps no restart policy, so --restart is refused,
         // never dropped.
         Capabilities::networked_by_host().union(Capabilities::of(&[
+            Capability::Pods,
             Capability::Exec,
             Capability::ExecStdin,
             Capability::ExecEnv,
@@ -695,6 +709,10 @@ impl ContainerBackend for ContainerdBackend {
         };
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(NAME_LABEL.into(), spec.name.clone());
+        if let Some(cgroup) = spec.pod_join.as_ref().and_then(|j| j.cgroup.as_ref()) {
+            let json = serde_json::to_string(cgroup).expect("a pod cgroup serialises");
+            labels.insert(POD_CGROUP_LABEL.into(), json);
+        }
         labels.insert(berth_core::STORE_LABEL.into(), self.store.install_id()?);
         let container = Container {
             id: id.to_string(),
@@ -739,6 +757,15 @@ impl ContainerBackend for ContainerdBackend {
             self.delete_task(id).await?;
         }
         let container = self.container(id).await?;
+        if let Some(json) = container.labels.get(POD_CGROUP_LABEL) {
+            let cgroup: berth_core::PodCgroup = serde_json::from_str(json).map_err(|e| {
+                Error::invalid(
+                    format!("label {POD_CGROUP_LABEL} of container {id}"),
+                    e.to_string(),
+                )
+            })?;
+            berth_oci::cgroups::prepare_pod(CGROUP_PARENT, &cgroup)?;
+        }
         let rootfs = self.rootfs_mounts(&container.snapshot_key).await?;
         let (out, err) = self.log_paths(id);
         berth_core::store::create_dir_all(out.parent().expect("log paths have a parent"))?;
@@ -816,7 +843,13 @@ impl ContainerBackend for ContainerdBackend {
         }
         self.delete_task(id).await?;
         let snapshot_key = match self.container(id).await {
-            Ok(container) => container.snapshot_key,
+            Ok(container) => {
+                // runc took the container's cgroup; its pod's goes with the last app.
+                if container.labels.contains_key(POD_CGROUP_LABEL) {
+                    berth_oci::cgroups::remove(&container_cgroup(&container, id));
+                }
+                container.snapshot_key
+            }
             // Gone behind berth's back counts as removed, as on Docker.
             Err(Error::NotFound { .. }) => id.to_string(),
             Err(e) => return Err(e),

@@ -127,8 +127,8 @@ impl NativeBackend {
                     let _ = container.delete(true);
                 }
                 let _ = std::fs::remove_dir_all(entry.path());
-                for cgroup in crate::cgroups::candidates(&self.cgroup_parent, &id) {
-                    crate::cgroups::remove(&cgroup);
+                for cgroup in berth_oci::cgroups::candidates(&self.cgroup_parent, &id) {
+                    berth_oci::cgroups::remove(&cgroup);
                 }
             }
         }

@@ -7,7 +7,6 @@
 //! records and asks the supervisor's lock whether it is still alive. Two `berth` processes acting
 //! on one container serialise on its operation lock.
 
-pub mod cgroups;
 pub mod exec;
 mod gc;
 pub mod images;
@@ -266,7 +265,7 @@ impl NativeBackend {
             _ => {}
         }
         if let Some(pod) = self.record(id)?.spec.pod_join.and_then(|join| join.cgroup) {
-            cgroups::prepare_pod(&self.cgroup_parent, &pod)?;
+            berth_oci::cgroups::prepare_pod(&self.cgroup_parent, &pod)?;
         }
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context(|| "creating the supervisor status pipe".into())?;
@@ -381,7 +380,7 @@ impl NativeBackend {
 
     /// The processes of a container whose supervisor died: what its cgroup still holds.
     fn orphans(&self, id: &str) -> Vec<i32> {
-        cgroups::processes(&self.cgroup_of(id))
+        berth_oci::cgroups::processes(&self.cgroup_of(id))
     }
 
     /// The container's cgroup below each hierarchy's root, as its record says (under its pod's
@@ -487,7 +486,7 @@ impl NativeBackend {
         if rootfs::is_mounted(&layout.rootfs()) {
             return Err(self.fail("remove", id, "its root filesystem is still mounted"));
         }
-        cgroups::remove(&self.cgroup_of(id));
+        berth_oci::cgroups::remove(&self.cgroup_of(id));
         Ok(())
     }
 

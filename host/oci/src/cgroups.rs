@@ -100,7 +100,7 @@ pub fn prepare_pod(parent: &str, pod: &PodCgroup) -> Result<()> {
         (
             "cpu",
             cpu_millis.map(|m| {
-                let period = berth_oci::spec::CPU_PERIOD_US;
+                let period = crate::spec::CPU_PERIOD_US;
                 vec![
                     ("cpu.cfs_period_us", period.to_string()),
                     (
@@ -118,7 +118,7 @@ pub fn prepare_pod(parent: &str, pod: &PodCgroup) -> Result<()> {
         if !hierarchy.join("cgroup.procs").is_file() {
             return Err(Error::NotSupported {
                 operation: format!("a {controller} limit on a pod"),
-                backend: "native".into(),
+                backend: "this host".into(),
                 hint: "pod limits need cgroup v1's memory, cpu and pids hierarchies; \
                        set the limits on each app instead"
                     .into(),
