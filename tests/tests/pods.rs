@@ -758,3 +758,15 @@ fn pod_limits_flow(env: &BerthEnv, backend: &str) {
     let bad = env.berth(&["pod", "create", "--memory", "lots"]);
     assert_eq!(bad.code, 64, "{bad:?}");
 }
+
+#[test]
+fn a_backend_that_does_not_claim_pods_is_refused_naming_the_capability() {
+    let env = BerthEnv::new("[backends.docker]\ntype = \"docker\"\n\n");
+    let refused = env.berth(&["pod", "create", "--name", "p", "--backend", "docker"]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+    assert!(refused.stderr.contains("does not support pods"), "{refused:?}");
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
