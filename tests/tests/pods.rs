@@ -764,9 +764,69 @@ fn a_backend_that_does_not_claim_pods_is_refused_naming_the_capability() {
     let env = BerthEnv::new("[backends.docker]\ntype = \"docker\"\n\n");
     let refused = env.berth(&["pod", "create", "--name", "p", "--backend", "docker"]);
     assert_eq!(refused.code, 76, "{refused:?}");
-    assert!(refused.stderr.contains("does not support pods"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("does not support pods"),
+        "{refused:?}"
+    );
     assert_eq!(
         env.berth(&["pod", "ls", "--json"]).ok().json(),
         serde_json::json!([])
     );
+}
+
+#[test]
+fn with_share_pid_apps_see_each_others_processes() {
+    shared_pid_flow(&env(), "native");
+}
+
+#[test]
+fn on_containerd_with_share_pid_apps_see_each_others_processes() {
+    shared_pid_flow(&berth_tests::containerd::containerd_env(""), "containerd");
+}
+
+fn shared_pid_flow(env: &BerthEnv, backend: &str) {
+    let sees_sleeper = |pod: &str| {
+        let ps = env
+            .berth(&["run", "--rm", "--pod", pod, IMAGE, "ps", "-o", "pid,args"])
+            .ok()
+            .stdout;
+        ps.contains("sleep 301")
+    };
+    for (pod, share) in [("apart", false), ("together", true)] {
+        let mut args = vec!["pod", "create", "--name", pod, "--backend", backend];
+        if share {
+            args.push("--share-pid");
+        }
+        env.berth(&args).ok();
+        env.berth(&["run", "-d", "--pod", pod, IMAGE, "sleep", "301"])
+            .ok();
+        assert_eq!(sees_sleeper(pod), share, "{pod}");
+    }
+    // PID 1 of the shared namespace is the pod's init, not an app: an app's exit leaves it.
+    let init = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--pod",
+            "together",
+            IMAGE,
+            "cat",
+            "/proc/1/cmdline",
+        ])
+        .ok()
+        .stdout;
+    assert!(init.contains("__pod-infra"), "{init:?}");
+    let id = inspect(env, "together")["id"].as_str().unwrap().to_string();
+    env.berth(&["pod", "rm", "-f", "together"]).ok();
+    env.berth(&["pod", "rm", "-f", "apart"]).ok();
+    assert_eq!(
+        infra_processes(&id),
+        0,
+        "the init went with the infra process"
+    );
+    let pid_file = env
+        .run_dir()
+        .join("pod-namespaces")
+        .join(format!("{id}.pid"));
+    assert!(!pid_file.exists());
 }

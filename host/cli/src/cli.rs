@@ -467,6 +467,9 @@ pub struct PodCreateArgs {
     /// CPU limit of the pod's cgroup, in cores (e.g. 1.5).
     #[arg(long)]
     pub cpus: Option<String>,
+    /// One PID namespace for all the pod's apps: each sees the others' processes.
+    #[arg(long)]
+    pub share_pid: bool,
     #[command(flatten)]
     pub net: NetworkArgs,
 }

@@ -147,6 +147,9 @@ pub struct ContainerSpec {
 pub struct PodJoin {
     pub ipc: std::path::PathBuf,
     pub uts: std::path::PathBuf,
+    /// The pod's PID namespace, when its apps share one.
+    #[serde(default)]
+    pub pid: Option<std::path::PathBuf>,
     #[serde(default)]
     pub cgroup: Option<PodCgroup>,
 }

@@ -180,10 +180,14 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         &cspec.network_namespace,
     );
     if let Some(pod) = &cspec.pod_join {
+        let pid = pod.pid.as_ref().map(|p| (LinuxNamespaceType::Pid, p));
         for (kind, path) in [
             (LinuxNamespaceType::Ipc, &pod.ipc),
             (LinuxNamespaceType::Uts, &pod.uts),
-        ] {
+        ]
+        .into_iter()
+        .chain(pid)
+        {
             for namespace in namespaces.iter_mut().filter(|n| n.typ() == kind) {
                 namespace.set_path(Some(path.clone()));
             }
@@ -354,6 +358,7 @@ mod tests {
             pod_join: Some(berth_core::PodJoin {
                 ipc: "/run/pods/p/ns/ipc".into(),
                 uts: "/run/pods/p/ns/uts".into(),
+                pid: Some("/run/pods/p/ns/pid".into()),
                 cgroup: Some(berth_core::PodCgroup {
                     name: "pod-p".into(),
                     limits: Default::default(),
@@ -391,6 +396,10 @@ mod tests {
         assert_eq!(
             path(LinuxNamespaceType::Uts),
             Some("/run/pods/p/ns/uts".into())
+        );
+        assert_eq!(
+            path(LinuxNamespaceType::Pid),
+            Some("/run/pods/p/ns/pid".into())
         );
         assert_eq!(
             path(LinuxNamespaceType::Network),

@@ -133,6 +133,7 @@ fn create_spec(args: PodCreateArgs) -> berth_core::Result<PodSpec> {
         backend,
         memory,
         cpus,
+        share_pid,
         net,
     } = args;
     let net = net.parse()?;
@@ -151,6 +152,7 @@ fn create_spec(args: PodCreateArgs) -> berth_core::Result<PodSpec> {
             cpu_millis: cpus.as_deref().map(berth_core::parse_cpus).transpose()?,
             pids: None,
         },
+        share_pid,
         ..PodSpec::default()
     };
     for text in &label {

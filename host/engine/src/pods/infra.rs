@@ -1,8 +1,10 @@
-//! A pod's infra process: berth itself, re-executed as `berth __pod-infra POD HOSTNAME`. It
-//! makes the pod's IPC and UTS namespaces, sets the pod's hostname in the latter, says
+//! A pod's infra process: berth itself, re-executed as `berth __pod-infra POD HOSTNAME [pid]`.
+//! It makes the pod's IPC and UTS namespaces, sets the pod's hostname in the latter, says
 //! `ready`, and then does nothing until it is killed: its life is the pod's (a pod whose infra
-//! process is gone is dead). The namespaces themselves are held by namespace files the engine
-//! binds once it is ready, so apps join stable paths.
+//! process is gone is dead). With `pid` it also makes a PID namespace and forks its init (pid
+//! 1 there, reaping what the apps orphan, killed with the infra process). The namespaces
+//! themselves are held by namespace files the engine binds once it is ready, so apps join
+//! stable paths.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -21,23 +23,33 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
         return None;
     }
     Some(match args.get(2..) {
-        Some([_pod, hostname]) => run(hostname),
+        Some([_pod, hostname]) => run(hostname, false),
+        Some([_pod, hostname, pid]) if pid == "pid" => run(hostname, true),
         _ => {
-            eprintln!("usage: berth {INFRA} POD HOSTNAME (run by berth itself)");
+            eprintln!("usage: berth {INFRA} POD HOSTNAME [pid] (run by berth itself)");
             2
         }
     })
 }
 
-fn run(hostname: &str) -> i32 {
+fn run(hostname: &str, share_pid: bool) -> i32 {
     use nix::sched::{CloneFlags, unshare};
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {
+    let mut flags = CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    if share_pid {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    if let Err(e) = unshare(flags) {
         println!("unshare: {e}");
         return 1;
     }
     if let Err(e) = nix::unistd::sethostname(hostname) {
         println!("sethostname {hostname:?}: {e}");
         return 1;
+    }
+    // A PID namespace is usable only while its first process lives: fork it.
+    // SAFETY: this process has one thread (dispatch runs first thing in main).
+    if share_pid && let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+        pid_init();
     }
     println!("ready");
     // Nothing reads stdout after `ready`: close it, so the pipe never blocks or breaks us.
@@ -48,13 +60,34 @@ fn run(hostname: &str) -> i32 {
     }
 }
 
-/// Starts the infra process of `pod` and waits for it to be ready; its pid.
-pub fn spawn(pod: &str, hostname: &str) -> Result<u32> {
+/// The init of a pod's PID namespace: dies with the infra process, and reaps the orphans of
+/// the apps until then.
+fn pid_init() -> ! {
+    // SAFETY: prctl with constant arguments; fd 1 (the pipe berth reads `ready` from) is the
+    // infra process's to write. Should the infra process die before the prctl, the engine
+    // still finds this process by its command line and kills it.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::close(1);
+    }
+    loop {
+        if let Err(nix::errno::Errno::ECHILD) = nix::sys::wait::waitpid(None, None) {
+            nix::unistd::pause();
+        }
+    }
+}
+
+/// Starts the infra process of `pod` (with a PID namespace when `share_pid`) and waits for it
+/// to be ready; its pid.
+pub fn spawn(pod: &str, hostname: &str, share_pid: bool) -> Result<u32> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("finding the berth binary for the pod's infra process", e))?;
     let mut command = Command::new(exe);
+    command.args([INFRA, pod, hostname]);
+    if share_pid {
+        command.arg("pid");
+    }
     command
-        .args([INFRA, pod, hostname])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

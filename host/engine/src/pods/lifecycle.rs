@@ -330,7 +330,7 @@ impl Engine {
         record.resolver_mounts = plan.mounts;
         record.ports = plan.ports;
         self.store_pod(record)?;
-        let pid = infra::spawn(&record.id, &record.hostname)?;
+        let pid = infra::spawn(&record.id, &record.hostname, record.spec.share_pid)?;
         let started = infra::start_time(pid).unwrap_or_default();
         // Recorded before the namespace files, so a kill from here on leaves a process gc finds.
         self.store.store_item(
@@ -340,7 +340,13 @@ impl Engine {
         )?;
         let files = self.namespace_files(&record.id);
         let dir = self.namespace_dir();
-        for (kind, file) in [("ipc", &files.ipc), ("uts", &files.uts)] {
+        let pid_file = files.pid.as_ref().filter(|_| record.spec.share_pid);
+        let shared = [("ipc", &files.ipc), ("uts", &files.uts)];
+        // The PID namespace the infra process made is its children's, not its own.
+        for (kind, file) in shared
+            .into_iter()
+            .chain(pid_file.map(|p| ("pid_for_children", p)))
+        {
             let name = file
                 .file_name()
                 .expect("a file name")
@@ -365,8 +371,12 @@ impl Engine {
             }
         }
         let files = self.namespace_files(&record.id);
-        berth_core::namespaces::remove(&files.ipc)?;
-        berth_core::namespaces::remove(&files.uts)?;
+        for file in [Some(&files.ipc), Some(&files.uts), files.pid.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            berth_core::namespaces::remove(file)?;
+        }
         berth_core::namespaces::release_dir(&self.namespace_dir())?;
         self.networks.detach(&record.id).await?;
         self.networks.release(&record.id)?;

@@ -44,6 +44,7 @@ struct Manifest {
     /// The pod cgroup's limits, as `--memory` and `--cpus` write them.
     memory: Option<String>,
     cpus: Option<String>,
+    share_pid: bool,
     inherit_env: bool,
     env_file: Vec<String>,
     env: BTreeMap<String, String>,
@@ -142,6 +143,7 @@ pub fn read(
                 .transpose()?,
             pids: None,
         },
+        share_pid: manifest.share_pid,
         ..PodSpec::default()
     };
     let mut apps = Vec::new();

@@ -42,6 +42,8 @@ pub struct PodSpec {
     pub mounts: Vec<Mount>,
     /// Limits of the pod's cgroup, which all its apps share.
     pub limits: Limits,
+    /// One PID namespace for all its apps (Kubernetes' `shareProcessNamespace`).
+    pub share_pid: bool,
     /// A backend that claims pods; the first that does when not given.
     pub backend: Option<String>,
 }
@@ -174,12 +176,14 @@ impl Engine {
         self.store.run_dir().join("pod-namespaces")
     }
 
-    /// The namespace files an app of pod `id` joins.
+    /// The namespace files an app of pod `id` joins (the PID namespace's, which exists only
+    /// when the pod shares one, is always named).
     fn namespace_files(&self, id: &str) -> PodJoin {
         let dir = self.namespace_dir();
         PodJoin {
             ipc: dir.join(format!("{id}.ipc")),
             uts: dir.join(format!("{id}.uts")),
+            pid: Some(dir.join(format!("{id}.pid"))),
             cgroup: None,
         }
     }
@@ -475,12 +479,14 @@ impl Engine {
     pub(crate) fn join_pod(&self, pod: &PodRecord, prepared: &mut ContainerSpec) {
         prepared.network_namespace = pod.network_namespace.clone();
         prepared.mounts.extend(pod.resolver_mounts.iter().cloned());
+        let files = self.namespace_files(&pod.id);
         prepared.pod_join = Some(PodJoin {
+            pid: files.pid.clone().filter(|_| pod.spec.share_pid),
             cgroup: Some(PodCgroup {
                 name: format!("pod-{}", pod.id),
                 limits: pod.spec.limits.clone(),
             }),
-            ..self.namespace_files(&pod.id)
+            ..files
         });
     }
 
