@@ -34,14 +34,16 @@ fn entry(name: &str, path: &Path, worlds: &str, extra: &str) -> String {
 }
 
 /// The hostile plugin in all three worlds, with a budget that lets its floods finish.
+/// The hostile plugin in every world, with time enough for its floods: what is under test
+/// here is what it hands back, not the pipeline's budget.
 fn hostile(extra: &str) -> BerthEnv {
-    BerthEnv::new(&entry(
+    let plugin = entry(
         "hostile",
         &HOSTILE.path(),
         "\"name-policy\", \"backend-policy\", \"lifecycle-hooks\"",
         &format!("timeout-ms = 5000\nmemory-mb = 64\n{extra}"),
-    ))
-    .with_busybox()
+    );
+    BerthEnv::new(&format!("[pipeline]\nbudget-ms = 60000\n\n{plugin}")).with_busybox()
 }
 
 /// `berth ARGS` without colours (berth's own ANSI styling is not what is under test), killed

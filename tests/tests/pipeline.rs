@@ -648,3 +648,70 @@ fn name_and_backend_policies_decide_about_pods_too() {
     );
     env.berth(&["pod", "rm", "-f", id.trim()]).ok();
 }
+
+/// `[pipeline] budget-ms` is shared by every plugin call of one command: a slow first plugin
+/// leaves the second a short deadline, and once it is spent the rest are not asked (each
+/// plugin's `on-error` then decides; here: allow, so the container is still created).
+#[test]
+fn one_budget_is_shared_by_every_plugin_call_of_an_operation() {
+    let looper = |name: &str, timeout: u64| {
+        format!(
+            "[[plugins]]\nname = \"{name}\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\n\
+             timeout-ms = {timeout}\non-error = \"allow\"\n\n",
+            LOOPER.path().display()
+        )
+    };
+    let env = BerthEnv::new(&format!(
+        "[pipeline]\nbudget-ms = 1000\n\n{}{}",
+        looper("slow", 600),
+        looper("second", 5000)
+    ))
+    .with_busybox();
+    env.berth(&["create", "--name", "budgeted", IMAGE, "true"])
+        .ok();
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let decisions: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |plugin: &str, function: &str| {
+        decisions
+            .iter()
+            .find(|d| d["plugin"] == plugin && d["function"] == function)
+            .unwrap_or_else(|| panic!("no {plugin} {function}: {events}"))
+            .clone()
+    };
+    let slow = find("slow", "pre-create");
+    assert_eq!(
+        slow["budget-us"], 600_000,
+        "its own timeout is the smaller: {slow}"
+    );
+    // What the slow one left (at most 400 ms, none if a loaded machine let it overrun), not
+    // its own 5 s.
+    let second = find("second", "pre-create");
+    let had = second["budget-us"].as_u64().unwrap();
+    assert!(had <= 400_000, "{second}");
+    let reason = second["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("budget had left ([pipeline] budget-ms = 1000)")
+            || reason.contains("not asked"),
+        "{second}"
+    );
+    for plugin in ["slow", "second"] {
+        let post = find(plugin, "post-create");
+        assert_eq!(post["budget-us"], 0, "{post}");
+        assert!(
+            post["reason"].as_str().unwrap().contains("not asked"),
+            "{post}"
+        );
+    }
+    // The next command has a budget of its own.
+    env.berth(&["start", "budgeted"]).ok();
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let start = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|d| d["plugin"] == "slow" && d["function"] == "pre-start")
+        .unwrap();
+    assert_eq!(start["budget-us"], 600_000, "{start}");
+}

@@ -37,6 +37,9 @@ pub struct Config {
     /// Container networking through CNI plugins.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// How plugins are consulted as a whole.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
     /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
     #[serde(skip)]
     pub source: String,
@@ -304,6 +307,28 @@ fn default_projects_file() -> PathBuf {
 
 fn default_xfs_quota() -> PathBuf {
     "xfs_quota".into()
+}
+
+/// `[pipeline]`: what all plugins of one operation share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PipelineConfig {
+    /// The plugin time one operation (a `run`: its name policy, placement and every hook) may
+    /// spend in all; each call gets the smaller of its `timeout-ms` and what is left.
+    #[serde(default = "default_budget_ms")]
+    pub budget_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            budget_ms: default_budget_ms(),
+        }
+    }
+}
+
+fn default_budget_ms() -> u64 {
+    200
 }
 
 /// `[packages]`: where `run --pkg` finds packages and where containers see them.
@@ -586,6 +611,9 @@ impl Config {
         for name in config.backends.keys() {
             check_name("backend", name).map_err(&err)?;
         }
+        if config.pipeline.budget_ms == 0 {
+            return Err(err("[pipeline] budget-ms must be greater than 0".into()));
+        }
         let mut seen = std::collections::HashSet::new();
         for plugin in &mut config.plugins {
             let at = format!("[[plugins]] name = {:?}", plugin.name);
@@ -679,6 +707,19 @@ mod tests {
         assert_eq!(config.backends["native"].kind(), "native");
         assert!(config.plugins.is_empty());
         assert_eq!(config.host.state_dir, Path::new("/var/lib/berth"));
+        assert_eq!(config.pipeline.budget_ms, 200);
+    }
+
+    #[test]
+    fn the_pipeline_budget_is_set_and_checked() {
+        let text = "[backends.native]\ntype = \"native\"\n[pipeline]\nbudget-ms = 50\n";
+        let config = Config::parse(text, "b.toml", None).unwrap();
+        assert_eq!(config.pipeline.budget_ms, 50);
+        let zero = text.replace("50", "0");
+        let err = Config::parse(&zero, "b.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("budget-ms must be greater than 0"), "{err}");
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<Patch>,
     pub latency_us: u64,
+    /// What the call was allowed of the operation's plugin budget (the smaller of what was
+    /// left and the plugin's `timeout-ms`); `latency_us` is what it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_us: Option<u64>,
     /// `monitor`: recorded only, not acted on.
     pub mode: PluginMode,
     /// Short sha256 of the call's input as JSON: equal inputs, equal digests.
@@ -94,7 +98,8 @@ pub struct Decision {
 }
 
 impl fmt::Display for Decision {
-    /// `2025-01-01T10:00:00.123Z guard pre-create web1 patch 125us [monitor] env A=1`
+    /// `2025-01-01T10:00:00.123Z guard pre-create web1 patch 125us of 100000us [monitor] env A=1`
+    /// (`of`: what the call was allowed of the operation's budget)
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let container = if self.container.is_empty() {
             "-"
@@ -111,6 +116,9 @@ impl fmt::Display for Decision {
             self.verdict.as_str(),
             self.latency_us
         )?;
+        if let Some(budget) = self.budget_us {
+            write!(f, " of {budget}us")?;
+        }
         if self.mode == PluginMode::Monitor {
             f.write_str(" [monitor]")?;
         }
@@ -343,6 +351,7 @@ mod tests {
             reason: None,
             patch: None,
             latency_us: 42,
+            budget_us: None,
             mode: PluginMode::Enforce,
             input: digest(&"x"),
         }

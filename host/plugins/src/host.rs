@@ -375,13 +375,17 @@ impl PluginHost {
         call: impl FnOnce() -> Answer<T>,
     ) -> Result<Option<T>> {
         let started = Instant::now();
+        let budget_us = crate::budget::current().map(|budget| {
+            let timeout = std::time::Duration::from_millis(plugin.config.timeout_ms);
+            budget.left().min(timeout).as_micros() as u64
+        });
         let answer = call();
         let outcome = match &answer {
             Ok(Ok(value)) => Ok(Ok(describe(value))),
             Ok(Err(reason)) => Ok(Err(reason.clone())),
             Err(e) => Err(e.to_string()),
         };
-        let decision = self.decision(
+        let mut decision = self.decision(
             plugin,
             function,
             container,
@@ -389,6 +393,7 @@ impl PluginHost {
             started,
             outcome,
         );
+        decision.budget_us = budget_us;
         self.log.append(&decision);
         if plugin.config.mode == PluginMode::Monitor {
             return Ok(None);
@@ -442,6 +447,7 @@ impl PluginHost {
             reason,
             patch,
             latency_us,
+            budget_us: None,
             mode: plugin.config.mode,
             input,
         }

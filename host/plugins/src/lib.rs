@@ -17,6 +17,7 @@
 //! `host` folds all plugins into decisions.
 
 mod answers;
+pub mod budget;
 mod check;
 mod convert;
 mod engine;

@@ -12,7 +12,7 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use berth_core::config::{Grant, PluginConfig, PluginWorld};
 use berth_core::{Error, PluginFailure, Result};
@@ -484,6 +484,23 @@ impl Plugin {
         function: &str,
         call: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
+        // The smaller of this plugin's timeout and what the operation's budget has left; a
+        // spent budget fails the call before it starts.
+        let budget = crate::budget::current();
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let allowed = budget.as_ref().map_or(timeout, |b| b.left().min(timeout));
+        if allowed.is_zero() {
+            let total = budget.map(|b| b.total().as_millis()).unwrap_or_default();
+            return Err(answers::failed(
+                &self.config.name,
+                function,
+                PluginFailure::Timeout,
+                format!(
+                    "not asked: the operation's plugin budget ([pipeline] budget-ms = {total}) \
+                     is spent"
+                ),
+            ));
+        }
         let mut slot = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let mut live = slot.take().unwrap_or_else(|| {
             let mut store = Store::new(
@@ -498,12 +515,9 @@ impl Plugin {
             }
         });
         // +1: the first tick may come at any moment after the deadline is set.
-        live.store.set_epoch_deadline(
-            self.config
-                .timeout_ms
-                .div_ceil(engine::TICK.as_millis() as u64)
-                + 1,
-        );
+        let ticks = (allowed.as_millis() as u64).div_ceil(engine::TICK.as_millis() as u64);
+        live.store.set_epoch_deadline(ticks + 1);
+        let started = Instant::now();
         live.store.data_mut().limits.exceeded = false;
         let said_before = live.store.data().stderr.contents().len();
         self.log.start_call();
@@ -518,22 +532,31 @@ impl Plugin {
             })
         };
         self.log.end_call(&self.config.name, function);
+        if let Some(budget) = &budget {
+            budget.spend(started.elapsed());
+        }
         match result {
             Ok(value) => {
                 *slot = Some(live);
                 Ok(value)
             }
-            Err(e) => Err(self.failure(function, &live.store, &e, said_before)),
+            Err(e) => {
+                let cut_short = budget.filter(|_| allowed < timeout);
+                Err(self.failure(function, &live.store, &e, said_before, cut_short, allowed))
+            }
         }
     }
 
-    /// `said_before`: how much stderr earlier calls left, so the message shows this call's.
+    /// `said_before`: how much stderr earlier calls left, so the message shows this call's;
+    /// `budget`: the operation's, when what it had left (`allowed`) cut the call's deadline.
     fn failure(
         &self,
         function: &str,
         store: &Store<HostState>,
         e: &wasmtime::Error,
         said_before: usize,
+        budget: Option<crate::budget::Budget>,
+        allowed: Duration,
     ) -> Error {
         let config = &self.config;
         let state = store.data();
@@ -546,13 +569,19 @@ impl Plugin {
                 ),
             )
         } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            (
-                PluginFailure::Timeout,
-                format!(
+            let message = match budget {
+                Some(budget) => format!(
+                    "no answer within the {} ms the operation's plugin budget had left \
+                     ([pipeline] budget-ms = {})",
+                    allowed.as_millis(),
+                    budget.total().as_millis()
+                ),
+                None => format!(
                     "no answer within timeout-ms = {} of [[plugins]] name = {:?}",
                     config.timeout_ms, config.name
                 ),
-            )
+            };
+            (PluginFailure::Timeout, message)
         } else {
             let stderr = state.stderr.contents();
             let said = String::from_utf8_lossy(stderr.get(said_before..).unwrap_or_default());

@@ -17,7 +17,13 @@ use berth_core::RemoveOptions;
 use crate::cli::{Command, PluginCommand};
 use berth_engine::Engine;
 
+/// Runs `command`: one operation, whose plugin calls share `[pipeline] budget-ms`.
 pub async fn dispatch(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Result<i32> {
+    let budget = std::time::Duration::from_millis(engine.config.pipeline.budget_ms);
+    berth_plugins::budget::within(budget, run(engine, command, json)).await
+}
+
+async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Result<i32> {
     match command {
         Command::Run(args) => containers::run(&engine, args).await,
         Command::Create(args) => containers::create(&engine, args).await,
