@@ -8,6 +8,7 @@ pub mod bin;
 pub mod containerd;
 pub mod docker;
 pub mod env;
+pub mod logs;
 pub mod plugins;
 pub mod registry;
 pub mod snapshots;

@@ -610,3 +610,23 @@ fn a_named_user_is_looked_up_in_the_images_own_passwd() {
             .ok();
     }
 }
+
+#[test]
+fn log_filters_are_refused_naming_the_capability() {
+    let env = containerd_env("");
+    let id = env
+        .berth(&run(&["-d", busybox_image(), "echo", "hi"]))
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    for flags in [&["--tail", "1"][..], &["--timestamps"], &["--since", "10m"]] {
+        let mut args = vec!["logs"];
+        args.extend(flags);
+        args.push(&id);
+        let refused = env.berth(&args);
+        assert_eq!(refused.code, 76, "{flags:?}: {refused:?}");
+        assert!(refused.stderr.contains("--tail, --since"), "{refused:?}");
+    }
+    env.berth(&["rm", "-f", &id]).ok();
+}

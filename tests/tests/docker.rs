@@ -790,3 +790,9 @@ fn gc_removes_unrecorded_containers_and_records_whose_container_is_gone() {
     assert_eq!(docker_inspect(&theirs, "{{.Name}}"), format!("/{theirs}"));
     other.berth(&["rm", "-f", &theirs]).ok();
 }
+
+#[test]
+fn logs_are_tailed_windowed_and_timestamped_as_docker_keeps_them() {
+    let env = docker_env("");
+    berth_tests::logs::log_filters_flow(&env, "docker", busybox_image());
+}

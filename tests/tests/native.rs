@@ -450,3 +450,9 @@ fn versions_of_a_native_container_survive_its_image() {
     assert!(busybox, "the image's layer went with the image");
     env.berth(&["snapshot", "rm", "after", &version]).ok();
 }
+
+#[test]
+fn logs_are_tailed_windowed_and_timestamped() {
+    let env = BerthEnv::new("").with_busybox();
+    berth_tests::logs::log_filters_flow(&env, "native", IMAGE);
+}

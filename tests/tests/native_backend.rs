@@ -637,7 +637,10 @@ async fn logs_follow_until_exit_and_kill_signals_the_container() {
         .await;
     env.backend.start(&id).await.unwrap();
     let mut sink = Collect::default();
-    let follow = LogOptions { follow: true };
+    let follow = LogOptions {
+        follow: true,
+        ..LogOptions::default()
+    };
     env.backend.logs(&id, follow, &mut sink).await.unwrap();
     assert_eq!(
         (&sink.stdout[..], &sink.stderr[..]),

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
+use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
     ContainerStats, Error, ErrorKind, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode,
@@ -681,8 +682,8 @@ impl NativeBackend {
         Ok(None)
     }
 
-    fn logs_once(&self, id: &str, offset: u64, sink: &mut dyn LogSink) -> Result<u64> {
-        logs::replay(&Layout::new(&self.store, id).log(), offset, sink)
+    fn logs_once(&self, id: &str, offset: u64, shaper: &mut Shaper) -> Result<u64> {
+        logs::replay(&Layout::new(&self.store, id).log(), offset, shaper)
     }
 }
 
@@ -767,6 +768,7 @@ impl ContainerBackend for NativeBackend {
             Capability::ImageImport,
             Capability::ImportRootfs,
             Capability::Pods,
+            Capability::LogFilters,
         ]))
     }
 
@@ -882,7 +884,11 @@ impl ContainerBackend for NativeBackend {
 
     async fn logs(&self, id: &str, options: LogOptions, sink: &mut dyn LogSink) -> Result<()> {
         self.record(id)?;
-        let mut offset = self.logs_once(id, 0, sink)?;
+        let mut shaper = Shaper::new(options, sink);
+        let mut offset = self.logs_once(id, 0, &mut shaper)?;
+        shaper
+            .end_of_history()
+            .context(|| "writing container logs".to_string())?;
         if !options.follow {
             return Ok(());
         }
@@ -896,11 +902,11 @@ impl ContainerBackend for NativeBackend {
             tokio::select! {
                 result = &mut exited => {
                     result?;
-                    self.logs_once(id, offset, sink)?;
+                    self.logs_once(id, offset, &mut shaper)?;
                     return Ok(());
                 }
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                    offset = self.logs_once(id, offset, sink)?;
+                    offset = self.logs_once(id, offset, &mut shaper)?;
                 }
             }
         }

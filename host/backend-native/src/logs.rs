@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use berth_core::{IoContext, LogSink, LogStream, Result};
+use berth_core::logs::Shaper;
+use berth_core::{IoContext, LogStream, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -40,20 +41,20 @@ pub fn encode(stream: LogStream, data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The stream and bytes of one line; `None` for a line that does not parse (skipped).
-pub fn decode(line: &[u8]) -> Option<(LogStream, Vec<u8>)> {
+/// The time, stream and bytes of one line; `None` for a line that does not parse (skipped).
+pub fn decode(line: &[u8]) -> Option<(DateTime<Utc>, LogStream, Vec<u8>)> {
     let line: Line = serde_json::from_slice(line).ok()?;
     let data = match (line.log, line.hex) {
         (Some(text), _) => text.into_bytes(),
         (None, Some(hex)) => hex::decode(hex).ok()?,
         (None, None) => Vec::new(),
     };
-    Some((line.stream, data))
+    Some((line.time, line.stream, data))
 }
 
-/// Replays complete lines from `offset` into `sink`; returns the offset after the last complete
-/// line.
-pub fn replay(path: &Path, offset: u64, sink: &mut dyn LogSink) -> Result<u64> {
+/// Replays complete lines from `offset` into `shaper`; returns the offset after the last
+/// complete line.
+pub fn replay(path: &Path, offset: u64, shaper: &mut Shaper) -> Result<u64> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offset),
@@ -72,8 +73,9 @@ pub fn replay(path: &Path, offset: u64, sink: &mut dyn LogSink) -> Result<u64> {
     let mut consumed = 0;
     while let Some(end) = bytes[consumed..].iter().position(|&b| b == b'\n') {
         let line = &bytes[consumed..consumed + end];
-        if let Some((stream, data)) = decode(line) {
-            sink.write(stream, &data)
+        if let Some((time, stream, data)) = decode(line) {
+            shaper
+                .chunk(time, stream, &data)
                 .context(|| "writing container logs".to_string())?;
         }
         consumed += end + 1;
@@ -84,19 +86,16 @@ pub fn replay(path: &Path, offset: u64, sink: &mut dyn LogSink) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_core::LogSink;
 
     #[test]
     fn round_trips_text_and_bytes() {
         let line = encode(LogStream::Stderr, b"hello\n");
-        assert_eq!(
-            decode(&line[..line.len() - 1]),
-            Some((LogStream::Stderr, b"hello\n".to_vec()))
-        );
+        let (_, stream, data) = decode(&line[..line.len() - 1]).unwrap();
+        assert_eq!((stream, data), (LogStream::Stderr, b"hello\n".to_vec()));
         let line = encode(LogStream::Stdout, &[0xff, 0x00]);
-        assert_eq!(
-            decode(&line[..line.len() - 1]),
-            Some((LogStream::Stdout, vec![0xff, 0x00]))
-        );
+        let (_, stream, data) = decode(&line[..line.len() - 1]).unwrap();
+        assert_eq!((stream, data), (LogStream::Stdout, vec![0xff, 0x00]));
     }
 
     #[test]
@@ -115,7 +114,9 @@ mod tests {
         bytes.extend_from_slice(b"{\"partial");
         std::fs::write(&path, &bytes).unwrap();
         let mut sink = Collect(Vec::new());
-        assert_eq!(replay(&path, 0, &mut sink).unwrap(), first);
+        let mut shaper = Shaper::new(Default::default(), &mut sink);
+        assert_eq!(replay(&path, 0, &mut shaper).unwrap(), first);
+        drop(shaper);
         assert_eq!(sink.0, [(LogStream::Stdout, b"a".to_vec())]);
     }
 }

@@ -108,6 +108,18 @@ pub enum Command {
         /// Keep printing until the container exits.
         #[arg(short, long)]
         follow: bool,
+        /// Only the last N lines ("all": every line).
+        #[arg(short = 'n', long, value_name = "N", default_value = "all")]
+        tail: String,
+        /// Only output since this time (RFC 3339, or a duration ago such as 10m).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only output until this time (RFC 3339, or a duration ago such as 10m).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Prefix each line with when it was written.
+        #[arg(short, long)]
+        timestamps: bool,
         container: String,
     },
     /// Run a command in a running container; exits with its exit code.

@@ -22,6 +22,20 @@ use crate::types::{
 pub struct LogOptions {
     /// Keep streaming until the container exits.
     pub follow: bool,
+    /// `--tail N`: only the last N lines of what was written so far.
+    pub tail: Option<usize>,
+    /// `--since`, `--until`: only output written in this window.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `--timestamps`: each line prefixed with when it was written (RFC 3339, nanoseconds).
+    pub timestamps: bool,
+}
+
+impl LogOptions {
+    /// Whether anything but `follow` is asked (what the `log-filters` capability covers).
+    pub fn filtered(&self) -> bool {
+        self.tail.is_some() || self.since.is_some() || self.until.is_some() || self.timestamps
+    }
 }
 
 #[async_trait]

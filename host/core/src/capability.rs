@@ -55,10 +55,12 @@ pub enum Capability {
     NetworkNamespace,
     /// `--pod`: the container joins a pod's IPC, UTS and network namespaces by path.
     Pods,
+    /// `logs --tail/--since/--until/--timestamps`: output kept with the time it was written.
+    LogFilters,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 19] = [
+    pub const ALL: [Capability; 20] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -78,6 +80,7 @@ impl Capability {
         Capability::Networks,
         Capability::NetworkNamespace,
         Capability::Pods,
+        Capability::LogFilters,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -102,6 +105,7 @@ impl Capability {
             Capability::Networks => "networks",
             Capability::NetworkNamespace => "network-namespace",
             Capability::Pods => "pods",
+            Capability::LogFilters => "log-filters",
         }
     }
 
@@ -127,6 +131,7 @@ impl Capability {
             Capability::Networks => "berth networks (--network NAME)",
             Capability::NetworkNamespace => "a network namespace prepared by the host",
             Capability::Pods => "pods (--pod)",
+            Capability::LogFilters => "logs --tail, --since, --until or --timestamps",
         }
     }
 

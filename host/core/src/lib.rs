@@ -9,6 +9,7 @@ pub mod capability;
 pub mod config;
 pub mod crash;
 pub mod error;
+pub mod logs;
 pub mod mounts;
 pub mod namespaces;
 pub mod pod;

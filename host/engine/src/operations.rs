@@ -28,6 +28,10 @@ impl Engine {
         options: LogOptions,
         sink: &mut dyn LogSink,
     ) -> Result<()> {
+        if options.filtered() {
+            self.backends
+                .require(&record.backend, only(Capability::LogFilters))?;
+        }
         self.backend(&record.backend)?
             .logs(&record.id, options, sink)
             .await

@@ -142,7 +142,11 @@ async fn attach(engine: &Engine, record: &ContainerRecord) -> anyhow::Result<i32
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut sink = StdioSink;
-    let logs = engine.logs(record, LogOptions { follow: true }, &mut sink);
+    let follow = LogOptions {
+        follow: true,
+        ..LogOptions::default()
+    };
+    let logs = engine.logs(record, follow, &mut sink);
     tokio::pin!(logs);
     loop {
         tokio::select! {
@@ -372,12 +376,40 @@ pub async fn stats(engine: &Engine, references: &[String], json: bool) -> anyhow
     Ok(0)
 }
 
-pub async fn logs(engine: &Engine, follow: bool, reference: &str) -> anyhow::Result<i32> {
+pub async fn logs(engine: &Engine, options: LogOptions, reference: &str) -> anyhow::Result<i32> {
     let record = engine.resolve(reference)?;
-    engine
-        .logs(&record, LogOptions { follow }, &mut StdioSink)
-        .await?;
+    engine.logs(&record, options, &mut StdioSink).await?;
     Ok(0)
+}
+
+/// `--tail`: a number of lines, or `all`.
+pub fn parse_tail(text: &str) -> berth_core::Result<Option<usize>> {
+    if text == "all" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        Error::invalid(format!("--tail {text:?}"), "not a number of lines")
+            .with_hint("give a number such as 20, or all")
+    })
+}
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration ago (`10m`, `2h`, `30s`), as docker
+/// reads them.
+pub fn parse_time(text: &str) -> berth_core::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    let ago = crate::commands::admin::parse_duration(text).map_err(|_| {
+        Error::invalid(
+            format!("time {text:?}"),
+            "neither an RFC 3339 time nor a duration",
+        )
+        .with_hint("use e.g. 2026-01-02T03:04:05Z or 10m")
+    })?;
+    let ago = chrono::Duration::from_std(ago).unwrap_or(chrono::Duration::MAX);
+    Ok(chrono::Utc::now()
+        .checked_sub_signed(ago)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
 }
 
 /// What `berth exec` asks for.
@@ -429,6 +461,22 @@ fn parse_signal(text: &str) -> berth_core::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_windows_parse_as_docker_reads_them() {
+        assert_eq!(parse_tail("all").unwrap(), None);
+        assert_eq!(parse_tail("3").unwrap(), Some(3));
+        assert!(parse_tail("-1").is_err());
+        let exact = parse_time("2026-01-02T03:04:05.5+01:00").unwrap();
+        assert_eq!(exact.to_rfc3339(), "2026-01-02T02:04:05.500+00:00");
+        let ago = chrono::Utc::now() - parse_time("10m").unwrap();
+        assert!((599..=601).contains(&ago.num_seconds()), "{ago}");
+        assert!(
+            parse_time("99999999d").is_ok(),
+            "far back is the beginning, not a panic"
+        );
+        assert!(parse_time("yesterday").is_err());
+    }
 
     #[test]
     fn signals_parse_by_name_and_number() {

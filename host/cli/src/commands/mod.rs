@@ -52,7 +52,23 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
         }
         Command::Inspect { containers } => containers::inspect(&engine, &containers).await,
         Command::Stats { containers } => containers::stats(&engine, &containers, json).await,
-        Command::Logs { follow, container } => containers::logs(&engine, follow, &container).await,
+        Command::Logs {
+            follow,
+            tail,
+            since,
+            until,
+            timestamps,
+            container,
+        } => {
+            let options = berth_core::LogOptions {
+                follow,
+                tail: containers::parse_tail(&tail)?,
+                since: since.as_deref().map(containers::parse_time).transpose()?,
+                until: until.as_deref().map(containers::parse_time).transpose()?,
+                timestamps,
+            };
+            containers::logs(&engine, options, &container).await
+        }
         Command::Exec {
             interactive,
             env,

@@ -1,0 +1,171 @@
+//! `logs --tail/--since/--until/--timestamps` over a backend's timed output chunks, in one
+//! place for every backend that keeps a time per chunk: a [`Shaper`] takes the history (the
+//! chunks written so far), keeps what the window and the tail let through, and then passes
+//! live chunks on as they come.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::backend::LogOptions;
+use crate::types::{LogSink, LogStream};
+
+/// One line of output and when it was written.
+type TimedLine = (DateTime<Utc>, LogStream, Vec<u8>);
+
+/// Shapes chunks of output into `sink` as `options` ask.
+pub struct Shaper<'a> {
+    options: LogOptions,
+    sink: &'a mut dyn LogSink,
+    /// The last lines of the history, while it is read and a tail is asked.
+    held: Option<VecDeque<TimedLine>>,
+}
+
+impl<'a> Shaper<'a> {
+    pub fn new(options: LogOptions, sink: &'a mut dyn LogSink) -> Shaper<'a> {
+        Shaper {
+            held: options.tail.map(|_| VecDeque::new()),
+            options,
+            sink,
+        }
+    }
+
+    /// One chunk, written at `time`.
+    pub fn chunk(
+        &mut self,
+        time: DateTime<Utc>,
+        stream: LogStream,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let o = &self.options;
+        if o.since.is_some_and(|since| time < since) || o.until.is_some_and(|until| time > until) {
+            return Ok(());
+        }
+        if let (Some(held), Some(tail)) = (&mut self.held, o.tail) {
+            for line in lines(data) {
+                held.push_back((time, stream, line.to_vec()));
+                if held.len() > tail {
+                    held.pop_front();
+                }
+            }
+            return Ok(());
+        }
+        if !o.timestamps {
+            return self.sink.write(stream, data);
+        }
+        for line in lines(data) {
+            self.write_line(time, stream, line)?;
+        }
+        Ok(())
+    }
+
+    /// The history is read: its tail is written, and chunks from here on pass straight on.
+    pub fn end_of_history(&mut self) -> std::io::Result<()> {
+        for (time, stream, line) in self.held.take().unwrap_or_default() {
+            self.write_line(time, stream, &line)?;
+        }
+        Ok(())
+    }
+
+    fn write_line(
+        &mut self,
+        time: DateTime<Utc>,
+        stream: LogStream,
+        line: &[u8],
+    ) -> std::io::Result<()> {
+        if !self.options.timestamps {
+            return self.sink.write(stream, line);
+        }
+        let mut stamped = time
+            .to_rfc3339_opts(SecondsFormat::Nanos, true)
+            .into_bytes();
+        stamped.push(b' ');
+        stamped.extend_from_slice(line);
+        self.sink.write(stream, &stamped)
+    }
+}
+
+/// `data` cut after each newline (a last piece without one is a line too).
+fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split_inclusive(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<(LogStream, String)>);
+
+    impl LogSink for Collect {
+        fn write(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
+            self.0
+                .push((stream, String::from_utf8_lossy(data).into_owned()));
+            Ok(())
+        }
+    }
+
+    fn at(second: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + second, 0).unwrap()
+    }
+
+    fn history(options: LogOptions) -> Vec<(LogStream, String)> {
+        let mut out = Collect::default();
+        let mut shaper = Shaper::new(options, &mut out);
+        shaper.chunk(at(0), LogStream::Stdout, b"a1\na2\n").unwrap();
+        shaper.chunk(at(1), LogStream::Stderr, b"b1\n").unwrap();
+        shaper.chunk(at(2), LogStream::Stdout, b"c1\nc2").unwrap();
+        shaper.end_of_history().unwrap();
+        shaper.chunk(at(3), LogStream::Stdout, b"live\n").unwrap();
+        out.0
+    }
+
+    #[test]
+    fn without_options_chunks_pass_as_written() {
+        let out = history(LogOptions::default());
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[0], (LogStream::Stdout, "a1\na2\n".into()));
+    }
+
+    #[test]
+    fn the_tail_counts_lines_across_streams_and_live_output_follows() {
+        let out = history(LogOptions {
+            tail: Some(2),
+            ..LogOptions::default()
+        });
+        let text: Vec<&str> = out.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(text, ["c1\n", "c2", "live\n"]);
+        let none = history(LogOptions {
+            tail: Some(0),
+            ..LogOptions::default()
+        });
+        assert_eq!(none, [(LogStream::Stdout, "live\n".to_string())]);
+    }
+
+    #[test]
+    fn the_window_and_timestamps_apply_per_chunk() {
+        let out = history(LogOptions {
+            since: Some(at(1)),
+            until: Some(at(2)),
+            timestamps: true,
+            ..LogOptions::default()
+        });
+        assert_eq!(
+            out,
+            [
+                (
+                    LogStream::Stderr,
+                    "2023-11-14T22:13:21.000000000Z b1\n".to_string()
+                ),
+                (
+                    LogStream::Stdout,
+                    "2023-11-14T22:13:22.000000000Z c1\n".to_string()
+                ),
+                (
+                    LogStream::Stdout,
+                    "2023-11-14T22:13:22.000000000Z c2".to_string()
+                ),
+            ]
+        );
+    }
+}
