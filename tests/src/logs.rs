@@ -47,6 +47,11 @@ pub fn log_filters_flow(env: &BerthEnv, backend: &str, image: &str) {
         out.windows(2).all(|w| w[0].0 <= w[1].0),
         "{backend}: {out:?}"
     );
+    // The streams interleave as written: a2 came between a1 and b1.
+    assert!(
+        out[0].0 <= err[0].0 && err[0].0 <= out[1].0,
+        "{backend}: {out:?} {err:?}"
+    );
 
     // The last lines, across streams.
     assert_eq!(logs(&["--tail", "2"]).stdout, "b2\nb3\n", "{backend}");

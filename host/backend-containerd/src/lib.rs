@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod host_files;
 mod import;
+pub mod logger;
 pub mod rootfs;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,11 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::config::ContainerdBackendConfig;
+use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Mount, Object,
-    PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions,
-    Store,
+    Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, Mount, Object, PullProgress,
+    RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
 };
 use berth_oci::config::ParsedConfig;
 use berth_oci::spec::{SpecInput, build_spec, swap_limit_supported};
@@ -54,12 +55,20 @@ pub struct ContainerdBackend {
     name: String,
     config: ContainerdBackendConfig,
     store: Store,
+    logger_exe: PathBuf,
     channel: OnceCell<Channel>,
 }
 
 impl ContainerdBackend {
     /// Checks the configuration; nothing is contacted until the first call.
-    pub fn new(name: &str, config: &ContainerdBackendConfig, store: Store) -> Result<Self> {
+    /// `logger_exe` is the `berth` binary, whose `main` calls [`logger::dispatch`]: the
+    /// shim runs it as each task's logging binary.
+    pub fn new(
+        name: &str,
+        config: &ContainerdBackendConfig,
+        store: Store,
+        logger_exe: PathBuf,
+    ) -> Result<Self> {
         let valid_namespace = !config.namespace.is_empty()
             && config
                 .namespace
@@ -75,6 +84,7 @@ impl ContainerdBackend {
             name: name.to_string(),
             config: config.clone(),
             store,
+            logger_exe,
             channel: OnceCell::new(),
         })
     }
@@ -134,13 +144,13 @@ impl ContainerdBackend {
         }
     }
 
-    fn log_paths(&self, id: &str) -> (PathBuf, PathBuf) {
-        let dir = self
-            .store
+    /// The task's log: timed JSON lines its logging binary appends (see [`logger`]).
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.store
             .run_dir()
             .join("containerd")
-            .join(&self.config.namespace);
-        (dir.join(format!("{id}.out")), dir.join(format!("{id}.err")))
+            .join(&self.config.namespace)
+            .join(format!("{id}.log"))
     }
 
     // ---- images ------------------------------------------------------------------------
@@ -583,28 +593,6 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
-/// Waits, at most `limit`, until no process has `file` open for writing. A read lease is
-/// granted only then (fcntl(2)), so it answers the question without scanning /proc. Waits for
-/// nothing if the file is gone or the filesystem has no leases.
-async fn writers_closed(file: &Path, limit: Duration) {
-    use std::os::fd::AsRawFd;
-    let Ok(f) = std::fs::File::open(file) else {
-        return;
-    };
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        // SAFETY: fcntl on a descriptor this function owns; the lease ends when `f` closes.
-        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
-            return;
-        }
-        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
-        if !busy || tokio::time::Instant::now() >= deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// The cgroup a container's runtime spec gives it (`/berth/<id>` when it cannot be read).
 fn container_cgroup(container: &Container, id: &str) -> PathBuf {
     container
@@ -613,24 +601,6 @@ fn container_cgroup(container: &Container, id: &str) -> PathBuf {
         .and_then(|any| serde_json::from_slice::<oci_spec::runtime::Spec>(&any.value).ok())
         .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone())
         .unwrap_or_else(|| Path::new("/").join(CGROUP_PARENT).join(id))
-}
-
-/// Copies what `file` holds past `offset` into `sink`; the new offset.
-fn drain(file: &Path, offset: u64, stream: LogStream, sink: &mut dyn LogSink) -> Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(file) else {
-        return Ok(offset);
-    };
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-    let mut data = Vec::new();
-    f.read_to_end(&mut data)
-        .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-    if !data.is_empty() {
-        sink.write(stream, &data)
-            .map_err(|e| Error::io("writing container output", e))?;
-    }
-    Ok(offset + data.len() as u64)
 }
 
 #[async_trait]
@@ -645,6 +615,7 @@ impl ContainerBackend for ContainerdBackend {
         // never dropped.
         Capabilities::networked_by_host().union(Capabilities::of(&[
             Capability::Pods,
+            Capability::LogFilters,
             Capability::Exec,
             Capability::ExecStdin,
             Capability::ExecEnv,
@@ -767,19 +738,16 @@ impl ContainerBackend for ContainerdBackend {
             berth_oci::cgroups::prepare_pod(CGROUP_PARENT, &cgroup)?;
         }
         let rootfs = self.rootfs_mounts(&container.snapshot_key).await?;
-        let (out, err) = self.log_paths(id);
-        berth_core::store::create_dir_all(out.parent().expect("log paths have a parent"))?;
-        for file in [&out, &err] {
-            std::fs::File::create(file)
-                .map_err(|e| Error::io(format!("creating {}", file.display()), e))?;
-        }
+        let log = self.log_path(id);
+        berth_core::store::create_dir_all(log.parent().expect("log paths have a parent"))?;
+        let stdio = logger::uri(&self.logger_exe, &log);
         let mut tasks = TasksClient::new(self.channel().await?);
         tasks
             .create(self.request(CreateTaskRequest {
                 container_id: id.to_string(),
                 rootfs,
-                stdout: out.display().to_string(),
-                stderr: err.display().to_string(),
+                stdout: stdio.clone(),
+                stderr: stdio,
                 ..Default::default()
             }))
             .await
@@ -867,9 +835,9 @@ impl ContainerBackend for ContainerdBackend {
         if !options.keep_snapshot {
             self.discard_snapshot(&snapshot_key).await?;
         }
-        let (out, err) = self.log_paths(id);
-        let _ = std::fs::remove_file(out);
-        let _ = std::fs::remove_file(err);
+        let log = self.log_path(id);
+        let _ = std::fs::remove_file(logger::pid_file(&log));
+        let _ = std::fs::remove_file(log);
         Ok(())
     }
 
@@ -916,33 +884,35 @@ impl ContainerBackend for ContainerdBackend {
 
     async fn logs(&self, id: &str, options: LogOptions, sink: &mut dyn LogSink) -> Result<()> {
         self.container(id).await?;
-        let (out, err) = self.log_paths(id);
-        let (mut out_at, mut err_at) = (0, 0);
-        if options.follow
-            && self
-                .task(id)
-                .await?
-                .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running))
-        {
-            let exited = self.wait_task(id);
-            tokio::pin!(exited);
-            loop {
-                out_at = drain(&out, out_at, LogStream::Stdout, sink)?;
-                err_at = drain(&err, err_at, LogStream::Stderr, sink)?;
-                tokio::select! {
-                    _ = &mut exited => break,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                }
+        let log = self.log_path(id);
+        let mut shaper = Shaper::new(options, sink);
+        let running = self
+            .task(id)
+            .await?
+            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        if !running {
+            // The logging binary may still be writing what the task wrote last.
+            logger::wait_drained(&log, Duration::from_secs(2)).await;
+        }
+        let mut offset = berth_core::logs::replay(&log, 0, &mut shaper)?;
+        shaper
+            .end_of_history()
+            .map_err(|e| Error::io("writing container output", e))?;
+        if !(options.follow && running) {
+            return Ok(());
+        }
+        let exited = self.wait_task(id);
+        tokio::pin!(exited);
+        loop {
+            offset = berth_core::logs::replay(&log, offset, &mut shaper)?;
+            tokio::select! {
+                _ = &mut exited => break,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
-        // The shim copies the task's pipes into these files on its own and finishes only after
-        // the exit is reported (its delete is what waits for the copy): read the rest once it
-        // has closed them.
-        for file in [&out, &err] {
-            writers_closed(file, Duration::from_secs(2)).await;
-        }
-        drain(&out, out_at, LogStream::Stdout, sink)?;
-        drain(&err, err_at, LogStream::Stderr, sink)?;
+        // The rest, once the logging binary has drained the task's pipes.
+        logger::wait_drained(&log, Duration::from_secs(2)).await;
+        berth_core::logs::replay(&log, offset, &mut shaper)?;
         Ok(())
     }
 
@@ -966,8 +936,7 @@ impl ContainerBackend for ContainerdBackend {
         let process = serde_json::to_vec(&exec::process(&container_spec, spec)?)
             .map_err(|e| Error::invalid("exec process", e.to_string()))?;
         let exec_id = format!("exec-{}", nanos());
-        let (out, _) = self.log_paths(id);
-        let fifos = exec::Fifos::create(out.with_file_name(&exec_id))?;
+        let fifos = exec::Fifos::create(self.log_path(id).with_file_name(&exec_id))?;
         let streams = exec::Streams::open(&fifos)?;
         let mut tasks = TasksClient::new(self.channel().await?);
         tasks
@@ -1246,28 +1215,7 @@ mod tests {
             socket: dir.path().join("no.sock"),
             ..Default::default()
         };
-        ContainerdBackend::new("ctrd", &config, store)
-    }
-
-    #[tokio::test]
-    async fn the_rest_of_a_log_is_read_once_its_writer_has_closed_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("c.out");
-        let mut writer = std::fs::File::create(&log).unwrap();
-        let late = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            use std::io::Write;
-            writer.write_all(b"late\n").unwrap();
-        });
-        writers_closed(&log, Duration::from_secs(5)).await;
-        assert_eq!(std::fs::read_to_string(&log).unwrap(), "late\n");
-        late.join().unwrap();
-
-        // Nobody writing, or no file at all: no wait.
-        let start = std::time::Instant::now();
-        writers_closed(&log, Duration::from_secs(5)).await;
-        writers_closed(&dir.path().join("gone"), Duration::from_secs(5)).await;
-        assert!(start.elapsed() < Duration::from_secs(5));
+        ContainerdBackend::new("ctrd", &config, store, "/usr/bin/berth".into())
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod exec;
 mod gc;
 pub mod images;
 pub mod layers;
-pub mod logs;
 pub mod records;
 pub mod reexec;
 pub mod rootfs;
@@ -683,7 +682,7 @@ impl NativeBackend {
     }
 
     fn logs_once(&self, id: &str, offset: u64, shaper: &mut Shaper) -> Result<u64> {
-        logs::replay(&Layout::new(&self.store, id).log(), offset, shaper)
+        berth_core::logs::replay(&Layout::new(&self.store, id).log(), offset, shaper)
     }
 }
 

@@ -27,7 +27,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use crate::records::{self, Layout, Phase, StateRecord};
-use crate::{logs, rootfs};
+use crate::rootfs;
+use berth_core::logs;
 
 /// What the supervisor tells `start`, as data: `start` acts on the kind, never on the text.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]

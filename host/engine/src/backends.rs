@@ -166,8 +166,15 @@ fn build(name: &str, config: &BackendConfig, store: &Store) -> Result<Arc<dyn Co
             apple,
             store.clone(),
         )?),
-        BackendConfig::Containerd(containerd) => Arc::new(
-            berth_backend_containerd::ContainerdBackend::new(name, containerd, store.clone())?,
-        ),
+        BackendConfig::Containerd(containerd) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::io("locating the berth binary for the task logger", e))?;
+            Arc::new(berth_backend_containerd::ContainerdBackend::new(
+                name,
+                containerd,
+                store.clone(),
+                exe,
+            )?)
+        }
     })
 }
