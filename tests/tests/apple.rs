@@ -70,6 +70,7 @@ fn apple_runs_containers_and_reports_its_capabilities() {
         "exec-stdin",
         "exec-env",
         "exec-workdir",
+        "log-filters",
     ] {
         assert!(!features.contains(&lacking), "{lacking} in {features:?}");
     }
