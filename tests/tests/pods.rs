@@ -9,6 +9,16 @@ fn env() -> BerthEnv {
     BerthEnv::new("").with_busybox()
 }
 
+/// Asks `done` again (for up to 2 s) until it holds: a state another process reaches.
+fn settle(done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn inspect(env: &BerthEnv, pod: &str) -> serde_json::Value {
     env.berth(&["pod", "inspect", pod]).ok().json()[0].clone()
 }
@@ -172,12 +182,7 @@ fn a_pod_whose_infra_process_was_killed_is_dead_and_takes_no_apps() {
         .status()
         .unwrap();
     assert!(killed.success());
-    for _ in 0..100 {
-        if inspect(&env, "p")["state"] == "dead" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    settle(|| inspect(&env, "p")["state"] == "dead");
     assert_eq!(inspect(&env, "p")["state"], "dead");
     let app = env.berth(&["run", "--rm", "--pod", "p", IMAGE, "true"]);
     assert_eq!(app.code, 73, "{app:?}");
@@ -308,12 +313,7 @@ command = ["sh", "-c", "exit 7"]
         .collect();
     assert_eq!(names, ["busybox", "batch"], "{pod}");
     // One app exiting leaves the other, and the pod, running; its exit code is shown.
-    for _ in 0..100 {
-        if app_state(env, "shop", "batch")["state"] == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    settle(|| app_state(env, "shop", "batch")["state"] == "stopped");
     assert_eq!(app_state(env, "shop", "batch")["exit_code"], 7);
     assert_eq!(app_state(env, "shop", "busybox")["state"], "running");
     assert_eq!(inspect(env, "shop")["state"], "running");
@@ -483,12 +483,7 @@ command = ["sh", "-c", "echo $MARKER $INHERITED $FROM_FILE $OVERRIDDEN; cat /dat
         .as_str()
         .unwrap()
         .to_string();
-    for _ in 0..100 {
-        if app_state(&env, "envs", "show")["state"] == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    settle(|| app_state(&env, "envs", "show")["state"] == "stopped");
     assert_eq!(
         env.berth(&["logs", &app]).ok().stdout,
         "envimg:1 inherited file explicit\nthe app'spod-wide",
@@ -506,12 +501,7 @@ command = ["sh", "-c", "echo $MARKER $INHERITED $FROM_FILE $OVERRIDDEN; cat /dat
         .as_str()
         .unwrap()
         .to_string();
-    for _ in 0..100 {
-        if app_state(&env, "envs", "show")["state"] == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    settle(|| app_state(&env, "envs", "show")["state"] == "stopped");
     assert!(
         env.berth(&["logs", &app])
             .ok()
@@ -572,12 +562,7 @@ fn pod_gc_stops_a_dead_pod_and_removes_it_after_the_grace_period() {
         .status()
         .unwrap();
     assert!(killed.success());
-    for _ in 0..100 {
-        if inspect(&env, "doomed")["state"] == "dead" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    settle(|| inspect(&env, "doomed")["state"] == "dead");
     // Within the grace period: stopped (apps, namespace files, network), kept.
     let dry = env.berth(&["pod", "gc", "--dry-run"]).ok();
     assert!(dry.stdout.contains("would stop: pod doomed"), "{dry:?}");

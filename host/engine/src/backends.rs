@@ -143,19 +143,21 @@ impl Backends {
     }
 }
 
+/// This binary, which backends re-execute as `role` (its `main` dispatches those entry points).
+fn berth_exe(role: &str) -> Result<std::path::PathBuf> {
+    std::env::current_exe()
+        .map_err(|e| Error::io(format!("locating the berth binary for {role}"), e))
+}
+
 /// The one place a backend `type` becomes an implementation.
 fn build(name: &str, config: &BackendConfig, store: &Store) -> Result<Arc<dyn ContainerBackend>> {
     Ok(match config {
-        BackendConfig::Native(native) => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Error::io("locating the berth binary for the supervisor", e))?;
-            Arc::new(berth_backend_native::NativeBackend::new(
-                name,
-                native,
-                store.clone(),
-                exe,
-            )?)
-        }
+        BackendConfig::Native(native) => Arc::new(berth_backend_native::NativeBackend::new(
+            name,
+            native,
+            store.clone(),
+            berth_exe("the supervisor")?,
+        )?),
         BackendConfig::Docker(docker) => Arc::new(berth_backend_docker::DockerBackend::new(
             name,
             docker,
@@ -167,13 +169,11 @@ fn build(name: &str, config: &BackendConfig, store: &Store) -> Result<Arc<dyn Co
             store.clone(),
         )?),
         BackendConfig::Containerd(containerd) => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Error::io("locating the berth binary for the task logger", e))?;
             Arc::new(berth_backend_containerd::ContainerdBackend::new(
                 name,
                 containerd,
                 store.clone(),
-                exe,
+                berth_exe("the task logger")?,
             )?)
         }
     })
