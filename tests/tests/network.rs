@@ -113,6 +113,20 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// The host's veth interfaces whose peer sits on `bridge`, once those of removed containers
+/// are gone: the kernel deletes them with their network namespace, in the background, so one
+/// may outlive its container's `rm` by a few milliseconds (up to 5 s are waited for).
+fn veths_left_on(bridge: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let veths = veths_on(bridge);
+        if veths.is_empty() || std::time::Instant::now() > deadline {
+            return veths;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The host's veth interfaces whose peer sits on `bridge`.
 fn veths_on(bridge: &str) -> Vec<String> {
     let dir = Path::new("/sys/class/net").join(bridge).join("brif");
@@ -194,7 +208,7 @@ fn containers_on_one_network_talk_by_address_and_name(host: Host) {
 
     host.berth(&["rm", "-f", "srv"]).ok();
     assert_eq!(traces_of(&host.env, &id), Vec::<String>::new());
-    assert_eq!(veths_on(&bridge), Vec::<String>::new());
+    assert_eq!(veths_left_on(&bridge), Vec::<String>::new());
     host.berth(&["network", "rm", "web"]).ok();
     assert!(
         !Path::new("/sys/class/net").join(&bridge).exists(),
@@ -467,7 +481,10 @@ fn a_start_killed_during_network_setup_is_collected(host: Host) {
     host.berth(&["rm", "-f", "half"]).ok();
     host.berth(&["gc"]).ok();
     assert_eq!(traces_of(&host.env, &id), Vec::<String>::new());
-    assert_eq!(veths_on(&host.env.network.bridge()), Vec::<String>::new());
+    assert_eq!(
+        veths_left_on(&host.env.network.bridge()),
+        Vec::<String>::new()
+    );
 
     // A create killed after its port was claimed and its files written: gc gives both back.
     let port = free_port().to_string();

@@ -377,6 +377,12 @@ impl Networks {
 
     async fn detach_locked(&self, id: &str, record: &mut Record) -> Result<()> {
         let netns = self.netns_path(id);
+        // The namespace goes first: the kernel then deletes the container's end of each veth
+        // (and so its host end) with the namespace, in the background, where bridge's DEL
+        // would wait 10-30 ms for it. DEL without a namespace is the spec's (CNI_NETNS is
+        // optional there): bridge frees the IPAM lease and finds no link to delete, portmap
+        // drops its rules.
+        netns::remove(&netns)?;
         let mut first_error = None;
         for index in (0..record.attached.len()).rev() {
             let runtime = self.runtime_args(record, index);
@@ -405,7 +411,6 @@ impl Networks {
             return Err(e);
         }
         berth_core::crash::point("network.deleted");
-        netns::remove(&netns)?;
         netns::release_dir(&self.netns_dir)
     }
 
