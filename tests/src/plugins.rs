@@ -111,7 +111,22 @@ pub const COMPAT_0_2_GUARD: Plugin = Plugin {
     lib: "berth_compat_0_2_guard",
 };
 
-pub const ALL: [Plugin; 20] = [
+/// `naming` as it was for berth:plugin@0.3.0, built against `wit/0.3.0`.
+pub const COMPAT_0_3_NAMING: Plugin = Plugin {
+    lib: "berth_compat_0_3_naming",
+};
+
+/// `selector` as it was for berth:plugin@0.3.0, built against `wit/0.3.0`.
+pub const COMPAT_0_3_SELECTOR: Plugin = Plugin {
+    lib: "berth_compat_0_3_selector",
+};
+
+/// `guard` as it was for berth:plugin@0.3.0, built against `wit/0.3.0`.
+pub const COMPAT_0_3_GUARD: Plugin = Plugin {
+    lib: "berth_compat_0_3_guard",
+};
+
+pub const ALL: [Plugin; 23] = [
     NAMING,
     SELECTOR,
     GUARD,
@@ -132,6 +147,9 @@ pub const ALL: [Plugin; 20] = [
     COMPAT_0_2_NAMING,
     COMPAT_0_2_SELECTOR,
     COMPAT_0_2_GUARD,
+    COMPAT_0_3_NAMING,
+    COMPAT_0_3_SELECTOR,
+    COMPAT_0_3_GUARD,
 ];
 
 impl Plugin {

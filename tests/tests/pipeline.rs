@@ -3,8 +3,9 @@
 
 use berth_tests::env::{BerthEnv, package_source};
 use berth_tests::plugins::{
-    COMPAT_0_2_GUARD, COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_GUARD, COMPAT_NAMING,
-    COMPAT_SELECTOR, GUARD, LOOPER, NAMING, PROVISIONER, SELECTOR, TRAPPER,
+    COMPAT_0_2_GUARD, COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_0_3_GUARD, COMPAT_0_3_NAMING,
+    COMPAT_0_3_SELECTOR, COMPAT_GUARD, COMPAT_NAMING, COMPAT_SELECTOR, GUARD, LOOPER, NAMING,
+    PROVISIONER, SELECTOR, TRAPPER,
 };
 
 const IMAGE: &str = "busybox:local";
@@ -101,6 +102,10 @@ fn plugins_built_against_earlier_abis_still_run_a_container() {
         (
             "0.2.0",
             [COMPAT_0_2_NAMING, COMPAT_0_2_SELECTOR, COMPAT_0_2_GUARD],
+        ),
+        (
+            "0.3.0",
+            [COMPAT_0_3_NAMING, COMPAT_0_3_SELECTOR, COMPAT_0_3_GUARD],
         ),
     ] {
         let mut config = format!("{}{}{}", naming(None), selector(), guard("enforce"));
@@ -446,7 +451,11 @@ fn plugin_tools_show_check_and_call() {
         ])
         .ok()
         .json();
-    assert_eq!(check["worlds"], serde_json::json!(["lifecycle-hooks"]));
+    // The guard plays both hook worlds; this config has it as a container hook only.
+    assert_eq!(
+        check["worlds"],
+        serde_json::json!(["lifecycle-hooks", "pod-lifecycle-hooks"])
+    );
     assert_eq!(check["configured-as"], "guard");
 
     let spec = env.dir.path().join("spec.toml");
@@ -558,7 +567,7 @@ fn quotas_and_packages_are_refused_without_their_grants() {
     assert_eq!(refused.code, 70, "{refused:?}");
     assert!(
         refused.stderr.contains(
-            "imports berth:plugin/packages@0.3.0 but is not granted it: add \"packages\" to \
+            "imports berth:plugin/packages@0.4.0 but is not granted it: add \"packages\" to \
              grants of [[plugins]] name = \"provisioner\""
         ),
         "{refused:?}"
@@ -714,4 +723,115 @@ fn one_budget_is_shared_by_every_plugin_call_of_an_operation() {
         .find(|d| d["plugin"] == "slow" && d["function"] == "pre-start")
         .unwrap();
     assert_eq!(start["budget-us"], 600_000, "{start}");
+}
+
+/// Pod hooks (ABI 0.4.0): the guard refuses a pod publishing a host port outside the site's
+/// range before anything of it exists; an accepted pod's every step is told as `pod-<hook>`,
+/// with its apps, and its app's container is told its own steps. `plugin call` makes one pod
+/// decision, and a 0.3.0 component cannot be configured as a pod hook.
+#[test]
+fn pod_hooks_are_told_every_step_and_a_refused_pod_leaves_nothing() {
+    let guard = GUARD.path().display().to_string();
+    let env = BerthEnv::new(&format!(
+        "[[plugins]]\nname = \"guard\"\npath = \"{guard}\"\n\
+         worlds = [\"lifecycle-hooks\", \"pod-lifecycle-hooks\"]\n\
+         settings = {{ allowed-host-ports = \"8000-8999\" }}\n\n",
+    ))
+    .with_busybox();
+    let refused = env.berth(&["pod", "create", "--name", "web", "-p", "127.0.0.1:9999:80"]);
+    assert_eq!(refused.code, 77, "{refused:?}");
+    assert!(
+        refused.stderr.contains("guard") && refused.stderr.contains("host port 9999"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+
+    let manifest = env.run_dir().with_file_name("pod.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"web\"\n\n[[app]]\nimage = \"busybox:local\"\ncommand = [\"sleep\", \"600\"]\n",
+    )
+    .unwrap();
+    env.berth(&["pod", "run", "--manifest", manifest.to_str().unwrap()])
+        .ok();
+    env.berth(&["pod", "stop", "-t", "0", "web"]).ok();
+    env.berth(&["pod", "rm", "web"]).ok();
+
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let decisions: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pod_steps: Vec<(&str, &str)> = decisions
+        .iter()
+        .filter(|d| d["function"].as_str().unwrap().starts_with("pod-"))
+        .map(|d| {
+            (
+                d["function"].as_str().unwrap(),
+                d["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pod_steps,
+        [
+            ("pod-pre-create", "deny"),
+            ("pod-pre-create", "allow"),
+            ("pod-post-create", "allow"),
+            ("pod-pre-start", "allow"),
+            ("pod-post-start", "allow"),
+            ("pod-pre-stop", "allow"),
+            ("pod-post-stop", "allow"),
+            ("pod-pre-remove", "allow"),
+            ("pod-post-remove", "allow"),
+        ],
+        "{events}"
+    );
+    let app_steps: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d["container"] == "web-busybox")
+        .map(|d| d["function"].as_str().unwrap())
+        .collect();
+    for step in ["pre-create", "post-start", "post-stop", "post-remove"] {
+        assert!(app_steps.contains(&step), "{step}: {app_steps:?}");
+    }
+
+    // One decision on demand, from a pod spec file.
+    let spec = env.run_dir().with_file_name("pod-spec.toml");
+    std::fs::write(
+        &spec,
+        "name = \"api\"\nports = [{ container-port = 80, host-port = 9443 }]\n",
+    )
+    .unwrap();
+    let call = env
+        .berth(&[
+            "plugin",
+            "call",
+            "guard",
+            "pod-pre-create",
+            "--spec",
+            spec.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        call.stdout.contains("deny") && call.stdout.contains("host port 9443"),
+        "{}",
+        call.stdout
+    );
+
+    // A component built against 0.3.0 has no pod hooks: configured as one, it is refused.
+    let frozen = COMPAT_0_3_GUARD.path().display().to_string();
+    let old = BerthEnv::new(&format!(
+        "[[plugins]]\nname = \"old\"\npath = \"{frozen}\"\nworlds = [\"pod-lifecycle-hooks\"]\n\n"
+    ));
+    let load = old.berth(&["pod", "create", "--name", "web"]);
+    assert_ne!(load.code, 0, "{load:?}");
+    assert!(
+        load.stderr
+            .contains("does not export berth:plugin/pod-hooks@0.4.0"),
+        "{load:?}"
+    );
 }

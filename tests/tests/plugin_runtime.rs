@@ -564,7 +564,7 @@ fn an_ungranted_import_fails_at_load_naming_plugin_interface_and_key() {
         .to_string();
     assert!(
         err.contains(
-            "plugin \"snoop\" imports berth:plugin/containers@0.3.0 but is not granted it: add \
+            "plugin \"snoop\" imports berth:plugin/containers@0.4.0 but is not granted it: add \
              \"containers\" to grants of [[plugins]] name = \"snoop\" in /etc/berth/test.toml"
         ),
         "{err}"
@@ -592,7 +592,7 @@ fn an_ungranted_import_fails_at_load_naming_plugin_interface_and_key() {
     assert_eq!(failure(&err), Some(PluginFailure::Load), "{err}");
     assert!(
         err.to_string()
-            .contains("imports berth:plugin/containers@0.3.0, which this host does not provide"),
+            .contains("imports berth:plugin/containers@0.4.0, which this host does not provide"),
         "{err}"
     );
 }
@@ -758,7 +758,7 @@ fn check_reports_worlds_imports_and_grant_problems() {
         vec![berth_core::config::PluginWorld::LifecycleHooks]
     );
     assert_eq!(report.needs_grants, vec![Grant::Containers]);
-    assert_eq!(report.abi, Some(Abi::V0_3));
+    assert_eq!(report.abi, Some(Abi::CURRENT));
     assert!(
         report.imports.iter().any(|i| i.starts_with("wasi:")),
         "{:?}",
@@ -917,7 +917,7 @@ fn create_failed_reaches_current_hooks_with_the_reason_and_not_0_1_0_ones() {
     };
     let host = PluginHost::load(&setup.config, services).unwrap();
     let abis: Vec<Abi> = host.summaries().iter().map(|p| p.abi).collect();
-    assert_eq!(abis, [Abi::V0_3, Abi::V0_1]);
+    assert_eq!(abis, [Abi::CURRENT, Abi::V0_1]);
 
     // The provisioner ensures a volume at pre-create and mounts it; guard stamps the spec.
     let mut web = spec("web");

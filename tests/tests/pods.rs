@@ -815,3 +815,61 @@ fn shared_pid_flow(env: &BerthEnv, backend: &str) {
         .join(format!("{id}.pid"));
     assert!(!pid_file.exists());
 }
+
+#[test]
+fn an_app_marked_stop_pod_on_exit_stops_the_pod_when_it_ends() {
+    exit_stops_pod_flow(&env(), "native");
+}
+
+#[test]
+fn on_containerd_an_app_marked_stop_pod_on_exit_stops_the_pod_when_it_ends() {
+    exit_stops_pod_flow(&berth_tests::containerd::containerd_env(""), "containerd");
+}
+
+/// `stop-pod-on-exit = true`: that app's end (its own, code 3) stops the pod, the other app
+/// and the infra process with it; a stop that names another infra process (the watcher's of
+/// a pod started again since) leaves a pod alone.
+fn exit_stops_pod_flow(env: &BerthEnv, backend: &str) {
+    let manifest = write(
+        env,
+        "job.toml",
+        &r#"
+name = "job"
+backend = "BACKEND"
+
+[[app]]
+name = "keeper"
+image = "busybox:local"
+command = ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
+
+[[app]]
+name = "task"
+image = "busybox:local"
+command = ["sh", "-c", "sleep 2; exit 3"]
+stop-pod-on-exit = true
+"#
+        .replace("BACKEND", backend),
+    );
+    env.berth(&["pod", "run", "--manifest", &manifest]).ok();
+    let running = inspect(env, "job");
+    assert_eq!(running["state"], "running", "{running}");
+    let infra = running["infra_pid"].as_u64().unwrap();
+    let stale = env.berth(&["pod", "stop", "--if-infra", "1:1", "job"]).ok();
+    assert_eq!(stale.stdout, "", "{stale:?}");
+    assert_eq!(inspect(env, "job")["state"], "running");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while inspect(env, "job")["state"] != "exited" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stopped = inspect(env, "job");
+    assert_eq!(stopped["state"], "exited", "{stopped}");
+    assert_eq!(app_state(env, "job", "task")["exit_code"], 3, "{stopped}");
+    assert_eq!(
+        app_state(env, "job", "keeper")["state"],
+        "stopped",
+        "{stopped}"
+    );
+    assert!(ended(infra));
+    env.berth(&["pod", "rm", "job"]).ok();
+}

@@ -527,6 +527,10 @@ pub enum PodCommand {
         /// Seconds to wait for each app before killing it.
         #[arg(short = 't', long = "time", default_value_t = 10)]
         time: u64,
+        /// Only a pod still running on this infra process (`PID:START`): what an app's
+        /// watcher asks when a `stop-pod-on-exit` app ends.
+        #[arg(long, value_name = "PID:START", hide = true)]
+        if_infra: Option<String>,
         #[arg(required = true)]
         pods: Vec<String>,
     },
@@ -599,9 +603,10 @@ pub enum PluginCommand {
     Call {
         /// Plugin name from the configuration.
         name: String,
-        /// validate-name, generate-name, select-backend, or a hook (pre-create, post-start, ...).
+        /// validate-name, generate-name, select-backend, a hook (pre-create, post-start, ...) or
+        /// a pod hook (pod-pre-create, ...).
         hook: String,
-        /// Container spec (TOML) given to the plugin.
+        /// Container spec (TOML) given to the plugin; a pod spec for a pod hook.
         #[arg(long, value_name = "FILE")]
         spec: PathBuf,
     },

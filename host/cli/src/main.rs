@@ -23,6 +23,9 @@ fn main() {
     if let Some(code) = berth_engine::pods::infra::dispatch(&args) {
         std::process::exit(code);
     }
+    if let Some(code) = berth_engine::pods::watch::dispatch(&args) {
+        std::process::exit(code);
+    }
     if let Some(code) = berth_backend_containerd::logger::dispatch(&args) {
         std::process::exit(code);
     }

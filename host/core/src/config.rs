@@ -421,13 +421,16 @@ pub enum PluginWorld {
     NamePolicy,
     BackendPolicy,
     LifecycleHooks,
+    /// Told about pods' steps (new in `berth:plugin@0.4.0`).
+    PodLifecycleHooks,
 }
 
 impl PluginWorld {
-    pub const ALL: [PluginWorld; 3] = [
+    pub const ALL: [PluginWorld; 4] = [
         PluginWorld::NamePolicy,
         PluginWorld::BackendPolicy,
         PluginWorld::LifecycleHooks,
+        PluginWorld::PodLifecycleHooks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -435,6 +438,7 @@ impl PluginWorld {
             PluginWorld::NamePolicy => "name-policy",
             PluginWorld::BackendPolicy => "backend-policy",
             PluginWorld::LifecycleHooks => "lifecycle-hooks",
+            PluginWorld::PodLifecycleHooks => "pod-lifecycle-hooks",
         }
     }
 }

@@ -3,8 +3,64 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
-use crate::types::Mount;
+use crate::types::{ContainerSpec, HostEntry, Limits, Mount, NetworkSpec, PortMapping};
+
+/// What `berth pod create` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct PodSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub hostname: Option<String>,
+    pub networks: Vec<String>,
+    pub ports: Vec<PortMapping>,
+    pub network: Option<NetworkSpec>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub extra_hosts: Vec<HostEntry>,
+    /// Pod-wide mounts every app gets, unless it mounts the same target itself (MergeMounts).
+    pub mounts: Vec<Mount>,
+    /// Limits of the pod's cgroup, which all its apps share.
+    pub limits: Limits,
+    /// One PID namespace for all its apps (Kubernetes' `shareProcessNamespace`).
+    pub share_pid: bool,
+    /// A backend that claims pods; the first that does when not given.
+    pub backend: Option<String>,
+}
+
+impl PodSpec {
+    /// The pod as a container spec: what the network service plans from, and what name and
+    /// backend policies are shown (image `pod`).
+    pub fn as_container(&self) -> ContainerSpec {
+        ContainerSpec {
+            name: self.name.clone(),
+            image: "pod".into(),
+            labels: self.labels.clone(),
+            hostname: self.hostname.clone(),
+            networks: self.networks.clone(),
+            ports: self.ports.clone(),
+            network: self.network.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_options.clone(),
+            extra_hosts: self.extra_hosts.clone(),
+            mounts: self.mounts.clone(),
+            limits: self.limits.clone(),
+            ..ContainerSpec::default()
+        }
+    }
+}
+
+/// One app of a pod as policy sees it: its name in the pod and its container's spec.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodApp {
+    pub name: String,
+    pub spec: ContainerSpec,
+}
 
 /// appc's `ValidOSArch`, as rkt checks it at prepare: the arches each os may name.
 pub const VALID_OS_ARCH: &[(&str, &[&str])] = &[(

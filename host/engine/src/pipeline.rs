@@ -484,7 +484,7 @@ impl Engine {
 }
 
 /// Post-hooks observe: a failure is logged (and in the decision log) but undoes nothing.
-fn observe(result: Result<()>) {
+pub(crate) fn observe(result: Result<()>) {
     if let Err(e) = result {
         tracing::warn!(error = %e, "post-hook failed; the operation stands");
     }

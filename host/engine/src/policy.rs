@@ -8,6 +8,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use berth_core::config::PluginWorld;
+use berth_core::pod::{PodApp, PodSpec};
 use berth_core::{BackendInfo, ContainerSpec, Result};
 use berth_plugins::{Hook, PluginHost};
 
@@ -34,6 +35,19 @@ pub trait Policy: Send + Sync {
     fn on_event(&self, hook: Hook, spec: &mut ContainerSpec, id: Option<&str>) -> Result<()>;
     /// A create that had passed `pre-create` failed: hooks may release what they provisioned.
     fn create_failed(&self, spec: &ContainerSpec, id: Option<&str>, reason: &str);
+    /// A step of a pod's life, as `on_event` is of a container's: at `pre-*` an error refuses
+    /// it; otherwise errors are recorded and ignored. `reason` is a `create-failed`'s.
+    fn on_pod_event(
+        &self,
+        hook: Hook,
+        pod: &PodSpec,
+        apps: &[PodApp],
+        id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let _ = (hook, pod, apps, id, reason);
+        Ok(())
+    }
 }
 
 impl Policy for PluginHost {
@@ -63,6 +77,17 @@ impl Policy for PluginHost {
 
     fn create_failed(&self, spec: &ContainerSpec, id: Option<&str>, reason: &str) {
         PluginHost::create_failed(self, spec, id, reason)
+    }
+
+    fn on_pod_event(
+        &self,
+        hook: Hook,
+        pod: &PodSpec,
+        apps: &[PodApp],
+        id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        PluginHost::on_pod_event(self, hook, pod, apps, id, reason)
     }
 }
 
@@ -96,8 +121,8 @@ impl Policies {
         }
     }
 
-    /// What start, stop and rm consult: the lifecycle-hook plugins (all of them once a create
-    /// in this process has loaded them).
+    /// What start, stop and rm consult: the lifecycle-hook and pod-hook plugins (all of them
+    /// once a create in this process has loaded them).
     pub fn hooks(&self) -> Result<Option<Arc<dyn Policy>>> {
         match self {
             Policies::Plugins { engine, all, hooks } => {
@@ -105,7 +130,8 @@ impl Policies {
                     return Ok(all.clone().map(|p| p as Arc<dyn Policy>));
                 }
                 let loaded = load_once(engine, hooks, |config, services| {
-                    PluginHost::load_playing(config, PluginWorld::LifecycleHooks, services)
+                    let worlds = [PluginWorld::LifecycleHooks, PluginWorld::PodLifecycleHooks];
+                    PluginHost::load_playing(config, &worlds, services)
                 })?;
                 Ok(loaded.map(|p| p as Arc<dyn Policy>))
             }

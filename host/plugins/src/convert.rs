@@ -2,6 +2,7 @@
 //! converted from these in `interfaces::types`). The WIT side uses sorted key/value lists where
 //! berth uses maps, so a plugin sees env and labels in a stable order.
 
+use berth_core::pod::{PodApp, PodSpec};
 use berth_core::{BackendInfo, ContainerSpec, HostEntry, Limits, Mount, PortMapping};
 
 use crate::hook::Hook;
@@ -54,6 +55,32 @@ pub(crate) fn spec(s: &ContainerSpec) -> wit::ContainerSpec {
             options: s.dns_options.clone(),
         },
         extra_hosts: s.extra_hosts.iter().map(host_entry).collect(),
+    }
+}
+
+/// A pod and its apps; the pod's networking is a container spec's, so it converts as one.
+pub(crate) fn pod(pod: &PodSpec, apps: &[PodApp]) -> wit::PodSpec {
+    let s = spec(&pod.as_container());
+    wit::PodSpec {
+        name: s.name,
+        labels: s.labels,
+        hostname: s.hostname,
+        networks: s.networks,
+        ports: s.ports,
+        address: s.address,
+        dns: s.dns,
+        extra_hosts: s.extra_hosts,
+        mounts: s.mounts,
+        limits: s.limits,
+        share_pid: pod.share_pid,
+        backend: pod.backend.clone(),
+        apps: apps
+            .iter()
+            .map(|a| wit::PodApp {
+                name: a.name.clone(),
+                spec: spec(&a.spec),
+            })
+            .collect(),
     }
 }
 

@@ -92,6 +92,8 @@ pub enum Function {
     GenerateName,
     SelectBackend,
     Event(Hook),
+    /// A pod's step, named `pod-<hook>` (`pod-pre-create`).
+    PodEvent(Hook),
 }
 
 impl Function {
@@ -101,6 +103,17 @@ impl Function {
             Function::GenerateName => "generate-name",
             Function::SelectBackend => "select-backend",
             Function::Event(hook) => hook.as_str(),
+            Function::PodEvent(hook) => match hook {
+                Hook::PreCreate => "pod-pre-create",
+                Hook::PostCreate => "pod-post-create",
+                Hook::PreStart => "pod-pre-start",
+                Hook::PostStart => "pod-post-start",
+                Hook::PreStop => "pod-pre-stop",
+                Hook::PostStop => "pod-post-stop",
+                Hook::PreRemove => "pod-pre-remove",
+                Hook::PostRemove => "pod-post-remove",
+                Hook::CreateFailed => "pod-create-failed",
+            },
         }
     }
 
@@ -110,6 +123,7 @@ impl Function {
             Function::ValidateName | Function::GenerateName => PluginWorld::NamePolicy,
             Function::SelectBackend => PluginWorld::BackendPolicy,
             Function::Event(_) => PluginWorld::LifecycleHooks,
+            Function::PodEvent(_) => PluginWorld::PodLifecycleHooks,
         }
     }
 }
@@ -123,15 +137,21 @@ impl fmt::Display for Function {
 impl FromStr for Function {
     type Err = Error;
 
-    /// Parses `validate-name`, `generate-name`, `select-backend` or a hook name.
+    /// Parses `validate-name`, `generate-name`, `select-backend`, a hook name or a pod hook's
+    /// (`pod-pre-create`).
     fn from_str(s: &str) -> Result<Function> {
+        let hook = match s.strip_prefix("pod-") {
+            Some(hook) => hook.parse().map(Function::PodEvent),
+            None => s.parse().map(Function::Event),
+        };
         match s {
             "validate-name" => Ok(Function::ValidateName),
             "generate-name" => Ok(Function::GenerateName),
             "select-backend" => Ok(Function::SelectBackend),
-            _ => s.parse().map(Function::Event).map_err(|_| {
+            _ => hook.map_err(|_| {
                 Error::invalid(format!("plugin function {s:?}"), "unknown function").with_hint(
-                    "use validate-name, generate-name, select-backend or a hook such as pre-create",
+                    "use validate-name, generate-name, select-backend, a hook such as pre-create \
+                     or a pod hook such as pod-pre-create",
                 )
             }),
         }
@@ -150,6 +170,9 @@ mod tests {
                 hook.as_str().parse::<Function>().unwrap(),
                 Function::Event(hook)
             );
+            let pod = Function::PodEvent(hook);
+            assert_eq!(pod.as_str(), format!("pod-{hook}"));
+            assert_eq!(pod.as_str().parse::<Function>().unwrap(), pod);
         }
         assert_eq!(
             "select-backend".parse::<Function>().unwrap().world(),

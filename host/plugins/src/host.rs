@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use berth_core::config::{Grant, OnError, PluginConfig, PluginMode, PluginWorld};
+use berth_core::pod::{PodApp, PodSpec};
 use berth_core::{BackendInfo, Config, ContainerSpec, Error, Result};
 use chrono::Utc;
 use serde::Serialize;
@@ -83,14 +84,17 @@ impl PluginHost {
         PluginHost::load_where(config, services, |_| true)
     }
 
-    /// Loads only the plugins that play `world`: what a command that consults no other world
-    /// needs (`berth rm` pays for its hooks, not for the name policy's regex engine).
+    /// Loads only the plugins that play one of `worlds`: what a command that consults no
+    /// other world needs (`berth rm` pays for its hooks, not for the name policy's regex
+    /// engine).
     pub fn load_playing(
         config: &Config,
-        world: PluginWorld,
+        worlds: &[PluginWorld],
         services: HostServices,
     ) -> Result<PluginHost> {
-        PluginHost::load_where(config, services, |p| p.worlds.contains(&world))
+        PluginHost::load_where(config, services, |p| {
+            p.worlds.iter().any(|w| worlds.contains(w))
+        })
     }
 
     fn load_where(
@@ -282,6 +286,42 @@ impl PluginHost {
         Ok(())
     }
 
+    /// Tells pod-hook plugins about `hook` of the pod `pod` (with its `apps`; `id` once it has
+    /// one). At `pre-*` hooks an enforced deny refuses the step; `post-*` hooks and
+    /// `create-failed` (with its `reason`) only observe: their failures are logged and
+    /// recorded, never returned. Decisions are recorded as `pod-<hook>`.
+    pub fn on_pod_event(
+        &self,
+        hook: Hook,
+        pod: &PodSpec,
+        apps: &[PodApp],
+        id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let name = if pod.name.is_empty() {
+            id.unwrap_or_default()
+        } else {
+            &pod.name
+        };
+        let function = format!("pod-{hook}");
+        let event = convert::event(hook, id, reason);
+        let wit_pod = convert::pod(pod, apps);
+        let input = events::digest(&(hook, pod, apps, id, reason));
+        for plugin in self.plugins.iter().filter(|p| p.pod_hooks().is_some()) {
+            let answer = self.consult(plugin, &function, name, &input, describe_allow, || {
+                ask_pod_hooks(plugin, &function, &event, &wit_pod)
+            });
+            match answer {
+                Ok(_) => {}
+                Err(e) if hook.is_pre() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(plugin = plugin.name(), hook = %function, error = %escaped(&e), "observing pod hook failed; nothing undone")
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One call to one plugin, for `berth plugin call NAME FUNCTION`: the decision as it would
     /// be recorded (not written to the log, and `monitor`/`on-error` not applied). `spec.name`
     /// is the name `validate-name` checks; `candidates` feed `select-backend`.
@@ -293,24 +333,7 @@ impl PluginHost {
         candidates: &[BackendInfo],
         id: Option<&str>,
     ) -> Result<Decision> {
-        let plugin = self
-            .plugins
-            .iter()
-            .find(|p| p.name() == plugin)
-            .ok_or_else(|| {
-                let names: Vec<_> = self.plugins.iter().map(|p| p.name()).collect();
-                Error::not_found(berth_core::Object::Plugin, plugin)
-                    .with_hint(format!("configured plugins: {}", names.join(", ")))
-            })?;
-        if !plugin.config.worlds.contains(&function.world()) {
-            return Err(Error::invalid(
-                format!("call of {function} on plugin {:?}", plugin.name()),
-                format!(
-                    "the plugin is not configured as {}",
-                    function.world().as_str()
-                ),
-            ));
-        }
+        let plugin = self.callable(plugin, function)?;
         let started = Instant::now();
         let (input, outcome): (String, Answer<Described>) = match function {
             Function::ValidateName => (
@@ -330,6 +353,13 @@ impl PluginHost {
                     events::digest(&(spec, candidates)),
                     answer.map(|a| a.map(|b| describe_select(&b))),
                 )
+            }
+            Function::PodEvent(_) => {
+                return Err(Error::invalid(
+                    format!("call of {function} on plugin {:?}", plugin.name()),
+                    "a pod hook is told a pod, not a container",
+                )
+                .with_hint("call it with a pod spec (`PluginHost::call_pod`)"));
             }
             Function::Event(hook) => {
                 let reason = (hook == Hook::CreateFailed).then_some(TRIAL_REASON);
@@ -357,6 +387,52 @@ impl PluginHost {
             plugin,
             function.as_str(),
             &spec.name,
+            input,
+            started,
+            outcome,
+        ))
+    }
+
+    /// The plugin named `name`, if it is configured to play `function`'s world.
+    fn callable(&self, name: &str, function: Function) -> Result<&Plugin> {
+        let plugin = self
+            .plugins
+            .iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = self.plugins.iter().map(|p| p.name()).collect();
+                Error::not_found(berth_core::Object::Plugin, name)
+                    .with_hint(format!("configured plugins: {}", names.join(", ")))
+            })?;
+        if !plugin.config.worlds.contains(&function.world()) {
+            return Err(Error::invalid(
+                format!("call of {function} on plugin {:?}", plugin.name()),
+                format!(
+                    "the plugin is not configured as {}",
+                    function.world().as_str()
+                ),
+            ));
+        }
+        Ok(plugin)
+    }
+
+    /// One pod-hook call to one plugin, for `berth plugin call NAME pod-HOOK POD-SPEC`: the
+    /// decision as it would be recorded (not logged; `monitor`/`on-error` not applied).
+    pub fn call_pod(&self, plugin: &str, hook: Hook, pod: &PodSpec) -> Result<Decision> {
+        let function = Function::PodEvent(hook);
+        let plugin = self.callable(plugin, function)?;
+        let started = Instant::now();
+        let reason = (hook == Hook::CreateFailed).then_some(TRIAL_REASON);
+        let event = convert::event(hook, None, reason);
+        let answer = ask_pod_hooks(plugin, function.as_str(), &event, &convert::pod(pod, &[]));
+        let outcome = answer
+            .map(|a| a.map(|()| describe_allow(&())))
+            .map_err(|e| e.to_string());
+        let input = events::digest(&(hook, pod, reason));
+        Ok(self.decision(
+            plugin,
+            function.as_str(),
+            &pod.name,
             input,
             started,
             outcome,
@@ -510,6 +586,20 @@ fn ask_hooks(
         Ok(patch) => Ok(Ok(answers::patch(plugin.name(), hook, patch, spec)?)),
         Err(reason) => Ok(Err(reason)),
     }
+}
+
+/// Tells a pod-hook plugin about a pod's step; its reason comes back bounded.
+fn ask_pod_hooks(
+    plugin: &Plugin,
+    function: &str,
+    event: &wit::Event,
+    pod: &wit::PodSpec,
+) -> Answer<()> {
+    let hooks = plugin.pod_hooks().expect("only asked of pod-hook plugins");
+    let answer = plugin.run(function, |store, instance| {
+        hooks.on_pod_event(store, instance, event, pod)
+    })?;
+    Ok(answers::verdict(answer))
 }
 
 /// An error quoting a plugin's answer, fit for the host's log: the log's formatter escapes

@@ -25,7 +25,7 @@ use crate::engine::{self, Runtime};
 use crate::interfaces::HostServices;
 use crate::interfaces::log::LogBudget;
 use crate::state::HostState;
-use crate::worlds::{self, Abi, Hooks, Naming, Placement, Worlds};
+use crate::worlds::{self, Abi, Hooks, Naming, Placement, PodHooks, Worlds};
 
 /// The package every berth host interface lives in.
 pub(crate) const PACKAGE: &str = "berth:plugin/";
@@ -47,6 +47,7 @@ pub(crate) struct Plugin {
     naming: Option<Naming>,
     placement: Option<Placement>,
     hooks: Option<Hooks>,
+    pod_hooks: Option<PodHooks>,
     /// What the plugin may still write to the host's log in this process.
     log: Arc<LogBudget>,
     /// The instance serving calls, until one fails.
@@ -416,6 +417,7 @@ impl Plugin {
                 let expected: Vec<_> = Abi::ALL
                     .iter()
                     .rev()
+                    .filter(|abi| **abi >= worlds::since(*world))
                     .map(|abi| worlds::export_name(*world, *abi))
                     .collect();
                 return Err(load_error(
@@ -456,6 +458,9 @@ impl Plugin {
                 .placement
                 .filter(|_| wants(PluginWorld::BackendPolicy)),
             hooks: worlds.hooks.filter(|_| wants(PluginWorld::LifecycleHooks)),
+            pod_hooks: worlds
+                .pod_hooks
+                .filter(|_| wants(PluginWorld::PodLifecycleHooks)),
         })
     }
 
@@ -473,6 +478,10 @@ impl Plugin {
 
     pub fn hooks(&self) -> Option<&Hooks> {
         self.hooks.as_ref()
+    }
+
+    pub fn pod_hooks(&self) -> Option<&PodHooks> {
+        self.pod_hooks.as_ref()
     }
 
     /// Runs `call` (one export call) on the plugin's instance under the call's budget,
@@ -656,14 +665,14 @@ mod tests {
         let problems = super::problems(&config(&["containers"], None), "ab", &future, "b.toml");
         assert!(problems[0].contains("does not provide"), "{problems:?}");
 
-        let newer = vec!["berth:plugin/log@0.4.0".to_string()];
+        let newer = vec!["berth:plugin/log@0.5.0".to_string()];
         let problems = super::problems(&config(&[], None), "ab", &newer, "b.toml");
         assert_eq!(
             problems,
             [
-                "plugin \"x\" imports berth:plugin/log@0.4.0, but this berth loads berth:plugin \
-                 0.1.0, 0.2.0 and 0.3.0 only (rebuild the plugin against the wit/ of this berth, \
-                 or upgrade berth)"
+                "plugin \"x\" imports berth:plugin/log@0.5.0, but this berth loads berth:plugin \
+                 0.1.0, 0.2.0, 0.3.0 and 0.4.0 only (rebuild the plugin against the wit/ of this \
+                 berth, or upgrade berth)"
             ]
         );
     }

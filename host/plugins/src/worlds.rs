@@ -1,8 +1,9 @@
 //! The roles a plugin plays, by what it exports: `naming` (name-policy), `placement`
-//! (backend-policy) and `hooks` (lifecycle-hooks), at each ABI version berth loads.
+//! (backend-policy), `hooks` (lifecycle-hooks) and `pod-hooks` (pod-lifecycle-hooks, new in
+//! 0.4.0), at each ABI version berth loads.
 //!
 //! The export bindings reuse the `types` interface module's records through bindgen's `with`,
-//! so there is one Rust type per WIT type and version. Callers speak the current ABI (0.3.0)
+//! so there is one Rust type per WIT type and version. Callers speak the current ABI (0.4.0)
 //! only: a component built against an older one is called through its own bindings here, its
 //! arguments and answers converted at this one boundary (see `interfaces::types`).
 //!
@@ -25,9 +26,23 @@ use wasmtime::component::{ComponentNamedList, Instance, InstancePre, Lift, Lower
 
 use crate::interfaces::types::{self, wit, wit0_1, wit0_2};
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "
+            export berth:plugin/naming@0.4.0;
+            export berth:plugin/placement@0.4.0;
+            export berth:plugin/hooks@0.4.0;
+            export berth:plugin/pod-hooks@0.4.0;
+        ",
+        with: { "berth:plugin/types@0.4.0": crate::interfaces::types::wit },
+    });
+}
+
+/// 0.3.0's records are the current ones (0.4.0 only added pods'): bound to the same types.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "
             export berth:plugin/naming@0.3.0;
             export berth:plugin/placement@0.3.0;
@@ -70,6 +85,9 @@ use v0_2::exports::berth::plugin::{
 use v0_3::exports::berth::plugin::{
     hooks as hooks0_3, naming as naming0_3, placement as placement0_3,
 };
+use v0_4::exports::berth::plugin::{
+    hooks as hooks0_4, naming as naming0_4, placement as placement0_4, pod_hooks as pod_hooks0_4,
+};
 
 /// The `berth:plugin` package version a component was built against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -80,14 +98,16 @@ pub enum Abi {
     V0_2,
     #[serde(rename = "0.3.0")]
     V0_3,
+    #[serde(rename = "0.4.0")]
+    V0_4,
 }
 
 impl Abi {
     /// Every version this berth loads, oldest first.
-    pub const ALL: [Abi; 3] = [Abi::V0_1, Abi::V0_2, Abi::V0_3];
+    pub const ALL: [Abi; 4] = [Abi::V0_1, Abi::V0_2, Abi::V0_3, Abi::V0_4];
 
     /// The version `wit/` holds, which plugins are built against today.
-    pub const CURRENT: Abi = Abi::V0_3;
+    pub const CURRENT: Abi = Abi::V0_4;
 
     /// `0.3.0`, as in `berth:plugin@0.3.0`.
     pub fn as_str(self) -> &'static str {
@@ -95,6 +115,7 @@ impl Abi {
             Abi::V0_1 => "0.1.0",
             Abi::V0_2 => "0.2.0",
             Abi::V0_3 => "0.3.0",
+            Abi::V0_4 => "0.4.0",
         }
     }
 
@@ -116,8 +137,17 @@ pub(crate) fn export_name(world: PluginWorld, abi: Abi) -> String {
         PluginWorld::NamePolicy => "naming",
         PluginWorld::BackendPolicy => "placement",
         PluginWorld::LifecycleHooks => "hooks",
+        PluginWorld::PodLifecycleHooks => "pod-hooks",
     };
     format!("berth:plugin/{interface}@{abi}")
+}
+
+/// The first ABI version that has `world`.
+pub(crate) fn since(world: PluginWorld) -> Abi {
+    match world {
+        PluginWorld::PodLifecycleHooks => Abi::V0_4,
+        _ => Abi::V0_1,
+    }
 }
 
 /// One function's type check, with the parameter and result types the host calls it with.
@@ -177,6 +207,7 @@ fn exports<T>(
 
 /// A name policy's entry points.
 pub(crate) enum Naming {
+    V0_4(naming0_4::GuestIndices),
     V0_3(naming0_3::GuestIndices),
     V0_2(naming0_2::GuestIndices),
     V0_1(naming0_1::GuestIndices),
@@ -185,7 +216,7 @@ pub(crate) enum Naming {
 impl Naming {
     fn find<T>(pre: &InstancePre<T>) -> Result<Option<Naming>, String> {
         let world = PluginWorld::NamePolicy;
-        let v0_3: [(&str, Check); 2] = [
+        let current: [(&str, Check); 2] = [
             (
                 "validate-name",
                 typed::<(String, String), (Result<(), String>,)>,
@@ -195,7 +226,10 @@ impl Naming {
                 typed::<(String, wit::ContainerSpec), (Result<Option<String>, String>,)>,
             ),
         ];
-        if exports(pre, world, Abi::V0_3, &v0_3)? {
+        if exports(pre, world, Abi::V0_4, &current)? {
+            return indices(naming0_4::GuestIndices::new(pre)).map(|ix| Some(Naming::V0_4(ix)));
+        }
+        if exports(pre, world, Abi::V0_3, &current)? {
             return indices(naming0_3::GuestIndices::new(pre)).map(|ix| Some(Naming::V0_3(ix)));
         }
         let v0_2: [(&str, Check); 2] = [
@@ -229,6 +263,7 @@ impl Naming {
 
     fn abi(&self) -> Abi {
         match self {
+            Naming::V0_4(_) => Abi::V0_4,
             Naming::V0_3(_) => Abi::V0_3,
             Naming::V0_2(_) => Abi::V0_2,
             Naming::V0_1(_) => Abi::V0_1,
@@ -243,6 +278,9 @@ impl Naming {
         name: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
+            Naming::V0_4(ix) => ix
+                .load(&mut store, instance)?
+                .call_validate_name(&mut store, kind, name),
             Naming::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_validate_name(&mut store, kind, name),
@@ -263,6 +301,9 @@ impl Naming {
         spec: &wit::ContainerSpec,
     ) -> wasmtime::Result<Result<Option<String>, String>> {
         match self {
+            Naming::V0_4(ix) => ix
+                .load(&mut store, instance)?
+                .call_generate_name(&mut store, kind, spec),
             Naming::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_generate_name(&mut store, kind, spec),
@@ -282,6 +323,7 @@ impl Naming {
 
 /// A backend policy's entry point.
 pub(crate) enum Placement {
+    V0_4(placement0_4::GuestIndices),
     V0_3(placement0_3::GuestIndices),
     V0_2(placement0_2::GuestIndices),
     V0_1(placement0_1::GuestIndices),
@@ -290,11 +332,15 @@ pub(crate) enum Placement {
 impl Placement {
     fn find<T>(pre: &InstancePre<T>) -> Result<Option<Placement>, String> {
         let world = PluginWorld::BackendPolicy;
-        let v0_3: [(&str, Check); 1] = [(
+        let current: [(&str, Check); 1] = [(
             "select-backend",
             typed::<(wit::ContainerSpec, Vec<wit::BackendInfo>), (Result<String, String>,)>,
         )];
-        if exports(pre, world, Abi::V0_3, &v0_3)? {
+        if exports(pre, world, Abi::V0_4, &current)? {
+            return indices(placement0_4::GuestIndices::new(pre))
+                .map(|ix| Some(Placement::V0_4(ix)));
+        }
+        if exports(pre, world, Abi::V0_3, &current)? {
             return indices(placement0_3::GuestIndices::new(pre))
                 .map(|ix| Some(Placement::V0_3(ix)));
         }
@@ -319,6 +365,7 @@ impl Placement {
 
     fn abi(&self) -> Abi {
         match self {
+            Placement::V0_4(_) => Abi::V0_4,
             Placement::V0_3(_) => Abi::V0_3,
             Placement::V0_2(_) => Abi::V0_2,
             Placement::V0_1(_) => Abi::V0_1,
@@ -333,6 +380,9 @@ impl Placement {
         candidates: &[wit::BackendInfo],
     ) -> wasmtime::Result<Result<String, String>> {
         match self {
+            Placement::V0_4(ix) => ix
+                .load(&mut store, instance)?
+                .call_select_backend(&mut store, spec, candidates),
             Placement::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_select_backend(&mut store, spec, candidates),
@@ -360,6 +410,7 @@ impl Placement {
 
 /// A lifecycle hook's entry point.
 pub(crate) enum Hooks {
+    V0_4(hooks0_4::GuestIndices),
     V0_3(hooks0_3::GuestIndices),
     V0_2(hooks0_2::GuestIndices),
     V0_1(hooks0_1::GuestIndices),
@@ -368,11 +419,14 @@ pub(crate) enum Hooks {
 impl Hooks {
     fn find<T>(pre: &InstancePre<T>) -> Result<Option<Hooks>, String> {
         let world = PluginWorld::LifecycleHooks;
-        let v0_3: [(&str, Check); 1] = [(
+        let current: [(&str, Check); 1] = [(
             "on-event",
             typed::<(wit::Event, wit::ContainerSpec), (Result<Option<wit::Patch>, String>,)>,
         )];
-        if exports(pre, world, Abi::V0_3, &v0_3)? {
+        if exports(pre, world, Abi::V0_4, &current)? {
+            return indices(hooks0_4::GuestIndices::new(pre)).map(|ix| Some(Hooks::V0_4(ix)));
+        }
+        if exports(pre, world, Abi::V0_3, &current)? {
             return indices(hooks0_3::GuestIndices::new(pre)).map(|ix| Some(Hooks::V0_3(ix)));
         }
         let v0_2: [(&str, Check); 1] = [(
@@ -397,6 +451,7 @@ impl Hooks {
 
     pub fn abi(&self) -> Abi {
         match self {
+            Hooks::V0_4(_) => Abi::V0_4,
             Hooks::V0_3(_) => Abi::V0_3,
             Hooks::V0_2(_) => Abi::V0_2,
             Hooks::V0_1(_) => Abi::V0_1,
@@ -407,7 +462,7 @@ impl Hooks {
     /// cannot name (a 0.1.0 one is not told `create-failed`).
     pub fn knows(&self, hook: wit::Hook) -> bool {
         match self {
-            Hooks::V0_3(_) | Hooks::V0_2(_) => true,
+            Hooks::V0_4(_) | Hooks::V0_3(_) | Hooks::V0_2(_) => true,
             Hooks::V0_1(_) => types::hook0_1(hook).is_some(),
         }
     }
@@ -420,6 +475,9 @@ impl Hooks {
         spec: &wit::ContainerSpec,
     ) -> wasmtime::Result<Result<Option<wit::Patch>, String>> {
         match self {
+            Hooks::V0_4(ix) => ix
+                .load(&mut store, instance)?
+                .call_on_event(&mut store, event, spec),
             Hooks::V0_3(ix) => ix
                 .load(&mut store, instance)?
                 .call_on_event(&mut store, event, spec),
@@ -447,6 +505,34 @@ impl Hooks {
     }
 }
 
+/// A pod lifecycle hook's entry point (new in 0.4.0, so at one version only).
+pub(crate) struct PodHooks(pod_hooks0_4::GuestIndices);
+
+impl PodHooks {
+    fn find<T>(pre: &InstancePre<T>) -> Result<Option<PodHooks>, String> {
+        let current: [(&str, Check); 1] = [(
+            "on-pod-event",
+            typed::<(wit::Event, wit::PodSpec), (Result<(), String>,)>,
+        )];
+        if exports(pre, PluginWorld::PodLifecycleHooks, Abi::V0_4, &current)? {
+            return indices(pod_hooks0_4::GuestIndices::new(pre)).map(|ix| Some(PodHooks(ix)));
+        }
+        Ok(None)
+    }
+
+    pub fn on_pod_event(
+        &self,
+        mut store: impl AsContextMut,
+        instance: &Instance,
+        event: &wit::Event,
+        pod: &wit::PodSpec,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.0
+            .load(&mut store, instance)?
+            .call_on_pod_event(&mut store, event, pod)
+    }
+}
+
 /// Export indices, found once the types are known to match (so only a host bug fails here).
 fn indices<I>(found: wasmtime::Result<I>) -> Result<I, String> {
     found.map_err(|e| format!("{e:#}"))
@@ -458,6 +544,7 @@ pub(crate) struct Worlds {
     pub naming: Option<Naming>,
     pub placement: Option<Placement>,
     pub hooks: Option<Hooks>,
+    pub pod_hooks: Option<PodHooks>,
     /// Worlds whose interface the component exports but the host cannot call, and why (a
     /// function missing or of the wrong type).
     pub broken: Vec<(PluginWorld, String)>,
@@ -483,10 +570,16 @@ impl Worlds {
             &mut broken,
         );
         let hooks = found(PluginWorld::LifecycleHooks, Hooks::find(pre), &mut broken);
+        let pod_hooks = found(
+            PluginWorld::PodLifecycleHooks,
+            PodHooks::find(pre),
+            &mut broken,
+        );
         Worlds {
             naming,
             placement,
             hooks,
+            pod_hooks,
             broken,
         }
     }
@@ -510,6 +603,9 @@ impl Worlds {
         if self.hooks.is_some() {
             worlds.push(PluginWorld::LifecycleHooks);
         }
+        if self.pod_hooks.is_some() {
+            worlds.push(PluginWorld::PodLifecycleHooks);
+        }
         worlds
     }
 
@@ -519,6 +615,7 @@ impl Worlds {
             self.naming.as_ref().map(Naming::abi),
             self.placement.as_ref().map(Placement::abi),
             self.hooks.as_ref().map(Hooks::abi),
+            self.pod_hooks.as_ref().map(|_| Abi::V0_4),
         ]
         .into_iter()
         .flatten()

@@ -1,18 +1,32 @@
-//! Lifecycle hooks: stamps every container at pre-create (env `BERTH_CONTAINER_NAME`,
-//! `BERTH_IMAGE`, label `berth.guard=checked`), refuses specs that break the site's rules, and
-//! logs every other hook.
+//! Lifecycle hooks for containers and pods: stamps every container at pre-create (env
+//! `BERTH_CONTAINER_NAME`, `BERTH_IMAGE`, label `berth.guard=checked`), refuses containers and
+//! pods that break the site's rules, and logs every other hook.
 //!
 //! Settings: `require-memory-limit` (`true` refuses specs without a memory limit),
 //! `allowed-mount-prefixes` (`"/tmp,/srv"`: host paths mounted from elsewhere are refused),
 //! `allowed-host-ports` (`"8000-8999,443"`: publishing on another host port is refused; a port
 //! the host picks is allowed), `dns-servers` (`"10.0.0.53"`: the site's resolvers replace the
-//! container's, its search domains and options kept).
+//! container's, its search domains and options kept). A pod meets the same memory, mount and
+//! port rules at its pre-create (its cgroup's limit, its pod-wide mounts, its published ports).
 
-wit_bindgen::generate!({ world: "lifecycle-hooks", path: "../../wit" });
+// Both hook worlds in one component: the containers' and the pods'.
+wit_bindgen::generate!({
+    inline: "
+        package berth:guard;
+        world guard {
+            include berth:plugin/lifecycle-hooks@0.4.0;
+            include berth:plugin/pod-lifecycle-hooks@0.4.0;
+        }
+    ",
+    path: "../../wit",
+    world: "berth:guard/guard",
+    generate_all,
+});
 
-use berth::plugin::types::DnsConfig;
+use berth::plugin::types::{DnsConfig, Mount, PodSpec, PortMapping};
 use berth::plugin::{config, log};
 use exports::berth::plugin::hooks::{ContainerSpec, Event, Guest, Hook, Patch};
+use exports::berth::plugin::pod_hooks;
 
 struct Guard;
 
@@ -43,45 +57,69 @@ impl Guest for Guard {
 
 /// The site rules; `Err` is the reason the user sees.
 fn check(spec: &ContainerSpec) -> Result<(), String> {
-    if config::get("require-memory-limit").as_deref() == Some("true")
-        && spec.limits.memory_bytes.is_none()
-    {
+    if requires_memory_limit() && spec.limits.memory_bytes.is_none() {
         return Err(format!(
             "container {} has no memory limit (set one with --memory)",
             spec.name
         ));
     }
-    if let Some(allowed) = config::get("allowed-mount-prefixes") {
-        let prefixes: Vec<&str> = allowed
-            .split(',')
-            .map(|p| p.trim().trim_end_matches('/'))
-            .collect();
-        for mount in spec.mounts.iter().filter(|m| m.source.starts_with('/')) {
-            let inside = prefixes.iter().any(|p| {
-                mount.source == *p
-                    || mount
-                        .source
-                        .strip_prefix(p)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            });
-            if !inside {
-                return Err(format!(
-                    "mount source {} is outside the allowed prefixes {allowed}",
-                    mount.source
-                ));
-            }
+    check_mounts(&spec.mounts)?;
+    check_ports(&spec.ports)
+}
+
+/// The site rules for a pod: its cgroup's memory limit, its pod-wide mounts, its ports.
+fn check_pod(pod: &PodSpec) -> Result<(), String> {
+    if requires_memory_limit() && pod.limits.memory_bytes.is_none() {
+        return Err(format!(
+            "pod {} has no memory limit (set one with `berth pod create --memory`)",
+            pod.name
+        ));
+    }
+    check_mounts(&pod.mounts)?;
+    check_ports(&pod.ports)
+}
+
+fn requires_memory_limit() -> bool {
+    config::get("require-memory-limit").as_deref() == Some("true")
+}
+
+/// Host paths mounted from outside `allowed-mount-prefixes` are refused.
+fn check_mounts(mounts: &[Mount]) -> Result<(), String> {
+    let Some(allowed) = config::get("allowed-mount-prefixes") else {
+        return Ok(());
+    };
+    let prefixes: Vec<&str> = allowed
+        .split(',')
+        .map(|p| p.trim().trim_end_matches('/'))
+        .collect();
+    for mount in mounts.iter().filter(|m| m.source.starts_with('/')) {
+        let inside = prefixes.iter().any(|p| {
+            mount.source == *p
+                || mount
+                    .source
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !inside {
+            return Err(format!(
+                "mount source {} is outside the allowed prefixes {allowed}",
+                mount.source
+            ));
         }
     }
-    if let Some(allowed) = config::get("allowed-host-ports") {
-        for port in &spec.ports {
-            let Some(host_port) = port.host_port else {
-                continue;
-            };
-            if !in_ranges(host_port, &allowed)? {
-                return Err(format!(
-                    "host port {host_port} is outside the allowed host ports {allowed}"
-                ));
-            }
+    Ok(())
+}
+
+/// Host ports outside `allowed-host-ports` are refused; a port the host picks is allowed.
+fn check_ports(ports: &[PortMapping]) -> Result<(), String> {
+    let Some(allowed) = config::get("allowed-host-ports") else {
+        return Ok(());
+    };
+    for host_port in ports.iter().filter_map(|p| p.host_port) {
+        if !in_ranges(host_port, &allowed)? {
+            return Err(format!(
+                "host port {host_port} is outside the allowed host ports {allowed}"
+            ));
         }
     }
     Ok(())
@@ -113,6 +151,25 @@ fn site_dns(spec: &ContainerSpec) -> Option<DnsConfig> {
         search: spec.dns.search.clone(),
         options: spec.dns.options.clone(),
     })
+}
+
+impl pod_hooks::Guest for Guard {
+    fn on_pod_event(event: Event, pod: PodSpec) -> Result<(), String> {
+        if event.hook == Hook::PreCreate {
+            return check_pod(&pod);
+        }
+        let id = event.id.as_deref().unwrap_or("-");
+        log::log(
+            log::Level::Info,
+            &format!(
+                "pod {:?} {} ({id}, {} apps)",
+                event.hook,
+                pod.name,
+                pod.apps.len()
+            ),
+        );
+        Ok(())
+    }
 }
 
 export!(Guard);

@@ -95,7 +95,7 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
 }
 
 /// Reads a TOML container spec, strictly: unknown keys are errors naming file and line.
-pub fn read_spec(path: &Path) -> berth_core::Result<ContainerSpec> {
+pub fn read_spec<T: serde::de::DeserializeOwned>(path: &Path) -> berth_core::Result<T> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading spec file {}", path.display()), e))?;
     toml::from_str(&text)

@@ -119,13 +119,22 @@ pub async fn call(
     json: bool,
 ) -> anyhow::Result<i32> {
     let function: Function = function.parse()?;
-    let spec = super::containers::read_spec(spec_file)?;
     let plugins = engine.plugins()?.ok_or_else(|| {
         Error::not_found(berth_core::Object::Plugin, name)
             .with_hint(format!("{} configures no plugins", engine.config.source))
     })?;
-    let candidates = engine.backend_infos().await;
-    let decision = plugins.call(name, function, &spec, &candidates, None)?;
+    let decision = match function {
+        // A pod hook is told a pod: the file is a pod spec (`berth pod create`'s fields).
+        Function::PodEvent(hook) => {
+            let pod = super::containers::read_spec(spec_file)?;
+            plugins.call_pod(name, hook, &pod)?
+        }
+        _ => {
+            let spec = super::containers::read_spec(spec_file)?;
+            let candidates = engine.backend_infos().await;
+            plugins.call(name, function, &spec, &candidates, None)?
+        }
+    };
     if json {
         output::json(&decision);
     } else {

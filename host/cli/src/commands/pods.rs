@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::{ExecSpec, parse_key_value};
+use berth_core::{Error, ExecSpec, parse_key_value};
 use berth_engine::Engine;
-use berth_engine::pods::{PodRecord, PodSpec, manifest};
+use berth_engine::pods::{PodRecord, PodSpec, manifest, watch};
 
 use crate::cli::{PodCommand, PodCreateArgs, PodManifestArgs};
 use crate::output;
@@ -37,8 +37,25 @@ pub async fn dispatch(
                 println!("{}", pod.name);
             }
         }
-        PodCommand::Stop { force, time, pods } => {
+        PodCommand::Stop {
+            force,
+            time,
+            if_infra,
+            pods,
+        } => {
+            let infra = if_infra
+                .map(|arg| {
+                    watch::Process::parse(&arg).ok_or_else(|| {
+                        Error::invalid(format!("--if-infra {arg:?}"), "it is no PID:START")
+                    })
+                })
+                .transpose()?;
             for pod in resolve_all(engine, &pods)? {
+                if let Some(infra) = infra
+                    && !engine.pod_runs_on(&pod, infra)?
+                {
+                    continue;
+                }
                 engine
                     .stop_pod(&pod, Duration::from_secs(time), force)
                     .await?;

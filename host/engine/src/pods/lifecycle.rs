@@ -5,15 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::pod::{EnvSources, app_name_from_image, check_os_arch, check_unique_app_names};
+use berth_core::pod::{
+    EnvSources, PodApp, app_name_from_image, check_os_arch, check_unique_app_names,
+};
 use berth_core::{
     Capabilities, Capability, Error, ErrorKind, Item, LockMode, NetworkNamespace, Object,
     ObjectRef, RemoveOptions, Result, StopOptions,
 };
 use chrono::Utc;
 
-use super::{AppRecord, AppRequest, InfraState, NAMES_LOCK, PodPhase, PodRecord, PodSpec, infra};
-use crate::{CreateOptions, Engine, short};
+use super::{
+    AppRecord, AppRequest, InfraState, NAMES_LOCK, PodPhase, PodRecord, PodSpec, infra, watch,
+};
+use berth_plugins::Hook;
+
+use crate::{CreateOptions, Engine, Policy, short};
 
 impl Engine {
     /// `berth pod create`: a pod with no apps yet, started.
@@ -32,9 +38,21 @@ impl Engine {
         match self.start_pod_from(&pod, PodPhase::Creating).await {
             Ok(pod) => Ok(pod),
             Err(e) => {
-                if let Err(undo) = self.remove_pod(&pod, true).await {
+                let apps = self.app_records(&pod.id).unwrap_or_default();
+                if let Err(undo) = self.take_down_pod(&pod, true).await {
                     tracing::warn!(pod = %pod.id, error = %undo, "cannot undo a failed pod run; `berth gc` retries");
                 }
+                let policy = self.policies.all()?;
+                let reason = e.to_string();
+                let failed = Hook::CreateFailed;
+                tell(
+                    policy.as_deref(),
+                    failed,
+                    &pod.spec,
+                    &apps,
+                    Some(&pod.id),
+                    Some(&reason),
+                )?;
                 Err(e)
             }
         }
@@ -70,6 +88,7 @@ impl Engine {
         )?;
         let backend = self.pod_backend(policy.as_deref(), &spec).await?;
         let apps = self.app_records_for(&spec, &backend, apps).await?;
+        tell(policy.as_deref(), Hook::PreCreate, &spec, &apps, None, None)?;
 
         let id = berth_core::new_id();
         let object = ObjectRef::Pod(&id);
@@ -116,9 +135,20 @@ impl Engine {
                 let _ = self.store.delete_all(&object);
             }
             let _ = self.store.unlock(&token);
+            let reason = e.to_string();
+            let (failed, spec) = (Hook::CreateFailed, &record.spec);
+            tell(policy.as_deref(), failed, spec, &apps, None, Some(&reason))?;
             return Err(e);
         }
         self.store.unlock(&token)?;
+        tell(
+            policy.as_deref(),
+            Hook::PostCreate,
+            &record.spec,
+            &apps,
+            Some(&id),
+            None,
+        )?;
         Ok(record)
     }
 
@@ -179,7 +209,7 @@ impl Engine {
                 }
                 None => app_name_from_image(&request.spec.image)?,
             };
-            let mut spec = request.spec;
+            let (mut spec, stops_pod) = (request.spec, request.stops_pod);
             berth_core::validate::spec(&spec)?;
             let image = self
                 .backend(backend)?
@@ -222,6 +252,7 @@ impl Engine {
                 index,
                 spec,
                 container: None,
+                stops_pod,
             });
         }
         check_unique_app_names(apps.iter().map(|a| a.name.as_str()))?;
@@ -242,6 +273,16 @@ impl Engine {
         pod: &PodRecord,
         creating: PodPhase,
     ) -> Result<PodRecord> {
+        let policy = self.policies.hooks()?;
+        let apps = self.app_records(&pod.id)?;
+        tell(
+            policy.as_deref(),
+            Hook::PreStart,
+            &pod.spec,
+            &apps,
+            Some(&pod.id),
+            None,
+        )?;
         // Held throughout, apps included, so gc never takes a pod that is being started.
         let object = ObjectRef::Pod(&pod.id);
         let token = self.store.lock_object(&object, LockMode::Exclusive)?;
@@ -276,7 +317,16 @@ impl Engine {
         }
         .await;
         self.store.unlock(&token)?;
-        started
+        let started = started?;
+        tell(
+            policy.as_deref(),
+            Hook::PostStart,
+            &pod.spec,
+            &apps,
+            Some(&pod.id),
+            None,
+        )?;
+        Ok(started)
     }
 
     /// The infra process and network of a pod that has none running; apps may join from
@@ -314,9 +364,54 @@ impl Engine {
             };
             if !self.info(&container).await.state.is_running() {
                 self.start(&container).await?;
+                if app.stops_pod {
+                    self.watch_app(record, &container).await?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Starts the watcher that stops the pod when `container`, an app marked
+    /// `stop-pod-on-exit`, ends (see [`watch`]).
+    async fn watch_app(
+        &self,
+        record: &PodRecord,
+        container: &crate::ContainerRecord,
+    ) -> Result<()> {
+        let process =
+            |pid: u32| infra::start_time(pid).map(|started| watch::Process { pid, started });
+        let infra = self
+            .infra_state(&record.id)?
+            .map(|state| watch::Process {
+                pid: state.pid,
+                started: state.started,
+            })
+            .ok_or_else(|| {
+                Error::conflict(
+                    format!("pod {:?}", record.name),
+                    "its infra process is gone",
+                )
+            })?;
+        // An app that has already ended leaves no process: the watcher then stops the pod
+        // at once, as it would have on seeing it end.
+        let app = self
+            .info(container)
+            .await
+            .pid
+            .and_then(process)
+            .unwrap_or(watch::Process { pid: 0, started: 0 });
+        let config =
+            Some(self.config.source.as_str()).filter(|s| std::path::Path::new(s).is_file());
+        watch::spawn(&record.id, app, infra, config)
+    }
+
+    /// Whether `pod` still runs on the infra process `infra`: what a watcher's stop asks, so
+    /// that a pod stopped and started again since its app ended is left alone.
+    pub fn pod_runs_on(&self, pod: &PodRecord, infra: watch::Process) -> Result<bool> {
+        Ok(self
+            .infra_state(&pod.id)?
+            .is_some_and(|state| state.pid == infra.pid && state.started == infra.started))
     }
 
     async fn make_pod(&self, record: &mut PodRecord) -> Result<()> {
@@ -392,6 +487,34 @@ impl Engine {
         timeout: Duration,
         force: bool,
     ) -> Result<()> {
+        let policy = self.policies.hooks()?;
+        let apps = self.app_records(&pod.id)?;
+        tell(
+            policy.as_deref(),
+            Hook::PreStop,
+            &pod.spec,
+            &apps,
+            Some(&pod.id),
+            None,
+        )?;
+        self.end_pod(pod, timeout, force).await?;
+        tell(
+            policy.as_deref(),
+            Hook::PostStop,
+            &pod.spec,
+            &apps,
+            Some(&pod.id),
+            None,
+        )
+    }
+
+    /// `stop_pod` without telling plugins: what gc does to a pod found dead.
+    async fn end_pod(
+        self: &Arc<Self>,
+        pod: &PodRecord,
+        timeout: Duration,
+        force: bool,
+    ) -> Result<()> {
         let object = ObjectRef::Pod(&pod.id);
         let token = self.store.lock_object(&object, LockMode::Exclusive)?;
         let result = async {
@@ -427,6 +550,29 @@ impl Engine {
     /// infra process, the namespaces, the networks and the records go. Marked `removing`
     /// first, so a killed removal is finished by the next one or by gc.
     pub async fn remove_pod(self: &Arc<Self>, pod: &PodRecord, force: bool) -> Result<()> {
+        let policy = self.policies.hooks()?;
+        let apps = self.app_records(&pod.id)?;
+        tell(
+            policy.as_deref(),
+            Hook::PreRemove,
+            &pod.spec,
+            &apps,
+            Some(&pod.id),
+            None,
+        )?;
+        self.take_down_pod(pod, force).await?;
+        tell(
+            policy.as_deref(),
+            Hook::PostRemove,
+            &pod.spec,
+            &apps,
+            Some(&pod.id),
+            None,
+        )
+    }
+
+    /// `remove_pod` without telling plugins: what undoes a failed run, and gc.
+    async fn take_down_pod(self: &Arc<Self>, pod: &PodRecord, force: bool) -> Result<()> {
         let object = ObjectRef::Pod(&pod.id);
         let token = self.store.lock_object(&object, LockMode::Exclusive)?;
         let result = async {
@@ -497,7 +643,7 @@ impl Engine {
             let result = if dry_run {
                 Ok(())
             } else {
-                self.remove_pod(&pod, true).await
+                self.take_down_pod(&pod, true).await
             };
             done.push((what, result));
         }
@@ -525,7 +671,7 @@ impl Engine {
                 let result = if dry_run {
                     Ok(())
                 } else {
-                    let stopped = self.stop_pod(&pod, Duration::ZERO, true).await;
+                    let stopped = self.end_pod(&pod, Duration::ZERO, true).await;
                     pod = self.pod_record(&pod.id)?.unwrap_or(pod);
                     stopped
                 };
@@ -541,7 +687,7 @@ impl Engine {
                 let result = if dry_run {
                     Ok(())
                 } else {
-                    self.remove_pod(&pod, true).await
+                    self.take_down_pod(&pod, true).await
                 };
                 done.push((
                     "remove",
@@ -572,4 +718,32 @@ impl Engine {
             None => Ok(false),
         }
     }
+}
+
+/// Tells pod-hook policy about `hook` of the pod `spec` and its `apps`: a `pre-*` refusal is
+/// the step's error; what `post-*` hooks and `create-failed` say is only logged.
+fn tell(
+    policy: Option<&dyn Policy>,
+    hook: Hook,
+    spec: &PodSpec,
+    apps: &[AppRecord],
+    id: Option<&str>,
+    reason: Option<&str>,
+) -> Result<()> {
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    let apps: Vec<PodApp> = apps
+        .iter()
+        .map(|a| PodApp {
+            name: a.name.clone(),
+            spec: a.spec.clone(),
+        })
+        .collect();
+    let told = policy.on_pod_event(hook, spec, &apps, id, reason);
+    if hook.is_pre() {
+        return told;
+    }
+    crate::pipeline::observe(told);
+    Ok(())
 }

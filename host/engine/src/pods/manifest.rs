@@ -17,6 +17,7 @@
 //! name = "probe"
 //! image = "busybox:local"
 //! env = { URL = "http://127.0.0.1/" }
+//! stop-pod-on-exit = true           # when this app exits, the pod stops (the others too)
 //! ```
 
 use std::collections::BTreeMap;
@@ -63,6 +64,8 @@ struct App {
     env: BTreeMap<String, String>,
     mounts: Vec<String>,
     labels: BTreeMap<String, String>,
+    /// This app's exit (whatever its code) stops the whole pod.
+    stop_pod_on_exit: bool,
 }
 
 /// What the command line adds to a manifest (it wins over the manifest's own settings).
@@ -175,6 +178,7 @@ pub fn read(
             },
             inherited: inherited.clone(),
             from_file,
+            stops_pod: app.stop_pod_on_exit,
         });
     }
     Ok((spec, apps))

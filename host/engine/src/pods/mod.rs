@@ -11,65 +11,21 @@
 pub mod infra;
 mod lifecycle;
 pub mod manifest;
+pub mod watch;
+
+pub use berth_core::pod::PodSpec;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_core::{
-    ContainerSpec, Error, HostEntry, Item, Limits, LockMode, Mount, NetworkAttachment,
-    NetworkNamespace, NetworkSpec, Object, ObjectRef, PodCgroup, PodJoin, PortMapping, Result,
+    ContainerSpec, Error, Item, LockMode, Mount, NetworkAttachment, NetworkNamespace, Object,
+    ObjectRef, PodCgroup, PodJoin, PortMapping, Result,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Engine;
-
-/// What `berth pod create` asks for.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct PodSpec {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub hostname: Option<String>,
-    pub networks: Vec<String>,
-    pub ports: Vec<PortMapping>,
-    pub network: Option<NetworkSpec>,
-    pub dns: Vec<String>,
-    pub dns_search: Vec<String>,
-    pub dns_options: Vec<String>,
-    pub extra_hosts: Vec<HostEntry>,
-    /// Pod-wide mounts every app gets, unless it mounts the same target itself (MergeMounts).
-    pub mounts: Vec<Mount>,
-    /// Limits of the pod's cgroup, which all its apps share.
-    pub limits: Limits,
-    /// One PID namespace for all its apps (Kubernetes' `shareProcessNamespace`).
-    pub share_pid: bool,
-    /// A backend that claims pods; the first that does when not given.
-    pub backend: Option<String>,
-}
-
-impl PodSpec {
-    /// The pod as a container spec: what the network service plans from, and what name and
-    /// backend policies are shown (image `pod`).
-    fn as_container(&self) -> ContainerSpec {
-        ContainerSpec {
-            name: self.name.clone(),
-            image: "pod".into(),
-            labels: self.labels.clone(),
-            hostname: self.hostname.clone(),
-            networks: self.networks.clone(),
-            ports: self.ports.clone(),
-            network: self.network.clone(),
-            dns: self.dns.clone(),
-            dns_search: self.dns_search.clone(),
-            dns_options: self.dns_options.clone(),
-            extra_hosts: self.extra_hosts.clone(),
-            mounts: self.mounts.clone(),
-            limits: self.limits.clone(),
-            ..ContainerSpec::default()
-        }
-    }
-}
 
 /// One app a manifest asks for, before rkt's rules made it a container spec.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +38,8 @@ pub struct AppRequest {
     pub inherited: Vec<(String, String)>,
     /// `--env-file` and the manifest's `env-file`, in order: override the image.
     pub from_file: Vec<(String, String)>,
+    /// The manifest's `stop-pod-on-exit`: this app's exit stops the pod.
+    pub stops_pod: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +88,9 @@ pub struct AppRecord {
     pub index: usize,
     pub spec: ContainerSpec,
     pub container: Option<String>,
+    /// Its exit stops the pod (the manifest's `stop-pod-on-exit`).
+    #[serde(default)]
+    pub stops_pod: bool,
 }
 
 /// The infra process of a running pod (volatile).
@@ -423,7 +384,9 @@ impl Engine {
         )?;
         let result = (|| {
             let apps = self.app_records(&pod.id)?;
-            let index = match apps.iter().find(|a| a.name == name) {
+            let known = apps.iter().find(|a| a.name == name);
+            let stops_pod = known.is_some_and(|a| a.stops_pod);
+            let index = match known {
                 Some(taken)
                     if taken.container.as_deref() != Some(id)
                         && self.app_container(taken).is_some() =>
@@ -444,6 +407,7 @@ impl Engine {
                     index,
                     spec: spec.clone(),
                     container: Some(id.to_string()),
+                    stops_pod,
                 },
             )
         })();

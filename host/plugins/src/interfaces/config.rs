@@ -4,9 +4,17 @@
 use berth_core::config::PluginConfig;
 use wasmtime::component::{HasData, Linker};
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/config@0.4.0;",
+    });
+}
+
+/// 0.3.0's records are the current ones: only the package version differs.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "import berth:plugin/config@0.3.0;",
     });
 }
@@ -28,7 +36,8 @@ mod v0_1 {
 
 use v0_1::berth::plugin::config as wit0_1;
 use v0_2::berth::plugin::config as wit0_2;
-use v0_3::berth::plugin::config as wit;
+use v0_3::berth::plugin::config as wit0_3;
+use v0_4::berth::plugin::config as wit;
 
 /// What `config` needs of a plugin's store: the plugin's own entry, whose `settings` it reads.
 pub struct Settings<'a> {
@@ -44,6 +53,12 @@ impl<'a> Settings<'a> {
 impl wit::Host for Settings<'_> {
     fn get(&mut self, key: String) -> Option<String> {
         self.plugin.setting(&key)
+    }
+}
+
+impl wit0_3::Host for Settings<'_> {
+    fn get(&mut self, key: String) -> Option<String> {
+        wit::Host::get(self, key)
     }
 }
 
@@ -72,6 +87,7 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Settings<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSettings>(linker, get)?;
+    wit0_3::add_to_linker::<T, HasSettings>(linker, get)?;
     wit0_2::add_to_linker::<T, HasSettings>(linker, get)?;
     wit0_1::add_to_linker::<T, HasSettings>(linker, get)
 }

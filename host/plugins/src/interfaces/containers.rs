@@ -11,9 +11,18 @@ use wasmtime::component::{HasData, Linker};
 
 use super::types::wit as types;
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/containers@0.4.0;",
+        with: { "berth:plugin/types@0.4.0": crate::interfaces::types::wit },
+    });
+}
+
+/// 0.3.0's records are the current ones: only the package version differs.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "import berth:plugin/containers@0.3.0;",
         with: { "berth:plugin/types@0.3.0": crate::interfaces::types::wit },
     });
@@ -39,7 +48,8 @@ mod v0_1 {
 
 use v0_1::berth::plugin::containers as wit0_1;
 use v0_2::berth::plugin::containers as wit0_2;
-use v0_3::berth::plugin::containers as wit;
+use v0_3::berth::plugin::containers as wit0_3;
+use v0_4::berth::plugin::containers as wit;
 
 /// Where `containers` gets its answers: the host's container records and backends. Calls run on
 /// the plugin's clock, so keep them cheap.
@@ -116,6 +126,20 @@ fn unanswerable(function: &str, reason: String) -> wasmtime::Error {
     )
 }
 
+/// 0.3.0 shares the current records.
+impl wit0_3::Host for Containers<'_> {
+    fn list(&mut self) -> std::result::Result<Vec<types::ContainerInfo>, String> {
+        wit::Host::list(self)
+    }
+
+    fn inspect(
+        &mut self,
+        name_or_id: String,
+    ) -> std::result::Result<Option<types::ContainerInfo>, String> {
+        wit::Host::inspect(self, name_or_id)
+    }
+}
+
 impl wit0_2::Host for Containers<'_> {
     fn list(&mut self) -> std::result::Result<Vec<super::types::wit0_2::ContainerInfo>, String> {
         Ok(wit::Host::list(self)?.into_iter().map(Into::into).collect())
@@ -157,6 +181,7 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Containers<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasContainers>(linker, get)?;
+    wit0_3::add_to_linker::<T, HasContainers>(linker, get)?;
     wit0_2::add_to_linker::<T, HasContainers>(linker, get)?;
     wit0_1::add_to_linker::<T, HasContainers>(linker, get)
 }

@@ -14,9 +14,17 @@ use berth_core::text;
 use tracing::Level;
 use wasmtime::component::{HasData, Linker};
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/log@0.4.0;",
+    });
+}
+
+/// 0.3.0's records are the current ones: only the package version differs.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "import berth:plugin/log@0.3.0;",
     });
 }
@@ -38,7 +46,8 @@ mod v0_1 {
 
 use v0_1::berth::plugin::log as wit0_1;
 use v0_2::berth::plugin::log as wit0_2;
-use v0_3::berth::plugin::log as wit;
+use v0_3::berth::plugin::log as wit0_3;
+use v0_4::berth::plugin::log as wit;
 
 /// Longest message kept (a marker says how long it was), before escaping: escaped, it is at
 /// most four times as long.
@@ -195,6 +204,13 @@ impl wit::Host for PluginLog<'_> {
 
 same_enum!(wit0_1::Level => [wit] { Trace, Debug, Info, Warn, Error });
 same_enum!(wit0_2::Level => [wit] { Trace, Debug, Info, Warn, Error });
+same_enum!(wit0_3::Level => [wit] { Trace, Debug, Info, Warn, Error });
+
+impl wit0_3::Host for PluginLog<'_> {
+    fn log(&mut self, level: wit0_3::Level, message: String) {
+        wit::Host::log(self, level.into(), message)
+    }
+}
 
 impl wit0_2::Host for PluginLog<'_> {
     fn log(&mut self, level: wit0_2::Level, message: String) {
@@ -220,6 +236,7 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> PluginLog<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasLog>(linker, get)?;
+    wit0_3::add_to_linker::<T, HasLog>(linker, get)?;
     wit0_2::add_to_linker::<T, HasLog>(linker, get)?;
     wit0_1::add_to_linker::<T, HasLog>(linker, get)
 }

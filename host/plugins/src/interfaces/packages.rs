@@ -4,9 +4,17 @@
 use berth_core::Result;
 use wasmtime::component::{HasData, Linker};
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/packages@0.4.0;",
+    });
+}
+
+/// 0.3.0's records are the current ones: only the package version differs.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "import berth:plugin/packages@0.3.0;",
     });
 }
@@ -28,7 +36,8 @@ mod v0_1 {
 
 use v0_1::berth::plugin::packages as wit0_1;
 use v0_2::berth::plugin::packages as wit0_2;
-use v0_3::berth::plugin::packages as wit;
+use v0_3::berth::plugin::packages as wit0_3;
+use v0_4::berth::plugin::packages as wit;
 
 /// Where `packages` gets its answers: the host's package store and repository.
 pub trait PackageService: Send + Sync {
@@ -90,7 +99,7 @@ impl wit::Host for Packages<'_> {
     }
 }
 
-same_record!(wit::Installed => [wit0_1, wit0_2] { name, version, id, path, mount_target });
+same_record!(wit::Installed => [wit0_1, wit0_2, wit0_3] { name, version, id, path, mount_target });
 
 /// The older ABIs' interfaces answer what the current one does, converted.
 macro_rules! older_hosts {
@@ -111,7 +120,7 @@ macro_rules! older_hosts {
     )+};
 }
 
-older_hosts!(wit0_1, wit0_2);
+older_hosts!(wit0_1, wit0_2, wit0_3);
 
 struct HasPackages;
 
@@ -126,6 +135,7 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Packages<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasPackages>(linker, get)?;
+    wit0_3::add_to_linker::<T, HasPackages>(linker, get)?;
     wit0_2::add_to_linker::<T, HasPackages>(linker, get)?;
     wit0_1::add_to_linker::<T, HasPackages>(linker, get)
 }

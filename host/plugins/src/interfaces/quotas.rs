@@ -4,9 +4,17 @@
 use berth_core::Result;
 use wasmtime::component::{HasData, Linker};
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/quotas@0.4.0;",
+    });
+}
+
+/// 0.3.0's records are the current ones: only the package version differs.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "import berth:plugin/quotas@0.3.0;",
     });
 }
@@ -28,7 +36,8 @@ mod v0_1 {
 
 use v0_1::berth::plugin::quotas as wit0_1;
 use v0_2::berth::plugin::quotas as wit0_2;
-use v0_3::berth::plugin::quotas as wit;
+use v0_3::berth::plugin::quotas as wit0_3;
+use v0_4::berth::plugin::quotas as wit;
 
 /// Where `quotas` gets its answers: the host's volumes.
 pub trait VolumeService: Send + Sync {
@@ -95,7 +104,7 @@ impl wit::Host for Quotas<'_> {
     }
 }
 
-same_record!(wit::Volume => [wit0_1, wit0_2] { name, path, limit_bytes, used_bytes });
+same_record!(wit::Volume => [wit0_1, wit0_2, wit0_3] { name, path, limit_bytes, used_bytes });
 
 /// The older ABIs' interfaces answer what the current one does, converted.
 macro_rules! older_hosts {
@@ -124,7 +133,7 @@ macro_rules! older_hosts {
     )+};
 }
 
-older_hosts!(wit0_1, wit0_2);
+older_hosts!(wit0_1, wit0_2, wit0_3);
 
 struct HasQuotas;
 
@@ -139,6 +148,7 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Quotas<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasQuotas>(linker, get)?;
+    wit0_3::add_to_linker::<T, HasQuotas>(linker, get)?;
     wit0_2::add_to_linker::<T, HasQuotas>(linker, get)?;
     wit0_1::add_to_linker::<T, HasQuotas>(linker, get)
 }

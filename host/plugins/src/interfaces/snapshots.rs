@@ -5,9 +5,17 @@
 use berth_core::{Result, SnapshotInfo, SnapshotKind};
 use wasmtime::component::{HasData, Linker};
 
-mod v0_3 {
+mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
+        interfaces: "import berth:plugin/snapshots@0.4.0;",
+    });
+}
+
+/// 0.3.0's records are the current ones: only the package version differs.
+mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
         interfaces: "import berth:plugin/snapshots@0.3.0;",
     });
 }
@@ -29,7 +37,8 @@ mod v0_1 {
 
 use v0_1::berth::plugin::snapshots as wit0_1;
 use v0_2::berth::plugin::snapshots as wit0_2;
-use v0_3::berth::plugin::snapshots as wit;
+use v0_3::berth::plugin::snapshots as wit0_3;
+use v0_4::berth::plugin::snapshots as wit;
 
 /// Where `snapshots` gets its answers: the configured backends' snapshotters.
 pub trait SnapshotService: Send + Sync {
@@ -138,8 +147,8 @@ impl wit::Host for Snapshots<'_> {
     }
 }
 
-same_enum!(wit::SnapshotKind => [wit0_1, wit0_2] { View, Active, Committed });
-same_record!(wit::Snapshot => [wit0_1, wit0_2] { name, parent, kind });
+same_enum!(wit::SnapshotKind => [wit0_1, wit0_2, wit0_3] { View, Active, Committed });
+same_record!(wit::Snapshot => [wit0_1, wit0_2, wit0_3] { name, parent, kind });
 
 /// The older ABIs' interfaces answer what the current one does, converted.
 macro_rules! older_hosts {
@@ -193,7 +202,7 @@ macro_rules! older_hosts {
     )+};
 }
 
-older_hosts!(wit0_1, wit0_2);
+older_hosts!(wit0_1, wit0_2, wit0_3);
 
 struct HasSnapshots;
 
@@ -208,6 +217,7 @@ pub fn add_to_linker<T: 'static>(
     get: fn(&mut T) -> Snapshots<'_>,
 ) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSnapshots>(linker, get)?;
+    wit0_3::add_to_linker::<T, HasSnapshots>(linker, get)?;
     wit0_2::add_to_linker::<T, HasSnapshots>(linker, get)?;
     wit0_1::add_to_linker::<T, HasSnapshots>(linker, get)
 }

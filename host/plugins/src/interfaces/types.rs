@@ -5,17 +5,19 @@
 //! Every ABI version is bound here, and this is the one place their records meet: a component
 //! built against an older version is called with the current records converted by the
 //! functions below, and its answers converted back.
+//! - 0.3.0's records are 0.4.0's (which only added pods'), so 0.3.0 interfaces are bound to
+//!   the current Rust types and need no conversion.
 //! - 0.2.0's records are 0.3.0's but for `container-spec` (no networking) and `patch` (no
 //!   `dns`, no `extra-hosts`); the rest are bound to the current Rust types directly.
 //! - 0.1.0's are 0.2.0's but for `hook` (no `create-failed`, so that hook is not sent to it).
 
 use wasmtime::component::{HasData, Linker};
 
-/// `berth:plugin/types@0.3.0`, the current ABI.
-pub(crate) mod v0_3 {
+/// `berth:plugin/types@0.4.0`, the current ABI.
+pub(crate) mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
-        interfaces: "import berth:plugin/types@0.3.0;",
+        interfaces: "import berth:plugin/types@0.4.0;",
     });
 }
 
@@ -37,7 +39,7 @@ pub(crate) mod v0_1 {
 
 pub use v0_1::berth::plugin::types as wit0_1;
 pub use v0_2::berth::plugin::types as wit0_2;
-pub use v0_3::berth::plugin::types as wit;
+pub use v0_4::berth::plugin::types as wit;
 
 /// Nothing to hold: the interface only names types.
 struct Types;
@@ -53,6 +55,9 @@ impl wit0_1::Host for Types {}
 /// Defines `berth:plugin/types` at every version.
 pub(crate) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, Types>(linker, |_| Types)?;
+    // 0.3.0's records are bound to the current types (no bindings of their own): its
+    // instance only has to be there.
+    linker.instance("berth:plugin/types@0.3.0")?;
     wit0_2::add_to_linker::<T, Types>(linker, |_| Types)?;
     wit0_1::add_to_linker::<T, Types>(linker, |_| Types)
 }

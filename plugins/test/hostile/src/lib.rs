@@ -24,9 +24,9 @@ wit_bindgen::generate!({
     inline: "
         package berth:test-hostile;
         world hostile {
-            include berth:plugin/name-policy@0.3.0;
-            include berth:plugin/backend-policy@0.3.0;
-            include berth:plugin/lifecycle-hooks@0.3.0;
+            include berth:plugin/name-policy@0.4.0;
+            include berth:plugin/backend-policy@0.4.0;
+            include berth:plugin/lifecycle-hooks@0.4.0;
         }
     ",
     path: "../../../wit",
