@@ -3,11 +3,12 @@
 
 use crate::env::BerthEnv;
 
-/// Runs a container on `backend` (image `image`) that writes two lines, pauses 2 s (so that
-/// docker's whole-second windows fall between them), writes three more, and checks each
-/// filter against what it wrote.
+/// Runs a container on `backend` (image `image`) that writes two lines a second apart (docker
+/// stamps each stream as its own copier reads it, so lines of two streams written together
+/// may be stamped in either order), pauses 2 s (so that docker's whole-second windows fall
+/// between them), writes three more, and checks each filter against what it wrote.
 pub fn log_filters_flow(env: &BerthEnv, backend: &str, image: &str) {
-    let script = "echo a1; echo a2 >&2; sleep 2; echo b1; echo b2; echo b3";
+    let script = "echo a1; sleep 1; echo a2 >&2; sleep 2; echo b1; echo b2; echo b3";
     let id = env
         .berth(&["run", "-d", "--backend", backend, image, "sh", "-c", script])
         .ok()
