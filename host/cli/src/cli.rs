@@ -162,6 +162,9 @@ pub enum Command {
     /// Manage pods: apps that share network, IPC and hostname.
     #[command(subcommand)]
     Pod(PodCommand),
+    /// Serve Kubernetes' CRI (a kubelet's, crictl's or critest's runtime endpoint).
+    #[command(subcommand)]
+    Cri(CriCommand),
     /// Inspect configured backends.
     #[command(subcommand)]
     Backend(BackendCommand),
@@ -205,8 +208,20 @@ impl Command {
                 | Command::Rm { .. }
                 | Command::Gc { .. }
                 | Command::Plugin(PluginCommand::Ls | PluginCommand::Call { .. })
+                | Command::Cri(_)
         )
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CriCommand {
+    /// Serve the CRI runtime and image services on a unix socket until SIGTERM or SIGINT,
+    /// which let the calls in flight finish.
+    Serve {
+        /// Where to listen (`unix:///PATH`); `[cri] listen` in berth.toml by default.
+        #[arg(long, value_name = "ADDRESS")]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

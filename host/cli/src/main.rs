@@ -83,8 +83,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if cli.command.consults_plugins() && !config.plugins.is_empty() {
         berth_plugins::start_engine();
     }
+    // A server serves calls concurrently; a command needs one worker.
+    let workers = if matches!(cli.command, Command::Cri(_)) {
+        2
+    } else {
+        1
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -40,6 +40,9 @@ pub struct Config {
     /// How plugins are consulted as a whole.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// `berth cri serve`, the Kubernetes CRI server.
+    #[serde(default)]
+    pub cri: CriConfig,
     /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
     #[serde(skip)]
     pub source: String,
@@ -310,6 +313,26 @@ fn default_xfs_quota() -> PathBuf {
 }
 
 /// `[pipeline]`: what all plugins of one operation share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CriConfig {
+    /// Where `berth cri serve` listens: `unix:///PATH` (or a plain absolute path).
+    #[serde(default = "default_cri_listen")]
+    pub listen: String,
+}
+
+impl Default for CriConfig {
+    fn default() -> Self {
+        CriConfig {
+            listen: default_cri_listen(),
+        }
+    }
+}
+
+fn default_cri_listen() -> String {
+    "unix:///run/berth/cri.sock".into()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PipelineConfig {

@@ -556,7 +556,7 @@ impl Networks {
     /// thing removed (or that would be, with `dry_run`).
     pub async fn collect_garbage(
         &self,
-        live: &dyn Fn(&str) -> bool,
+        live: &(dyn Fn(&str) -> bool + Sync),
         dry_run: bool,
     ) -> Result<Vec<String>> {
         let mut done = Vec::new();

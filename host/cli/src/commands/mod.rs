@@ -91,6 +91,11 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
         Command::Volume(command) => volumes::dispatch(&engine, command, json),
         Command::Network(command) => networks::dispatch(&engine, command, json),
         Command::Pod(command) => pods::dispatch(&engine, command, json).await,
+        Command::Cri(crate::cli::CriCommand::Serve { listen }) => {
+            let listen = listen.unwrap_or_else(|| engine.config.cri.listen.clone());
+            berth_cri::serve(engine.clone(), &listen, terminated()).await?;
+            Ok(0)
+        }
         Command::Backend(_) => admin::backend_ls(&engine, json).await,
         Command::Events { follow } => plugins::events(&engine, follow, json),
         Command::Gc {
@@ -137,5 +142,21 @@ impl crate::cli::NetworkArgs {
                 .collect::<berth_core::Result<_>>()?,
             networks: self.network,
         })
+    }
+}
+
+/// SIGTERM or SIGINT, whichever comes first: a server's signal to drain and stop.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
