@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What bridge networking costs a run: `run --rm IMAGE /bin/true` on the native backend on the
-# default bridge network (CNI bridge + host-local + portmap + firewall, ADD at start and DEL at
-# rm) and with `--network none`, against `docker run --rm` (docker's default bridge) and
-# `podman run --rm` (Debian's podman with netavark), all on one busybox image, in one run.
+# default bridge network (CNI bridge + host-local, ADD at start and DEL at rm; portmap only
+# runs for published ports) and with `--network none`, against `docker run --rm` (docker's
+# default bridge) and `podman run --rm` (Debian's podman with netavark), all on one busybox
+# image, in one run.
 # Targets: bridge adds <= 15 ms to a native run; berth bridged <= 0.25x docker, <= 0.5x podman.
 set -euo pipefail
 cd "$(dirname "$0")/.."
