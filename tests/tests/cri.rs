@@ -1,6 +1,7 @@
 //! `berth cri serve` through a real gRPC client on its unix socket: what the runtime is, its
-//! readiness and cgroup driver, the image service on the native backend, and a SIGTERM that
-//! ends the server cleanly. (Sandboxes and containers are not served yet.)
+//! readiness and cgroup driver, the image service on the native backend, a sandbox and its
+//! container through the plugin pipeline (ExecSync, CRI logs, stop and remove twice, a plugin's
+//! deny as the call's error), and a SIGTERM that ends the server cleanly.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -9,10 +10,16 @@ use std::time::{Duration, Instant};
 use berth_cri::api::image_service_client::ImageServiceClient;
 use berth_cri::api::runtime_service_client::RuntimeServiceClient;
 use berth_cri::api::{
-    CgroupDriver, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
-    RemoveImageRequest, RuntimeConfigRequest, StatusRequest, VersionRequest,
+    CgroupDriver, ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState,
+    ContainerStatus, ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest,
+    ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListContainersRequest, ListImagesRequest,
+    ListPodSandboxRequest, Mount, PodSandboxConfig, PodSandboxMetadata, PodSandboxState,
+    PodSandboxStatusRequest, PortMapping, RemoveContainerRequest, RemoveImageRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, RuntimeConfigRequest, StartContainerRequest,
+    StatusRequest, StopContainerRequest, StopPodSandboxRequest, VersionRequest,
 };
 use berth_tests::env::BerthEnv;
+use berth_tests::plugins::{GUARD, NAMING, SELECTOR};
 
 struct Server {
     child: Child,
@@ -103,11 +110,11 @@ fn the_runtime_says_what_it_is_that_it_is_ready_and_that_it_uses_cgroupfs() {
         );
 
         // What is not served yet says so, as gRPC does.
-        let sandboxes = client
-            .list_pod_sandbox(berth_cri::api::ListPodSandboxRequest::default())
+        let checkpoint = client
+            .checkpoint_container(berth_cri::api::CheckpointContainerRequest::default())
             .await
             .unwrap_err();
-        assert_eq!(sandboxes.code(), tonic::Code::Unimplemented);
+        assert_eq!(checkpoint.code(), tonic::Code::Unimplemented);
     });
     assert!(server.terminate().success(), "SIGTERM ends it cleanly");
 }
@@ -196,4 +203,312 @@ fn a_second_server_on_a_live_socket_is_refused() {
     let relative = env.berth(&["cri", "serve", "--listen", "cri.sock"]);
     assert_eq!(relative.code, 64, "{relative:?}");
     assert!(server.terminate().success());
+}
+
+fn sandbox_config(env: &BerthEnv, name: &str, host_port: i32, backend: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: env.dir.path().join("pods").join(name).display().to_string(),
+        port_mappings: (host_port > 0)
+            .then(|| PortMapping {
+                container_port: 80,
+                host_port,
+                host_ip: "127.0.0.1".into(),
+                ..PortMapping::default()
+            })
+            .into_iter()
+            .collect(),
+        // The selector places a pod by its berth.backend label, as a kubelet's pod labels it.
+        labels: [
+            ("io.kubernetes.pod.name".to_string(), name.to_string()),
+            ("berth.backend".to_string(), backend.to_string()),
+        ]
+        .into(),
+        annotations: [("team".to_string(), "infra".to_string())].into(),
+        ..PodSandboxConfig::default()
+    }
+}
+
+fn container_config(name: &str, command: &[&str], mounts: Vec<Mount>) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: "busybox:local".into(),
+            ..ImageSpec::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}_0.log"),
+        labels: [("io.kubernetes.container.name".to_string(), name.to_string())].into(),
+        mounts,
+        ..ContainerConfig::default()
+    }
+}
+
+/// The CRI log lines of `path` once `want` lines are there.
+fn cri_log_lines(path: &Path, want: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= want || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The naming plugin is the default DNS-label rule; the selector places pods by label; the
+/// guard plays both hook worlds: it refuses host mounts outside /tmp and /srv, and host ports
+/// outside 8000-8999.
+fn plugins() -> String {
+    format!(
+        "[[plugins]]\nname = \"naming\"\npath = \"{}\"\nworlds = [\"name-policy\"]\n\n\
+         [[plugins]]\nname = \"selector\"\npath = \"{}\"\nworlds = [\"backend-policy\"]\n\
+         grants = [\"containers\"]\n\n\
+         [[plugins]]\nname = \"guard\"\npath = \"{}\"\n\
+         worlds = [\"lifecycle-hooks\", \"pod-lifecycle-hooks\"]\n\
+         settings = {{ allowed-mount-prefixes = \"/tmp,/srv\", allowed-host-ports = \"8000-8999\" }}\n",
+        NAMING.path().display(),
+        SELECTOR.path().display(),
+        GUARD.path().display()
+    )
+}
+
+#[test]
+fn on_native_a_sandbox_and_its_container_run_exec_log_and_go_through_the_plugins() {
+    let env = BerthEnv::new(&plugins()).with_busybox();
+    sandbox_flow(&env, "native");
+}
+
+#[test]
+fn on_containerd_a_sandbox_and_its_container_run_exec_log_and_go_through_the_plugins() {
+    let env = berth_tests::containerd::containerd_env(&plugins());
+    sandbox_flow(&env, "containerd");
+    let left = berth_tests::containerd::ctr(&["containers", "ls", "-q"]);
+    assert_eq!(left, "", "containers left in containerd");
+}
+
+/// A sandbox placed on `backend`, a container in it, ExecSync, the CRI log, a plugin's deny of
+/// a sandbox and of a container, then stop and remove, each twice.
+fn sandbox_flow(env: &BerthEnv, backend: &str) {
+    let server = Server::start(env);
+    runtime().block_on(async {
+        let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
+        let config = sandbox_config(env, "web", 8080, backend);
+        let sandbox = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                ..RunPodSandboxRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        let status = cri
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox.clone(),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        assert_eq!(status.state, i32::from(PodSandboxState::SandboxReady));
+        assert_eq!(status.metadata, config.metadata);
+        assert_eq!(status.labels, config.labels);
+        assert_eq!(status.annotations, config.annotations);
+        let ip = status.network.unwrap().ip;
+        assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "pod ip {ip:?}");
+        let pod = env.berth(&["pod", "inspect", &sandbox]).ok().json();
+        assert_eq!(pod[0]["backend"], backend, "{pod}");
+
+        // The guard refuses a sandbox whose host port is outside its range: the call fails
+        // with its reason, and nothing of that sandbox is left.
+        let refused = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(sandbox_config(env, "wide", 9000, backend)),
+                ..RunPodSandboxRequest::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("host port 9000"), "{refused:?}");
+        let listed = cri
+            .list_pod_sandbox(ListPodSandboxRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].id, sandbox);
+
+        let script = "echo hello; echo oops >&2; printf part; sleep 1000";
+        let created = cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: sandbox.clone(),
+                config: Some(container_config("main", &["sh", "-c", script], Vec::new())),
+                sandbox_config: Some(config.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        cri.start_container(StartContainerRequest {
+            container_id: created.clone(),
+        })
+        .await
+        .unwrap();
+        let running = container_status(&mut cri, &created).await.unwrap();
+        assert_eq!(running.state, i32::from(ContainerState::ContainerRunning));
+        assert_eq!(running.metadata.unwrap().name, "main");
+
+        // The log, in the CRI's format at the kubelet's path.
+        let log = env.dir.path().join("pods/web/main_0.log");
+        assert_eq!(running.log_path, log.display().to_string());
+        let lines = cri_log_lines(&log, 3);
+        let mut seen = Vec::new();
+        for line in &lines {
+            let mut fields = line.splitn(4, ' ');
+            let time = fields.next().unwrap();
+            chrono::DateTime::parse_from_rfc3339(time).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let rest: Vec<&str> = fields.collect();
+            seen.push(rest.join(" "));
+        }
+        // Two pipes: each stream's lines in order, the streams' interleaving as read.
+        let stream = |name: &str| -> Vec<&str> {
+            seen.iter()
+                .map(String::as_str)
+                .filter(|l| l.starts_with(name))
+                .collect()
+        };
+        assert_eq!(
+            stream("stdout"),
+            ["stdout F hello", "stdout P part"],
+            "{lines:?}"
+        );
+        assert_eq!(stream("stderr"), ["stderr F oops"], "{lines:?}");
+
+        // ExecSync: both outputs captured apart, the exit code, and a timeout honoured.
+        let ran = cri
+            .exec_sync(ExecSyncRequest {
+                container_id: created.clone(),
+                cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"]
+                    .map(String::from)
+                    .to_vec(),
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (ran.stdout.as_slice(), ran.stderr.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        assert_eq!(ran.exit_code, 3);
+        let slow = cri
+            .exec_sync(ExecSyncRequest {
+                container_id: created.clone(),
+                cmd: ["sleep", "30"].map(String::from).to_vec(),
+                timeout: 1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(slow.code(), tonic::Code::DeadlineExceeded, "{slow:?}");
+
+        // A container the guard refuses (a host mount outside its prefixes) fails its create
+        // with the guard's reason and leaves no container.
+        let etc = Mount {
+            container_path: "/host-etc".into(),
+            host_path: "/etc".into(),
+            readonly: true,
+            ..Mount::default()
+        };
+        let refused = cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: sandbox.clone(),
+                config: Some(container_config("peek", &["true"], vec![etc])),
+                sandbox_config: Some(config.clone()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("guard"), "{refused:?}");
+        assert!(refused.message().contains("/etc"), "{refused:?}");
+        let containers = cri
+            .list_containers(ListContainersRequest {
+                filter: Some(ContainerFilter {
+                    pod_sandbox_id: sandbox.clone(),
+                    ..ContainerFilter::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .containers;
+        assert_eq!(containers.len(), 1, "{containers:?}");
+        assert_eq!(containers[0].id, created);
+
+        // Stop and remove, each twice: the second is done too.
+        for _ in 0..2 {
+            cri.stop_container(StopContainerRequest {
+                container_id: created.clone(),
+                timeout: 1,
+            })
+            .await
+            .unwrap();
+        }
+        let exited = container_status(&mut cri, &created).await.unwrap();
+        assert_eq!(exited.state, i32::from(ContainerState::ContainerExited));
+        assert!(exited.finished_at > 0);
+        for _ in 0..2 {
+            cri.remove_container(RemoveContainerRequest {
+                container_id: created.clone(),
+            })
+            .await
+            .unwrap();
+        }
+        let gone = container_status(&mut cri, &created).await.unwrap_err();
+        assert_eq!(gone.code(), tonic::Code::NotFound);
+        for _ in 0..2 {
+            cri.stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: sandbox.clone(),
+            })
+            .await
+            .unwrap();
+        }
+        for _ in 0..2 {
+            cri.remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: sandbox.clone(),
+            })
+            .await
+            .unwrap();
+        }
+    });
+    assert!(server.terminate().success());
+    let pods = env.berth(&["pod", "ls", "--json"]).ok().json();
+    assert_eq!(pods, serde_json::json!([]), "{pods}");
+    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+}
+
+async fn container_status(
+    cri: &mut RuntimeServiceClient<tonic::transport::Channel>,
+    id: &str,
+) -> Result<ContainerStatus, tonic::Status> {
+    let answer = cri
+        .container_status(ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        })
+        .await?;
+    Ok(answer.into_inner().status.unwrap())
 }

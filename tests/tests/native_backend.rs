@@ -9,8 +9,9 @@ use std::time::Duration;
 use berth_backend_native::NativeBackend;
 use berth_core::config::NativeBackendConfig;
 use berth_core::{
-    ContainerBackend, ContainerSpec, ContainerState, ErrorKind, ExecSpec, Limits, ListFilter,
-    LogOptions, LogSink, LogStream, Mount, RemoveOptions, StopOptions, Store,
+    CapturedOutput as Captured, ContainerBackend, ContainerSpec, ContainerState, ErrorKind, ExecIo,
+    ExecSpec, ExecStreams, Limits, ListFilter, LogOptions, LogSink, LogStream, Mount,
+    RemoveOptions, StopOptions, Store,
 };
 use berth_tests::archives::{
     docker_archive, file_header, image_config, layer, oci_layout, sha256_hex,
@@ -319,7 +320,7 @@ async fn exec_runs_in_a_running_container_with_its_exit_code() {
     };
     assert_eq!(
         env.backend
-            .exec(&id, &exec(&["sh", "-c", "exit 7"]))
+            .exec(&id, &exec(&["sh", "-c", "exit 7"]), ExecIo::Inherit)
             .await
             .unwrap(),
         7
@@ -330,12 +331,45 @@ async fn exec_runs_in_a_running_container_with_its_exit_code() {
         "-c",
         "test \"$(cat /proc/1/comm)\" = sleep && test -x /bin/busybox",
     ]);
-    assert_eq!(env.backend.exec(&id, &check).await.unwrap(), 0);
+    assert_eq!(
+        env.backend
+            .exec(&id, &check, ExecIo::Inherit)
+            .await
+            .unwrap(),
+        0
+    );
+    // On the caller's streams: each output captured apart, stdin fed when interactive.
+    let (stdout, stderr) = (Captured::default(), Captured::default());
+    let mut echo = exec(&["sh", "-c", "cat; echo out; echo err >&2"]);
+    echo.interactive = true;
+    let streams = ExecStreams {
+        stdin: Box::new(&b"in\n"[..]),
+        ..ExecStreams::output(stdout.clone(), stderr.clone())
+    };
+    let code = env.backend.exec(&id, &echo, ExecIo::Streams(streams)).await;
+    assert_eq!(code.unwrap(), 0);
+    assert_eq!(stdout.text(), "in\nout\n");
+    assert_eq!(stderr.text(), "err\n");
+    // Past its timeout the process is killed and the exec fails as timed out.
+    let mut slow = exec(&["sleep", "30"]);
+    slow.timeout = Some(std::time::Duration::from_secs(1));
+    let began = std::time::Instant::now();
+    let streams = ExecStreams::output(Captured::default(), Captured::default());
+    let timed_out = env.backend.exec(&id, &slow, ExecIo::Streams(streams)).await;
+    assert_eq!(timed_out.unwrap_err().kind(), ErrorKind::Timeout);
+    assert!(began.elapsed() < std::time::Duration::from_secs(20));
+    let left = exec(&["sh", "-c", "! ps -o args | grep -q '^sleep 30'"]);
+    let gone = env.backend.exec(&id, &left, ExecIo::Inherit).await.unwrap();
+    assert_eq!(gone, 0, "the timed-out process is gone");
     env.backend
         .remove(&id, RemoveOptions::forced())
         .await
         .unwrap();
-    let stopped = env.backend.exec(&id, &exec(&["true"])).await.unwrap_err();
+    let stopped = env
+        .backend
+        .exec(&id, &exec(&["true"]), ExecIo::Inherit)
+        .await
+        .unwrap_err();
     assert_eq!(stopped.kind(), ErrorKind::NotFound);
 }
 

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_core::{Error, ExecSpec, Result};
-use tokio::io::AsyncWriteExt;
+use berth_core::{Error, ExecSpec, ExecStreams, Result};
 use tokio::net::unix::pipe;
 
 /// The three FIFOs of one exec, removed with their directory on drop.
@@ -79,37 +78,24 @@ impl Streams {
         })
     }
 
-    /// Copies this process's stdin in (when `interactive`; else the process reads an empty
-    /// stdin, as docker's without `-i`) and the output out until the process has closed its
-    /// output. At the end of stdin, `close_stdin` runs: the shim holds the FIFO open itself, so
-    /// the process only sees end of file when told (containerd's CloseIO, as ctr does). Stdin
-    /// is abandoned when the output is done (a process that exits without reading it).
+    /// Copies `io`'s stdin in (when `interactive`) and the output out until the process has
+    /// closed its output. At the end of stdin, `close_stdin` runs: the shim holds the FIFO open
+    /// itself, so the process only sees end of file when told (containerd's CloseIO, as ctr does).
     pub async fn pump(
         self,
+        io: ExecStreams,
         interactive: bool,
         close_stdin: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let Streams {
-            mut stdin,
-            mut stdout,
-            mut stderr,
-        } = self;
-        let feed = tokio::spawn(async move {
-            if interactive {
-                let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut stdin).await;
-            }
-            let _ = stdin.shutdown().await;
-            drop(stdin);
-            close_stdin.await;
-        });
-        let (mut to_stdout, mut to_stderr) = (tokio::io::stdout(), tokio::io::stderr());
-        let out = tokio::io::copy(&mut stdout, &mut to_stdout);
-        let err = tokio::io::copy(&mut stderr, &mut to_stderr);
-        let (out, err) = tokio::join!(out, err);
-        feed.abort();
-        out.and(err)
-            .map(drop)
-            .map_err(|e| Error::io("copying exec output", e))
+        io.pump(
+            interactive,
+            self.stdin,
+            self.stdout,
+            self.stderr,
+            close_stdin,
+        )
+        .await
+        .map_err(|e| Error::io("copying exec output", e))
     }
 }
 

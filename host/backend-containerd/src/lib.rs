@@ -21,8 +21,9 @@ use berth_core::config::ContainerdBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, Mount, Object, PullProgress,
-    RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
+    Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, ListFilter, LogOptions, LogSink, Mount,
+    Object, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount,
+    StopOptions, Store,
 };
 use berth_oci::config::ParsedConfig;
 use berth_oci::spec::{SpecInput, build_spec, swap_limit_supported};
@@ -45,6 +46,8 @@ use tokio::sync::OnceCell;
 const NAME_LABEL: &str = "berth.name";
 /// The label that gives an app of a pod its pod's cgroup (JSON), made at every start.
 const POD_CGROUP_LABEL: &str = "berth.pod-cgroup";
+/// Where the container's output also goes in the CRI's log format.
+const CRI_LOG_LABEL: &str = "berth.cri-log";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -318,6 +321,7 @@ impl ContainerdBackend {
             .unwrap_or_else(|| container.id.clone());
         labels.remove(berth_core::STORE_LABEL);
         labels.remove(POD_CGROUP_LABEL);
+        labels.remove(CRI_LOG_LABEL);
         ContainerInfo {
             id: container.id.clone(),
             name,
@@ -521,6 +525,26 @@ impl ContainerdBackend {
     }
 
     /// Waits for the task's process `exec_id` (the task itself when empty); its exit code.
+    /// Kills an exec that outlived its timeout; the timeout as the exec's error.
+    async fn exec_timed_out(
+        &self,
+        tasks: &mut TasksClient<Channel>,
+        id: &str,
+        exec_id: &str,
+        limit: std::time::Duration,
+    ) -> Error {
+        let _ = tasks
+            .kill(self.request(KillRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                signal: libc::SIGKILL as u32,
+                all: false,
+            }))
+            .await;
+        let _ = tokio::time::timeout(limit, self.wait_process(id, exec_id)).await;
+        Error::exec_timeout(id, limit)
+    }
+
     async fn wait_process(&self, id: &str, exec_id: &str) -> Result<i32> {
         let mut tasks = TasksClient::new(self.channel().await?);
         let exited = tasks
@@ -616,6 +640,8 @@ impl ContainerBackend for ContainerdBackend {
         Capabilities::networked_by_host().union(Capabilities::of(&[
             Capability::Pods,
             Capability::LogFilters,
+            Capability::ExecStreams,
+            Capability::CriLogs,
             Capability::Exec,
             Capability::ExecStdin,
             Capability::ExecEnv,
@@ -684,6 +710,9 @@ impl ContainerBackend for ContainerdBackend {
             let json = serde_json::to_string(cgroup).expect("a pod cgroup serialises");
             labels.insert(POD_CGROUP_LABEL.into(), json);
         }
+        if let Some(path) = &spec.log_path {
+            labels.insert(CRI_LOG_LABEL.into(), path.display().to_string());
+        }
         labels.insert(berth_core::STORE_LABEL.into(), self.store.install_id()?);
         let container = Container {
             id: id.to_string(),
@@ -741,6 +770,7 @@ impl ContainerBackend for ContainerdBackend {
         let log = self.log_path(id);
         berth_core::store::create_dir_all(log.parent().expect("log paths have a parent"))?;
         let stdio = logger::uri(&self.logger_exe, &log);
+        logger::write_cri_path(&log, container.labels.get(CRI_LOG_LABEL).map(Path::new))?;
         let mut tasks = TasksClient::new(self.channel().await?);
         tasks
             .create(self.request(CreateTaskRequest {
@@ -837,6 +867,7 @@ impl ContainerBackend for ContainerdBackend {
         }
         let log = self.log_path(id);
         let _ = std::fs::remove_file(logger::pid_file(&log));
+        let _ = std::fs::remove_file(logger::cri_path_file(&log));
         let _ = std::fs::remove_file(log);
         Ok(())
     }
@@ -916,7 +947,7 @@ impl ContainerBackend for ContainerdBackend {
         Ok(())
     }
 
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
+    async fn exec(&self, id: &str, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
         require("container id", id)?;
         if spec.command.is_empty() {
             return Err(Error::invalid("exec command", "must not be empty"));
@@ -974,11 +1005,24 @@ impl ContainerBackend for ContainerdBackend {
                         let _ = tasks.close_io(request).await;
                     }
                 };
-                let (pumped, exited) = tokio::join!(
-                    streams.pump(spec.interactive, close_stdin),
-                    self.wait_process(id, &exec_id)
-                );
-                pumped.and(exited)
+                let io = match io {
+                    ExecIo::Inherit => ExecStreams::stdio(),
+                    ExecIo::Streams(streams) => streams,
+                };
+                let ran = async {
+                    let (pumped, exited) = tokio::join!(
+                        streams.pump(io, spec.interactive, close_stdin),
+                        self.wait_process(id, &exec_id)
+                    );
+                    pumped.and(exited)
+                };
+                match spec.timeout {
+                    None => ran.await,
+                    Some(limit) => match tokio::time::timeout(limit, ran).await {
+                        Ok(ran) => ran,
+                        Err(_) => Err(self.exec_timed_out(&mut tasks, id, &exec_id, limit).await),
+                    },
+                }
             }
         };
         let _ = tasks

@@ -3,7 +3,8 @@
 //! and stderr as fds 3 and 4 and waits until fd 5 is closed; it appends each chunk to FILE as
 //! one timed JSON line (`berth_core::logs`, the native supervisor's format), so containerd
 //! logs are interleaved in the order written and carry their times, and it exits once both
-//! pipes are drained. The shim's SIGTERM at task delete is ignored: the end of the pipes, not
+//! pipes are drained. A CRI container's output also goes to its kubelet's log path, which the
+//! logger reads from `FILE.cri` (the URI carries one argument only). The shim's SIGTERM at task delete is ignored: the end of the pipes, not
 //! the signal, ends it, so no output is lost.
 //!
 //! The shim holds the pipes' write ends until the task is deleted, so an exited task's logger
@@ -13,11 +14,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::Mutex;
 
 use berth_core::LogStream;
-use berth_core::logs::encode;
+use berth_core::logs::{CriLog, encode};
 
 pub const LOGGER: &str = "__containerd-log";
 
@@ -40,6 +42,9 @@ fn run(path: &Path) -> i32 {
     // SAFETY: setting a signal's disposition to ignore, before any thread exists.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
     let file = OpenOptions::new().create(true).append(true).open(path);
+    let cri = std::fs::read(cri_path_file(path))
+        .ok()
+        .map(|p| CriLog::new(std::ffi::OsString::from_vec(p)));
     // Before the shim is told it may start the task, so a reader always finds it.
     let _ = berth_core::store::atomic_write(
         &pid_file(path),
@@ -59,24 +64,27 @@ fn run(path: &Path) -> i32 {
     let Ok(file) = file else {
         return 1; // the task's output then goes nowhere; the shim sees the pipes close
     };
-    let file = Mutex::new(file);
+    let logs = Mutex::new((file, cri));
     std::thread::scope(|s| {
-        s.spawn(|| copy(stderr, LogStream::Stderr, &file));
-        copy(stdout, LogStream::Stdout, &file);
+        s.spawn(|| copy(stderr, LogStream::Stderr, &logs));
+        copy(stdout, LogStream::Stdout, &logs);
     });
     0
 }
 
-/// Appends what `from` carries until its end, one line per chunk.
-fn copy(mut from: File, stream: LogStream, to: &Mutex<File>) {
+/// Appends what `from` carries until its end, one line per chunk (and the CRI's lines).
+fn copy(mut from: File, stream: LogStream, to: &Mutex<(File, Option<CriLog>)>) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
                 let line = encode(stream, &buf[..n]);
-                let mut file = to.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = file.write_all(&line);
+                let mut logs = to.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = logs.0.write_all(&line);
+                if let Some(cri) = &mut logs.1 {
+                    cri.write(stream, &buf[..n]);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return,
@@ -86,9 +94,36 @@ fn copy(mut from: File, stream: LogStream, to: &Mutex<File>) {
 
 /// Where the logger of `log` says which process it is.
 pub fn pid_file(log: &Path) -> std::path::PathBuf {
+    beside(log, ".pid")
+}
+
+/// Where the logger of `log` finds the CRI log path it also writes, when there is one (the
+/// shim passes no more than the one argument in a fixed order).
+pub fn cri_path_file(log: &Path) -> std::path::PathBuf {
+    beside(log, ".cri")
+}
+
+fn beside(log: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = log.as_os_str().to_owned();
-    name.push(".pid");
+    name.push(suffix);
     name.into()
+}
+
+/// Before a task starts: the CRI log path its logger writes too, or none.
+pub fn write_cri_path(log: &Path, cri: Option<&Path>) -> berth_core::Result<()> {
+    let file = cri_path_file(log);
+    match cri {
+        Some(path) => {
+            berth_core::store::atomic_write(&file, path.as_os_str().as_encoded_bytes(), 0o644)
+        }
+        None => match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(berth_core::Error::io(
+                format!("removing {}", file.display()),
+                e,
+            )),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// Waits, at most `limit`, until everything the task wrote is in `log`: its logger is gone,

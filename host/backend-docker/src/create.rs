@@ -129,6 +129,7 @@ pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<Contai
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        entrypoint: spec.entrypoint.clone(),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(labels),
         hostname: spec.hostname.clone(),

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use berth_core::config::{AppleBackendConfig, DockerBackendConfig};
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats,
-    Durability, Error, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream, Object,
-    PullEvent, PullProgress, RemoveOptions, Result, StdioSink, StopOptions, Store,
+    Durability, Error, ExecIo, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream,
+    Object, PullEvent, PullProgress, RemoveOptions, Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -761,7 +761,11 @@ impl ContainerBackend for DockerBackend {
             .map_err(|e| self.error("read the logs of", Object::Container, id, e))
     }
 
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
+    async fn exec(&self, id: &str, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
+        // Its capabilities leave the caller's streams and timeouts out.
+        if matches!(io, ExecIo::Streams(_)) || spec.timeout.is_some() {
+            return Err(self.not_supported("exec on the caller's streams"));
+        }
         if spec.command.is_empty() {
             return Err(Error::invalid("exec", "no command given"));
         }

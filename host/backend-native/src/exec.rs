@@ -6,7 +6,8 @@
 //! joins the container's namespaces and cgroup, inherits this process's stdio (the user's
 //! terminal or pipes), and this process exits with its exit code (128+N for signal N). Errors
 //! before the command runs print one line on stderr and exit 126 (or 127 for a missing command),
-//! as docker does.
+//! as docker does. A SIGTERM to this process kills the one it runs (how an exec's timeout ends
+//! it: the process is in the container's PID namespace, out of the caller's reach).
 
 use std::collections::HashMap;
 
@@ -16,8 +17,29 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::{WaitStatus, waitpid};
 use serde::{Deserialize, Serialize};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::records;
 use crate::supervisor::chain;
+
+/// Set by SIGTERM; the wait loop then kills the process.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM interrupts `waitpid` (no SA_RESTART) instead of ending this process.
+fn catch_sigterm() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigterm),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
+}
 
 /// What `exec` asks for, passed as one JSON argument.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,6 +71,7 @@ pub fn main(args: &[String]) -> i32 {
     // The container's process gets the default SIGPIPE, not Rust's ignored one.
     // SAFETY: installing SIG_DFL is always sound.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    catch_sigterm();
     let built = ContainerBuilder::new(id.clone(), SyscallType::default())
         .with_root_path(records::libcontainer_root(&store))
         .and_then(|b| b.validate_id())
@@ -72,6 +95,9 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     loop {
+        if TERMINATED.load(Ordering::SeqCst) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return code,
             Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,

@@ -29,7 +29,7 @@ use berth_core::config::NativeBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    ContainerStats, Error, ErrorKind, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode,
+    ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode,
     LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotMount,
     StopOptions, Store, crash,
 };
@@ -768,6 +768,8 @@ impl ContainerBackend for NativeBackend {
             Capability::ImportRootfs,
             Capability::Pods,
             Capability::LogFilters,
+            Capability::ExecStreams,
+            Capability::CriLogs,
         ]))
     }
 
@@ -1047,7 +1049,7 @@ impl ContainerBackend for NativeBackend {
         Ok(())
     }
 
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
+    async fn exec(&self, id: &str, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
         self.running(id, "exec needs a running container")?;
         if spec.command.is_empty() {
             return Err(Error::invalid("exec", "no command given"));
@@ -1057,28 +1059,100 @@ impl ContainerBackend for NativeBackend {
             env: spec.env.clone().into_iter().collect(),
             cwd: spec.working_dir.clone(),
         };
-        let status = tokio::process::Command::new(&self.supervisor_exe)
+        let mut helper = tokio::process::Command::new(&self.supervisor_exe);
+        helper
             .arg(reexec::EXEC)
             .arg(self.store.state_dir())
             .arg(self.store.run_dir())
             .arg(id)
-            .arg(serde_json::to_string(&request).expect("exec requests serialise"))
-            .stdin(if spec.interactive {
+            .arg(serde_json::to_string(&request).expect("exec requests serialise"));
+        let piped = matches!(io, ExecIo::Streams(_));
+        let stdio = |inherit: bool| {
+            if piped {
+                Stdio::piped()
+            } else if inherit {
                 Stdio::inherit()
             } else {
                 Stdio::null()
+            }
+        };
+        helper
+            .stdin(if spec.interactive {
+                stdio(true)
+            } else {
+                Stdio::null()
             })
-            .status()
-            .await
-            .map_err(|e| {
-                self.fail(
-                    "exec in",
-                    id,
-                    format!("cannot run {}: {e}", self.supervisor_exe.display()),
-                )
-            })?;
+            .stdout(stdio(true))
+            .stderr(stdio(true));
+        let mut child = helper.spawn().map_err(|e| {
+            self.fail(
+                "exec in",
+                id,
+                format!("cannot run {}: {e}", self.supervisor_exe.display()),
+            )
+        })?;
+        let pumped = match io {
+            ExecIo::Inherit => None,
+            ExecIo::Streams(streams) => {
+                let to_stdin = match child.stdin.take() {
+                    Some(stdin) => Box::new(stdin) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                    None => Box::new(tokio::io::sink()),
+                };
+                let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+                let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+                    unreachable!("both outputs are piped");
+                };
+                let interactive = spec.interactive;
+                Some(tokio::spawn(streams.pump(
+                    interactive,
+                    to_stdin,
+                    stdout,
+                    stderr,
+                    async {},
+                )))
+            }
+        };
+        let abort = pumped.as_ref().map(|p| p.abort_handle());
+        let ran = async {
+            let status = child.wait().await;
+            if let Some(pumped) = pumped {
+                let _ = pumped.await;
+            }
+            status
+        };
+        let status = match spec.timeout {
+            None => ran.await,
+            Some(limit) => match tokio::time::timeout(limit, ran).await {
+                Ok(status) => status,
+                Err(_) => {
+                    end_exec_helper(&mut child).await;
+                    if let Some(abort) = &abort {
+                        abort.abort();
+                    }
+                    return Err(Error::exec_timeout(id, limit));
+                }
+            },
+        }
+        .map_err(|e| self.fail("exec in", id, format!("waiting for the exec: {e}")))?;
         Ok(status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
+}
+
+/// Ends an exec past its timeout: SIGTERM tells the helper to kill what it runs (again until it
+/// has, since a signal just before its wait is not seen), SIGKILL if it does not within 5 s.
+async fn end_exec_helper(child: &mut tokio::process::Child) {
+    let Some(pid) = child.id() else { return };
+    for _ in 0..25 {
+        // SAFETY: a signal to our own child, which `wait` has not yet reaped.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        if tokio::time::timeout(std::time::Duration::from_millis(200), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }

@@ -175,6 +175,8 @@ fn supervise(
     state.exit_code = None;
     state.detail = None;
     records::write_state(store, id, &state)?;
+    // Made before `start` returns: a kubelet may open it before the first line.
+    let cri_log = record.spec.log_path.as_ref().map(logs::CriLog::new);
     StartReport::Started { pid }.send(status);
     // Closing the status pipe tells `start` the container is up; later errors go to the record.
     drop(std::mem::replace(
@@ -187,7 +189,7 @@ fn supervise(
         .append(true)
         .open(layout.log())
         .context(|| format!("opening {}", layout.log().display()))?;
-    pump(out, err, log);
+    pump(out, err, log, cri_log);
     let exit_code = reap(Pid::from_raw(pid)).unwrap_or(255);
 
     state.phase = Phase::Exited;
@@ -338,9 +340,9 @@ fn set_sigpipe(handler: libc::sighandler_t) {
     unsafe { libc::signal(libc::SIGPIPE, handler) };
 }
 
-/// Copies both output pipes into the log until both reach end of file (every process of the
-/// container has exited or closed them).
-fn pump(out: OwnedFd, err: OwnedFd, mut log: File) {
+/// Copies both output pipes into the log (and the CRI's, when asked for) until both reach end
+/// of file (every process of the container has exited or closed them).
+fn pump(out: OwnedFd, err: OwnedFd, mut log: File, mut cri_log: Option<logs::CriLog>) {
     let mut streams: Vec<(File, LogStream)> = vec![
         (File::from(out), LogStream::Stdout),
         (File::from(err), LogStream::Stderr),
@@ -371,6 +373,9 @@ fn pump(out: OwnedFd, err: OwnedFd, mut log: File) {
                 Ok(0) => closed.push(i),
                 Ok(n) => {
                     let _ = log.write_all(&logs::encode(*stream, &buf[..n]));
+                    if let Some(cri_log) = &mut cri_log {
+                        cri_log.write(*stream, &buf[..n]);
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => closed.push(i),

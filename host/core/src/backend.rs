@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecSpec, ImageInfo, ListFilter, LogSink,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ImageInfo, ListFilter, LogSink,
     PullProgress, RemoveOptions, StopOptions,
 };
 
@@ -77,9 +77,9 @@ pub trait ContainerBackend: Send + Sync {
     /// Write the container's output so far (and, with `follow`, until it exits) into `sink`.
     async fn logs(&self, id: &str, options: LogOptions, sink: &mut dyn LogSink) -> Result<()>;
 
-    /// Run a process in a running container with this process's stdio; returns its exit code.
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<i32> {
-        let _ = (id, spec);
+    /// Run a process in a running container with `io` as its stdio; returns its exit code.
+    async fn exec(&self, id: &str, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
+        let _ = (id, spec, io);
         Err(self.not_supported("exec"))
     }
 

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::types::{ContainerSpec, ExecSpec, RestartPolicy};
+use crate::types::{ContainerSpec, ExecIo, ExecSpec, RestartPolicy};
 
 /// One thing a spec or an operation may need from a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,10 +57,14 @@ pub enum Capability {
     Pods,
     /// `logs --tail/--since/--until/--timestamps`: output kept with the time it was written.
     LogFilters,
+    /// Exec on the caller's streams, with a timeout (the CRI's ExecSync and streaming).
+    ExecStreams,
+    /// Output also written at a path in the CRI's log format (the kubelet's `log_path`).
+    CriLogs,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 20] = [
+    pub const ALL: [Capability; 22] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -81,6 +85,8 @@ impl Capability {
         Capability::NetworkNamespace,
         Capability::Pods,
         Capability::LogFilters,
+        Capability::ExecStreams,
+        Capability::CriLogs,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -106,6 +112,8 @@ impl Capability {
             Capability::NetworkNamespace => "network-namespace",
             Capability::Pods => "pods",
             Capability::LogFilters => "log-filters",
+            Capability::ExecStreams => "exec-streams",
+            Capability::CriLogs => "cri-logs",
         }
     }
 
@@ -132,6 +140,8 @@ impl Capability {
             Capability::NetworkNamespace => "a network namespace prepared by the host",
             Capability::Pods => "pods (--pod)",
             Capability::LogFilters => "logs --tail, --since, --until or --timestamps",
+            Capability::ExecStreams => "exec on the caller's streams or with a timeout (CRI)",
+            Capability::CriLogs => "a CRI log path",
         }
     }
 
@@ -239,6 +249,7 @@ pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
             spec.mounts.iter().any(|m| m.owner.is_some()),
             Capability::MountOwnership,
         ),
+        (spec.log_path.is_some(), Capability::CriLogs),
     ];
     needs
         .iter()
@@ -247,9 +258,11 @@ pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
 }
 
 /// What an exec needs.
-pub fn needed_by_exec(spec: &ExecSpec) -> Capabilities {
+pub fn needed_by_exec(spec: &ExecSpec, io: &ExecIo) -> Capabilities {
+    let streams = matches!(io, ExecIo::Streams(_)) || spec.timeout.is_some();
     let needs = [
         (true, Capability::Exec),
+        (streams, Capability::ExecStreams),
         (spec.interactive, Capability::ExecStdin),
         (!spec.env.is_empty(), Capability::ExecEnv),
         (spec.working_dir.is_some(), Capability::ExecWorkdir),
@@ -322,8 +335,10 @@ mod tests {
             ..ExecSpec::default()
         };
         assert_eq!(
-            needed_by_exec(&exec),
+            needed_by_exec(&exec, &ExecIo::Inherit),
             Capabilities::of(&[Capability::Exec, Capability::ExecStdin])
         );
+        let streams = ExecIo::Streams(crate::ExecStreams::output(Vec::new(), Vec::new()));
+        assert!(needed_by_exec(&exec, &streams).contains(Capability::ExecStreams));
     }
 }

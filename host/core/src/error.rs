@@ -329,6 +329,16 @@ impl Error {
         }
     }
 
+    /// An exec killed because it outlived its timeout.
+    pub fn exec_timeout(container: &str, limit: std::time::Duration) -> Self {
+        Error::Timeout {
+            operation: "exec",
+            object: format!("container {container}"),
+            seconds: limit.as_secs(),
+            hint: "the process was killed; give it longer, or make it end sooner".into(),
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

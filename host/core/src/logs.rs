@@ -169,6 +169,80 @@ fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     data.split_inclusive(|&b| b == b'\n')
 }
 
+/// A container's output as the kubelet reads it, at the path it gave (`log_path`): a line
+/// `<RFC3339Nano> <stream> <F|P> <text>` per line of output, `P` (partial) for the piece of a
+/// line a chunk ends inside of, `F` for a line's end. The file is reopened when its path no
+/// longer names it: the kubelet rotated it and asked for a new one (ReopenContainerLog).
+#[derive(Debug)]
+pub struct CriLog {
+    path: std::path::PathBuf,
+    file: Option<(File, u64)>,
+}
+
+impl CriLog {
+    /// The log at `path`, created now (the kubelet may read it before any output), with its
+    /// directory.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> CriLog {
+        let mut log = CriLog {
+            path: path.into(),
+            file: None,
+        };
+        log.reopen_if_moved();
+        log
+    }
+
+    fn reopen_if_moved(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let current = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+        if current.is_some() && self.file.as_ref().map(|(_, ino)| *ino) == current {
+            return;
+        }
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path);
+        self.file = opened.ok().and_then(|f| {
+            let ino = f.metadata().ok()?.ino();
+            Some((f, ino))
+        });
+    }
+
+    /// Appends one chunk; a file that cannot be written drops it (output never stops the
+    /// container).
+    pub fn write(&mut self, stream: LogStream, data: &[u8]) {
+        use std::io::Write;
+        self.reopen_if_moved();
+        if let Some((file, _)) = &mut self.file {
+            let _ = file.write_all(&cri_lines(Utc::now(), stream, data));
+        }
+    }
+}
+
+/// The CRI log lines of one chunk of output written at `time`.
+pub fn cri_lines(time: DateTime<Utc>, stream: LogStream, data: &[u8]) -> Vec<u8> {
+    let stamp = time.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let stream = match stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    };
+    let mut out = Vec::with_capacity(data.len() + 48);
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (line, tag, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => (&rest[..end], 'F', &rest[end + 1..]),
+            None => (rest, 'P', &rest[rest.len()..]),
+        };
+        out.extend_from_slice(format!("{stamp} {stream} {tag} ").as_bytes());
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        rest = next;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +352,40 @@ mod tests {
         assert_eq!(replay(&path, 0, &mut shaper).unwrap(), first);
         drop(shaper);
         assert_eq!(sink.0, [(LogStream::Stdout, b"a".to_vec())]);
+    }
+
+    #[test]
+    fn cri_lines_tag_whole_lines_full_and_a_trailing_piece_partial() {
+        let time = DateTime::parse_from_rfc3339("2026-12-03T06:00:00.000000001Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let lines = cri_lines(time, LogStream::Stderr, b"one\ntwo\npart");
+        assert_eq!(
+            String::from_utf8(lines).unwrap(),
+            "2026-12-03T06:00:00.000000001Z stderr F one\n\
+             2026-12-03T06:00:00.000000001Z stderr F two\n\
+             2026-12-03T06:00:00.000000001Z stderr P part\n"
+        );
+        let empty_line = cri_lines(time, LogStream::Stdout, b"\n");
+        assert!(
+            String::from_utf8(empty_line)
+                .unwrap()
+                .ends_with("stdout F \n")
+        );
+    }
+
+    #[test]
+    fn a_cri_log_moved_away_is_reopened_at_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut log = CriLog::new(&path);
+        log.write(LogStream::Stdout, b"before\n");
+        std::fs::rename(&path, dir.path().join("0.log.1")).unwrap();
+        log.write(LogStream::Stdout, b"after\n");
+        let rotated = std::fs::read_to_string(dir.path().join("0.log.1")).unwrap();
+        let fresh = std::fs::read_to_string(&path).unwrap();
+        assert!(rotated.ends_with(" stdout F before\n"), "{rotated}");
+        assert!(fresh.ends_with(" stdout F after\n"), "{fresh}");
+        assert_eq!(fresh.lines().count(), 1);
     }
 }

@@ -84,6 +84,10 @@ pub struct ContainerSpec {
     /// Overrides the image's default command; empty keeps the image's.
     #[serde(default)]
     pub command: Vec<String>,
+    /// Replaces the image's entrypoint (and, as docker's `--entrypoint`, its default command);
+    /// `None` keeps the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -137,6 +141,9 @@ pub struct ContainerSpec {
     /// Set by the engine for the backend, never by a user: what this app joins of its pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_join: Option<PodJoin>,
+    /// Output is also written here in the CRI's log format (the kubelet's `log_path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 /// What an app shares with its pod: the namespaces the pod's infra process holds, joined by
@@ -522,8 +529,128 @@ pub struct ExecSpec {
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<String>,
-    /// `-i`: the process reads this process's stdin; otherwise its stdin is empty, as docker's.
+    /// `-i`: the process reads its stdin (this process's, or the caller's stream); otherwise
+    /// its stdin is empty, as docker's.
     pub interactive: bool,
+    /// Past this the process is killed and the exec fails with a timeout (the CRI's ExecSync).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Where an exec's stdio goes.
+pub enum ExecIo {
+    /// This process's own stdin, stdout and stderr (the CLI).
+    Inherit,
+    /// The caller's streams (the CRI's ExecSync and streaming server).
+    Streams(ExecStreams),
+}
+
+/// Output kept in memory, shared with whoever reads it once the writer is done (ExecSync).
+#[derive(Debug, Clone, Default)]
+pub struct CapturedOutput(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedOutput {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+}
+
+impl tokio::io::AsyncWrite for CapturedOutput {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.extend_from_slice(data);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// An exec's streams, as the caller gives them: stdin is read when the exec is interactive.
+pub struct ExecStreams {
+    pub stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    pub stdout: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    pub stderr: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+}
+
+impl ExecStreams {
+    /// Output into `stdout` and `stderr`, with an empty stdin.
+    pub fn output(
+        stdout: impl tokio::io::AsyncWrite + Send + Unpin + 'static,
+        stderr: impl tokio::io::AsyncWrite + Send + Unpin + 'static,
+    ) -> ExecStreams {
+        ExecStreams {
+            stdin: Box::new(tokio::io::empty()),
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+        }
+    }
+
+    /// This process's own stdio, as streams (for backends that copy an exec's output).
+    pub fn stdio() -> ExecStreams {
+        ExecStreams {
+            stdin: Box::new(tokio::io::stdin()),
+            stdout: Box::new(tokio::io::stdout()),
+            stderr: Box::new(tokio::io::stderr()),
+        }
+    }
+
+    /// Copies the process's output into these streams until both outputs end, and this stdin
+    /// into `to_stdin` when `interactive`; at the end of stdin (at once when not interactive)
+    /// `to_stdin` is shut and `stdin_closed` runs. Stdin is abandoned once the output is done (a
+    /// process that exits without reading it).
+    pub async fn pump(
+        self,
+        interactive: bool,
+        mut to_stdin: impl tokio::io::AsyncWrite + Send + Unpin + 'static,
+        mut from_stdout: impl tokio::io::AsyncRead + Unpin,
+        mut from_stderr: impl tokio::io::AsyncRead + Unpin,
+        stdin_closed: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let ExecStreams {
+            mut stdin,
+            mut stdout,
+            mut stderr,
+        } = self;
+        let feed = tokio::spawn(async move {
+            if interactive {
+                let _ = tokio::io::copy(&mut stdin, &mut to_stdin).await;
+            }
+            let _ = to_stdin.shutdown().await;
+            drop(to_stdin);
+            stdin_closed.await;
+        });
+        let out = async {
+            tokio::io::copy(&mut from_stdout, &mut stdout).await?;
+            stdout.flush().await
+        };
+        let err = async {
+            tokio::io::copy(&mut from_stderr, &mut stderr).await?;
+            stderr.flush().await
+        };
+        let (out, err) = tokio::join!(out, err);
+        feed.abort();
+        out.and(err)
+    }
 }
 
 /// Which stream a log chunk came from.

@@ -25,7 +25,7 @@ pub fn spec(spec: &ContainerSpec) -> Result<()> {
             "name an image, e.g. busybox:local",
         );
     }
-    for arg in &spec.command {
+    for arg in spec.command.iter().chain(spec.entrypoint.iter().flatten()) {
         text("command argument", arg)?;
     }
     for (key, value) in &spec.env {
@@ -44,6 +44,13 @@ pub fn spec(spec: &ContainerSpec) -> Result<()> {
         }
         text("label key", key)?;
         text(&format!("label {key}"), value)?;
+    }
+    if let Some(path) = spec.log_path.as_ref().filter(|p| !p.is_absolute()) {
+        return invalid(
+            format!("log path {}", path.display()),
+            "it is not absolute",
+            "give the full path of the log file",
+        );
     }
     for mount in &spec.mounts {
         text("mount source", &mount.source)?;

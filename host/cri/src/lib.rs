@@ -2,8 +2,10 @@
 //! one engine that keeps its plugins loaded. A kubelet (or `crictl`, or critest) talks to it
 //! as it would to containerd's CRI plugin, and what it asks for goes through berth's policy.
 //!
-//! Layout: [`api`] is the generated protocol; [`runtime`] answers the runtime service,
-//! [`images`] the image service; [`status`] turns berth's errors into gRPC statuses. Calls
+//! Layout: [`api`] is the generated protocol; [`runtime`] answers the runtime service, with
+//! sandboxes (berth pods) in [`sandboxes`] and containers (their apps) in [`containers`];
+//! [`images`] answers the image service; [`meta`] keeps what the kubelet knows of each object
+//! and makes berth names from it; [`status`] turns berth's errors into gRPC statuses. Calls
 //! not answered here are `Unimplemented` (tonic's default stubs).
 //!
 //! Every call runs under its own plugin budget (`[pipeline] budget-ms`): calls are served
@@ -16,8 +18,11 @@ pub mod api {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("runtime.v1");
 }
+mod containers;
 mod images;
+mod meta;
 mod runtime;
+mod sandboxes;
 mod status;
 
 use std::future::Future;

@@ -1,18 +1,16 @@
 //! The CRI runtime service: what the runtime is (`Version`), whether it and its network are
-//! ready (`Status`) and its cgroup driver (`RuntimeConfig`). Sandboxes and containers are
-//! still `Unimplemented`.
+//! ready (`Status`), its cgroup driver (`RuntimeConfig`), and the sandbox and container calls,
+//! answered by [`sandboxes`](crate::sandboxes) and [`containers`](crate::containers).
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::Shared;
+use std::time::Duration;
+
 use crate::api::runtime_service_server::RuntimeService;
-use crate::api::{
-    CgroupDriver, LinuxRuntimeConfiguration, RuntimeCondition, RuntimeConfigRequest,
-    RuntimeConfigResponse, RuntimeStatus, StatusRequest, StatusResponse, VersionRequest,
-    VersionResponse,
-};
+use crate::api::*;
+use crate::{Shared, containers, sandboxes};
 
 /// The kubelet's CRI API version berth answers (the CRI's own `Version` field).
 const KUBELET_API_VERSION: &str = "0.1.0";
@@ -109,5 +107,184 @@ impl RuntimeService for Runtime {
                 cgroup_driver: CgroupDriver::Cgroupfs.into(),
             }),
         }))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<RunPodSandboxRequest>,
+    ) -> Result<Response<RunPodSandboxResponse>, Status> {
+        let request = request.into_inner();
+        let config = request
+            .config
+            .ok_or_else(|| Status::invalid_argument("the request has no config"))?;
+        let engine = self.shared.engine.clone();
+        let id = self
+            .shared
+            .call(sandboxes::run(engine, config, request.runtime_handler))
+            .await?;
+        Ok(Response::new(RunPodSandboxResponse { pod_sandbox_id: id }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<StopPodSandboxRequest>,
+    ) -> Result<Response<StopPodSandboxResponse>, Status> {
+        let id = request.into_inner().pod_sandbox_id;
+        let engine = &self.shared.engine;
+        self.shared.call(sandboxes::stop(engine, &id)).await?;
+        Ok(Response::new(StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<RemovePodSandboxRequest>,
+    ) -> Result<Response<RemovePodSandboxResponse>, Status> {
+        let id = request.into_inner().pod_sandbox_id;
+        let engine = &self.shared.engine;
+        self.shared.call(sandboxes::remove(engine, &id)).await?;
+        Ok(Response::new(RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<PodSandboxStatusRequest>,
+    ) -> Result<Response<PodSandboxStatusResponse>, Status> {
+        let id = request.into_inner().pod_sandbox_id;
+        let engine = &self.shared.engine;
+        let status = self.shared.call(sandboxes::status(engine, &id)).await?;
+        Ok(Response::new(PodSandboxStatusResponse {
+            status: Some(status),
+            ..PodSandboxStatusResponse::default()
+        }))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<ListPodSandboxRequest>,
+    ) -> Result<Response<ListPodSandboxResponse>, Status> {
+        let filter = request.into_inner().filter;
+        let engine = &self.shared.engine;
+        let items = self
+            .shared
+            .call(async { sandboxes::list(engine, filter) })
+            .await?;
+        Ok(Response::new(ListPodSandboxResponse { items }))
+    }
+
+    async fn create_container(
+        &self,
+        request: Request<CreateContainerRequest>,
+    ) -> Result<Response<CreateContainerResponse>, Status> {
+        let request = request.into_inner();
+        let config = request
+            .config
+            .ok_or_else(|| Status::invalid_argument("the request has no config"))?;
+        let engine = self.shared.engine.clone();
+        let id = self
+            .shared
+            .call(containers::create(engine, request.pod_sandbox_id, config))
+            .await?;
+        Ok(Response::new(CreateContainerResponse { container_id: id }))
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<StartContainerRequest>,
+    ) -> Result<Response<StartContainerResponse>, Status> {
+        let id = request.into_inner().container_id;
+        let engine = &self.shared.engine;
+        self.shared.call(containers::start(engine, &id)).await?;
+        Ok(Response::new(StartContainerResponse {}))
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<StopContainerRequest>,
+    ) -> Result<Response<StopContainerResponse>, Status> {
+        let request = request.into_inner();
+        let timeout = Duration::from_secs(request.timeout.max(0) as u64);
+        let engine = &self.shared.engine;
+        let stopped = containers::stop(engine, &request.container_id, timeout);
+        self.shared.call(stopped).await?;
+        Ok(Response::new(StopContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<RemoveContainerRequest>,
+    ) -> Result<Response<RemoveContainerResponse>, Status> {
+        let id = request.into_inner().container_id;
+        let engine = &self.shared.engine;
+        self.shared.call(containers::remove(engine, &id)).await?;
+        Ok(Response::new(RemoveContainerResponse {}))
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<ListContainersRequest>,
+    ) -> Result<Response<ListContainersResponse>, Status> {
+        let filter = request.into_inner().filter;
+        let engine = &self.shared.engine;
+        let containers = self.shared.call(containers::list(engine, filter)).await?;
+        Ok(Response::new(ListContainersResponse { containers }))
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<ContainerStatusRequest>,
+    ) -> Result<Response<ContainerStatusResponse>, Status> {
+        let id = request.into_inner().container_id;
+        let engine = &self.shared.engine;
+        let status = self.shared.call(containers::status(engine, &id)).await?;
+        Ok(Response::new(ContainerStatusResponse {
+            status: Some(status),
+            ..ContainerStatusResponse::default()
+        }))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<ReopenContainerLogRequest>,
+    ) -> Result<Response<ReopenContainerLogResponse>, Status> {
+        let id = request.into_inner().container_id;
+        let engine = &self.shared.engine;
+        self.shared
+            .call(containers::reopen_log(engine, &id))
+            .await?;
+        Ok(Response::new(ReopenContainerLogResponse {}))
+    }
+
+    async fn exec_sync(
+        &self,
+        request: Request<ExecSyncRequest>,
+    ) -> Result<Response<ExecSyncResponse>, Status> {
+        let request = request.into_inner();
+        let timeout = Duration::from_secs(request.timeout.max(0) as u64);
+        let engine = &self.shared.engine;
+        let ran = containers::exec_sync(engine, &request.container_id, request.cmd, timeout);
+        Ok(Response::new(self.shared.call(ran).await?))
+    }
+
+    async fn container_stats(
+        &self,
+        request: Request<ContainerStatsRequest>,
+    ) -> Result<Response<ContainerStatsResponse>, Status> {
+        let id = request.into_inner().container_id;
+        let engine = &self.shared.engine;
+        let stats = self.shared.call(containers::stats(engine, &id)).await?;
+        Ok(Response::new(ContainerStatsResponse { stats: Some(stats) }))
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<ListContainerStatsRequest>,
+    ) -> Result<Response<ListContainerStatsResponse>, Status> {
+        let filter = request.into_inner().filter;
+        let engine = &self.shared.engine;
+        let stats = self
+            .shared
+            .call(containers::list_stats(engine, filter))
+            .await?;
+        Ok(Response::new(ListContainerStatsResponse { stats }))
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_core::{
-    Capabilities, Capability, ContainerStats, ExecSpec, ImageInfo, LogOptions, LogSink,
+    Capabilities, Capability, ContainerStats, ExecIo, ExecSpec, ImageInfo, LogOptions, LogSink,
     PullProgress, Result, SnapshotInfo, SnapshotMount, capability, snapshot,
 };
 
@@ -42,10 +42,12 @@ impl Engine {
         self.backend(&record.backend)?.wait(&record.id).await
     }
 
-    pub async fn exec(&self, record: &ContainerRecord, spec: &ExecSpec) -> Result<i32> {
+    pub async fn exec(&self, record: &ContainerRecord, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
         self.backends
-            .require(&record.backend, capability::needed_by_exec(spec))?;
-        self.backend(&record.backend)?.exec(&record.id, spec).await
+            .require(&record.backend, capability::needed_by_exec(spec, &io))?;
+        self.backend(&record.backend)?
+            .exec(&record.id, spec, io)
+            .await
     }
 
     pub async fn stats(&self, record: &ContainerRecord) -> Result<ContainerStats> {

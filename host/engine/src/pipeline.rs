@@ -71,8 +71,8 @@ impl Engine {
         self.name(policy.as_deref(), &mut spec)?;
         let mut claim = self
             .records
-            .claim(&spec, options.auto_remove, async |stale| {
-                self.remove_leftover(stale).await
+            .claim(&spec, options.auto_remove, |stale| async move {
+                self.remove_leftover(&stale).await
             })
             .await?;
         crash::point("create.claimed");

@@ -165,11 +165,13 @@ impl Records {
 
     /// Takes `spec.name` for a new container, or fails with `AlreadyExists`. A claim whose
     /// create died (its lock is free) is not an owner: `abandon` clears what it left first.
-    pub async fn claim(
+    pub async fn claim<F: Future<Output = Result<()>>>(
         &self,
         spec: &ContainerSpec,
         auto_remove: bool,
-        abandon: impl AsyncFn(&ContainerRecord) -> Result<()>,
+        // Takes the record by value: a future borrowing it would not be Send for every
+        // lifetime, and the CRI server runs creates on its worker threads.
+        abandon: impl Fn(ContainerRecord) -> F,
     ) -> Result<Claim> {
         let _names = self
             .store
@@ -189,8 +191,9 @@ impl Records {
                 });
             }
             tracing::info!(id = %holder.id, name = %holder.name, "clearing the claim of a create that did not finish");
-            abandon(&holder).await?;
-            self.store.remove(CONTAINERS, &holder.id)?;
+            let id = holder.id.clone();
+            abandon(holder).await?;
+            self.store.remove(CONTAINERS, &id)?;
         }
         let id = berth_core::new_id();
         let lock = self.store.lock(CONTAINERS, &id, LockMode::Exclusive)?;

@@ -497,7 +497,7 @@ fn a_claim_left_by_a_dead_create_is_cleared_by_the_next_create_of_its_name() {
     let records = &fixture.engine.records;
     let mut claim = fixture
         .runtime
-        .block_on(records.claim(&spec("web"), false, async |_| Ok(())))
+        .block_on(records.claim(&spec("web"), false, |_| async { Ok(()) }))
         .unwrap();
     records.intend(&mut claim, "one", &spec("web")).unwrap();
     let orphan = claim.record.id.clone();

@@ -40,14 +40,16 @@ pub struct SpecInput<'a> {
     pub swap_limit: bool,
 }
 
-/// The process arguments: the image's entrypoint, then the spec's command or the image's cmd.
+/// The process arguments: the spec's entrypoint or the image's, then the spec's command or
+/// (unless the spec replaced the entrypoint) the image's cmd.
 pub fn process_args(spec: &ContainerSpec, image: &ImageConfig) -> Vec<String> {
-    let tail = if spec.command.is_empty() {
-        &image.cmd
-    } else {
-        &spec.command
+    let entrypoint = spec.entrypoint.as_ref().unwrap_or(&image.entrypoint);
+    let tail: &[String] = match (&spec.command, &spec.entrypoint) {
+        (command, _) if !command.is_empty() => command,
+        (_, Some(_)) => &[],
+        (_, None) => &image.cmd,
     };
-    image.entrypoint.iter().chain(tail).cloned().collect()
+    entrypoint.iter().chain(tail).cloned().collect()
 }
 
 /// Image env overridden by spec env, image order first; PATH guaranteed.
@@ -290,6 +292,14 @@ mod tests {
         assert_eq!(process_args(&spec, &image()), ["/entry", "default"]);
         spec.command = vec!["x".into(), "y".into()];
         assert_eq!(process_args(&spec, &image()), ["/entry", "x", "y"]);
+        spec.entrypoint = Some(vec!["/other".into()]);
+        assert_eq!(process_args(&spec, &image()), ["/other", "x", "y"]);
+        spec.command.clear();
+        assert_eq!(
+            process_args(&spec, &image()),
+            ["/other"],
+            "no image cmd after it"
+        );
         spec.env.insert("A".into(), "spec".into());
         spec.env.insert("B".into(), "2".into());
         assert_eq!(process_env(&spec, &image()), ["PATH=/bin", "A=spec", "B=2"]);

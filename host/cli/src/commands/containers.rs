@@ -434,7 +434,9 @@ pub fn exec_spec(
 
 pub async fn exec(engine: &Engine, reference: &str, spec: &ExecSpec) -> anyhow::Result<i32> {
     let record = engine.resolve(reference)?;
-    Ok(engine.exec(&record, spec).await?)
+    Ok(engine
+        .exec(&record, spec, berth_core::ExecIo::Inherit)
+        .await?)
 }
 
 /// `TERM`, `SIGTERM` or `15`.

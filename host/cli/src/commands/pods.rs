@@ -79,7 +79,9 @@ pub async fn dispatch(
                 interactive,
                 ..ExecSpec::default()
             };
-            return Ok(engine.exec(&container, &spec).await?);
+            return Ok(engine
+                .exec(&container, &spec, berth_core::ExecIo::Inherit)
+                .await?);
         }
         PodCommand::Ls => {
             let mut infos = Vec::new();

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The images critest runs, offline: OCI-layout tarballs of a one-layer root filesystem made
+from Debian's busybox-static, written to the current directory as NAME.tar, one per line of
+IMAGES (file name, image reference, image config).
+
+Debian's busybox has no pgrep applet, which critest's exec checks call; a small shell pgrep
+stands in for it.
+"""
+import gzip, hashlib, io, json, subprocess, tarfile
+
+PGREP = b"""#!/bin/sh
+# pgrep NAME: the pids whose command is NAME (this busybox has no pgrep applet).
+status=1
+for dir in /proc/[0-9]*; do
+    read -r comm < "$dir/comm" 2>/dev/null || continue
+    if [ "$comm" = "$1" ]; then echo "${dir#/proc/}"; status=0; fi
+done
+exit $status
+"""
+
+PATH_ENV = ["PATH=/bin"]
+WEB = {"Env": PATH_ENV, "Entrypoint": ["/bin/httpd", "-f", "-p", "80", "-h", "/www"],
+       "ExposedPorts": {"80/tcp": {}}}
+# Apache's image announces its command line on start, which critest looks for in the log.
+HTTPD = {**WEB, "Entrypoint": ["/bin/sh", "-c", "echo \"AH00094: Command line: 'httpd -D FOREGROUND'\" >&2; "
+                                               "exec /bin/httpd -f -p 80 -h /www"]}
+IMAGES = [
+    ("busybox", "registry.k8s.io/e2e-test-images/busybox:1.29-2", {"Env": PATH_ENV, "Cmd": ["sh"]}),
+    ("nginx", "registry.k8s.io/e2e-test-images/nginx:1.14-2", WEB),
+    ("httpd", "registry.k8s.io/e2e-test-images/httpd:2.4.39-4", HTTPD),
+]
+
+
+def rootfs_layer():
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        def add(name, data=None, mode=0o644, kind=tarfile.REGTYPE, link=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.linkname = kind, mode, link
+            info.size = len(data) if data is not None else 0
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        for name in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "var", "var/log", "www", "home"]:
+            add(name, mode=0o1777 if name == "tmp" else 0o755, kind=tarfile.DIRTYPE)
+        with open("/usr/bin/busybox", "rb") as busybox:
+            add("bin/busybox", busybox.read(), 0o755)
+        applets = subprocess.run(["/usr/bin/busybox", "--list"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+        for applet in applets:
+            if applet != "busybox":
+                add("bin/" + applet, kind=tarfile.SYMTYPE, link="busybox")
+        if "pgrep" not in applets:
+            add("bin/pgrep", PGREP, 0o755)
+        add("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
+        add("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+        add("www/index.html", b"<html>hello from berth's critest image</html>\n")
+    return out.getvalue()
+
+
+def write_layout(path, reference, config, layer):
+    blobs = {}
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": "sha256:" + digest, "size": len(data)}
+
+    packed = blob(gzip.compress(layer, mtime=0))
+    image_config = {"architecture": "amd64", "os": "linux", "config": config,
+                    "rootfs": {"type": "layers",
+                               "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
+    manifest = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   **blob(json.dumps(image_config).encode())},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **packed}],
+    }
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        **blob(json.dumps(manifest).encode()),
+        "annotations": {"io.containerd.image.name": reference,
+                        "org.opencontainers.image.ref.name": reference.rsplit(":", 1)[1]},
+    }]}
+    with tarfile.open(path, "w") as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", json.dumps(index).encode())
+        for digest, data in blobs.items():
+            add("blobs/sha256/" + digest, data)
+
+
+if __name__ == "__main__":
+    layer = rootfs_layer()
+    for name, reference, config in IMAGES:
+        write_layout(name + ".tar", reference, config, layer)
+        print(name + ".tar")

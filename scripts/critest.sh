@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# cri-tools' conformance suite (critest) against `berth cri serve` on the native backend, with the
+# default name policy loaded, offline: the images critest names are built from Debian's
+# busybox-static and imported first. The server and critest run in a network namespace of their
+# own (entered with nsenter --net, which keeps /sys and the cgroup mounts), so the suite's
+# traffic stays inside it. critest itself is the prebuilt one in $BERTH_CRITEST_TOOLS.
+#
+# Prints the pass count and fails if a spec listed in tests/critest/passing.txt did not pass;
+# specs that pass and are not listed are printed, to be added (the list only grows).
+#   scripts/critest.sh [FOCUS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+tools=${BERTH_CRITEST_TOOLS:-/work/shared/tools}
+focus=${1:-'Runtime info|PodSandbox|Container runtime|Idempotence|Image Manager|Networking|Streaming|Multiple Containers'}
+skip='AppArmor|SELinux|NRI|Image Volume'
+passing=tests/critest/passing.txt
+berth=$repo/target/release/berth
+
+work=$(mktemp -d /tmp/berth-critest.XXXXXX)
+netns=berth-critest-$$
+server=
+cleanup() {
+    if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; fi
+    if [ -f "$work/berth.toml" ] && [ -e "/run/netns/$netns" ]; then
+        local b=("nsenter" "--net=/run/netns/$netns" "$berth" --config "$work/berth.toml")
+        pods=$("${b[@]}" pod ls --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(p["id"] for p in json.load(sys.stdin)))' || true)
+        [ -z "$pods" ] || "${b[@]}" pod rm -f $pods >/dev/null 2>&1 || true
+        containers=$("${b[@]}" ps -a -q 2>/dev/null || true)
+        [ -z "$containers" ] || "${b[@]}" rm -f $containers >/dev/null 2>&1 || true
+        "${b[@]}" gc >/dev/null 2>&1 || true
+    fi
+    ip netns delete "$netns" 2>/dev/null || true
+    umount -R "$work/state" 2>/dev/null || true
+    if [ -n "${BERTH_CRITEST_KEEP:-}" ]; then echo "critest: kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+gunzip -c "$tools/critest.gz" >"$work/critest"
+chmod +x "$work/critest"
+images=$(cd "$work" && python3 "$repo/scripts/critest-images.py")
+
+cat >"$work/berth.toml" <<EOF
+[host]
+state-dir = "$work/state"
+run-dir = "$work/run"
+
+[backends.native]
+type = "native"
+
+[network]
+bridge = "berth-cri0"
+subnet = "10.123.0.0/16"
+
+[cri]
+listen = "unix://$work/cri.sock"
+
+[[plugins]]
+name = "naming"
+path = "$repo/plugins/target/wasm32-wasip2/release/berth_naming.wasm"
+worlds = ["name-policy"]
+EOF
+cat >"$work/images.yaml" <<EOF
+defaultTestContainerImage: registry.k8s.io/e2e-test-images/busybox:1.29-2
+webServerTestImage: registry.k8s.io/e2e-test-images/nginx:1.14-2
+EOF
+
+ip netns add "$netns"
+ip -n "$netns" link set lo up
+in_netns() { nsenter --net="/run/netns/$netns" "$@"; }
+
+for image in $images; do
+    in_netns "$berth" --config "$work/berth.toml" image import "$work/$image" >/dev/null
+done
+
+in_netns "$berth" --config "$work/berth.toml" cri serve >"$work/server.log" 2>&1 &
+server=$!
+for ((i = 0; i < 200; i++)); do
+    [ -S "$work/cri.sock" ] && break
+    sleep 0.1
+done
+[ -S "$work/cri.sock" ] || { echo "critest: berth cri serve did not listen; its log:" >&2; cat "$work/server.log" >&2; exit 1; }
+
+set +e
+in_netns "$work/critest" \
+    --runtime-endpoint "unix://$work/cri.sock" --image-endpoint "unix://$work/cri.sock" \
+    --test-images-file "$work/images.yaml" \
+    -websocket-exec -websocket-attach -websocket-portforward \
+    --ginkgo.focus "$focus" --ginkgo.skip "$skip" \
+    --ginkgo.no-color --ginkgo.junit-report "$work/junit.xml" >"$work/critest.log" 2>&1
+set -e
+
+python3 - "$work/junit.xml" "$passing" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+junit, listed_file = sys.argv[1], sys.argv[2]
+passed, failed = set(), []
+for case in ET.parse(junit).getroot().iter('testcase'):
+    name = case.get('name', '').strip()
+    if case.find('skipped') is not None or name.startswith('[SynchronizedBeforeSuite]') or name.startswith('[SynchronizedAfterSuite]') or name.startswith('[BeforeSuite]') or name.startswith('[AfterSuite]') or name.startswith('[ReportAfterSuite]'):
+        continue
+    if case.find('failure') is None and case.find('error') is None:
+        passed.add(name)
+    else:
+        failed.append(name)
+try:
+    listed = {l.strip() for l in open(listed_file) if l.strip() and not l.startswith('#')}
+except FileNotFoundError:
+    listed = set()
+ran = len(passed) + len(failed)
+print(f"critest: {len(passed)} of {ran} specs passed ({len(listed)} recorded as passing)")
+for name in sorted(failed):
+    print(f"  failed: {name}")
+lost = sorted(listed - passed)
+new = sorted(passed - listed)
+for name in new:
+    print(f"  passes, not yet recorded in {listed_file}: {name}")
+if lost:
+    print(f"critest: {len(lost)} recorded spec(s) no longer pass:", file=sys.stderr)
+    for name in lost:
+        print(f"  {name}", file=sys.stderr)
+    sys.exit(1)
+EOF
