@@ -16,3 +16,5 @@ scripts/build-plugins.sh
 # The plugins' own unit tests run natively (their rules are plain Rust).
 (cd plugins && CARGO_TARGET_DIR="$PWD/target" cargo test --release --workspace --quiet)
 cargo test --release --workspace --no-fail-fast
+# cri-tools' conformance suite against `berth cri serve`; fails if a recorded spec regresses.
+scripts/critest.sh

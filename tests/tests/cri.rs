@@ -512,3 +512,108 @@ async fn container_status(
         .await?;
     Ok(answer.into_inner().status.unwrap())
 }
+
+/// Hot reload: a broken plugin set keeps the old one serving (and says so in Status, `plugin
+/// reload` and `plugin ls`); a good one replaces it at once, in the same server.
+#[test]
+fn a_reload_swaps_the_plugins_and_a_broken_set_keeps_the_old_one_serving() {
+    let guard = |path: &Path, prefixes: &str| {
+        format!(
+            "[[plugins]]\nname = \"guard\"\npath = \"{}\"\nworlds = [\"lifecycle-hooks\"]\n\
+             settings = {{ allowed-mount-prefixes = \"{prefixes}\" }}\n",
+            path.display()
+        )
+    };
+    let env = BerthEnv::new(&guard(&GUARD.path(), "/tmp")).with_busybox();
+    let original = std::fs::read_to_string(&env.config).unwrap();
+    let server = Server::start(&env);
+    let etc = || Mount {
+        container_path: "/host-etc".into(),
+        host_path: "/etc".into(),
+        readonly: true,
+        ..Mount::default()
+    };
+    runtime().block_on(async {
+        let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
+        let config = sandbox_config(&env, "reload", 0, "native");
+        let sandbox = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                ..RunPodSandboxRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        let create = |name: &str| CreateContainerRequest {
+            pod_sandbox_id: sandbox.clone(),
+            config: Some(container_config(name, &["sleep", "1000"], vec![etc()])),
+            sandbox_config: Some(config.clone()),
+        };
+        let denied = cri.create_container(create("first")).await.unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+        // A plugin that is no component: the reload fails and the old guard still decides.
+        let junk = env.dir.path().join("broken.wasm");
+        std::fs::write(&junk, b"not a component").unwrap();
+        let broken = original.replace(
+            &GUARD.path().display().to_string(),
+            &junk.display().to_string(),
+        );
+        std::fs::write(&env.config, broken).unwrap();
+        let failed = env.berth(&["plugin", "reload"]);
+        assert!(matches!(failed.code, 70 | 78), "{failed:?}");
+        assert!(failed.stderr.contains("keep serving"), "{failed:?}");
+        let conditions = cri
+            .status(StatusRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap()
+            .conditions;
+        let plugins = conditions
+            .iter()
+            .find(|c| c.r#type == "BerthPluginsReloaded")
+            .unwrap();
+        assert!(!plugins.status, "{plugins:?}");
+        assert_eq!(plugins.reason, "PluginReloadFailed");
+        let ready = conditions
+            .iter()
+            .find(|c| c.r#type == "RuntimeReady")
+            .unwrap();
+        assert!(ready.status, "the runtime stays ready: {ready:?}");
+        let listed = env.berth(&["plugin", "ls"]);
+        assert!(
+            listed
+                .stderr
+                .contains("still serves its previous plugins (guard)"),
+            "{listed:?}"
+        );
+        let still = cri.create_container(create("second")).await.unwrap_err();
+        assert_eq!(still.code(), tonic::Code::PermissionDenied, "{still:?}");
+
+        // A good set: swapped in, and the next call sees it.
+        std::fs::write(&env.config, original.replace("\"/tmp\"", "\"/tmp,/etc\"")).unwrap();
+        let reloaded = env.berth(&["plugin", "reload"]).ok();
+        assert_eq!(reloaded.stdout.trim(), "reloaded: guard");
+        cri.create_container(create("third")).await.unwrap();
+        let conditions = cri
+            .status(StatusRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap()
+            .conditions;
+        assert!(conditions.iter().all(|c| c.status), "{conditions:?}");
+        cri.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: sandbox,
+        })
+        .await
+        .unwrap();
+    });
+    assert!(server.terminate().success());
+    let no_server = env.berth(&["plugin", "reload"]);
+    assert_eq!(no_server.code, 69, "{no_server:?}");
+}

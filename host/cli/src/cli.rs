@@ -625,4 +625,7 @@ pub enum PluginCommand {
         #[arg(long, value_name = "FILE")]
         spec: PathBuf,
     },
+    /// Make the running `berth cri serve` load berth.toml's plugins again (SIGHUP); if the new
+    /// set fails to load, the old one keeps serving and this exits non-zero.
+    Reload,
 }

@@ -612,6 +612,14 @@ impl Config {
         }
     }
 
+    /// The configuration read again from where this one came from (a server's reload).
+    pub fn reread(&self) -> Result<Config> {
+        if self.source == "<built-in>" {
+            return Ok(Config::builtin());
+        }
+        Config::load_file(Path::new(&self.source))
+    }
+
     pub fn load_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
             path: path.display().to_string(),

@@ -21,6 +21,7 @@ pub mod api {
 mod containers;
 mod images;
 mod meta;
+pub mod reload;
 mod runtime;
 mod sandboxes;
 mod status;
@@ -54,18 +55,23 @@ pub fn socket_path(listen: &str) -> Result<PathBuf> {
 
 /// Serves the CRI on `listen` until `shutdown` completes, then lets the calls in flight finish
 /// and removes the socket. A socket another server still answers on is refused (73); a stale
-/// one (its server gone) is replaced.
+/// one (its server gone) is replaced. The plugins load before the first call, and again from
+/// `config()` on every SIGHUP ([`reload`]).
 pub async fn serve(
     engine: Arc<Engine>,
     listen: &str,
+    config: Box<dyn Fn() -> Result<berth_core::Config> + Send + Sync>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let path = socket_path(listen)?;
     let listener = bind(&path).await?;
+    let reloader = Arc::new(reload::Reloader::start(engine.clone(), config)?);
+    let hangups = tokio::spawn(reloader.clone().on_hangup());
     tracing::info!(socket = %path.display(), "serving the CRI");
     let shared = Arc::new(Shared {
         budget: Duration::from_millis(engine.config.pipeline.budget_ms),
         engine,
+        reloader: reloader.clone(),
     });
     let served = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(runtime::Runtime::new(
@@ -74,6 +80,8 @@ pub async fn serve(
         .add_service(ImageServiceServer::new(images::Images::new(shared)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
+    hangups.abort();
+    reloader.finish();
     let _ = std::fs::remove_file(&path);
     served.map_err(|e| {
         Error::io(
@@ -124,10 +132,12 @@ pub async fn connect(path: &Path) -> Result<tonic::transport::Channel> {
         })
 }
 
-/// What every service shares: the engine, and the plugin budget each call gets.
+/// What every service shares: the engine, the plugin budget each call gets, and the state of
+/// the plugins' reloads.
 struct Shared {
     engine: Arc<Engine>,
     budget: Duration,
+    reloader: Arc<reload::Reloader>,
 }
 
 impl Shared {

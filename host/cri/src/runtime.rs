@@ -86,11 +86,20 @@ impl RuntimeService for Runtime {
             .iter()
             .try_for_each(|plugin| runner.find(plugin).map(|_| ()))
             .map_err(|e| ("CNIPluginMissing".to_string(), e.to_string()));
+        // Not one the kubelet requires: whether the last plugin reload took.
+        let plugins = match self.shared.reloader.state().failed {
+            None => Ok(()),
+            Some(why) => Err((
+                "PluginReloadFailed".to_string(),
+                format!("the previous plugins still serve: {why}"),
+            )),
+        };
         Ok(Response::new(StatusResponse {
             status: Some(RuntimeStatus {
                 conditions: vec![
                     condition("RuntimeReady", runtime),
                     condition("NetworkReady", network),
+                    condition("BerthPluginsReloaded", plugins),
                 ],
             }),
             ..StatusResponse::default()

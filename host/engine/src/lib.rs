@@ -99,6 +99,13 @@ impl Engine {
         self.policies.plugin_host()
     }
 
+    /// Replaces the plugins with `config`'s `[[plugins]]` (a server's reload), compiled beside
+    /// the running set and swapped in at once; on failure the running set stays. The rest of
+    /// `config` is not applied. The new host (`None`: no plugin configured).
+    pub fn reload_plugins(&self, config: &berth_core::Config) -> Result<Option<Arc<PluginHost>>> {
+        self.policies.reload(config)
+    }
+
     // ---- records -------------------------------------------------------------------------
 
     pub fn records(&self) -> Result<Vec<ContainerRecord>> {

@@ -3,9 +3,11 @@
 //! The engine only sees the [`Policy`] trait: the configured Wasm plugins implement it through
 //! `berth_plugins::PluginHost`, and the engine's unit tests script it. Plugins are loaded on
 //! first use, so a command that needs no policy never starts wasmtime, and start, stop and rm
-//! load only the lifecycle-hook plugins (a broken name policy cannot block a removal).
+//! load only the lifecycle-hook plugins (a broken name policy cannot block a removal). A
+//! long-running server replaces the whole set at once ([`Policies::reload`]): calls in flight
+//! finish with the set they started with.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 
 use berth_core::config::PluginWorld;
 use berth_core::pod::{PodApp, PodSpec};
@@ -96,20 +98,34 @@ pub(crate) enum Policies {
     /// The configured plugins, loaded on first use.
     Plugins {
         engine: Weak<Engine>,
-        all: OnceLock<Option<Arc<PluginHost>>>,
+        all: Slot,
         /// The lifecycle-hook plugins alone.
-        hooks: OnceLock<Option<Arc<PluginHost>>>,
+        hooks: Slot,
     },
     /// Given by the caller (the engine's tests; `None`: no policy at all).
     Given(Option<Arc<dyn Policy>>),
+}
+
+/// A plugin host, once loaded (`Some(None)`: loaded, and no plugin is configured).
+#[derive(Default)]
+pub(crate) struct Slot(RwLock<Option<Option<Arc<PluginHost>>>>);
+
+impl Slot {
+    fn get(&self) -> Option<Option<Arc<PluginHost>>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, host: Option<Option<Arc<PluginHost>>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = host;
+    }
 }
 
 impl Policies {
     pub fn plugins(engine: Weak<Engine>) -> Policies {
         Policies::Plugins {
             engine,
-            all: OnceLock::new(),
-            hooks: OnceLock::new(),
+            all: Slot::default(),
+            hooks: Slot::default(),
         }
     }
 
@@ -127,7 +143,7 @@ impl Policies {
         match self {
             Policies::Plugins { engine, all, hooks } => {
                 if let Some(all) = all.get() {
-                    return Ok(all.clone().map(|p| p as Arc<dyn Policy>));
+                    return Ok(all.map(|p| p as Arc<dyn Policy>));
                 }
                 let loaded = load_once(engine, hooks, |config, services| {
                     let worlds = [PluginWorld::LifecycleHooks, PluginWorld::PodLifecycleHooks];
@@ -146,21 +162,40 @@ impl Policies {
             Policies::Given(_) => Ok(None),
         }
     }
+
+    /// Loads `config`'s plugins beside the current ones and, only once all of them loaded,
+    /// makes them the engine's policy in one step. On failure the current set stays.
+    pub fn reload(&self, config: &berth_core::Config) -> Result<Option<Arc<PluginHost>>> {
+        let Policies::Plugins { engine, all, hooks } = self else {
+            return Ok(None);
+        };
+        let services = crate::services::for_plugins(engine.clone());
+        let host = PluginHost::load(config, services)?;
+        let loaded = (!host.is_empty()).then(|| Arc::new(host));
+        all.set(Some(loaded.clone()));
+        hooks.set(None);
+        Ok(loaded)
+    }
 }
 
-/// `cell`'s plugin host as `load` makes it, or `None` if it loaded no plugin (and so started
+/// `slot`'s plugin host as `load` makes it, or `None` if it loaded no plugin (and so started
 /// no engine).
 fn load_once(
     engine: &Weak<Engine>,
-    cell: &OnceLock<Option<Arc<PluginHost>>>,
+    slot: &Slot,
     load: impl FnOnce(&berth_core::Config, berth_plugins::HostServices) -> Result<PluginHost>,
 ) -> Result<Option<Arc<PluginHost>>> {
-    if let Some(loaded) = cell.get() {
+    if let Some(loaded) = slot.get() {
+        return Ok(loaded);
+    }
+    let mut cell = slot.0.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(loaded) = &*cell {
         return Ok(loaded.clone());
     }
     let strong = engine.upgrade().ok_or_else(crate::services::shut_down)?;
     let services = crate::services::for_plugins(engine.clone());
     let host = load(&strong.config, services)?;
     let loaded = (!host.is_empty()).then(|| Arc::new(host));
-    Ok(cell.get_or_init(|| loaded).clone())
+    *cell = Some(loaded.clone());
+    Ok(loaded)
 }

@@ -93,7 +93,9 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
         Command::Pod(command) => pods::dispatch(&engine, command, json).await,
         Command::Cri(crate::cli::CriCommand::Serve { listen }) => {
             let listen = listen.unwrap_or_else(|| engine.config.cri.listen.clone());
-            berth_cri::serve(engine.clone(), &listen, terminated()).await?;
+            let current = engine.config.clone();
+            let config = Box::new(move || current.reread());
+            berth_cri::serve(engine.clone(), &listen, config, terminated()).await?;
             Ok(0)
         }
         Command::Backend(_) => admin::backend_ls(&engine, json).await,
@@ -104,6 +106,7 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
             grace,
         } => admin::gc(&engine, dry_run, exited.then_some(&grace), json).await,
         Command::Plugin(PluginCommand::Ls) => plugins::ls(&engine, json),
+        Command::Plugin(PluginCommand::Reload) => plugins::reload(&engine, json),
         Command::Plugin(PluginCommand::Call { name, hook, spec }) => {
             plugins::call(&engine, &name, &hook, &spec, json).await
         }

@@ -11,6 +11,21 @@ use crate::output;
 use berth_engine::Engine;
 
 pub fn ls(engine: &Arc<Engine>, json: bool) -> anyhow::Result<i32> {
+    // The serving process may run another set than the config names now: say so.
+    let run_dir = &engine.config.host.run_dir;
+    let served = berth_cri::reload::read_state(run_dir).filter(berth_cri::reload::serving);
+    if let Some(served) = served
+        && let Some(why) = &served.failed
+    {
+        eprintln!(
+            "{}",
+            output::escaped(&format!(
+                "warning: berth cri serve (pid {}) still serves its previous plugins ({}): reloading failed: {why}",
+                served.pid,
+                served.serving.join(", ")
+            ))
+        );
+    }
     let summaries = engine
         .plugins()?
         .map(|plugins| plugins.summaries())
@@ -46,6 +61,31 @@ pub fn ls(engine: &Arc<Engine>, json: bool) -> anyhow::Result<i32> {
         &rows,
     );
     Ok(0)
+}
+
+/// `berth plugin reload`: the server's new set, or why it kept the old one (70, or 78 for a
+/// config that does not parse).
+pub fn reload(engine: &Arc<Engine>, json: bool) -> anyhow::Result<i32> {
+    let run_dir = &engine.config.host.run_dir;
+    let state = berth_cri::reload::request(run_dir, std::time::Duration::from_secs(120))?;
+    if json {
+        output::json(&state);
+    } else if let Some(why) = &state.failed {
+        eprintln!(
+            "{}",
+            output::escaped(&format!(
+                "berth: reloading the plugins failed; the previous ones ({}) keep serving: {why}",
+                state.serving.join(", ")
+            ))
+        );
+    } else {
+        println!("reloaded: {}", output::escaped(&state.serving.join(", ")));
+    }
+    Ok(match (&state.failed, state.config_error) {
+        (None, _) => 0,
+        (Some(_), true) => crate::exit::CONFIG,
+        (Some(_), false) => crate::exit::PLUGIN_FAILED,
+    })
 }
 
 /// Exits 0 when the component would load as configured (or is not configured but is a valid
