@@ -617,3 +617,136 @@ fn a_reload_swaps_the_plugins_and_a_broken_set_keeps_the_old_one_serving() {
     let no_server = env.berth(&["plugin", "reload"]);
     assert_eq!(no_server.code, 69, "{no_server:?}");
 }
+
+/// Exec over the streaming server, as a kubelet's client speaks it: a WebSocket in
+/// Kubernetes' v5 channel protocol, stdin in and closed, stdout out, and the outcome as a
+/// Status; a URL serves one connection only.
+#[test]
+fn exec_streams_over_a_websocket_in_the_channel_protocol() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let env = BerthEnv::new("").with_busybox();
+    let server = Server::start(&env);
+    runtime().block_on(async {
+        let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
+        let config = sandbox_config(&env, "streams", 0, "native");
+        let sandbox = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                ..RunPodSandboxRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        let container = cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: sandbox.clone(),
+                config: Some(container_config("shell", &["sleep", "1000"], Vec::new())),
+                sandbox_config: Some(config),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        cri.start_container(StartContainerRequest {
+            container_id: container.clone(),
+        })
+        .await
+        .unwrap();
+
+        // Runs `command` with `input` on stdin: (stdout, stderr, the Status).
+        let run = async |command: &[&str], input: &[u8]| {
+            let url = cri
+                .clone()
+                .exec(berth_cri::api::ExecRequest {
+                    container_id: container.clone(),
+                    cmd: command.iter().map(|s| s.to_string()).collect(),
+                    stdin: true,
+                    stdout: true,
+                    stderr: true,
+                    ..berth_cri::api::ExecRequest::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .url;
+            let mut request = url
+                .replace("http://", "ws://")
+                .into_client_request()
+                .unwrap();
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                "v5.channel.k8s.io, v4.channel.k8s.io".parse().unwrap(),
+            );
+            let (mut socket, answer) = connect(request).await.unwrap();
+            assert_eq!(
+                answer.headers()["Sec-WebSocket-Protocol"],
+                "v5.channel.k8s.io"
+            );
+            let mut frame = vec![0u8];
+            frame.extend_from_slice(input);
+            socket.send(Message::Binary(frame)).await.unwrap();
+            socket.send(Message::Binary(vec![255, 0])).await.unwrap();
+            let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+            while let Some(Ok(message)) = socket.next().await {
+                let Message::Binary(data) = message else {
+                    continue;
+                };
+                match data[0] {
+                    1 => stdout.extend_from_slice(&data[1..]),
+                    2 => stderr.extend_from_slice(&data[1..]),
+                    3 => {
+                        status =
+                            Some(serde_json::from_slice::<serde_json::Value>(&data[1..]).unwrap())
+                    }
+                    other => panic!("a frame on channel {other}"),
+                }
+            }
+            let again = connect(
+                url.replace("http://", "ws://")
+                    .into_client_request()
+                    .unwrap(),
+            )
+            .await;
+            assert!(again.is_err(), "a URL serves one connection");
+            (
+                String::from_utf8(stdout).unwrap(),
+                String::from_utf8(stderr).unwrap(),
+                status.unwrap(),
+            )
+        };
+        let (stdout, stderr, status) =
+            run(&["sh", "-c", "cat; echo err >&2"], b"through stdin\n").await;
+        assert_eq!(stdout, "through stdin\n");
+        assert_eq!(stderr, "err\n");
+        assert_eq!(status["status"], "Success", "{status}");
+        let (_, _, status) = run(&["sh", "-c", "exit 3"], b"").await;
+        assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
+        assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+
+        cri.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: sandbox,
+        })
+        .await
+        .unwrap();
+    });
+    assert!(server.terminate().success());
+}
+
+/// A WebSocket to the server a `ws://HOST:PORT/...` request names.
+async fn connect(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let authority = request.uri().authority().unwrap().to_string();
+    let tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
+    tokio_tungstenite::client_async(request, tcp).await
+}

@@ -319,14 +319,23 @@ pub struct CriConfig {
     /// Where `berth cri serve` listens: `unix:///PATH` (or a plain absolute path).
     #[serde(default = "default_cri_listen")]
     pub listen: String,
+    /// Where its streaming server (exec) listens: `HOST:PORT`, port 0 for any free one. The
+    /// kubelet reaches it on the node, so it stays on loopback by default.
+    #[serde(default = "default_stream_address")]
+    pub stream_address: String,
 }
 
 impl Default for CriConfig {
     fn default() -> Self {
         CriConfig {
             listen: default_cri_listen(),
+            stream_address: default_stream_address(),
         }
     }
+}
+
+fn default_stream_address() -> String {
+    "127.0.0.1:0".into()
 }
 
 fn default_cri_listen() -> String {

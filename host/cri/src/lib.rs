@@ -25,6 +25,7 @@ pub mod reload;
 mod runtime;
 mod sandboxes;
 mod status;
+mod streaming;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -67,11 +68,14 @@ pub async fn serve(
     let listener = bind(&path).await?;
     let reloader = Arc::new(reload::Reloader::start(engine.clone(), config)?);
     let hangups = tokio::spawn(reloader.clone().on_hangup());
+    let streaming =
+        streaming::Streaming::start(engine.clone(), &engine.config.cri.stream_address).await?;
     tracing::info!(socket = %path.display(), "serving the CRI");
     let shared = Arc::new(Shared {
         budget: Duration::from_millis(engine.config.pipeline.budget_ms),
         engine,
         reloader: reloader.clone(),
+        streaming,
     });
     let served = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(runtime::Runtime::new(
@@ -138,6 +142,7 @@ struct Shared {
     engine: Arc<Engine>,
     budget: Duration,
     reloader: Arc<reload::Reloader>,
+    streaming: Arc<streaming::Streaming>,
 }
 
 impl Shared {

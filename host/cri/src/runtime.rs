@@ -296,4 +296,24 @@ impl RuntimeService for Runtime {
             .await?;
         Ok(Response::new(ListContainerStatsResponse { stats }))
     }
+
+    /// Exec: a URL on the streaming server (no terminal yet: `tty` is refused).
+    async fn exec(&self, request: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        let request = request.into_inner();
+        if request.tty {
+            return Err(Status::unimplemented(
+                "berth's exec has no terminal (tty) yet; ask for tty=false",
+            ));
+        }
+        if !(request.stdout || request.stderr || request.stdin) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout and stderr must be asked for",
+            ));
+        }
+        let streaming = &self.shared.streaming;
+        let url = streaming
+            .exec_url(&request.container_id, request.cmd, request.stdin)
+            .map_err(|e| crate::status::of(&e))?;
+        Ok(Response::new(ExecResponse { url }))
+    }
 }
