@@ -873,3 +873,57 @@ stop-pod-on-exit = true
     assert!(ended(infra));
     env.berth(&["pod", "rm", "job"]).ok();
 }
+
+/// `--sysctl` sets the pod's own IPC and network parameters, which its apps read; a parameter
+/// of the host's is refused before anything is made.
+#[test]
+fn a_pods_sysctls_are_its_own_and_a_hosts_one_is_refused() {
+    let env = env();
+    let host_rmid = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
+    env.berth(&[
+        "pod",
+        "create",
+        "--name",
+        "tuned",
+        "--sysctl",
+        "kernel.shm_rmid_forced=1",
+        "--sysctl",
+        "fs.mqueue.msg_max=100",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=80",
+    ])
+    .ok();
+    let read = |path: &str| {
+        let out = env
+            .berth(&["run", "--rm", "--pod", "tuned", IMAGE, "cat", path])
+            .ok();
+        out.stdout.trim().to_string()
+    };
+    assert_eq!(read("/proc/sys/kernel/shm_rmid_forced"), "1");
+    assert_eq!(read("/proc/sys/fs/mqueue/msg_max"), "100");
+    assert_eq!(read("/proc/sys/net/ipv4/ip_unprivileged_port_start"), "80");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_rmid,
+        "the host's own value is untouched"
+    );
+    env.berth(&["pod", "rm", "-f", "tuned"]).ok();
+
+    let refused = env.berth(&[
+        "pod",
+        "create",
+        "--name",
+        "host",
+        "--sysctl",
+        "vm.swappiness=1",
+    ]);
+    assert_eq!(refused.code, 64, "{refused:?}");
+    assert!(
+        refused.stderr.contains("would change the host"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        env.berth(&["pod", "ls", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}

@@ -497,6 +497,9 @@ pub struct PodCreateArgs {
     /// One PID namespace for all the pod's apps: each sees the others' processes.
     #[arg(long)]
     pub share_pid: bool,
+    /// A kernel parameter of the pod's own namespaces, KEY=VALUE (IPC ones and net.*).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
     #[command(flatten)]
     pub net: NetworkArgs,
 }

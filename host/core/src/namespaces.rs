@@ -101,3 +101,108 @@ pub fn shared_dir(dir: &Path) -> Result<()> {
     )
     .map_err(fail)
 }
+
+/// The namespace a sysctl belongs to, which a pod may set for itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysctlNamespace {
+    Ipc,
+    Net,
+}
+
+/// Where `key` is set: the IPC namespace (System V IPC and POSIX message queues), the network
+/// namespace (`net.*`), or nowhere a pod owns (`None`: it would change the host).
+pub fn sysctl_namespace(key: &str) -> Option<SysctlNamespace> {
+    const IPC: [&str; 7] = [
+        "kernel.shmmax",
+        "kernel.shmall",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+    ];
+    if IPC.contains(&key) || key == "kernel.sem" || key.starts_with("fs.mqueue.") {
+        Some(SysctlNamespace::Ipc)
+    } else if key.starts_with("net.") {
+        Some(SysctlNamespace::Net)
+    } else {
+        None
+    }
+}
+
+/// Checks every sysctl before anything is made: a namespaced key, a plain value.
+pub fn check_sysctls(sysctls: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    for (key, value) in sysctls {
+        let well_formed = !key.is_empty()
+            && key
+                .split('.')
+                .all(|part| !part.is_empty() && !part.contains(['/', '\0']) && part != "..");
+        if !well_formed || sysctl_namespace(key).is_none() {
+            return Err(Error::invalid(
+                format!("sysctl {key:?}"),
+                "only IPC parameters (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*) and net.* \
+                 are the pod's own; any other would change the host",
+            ));
+        }
+        if value.contains(['\n', '\0']) {
+            return Err(Error::invalid(
+                format!("sysctl {key}"),
+                "its value holds a newline or NUL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sets `sysctls` (checked with [`check_sysctls`]) in the namespaces `ipc` and `net` name, from
+/// a thread of its own that joins them: `/proc/sys` shows the joining thread's namespaces.
+pub fn set_sysctls(
+    sysctls: &std::collections::BTreeMap<String, String>,
+    ipc: &Path,
+    net: Option<&Path>,
+) -> Result<()> {
+    use nix::sched::{CloneFlags, setns};
+    if sysctls.is_empty() {
+        return Ok(());
+    }
+    let open = |path: &Path| {
+        std::fs::File::open(path).context(|| format!("opening namespace {}", path.display()))
+    };
+    let ipc = open(ipc)?;
+    let net = net.map(open).transpose()?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                setns(&ipc, CloneFlags::CLONE_NEWIPC).map_err(|e| {
+                    Error::io("joining the pod's IPC namespace", std::io::Error::from(e))
+                })?;
+                if let Some(net) = &net {
+                    setns(net, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                        Error::io(
+                            "joining the pod's network namespace",
+                            std::io::Error::from(e),
+                        )
+                    })?;
+                }
+                for (key, value) in sysctls {
+                    let needs_net = sysctl_namespace(key) == Some(SysctlNamespace::Net);
+                    if needs_net && net.is_none() {
+                        return Err(Error::invalid(
+                            format!("sysctl {key}"),
+                            "the pod shares the host's network",
+                        ));
+                    }
+                    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+                    std::fs::write(&path, value).map_err(|e| {
+                        Error::invalid(
+                            format!("sysctl {key}={value}"),
+                            format!("the kernel refused it: {e}"),
+                        )
+                    })?;
+                }
+                Ok(())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("sysctls", "setting them panicked")))
+    })
+}

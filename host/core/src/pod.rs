@@ -28,6 +28,10 @@ pub struct PodSpec {
     pub limits: Limits,
     /// One PID namespace for all its apps (Kubernetes' `shareProcessNamespace`).
     pub share_pid: bool,
+    /// Kernel parameters set in the pod's own namespaces (`--sysctl`, a kubelet's sysctls):
+    /// IPC ones and `net.*` only, never the host's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
     /// A backend that claims pods; the first that does when not given.
     pub backend: Option<String>,
 }

@@ -68,6 +68,7 @@ pub async fn run(
         dns_search: dns.searches,
         dns_options: dns.options,
         share_pid: namespaces.pid == NamespaceMode::Pod as i32,
+        sysctls: linux.sysctls.into_iter().collect(),
         ..PodSpec::default()
     };
     Ok(engine.create_pod(spec).await?.id)

@@ -153,6 +153,7 @@ fn create_spec(args: PodCreateArgs) -> berth_core::Result<PodSpec> {
         memory,
         cpus,
         share_pid,
+        sysctl,
         net,
     } = args;
     let net = net.parse()?;
@@ -177,6 +178,10 @@ fn create_spec(args: PodCreateArgs) -> berth_core::Result<PodSpec> {
     for text in &label {
         let (key, value) = parse_key_value("--label", text)?;
         spec.labels.insert(key, value);
+    }
+    for text in &sysctl {
+        let (key, value) = parse_key_value("--sysctl", text)?;
+        spec.sysctls.insert(key, value);
     }
     Ok(spec)
 }

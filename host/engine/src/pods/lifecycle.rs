@@ -77,6 +77,7 @@ impl Engine {
     ) -> Result<PodRecord> {
         let mut spec = spec;
         berth_core::validate::spec(&spec.as_container())?;
+        berth_core::namespaces::check_sysctls(&spec.sysctls)?;
         // Name policies name and validate pods as they do containers (kind `pod`), and the
         // backend policy places the pod (its apps go where it is).
         let policy = self.policies.all()?;
@@ -450,7 +451,12 @@ impl Engine {
             berth_core::namespaces::bind(&infra::namespace(pid, kind), &dir, &name)?;
         }
         berth_core::crash::point("pod.create.infra");
-        self.networks.attach(&record.id).await
+        self.networks.attach(&record.id).await?;
+        let net = match &record.network_namespace {
+            NetworkNamespace::Path(path) => Some(path.as_path()),
+            _ => None,
+        };
+        berth_core::namespaces::set_sysctls(&record.spec.sysctls, &files.ipc, net)
     }
 
     /// Ends the infra process and takes down what it held (rkt's MountGC of the pod): the
