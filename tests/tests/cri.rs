@@ -620,16 +620,17 @@ fn a_reload_swaps_the_plugins_and_a_broken_set_keeps_the_old_one_serving() {
 
 /// Exec over the streaming server, as a kubelet's client speaks it: a WebSocket in
 /// Kubernetes' v5 channel protocol, stdin in and closed, stdout out, and the outcome as a
-/// Status; a URL serves one connection only.
+/// Status; a URL serves one connection only. Then a restarted server finds the sandbox and
+/// its container still running.
 #[test]
-fn exec_streams_over_a_websocket_in_the_channel_protocol() {
+fn exec_streams_over_a_websocket_and_a_restarted_server_finds_what_it_ran() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let env = BerthEnv::new("").with_busybox();
     let server = Server::start(&env);
-    runtime().block_on(async {
+    let ids = runtime().block_on(async {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(&env, "streams", 0, "native");
         let sandbox = cri
@@ -726,7 +727,36 @@ fn exec_streams_over_a_websocket_in_the_channel_protocol() {
         let (_, _, status) = run(&["sh", "-c", "exit 3"], b"").await;
         assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
         assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+        (sandbox, container)
+    });
+    let (sandbox, container) = ids;
+    assert!(server.terminate().success());
 
+    // A new server finds the sandbox and its container as they were, still running.
+    let server = Server::start(&env);
+    runtime().block_on(async {
+        let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
+        let sandboxes = cri
+            .list_pod_sandbox(ListPodSandboxRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        assert_eq!(sandboxes.len(), 1, "{sandboxes:?}");
+        assert_eq!(sandboxes[0].id, sandbox);
+        assert_eq!(sandboxes[0].state, i32::from(PodSandboxState::SandboxReady));
+        let running = container_status(&mut cri, &container).await.unwrap();
+        assert_eq!(running.state, i32::from(ContainerState::ContainerRunning));
+        let ran = cri
+            .exec_sync(ExecSyncRequest {
+                container_id: container.clone(),
+                cmd: ["echo", "still here"].map(String::from).to_vec(),
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ran.stdout, b"still here\n");
         cri.remove_pod_sandbox(RemovePodSandboxRequest {
             pod_sandbox_id: sandbox,
         })
