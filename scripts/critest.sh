@@ -73,7 +73,8 @@ for image in $images; do
     in_netns "$berth" --config "$work/berth.toml" image import "$work/$image" >/dev/null
 done
 
-in_netns "$berth" --config "$work/berth.toml" cri serve >"$work/server.log" 2>&1 &
+# nsenter execs the server, so $! is the server itself (SIGTERM at cleanup).
+nsenter --net="/run/netns/$netns" "$berth" --config "$work/berth.toml" cri serve >"$work/server.log" 2>&1 &
 server=$!
 for ((i = 0; i < 200; i++)); do
     [ -S "$work/cri.sock" ] && break

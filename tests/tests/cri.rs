@@ -494,6 +494,11 @@ fn sandbox_flow(env: &BerthEnv, backend: &str) {
             .unwrap();
         }
     });
+    assert_eq!(
+        zombies_of(server.child.id()),
+        0,
+        "the server reaps what it started"
+    );
     assert!(server.terminate().success());
     let pods = env.berth(&["pod", "ls", "--json"]).ok().json();
     assert_eq!(pods, serde_json::json!([]), "{pods}");
@@ -779,4 +784,21 @@ async fn connect(
     let authority = request.uri().authority().unwrap().to_string();
     let tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
     tokio_tungstenite::client_async(request, tcp).await
+}
+
+/// How many exited children of `pid` wait to be reaped.
+fn zombies_of(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // Fields after the command name: state, then the parent's pid.
+            let rest = stat.rsplit(')').next().unwrap_or("");
+            let mut fields = rest.split_whitespace();
+            fields.next() == Some("Z") && fields.next() == Some(&pid.to_string())
+        })
+        .count()
 }

@@ -144,23 +144,25 @@ pub fn alive(pod: &str, pid: u32, started: u64) -> bool {
 }
 
 /// SIGKILLs the infra process (if it is still the one recorded) and waits until it is gone.
+/// When this process started it, it is reaped here (a long-running server would otherwise
+/// collect zombies); init reaps it otherwise.
 pub fn kill(pod: &str, pid: u32, started: u64) {
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    let reap = || {
+        let _ = nix::sys::wait::waitpid(target, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    };
     if !alive(pod, pid, started) {
+        reap(); // it died on its own: a zombie of ours, if we started it
         return;
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while alive(pod, pid, started) && std::time::Instant::now() < deadline {
-        // Reaped here when this process started it; init reaps it otherwise.
-        let _ = nix::sys::wait::waitpid(
-            nix::unistd::Pid::from_raw(pid as i32),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        );
+        reap();
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // `alive` counts a zombie as gone: the last reap is after it.
+    reap();
 }
 
 /// Every live infra process of `pod`, found by its command line: what a create killed before

@@ -138,9 +138,11 @@ pub fn spawn(pod: &str, app: Process, infra: Process, config: Option<&str>) -> R
             Ok(())
         });
     }
-    command
+    let mut watcher = command
         .spawn()
         .map_err(|e| Error::io(format!("starting the watcher of an app of pod {pod}"), e))?;
+    // Reaped when it ends, so a long-running server keeps no zombie of it.
+    std::thread::spawn(move || watcher.wait());
     Ok(())
 }
 
