@@ -28,6 +28,8 @@ IMAGES = [
     ("busybox", "registry.k8s.io/e2e-test-images/busybox:1.29-2", {"Env": PATH_ENV, "Cmd": ["sh"]}),
     ("nginx", "registry.k8s.io/e2e-test-images/nginx:1.14-2", WEB),
     ("httpd", "registry.k8s.io/e2e-test-images/httpd:2.4.39-4", HTTPD),
+    # containerd's CRI makes its sandboxes from a pause image (berth's need none).
+    ("pause", "registry.k8s.io/pause:3.6", {"Env": PATH_ENV, "Entrypoint": ["/bin/sleep", "2147483647"]}),
 ]
 
 

@@ -70,6 +70,7 @@ ip -n "$netns" link set lo up
 in_netns() { nsenter --net="/run/netns/$netns" "$@"; }
 
 for image in $images; do
+    [ "$image" = pause.tar ] && continue # containerd's sandboxes need it, berth's do not
     in_netns "$berth" --config "$work/berth.toml" image import "$work/$image" >/dev/null
 done
 
