@@ -300,3 +300,35 @@ fn stats_work_wherever_they_are_claimed() {
         subject.berth(&["rm", "-f", &c]).ok();
     }
 }
+
+#[test]
+fn update_works_wherever_it_is_claimed() {
+    for subject in Subject::all() {
+        let c = subject.running("update");
+        let updated = subject.berth(&["update", "--memory", "96m", &c]);
+        if subject.claims("update-limits") {
+            updated.ok();
+            // The kernel's limit, as the container's own cgroup shows it.
+            let file = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+            let seen = || subject.berth(&["exec", &c, "cat", file]).ok().stdout;
+            assert_eq!(
+                seen().trim(),
+                (96u64 << 20).to_string(),
+                "{}",
+                subject.backend
+            );
+            // And kept for the next start.
+            subject.berth(&["stop", "-t", "0", &c]).ok();
+            subject.berth(&["start", &c]).ok();
+            assert_eq!(
+                seen().trim(),
+                (96u64 << 20).to_string(),
+                "{} after a restart",
+                subject.backend
+            );
+        } else {
+            subject.assert_refused(&updated, None);
+        }
+        subject.berth(&["rm", "-f", &c]).ok();
+    }
+}

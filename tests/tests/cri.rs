@@ -12,11 +12,12 @@ use berth_cri::api::runtime_service_client::RuntimeServiceClient;
 use berth_cri::api::{
     CgroupDriver, ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState,
     ContainerStatus, ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest,
-    ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListContainersRequest, ListImagesRequest,
-    ListPodSandboxRequest, Mount, PodSandboxConfig, PodSandboxMetadata, PodSandboxState,
-    PodSandboxStatusRequest, PortMapping, RemoveContainerRequest, RemoveImageRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, RuntimeConfigRequest, StartContainerRequest,
-    StatusRequest, StopContainerRequest, StopPodSandboxRequest, VersionRequest,
+    ImageFsInfoRequest, ImageSpec, ImageStatusRequest, LinuxContainerResources,
+    ListContainersRequest, ListImagesRequest, ListPodSandboxRequest, Mount, PodSandboxConfig,
+    PodSandboxMetadata, PodSandboxState, PodSandboxStatusRequest, PortMapping,
+    RemoveContainerRequest, RemoveImageRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    RuntimeConfigRequest, StartContainerRequest, StatusRequest, StopContainerRequest,
+    StopPodSandboxRequest, UpdateContainerResourcesRequest, VersionRequest,
 };
 use berth_tests::env::BerthEnv;
 use berth_tests::plugins::{GUARD, NAMING, SELECTOR};
@@ -424,6 +425,31 @@ fn sandbox_flow(env: &BerthEnv, backend: &str) {
             .await
             .unwrap_err();
         assert_eq!(slow.code(), tonic::Code::DeadlineExceeded, "{slow:?}");
+
+        // New limits on the running container, seen from inside it.
+        let limit = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
+        cri.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: created.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 96 << 20,
+                cpu_period: 100_000,
+                cpu_quota: 50_000,
+                ..LinuxContainerResources::default()
+            }),
+            ..UpdateContainerResourcesRequest::default()
+        })
+        .await
+        .unwrap();
+        let seen = cri
+            .exec_sync(ExecSyncRequest {
+                container_id: created.clone(),
+                cmd: ["sh", "-c", limit].map(String::from).to_vec(),
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&seen.stdout).trim(), (96u64 << 20).to_string());
 
         // A container the guard refuses (a host mount outside its prefixes) fails its create
         // with the guard's reason and leaves no container.

@@ -59,6 +59,49 @@ fn a_memory_limit_kills_the_process_that_exceeds_it() {
     assert_eq!(unlimited.stdout, "dd=0\n");
 }
 
+/// `berth update` changes a running container's limits in place, as `docker update`: the
+/// cgroup inside shows them, a restart keeps them; a stopped container is refused (73).
+#[test]
+fn update_changes_a_running_containers_limits_and_a_restart_keeps_them() {
+    let env = BerthEnv::new("").with_busybox();
+    let id = env
+        .berth(&["run", "-d", "--memory", "64m", IMAGE, "sleep", "300"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let read = |file: &str| {
+        let path = format!("/sys/fs/cgroup/{file}");
+        env.berth(&["exec", &id, "cat", &path])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        read("memory/memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    env.berth(&["update", "--memory", "128m", "--cpus", "0.5", &id])
+        .ok();
+    assert_eq!(
+        read("memory/memory.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(read("cpu/cpu.cfs_quota_us"), "50000");
+    env.berth(&["stop", "-t", "0", &id]).ok();
+    let stopped = env.berth(&["update", "--memory", "32m", &id]);
+    assert_eq!(stopped.code, 73, "{stopped:?}");
+    env.berth(&["start", &id]).ok();
+    assert_eq!(
+        read("memory/memory.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    let none = env.berth(&["update", &id]);
+    assert_eq!(none.code, 64, "{none:?}");
+    env.berth(&["rm", "-f", &id]).ok();
+}
+
 #[test]
 fn a_container_whose_supervisor_died_is_reported_dead_and_can_be_removed() {
     let env = BerthEnv::new("").with_busybox();

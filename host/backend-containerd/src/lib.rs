@@ -21,8 +21,8 @@ use berth_core::config::ContainerdBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, ListFilter, LogOptions, LogSink, Mount,
-    Object, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount,
+    Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, Limits, ListFilter, LogOptions, LogSink,
+    Mount, Object, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount,
     StopOptions, Store,
 };
 use berth_oci::config::ParsedConfig;
@@ -33,10 +33,10 @@ use containerd_client::services::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteImageRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest,
     GetContainerRequest, GetImageRequest, GetRequest, KillRequest, ListContainersRequest,
-    ListImagesRequest, ReadContentRequest, StartRequest, WaitRequest, container::Runtime,
-    containers_client::ContainersClient, content_client::ContentClient,
-    images_client::ImagesClient, snapshots, tasks_client::TasksClient,
-    version_client::VersionClient,
+    ListImagesRequest, ReadContentRequest, StartRequest, UpdateContainerRequest, UpdateTaskRequest,
+    WaitRequest, container::Runtime, containers_client::ContainersClient,
+    content_client::ContentClient, images_client::ImagesClient, snapshots,
+    tasks_client::TasksClient, version_client::VersionClient,
 };
 use containerd_client::tonic::{self, Code, Request, transport::Channel};
 use containerd_client::types::v1::Status;
@@ -50,6 +50,7 @@ const POD_CGROUP_LABEL: &str = "berth.pod-cgroup";
 const CRI_LOG_LABEL: &str = "berth.cri-log";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+const RESOURCES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The cgroup parent of berth's containerd containers (`/berth/<id>`), as on native by default.
 const CGROUP_PARENT: &str = "berth";
@@ -642,6 +643,7 @@ impl ContainerBackend for ContainerdBackend {
             Capability::LogFilters,
             Capability::ExecStreams,
             Capability::CriLogs,
+            Capability::UpdateLimits,
             Capability::Exec,
             Capability::ExecStdin,
             Capability::ExecEnv,
@@ -1032,6 +1034,57 @@ impl ContainerBackend for ContainerdBackend {
             }))
             .await;
         outcome
+    }
+
+    /// The task's cgroup through the shim (runc update: only the limits given change), and the
+    /// container's runtime spec, so the next start keeps them.
+    async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
+        require("container id", id)?;
+        let running = self
+            .task(id)
+            .await?
+            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        if !running {
+            return Err(
+                Error::conflict(format!("container {id}"), "it is not running")
+                    .with_hint("limits are changed on a running container; start it first"),
+            );
+        }
+        let swap = swap_limit_supported();
+        let resources = berth_oci::spec::resources(limits, swap)?;
+        let value = serde_json::to_vec(&resources)
+            .map_err(|e| Error::invalid("resource limits", e.to_string()))?;
+        let mut tasks = TasksClient::new(self.channel().await?);
+        tasks
+            .update(self.request(UpdateTaskRequest {
+                container_id: id.to_string(),
+                resources: Some(prost_types::Any {
+                    type_url: RESOURCES_TYPE.into(),
+                    value,
+                }),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.error("update", id, e))?;
+        let mut container = self.container(id).await?;
+        if let Some(any) = container.spec.as_mut() {
+            let mut spec: oci_spec::runtime::Spec = serde_json::from_slice(&any.value)
+                .map_err(|e| Error::invalid("the container's runtime spec", e.to_string()))?;
+            berth_oci::spec::merge_resources(&mut spec, &resources);
+            any.value = serde_json::to_vec(&spec)
+                .map_err(|e| Error::invalid("the container's runtime spec", e.to_string()))?;
+            let mut containers = ContainersClient::new(self.channel().await?);
+            containers
+                .update(self.request(UpdateContainerRequest {
+                    container: Some(container),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["spec".into()],
+                    }),
+                }))
+                .await
+                .map_err(|e| self.error("update", id, e))?;
+        }
+        Ok(())
     }
 
     async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {

@@ -29,9 +29,9 @@ use berth_core::config::NativeBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ImageInfo, IoContext, ListFilter, LockMode,
-    LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotMount,
-    StopOptions, Store, crash,
+    ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ImageInfo, IoContext, Limits, ListFilter,
+    LockMode, LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo,
+    SnapshotMount, StopOptions, Store, crash,
 };
 use berth_oci::{LayerDirs, spec};
 use chrono::Utc;
@@ -770,6 +770,7 @@ impl ContainerBackend for NativeBackend {
             Capability::LogFilters,
             Capability::ExecStreams,
             Capability::CriLogs,
+            Capability::UpdateLimits,
         ]))
     }
 
@@ -911,6 +912,27 @@ impl ContainerBackend for NativeBackend {
                 }
             }
         }
+    }
+
+    async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
+        let _op = records::op_lock(&self.store, id)?;
+        self.running(id, "limits are changed on a running container's cgroup")?;
+        berth_oci::cgroups::update(&self.cgroup_of(id), limits)?;
+        // Kept for the next start, as docker update keeps them: in the bundle it starts from,
+        // and in the record.
+        let config = Layout::new(&self.store, id).bundle().join("config.json");
+        let mut bundle = oci_spec::runtime::Spec::load(&config)
+            .map_err(|e| self.fail("update", id, format!("reading {}: {e}", config.display())))?;
+        let resources = spec::resources(limits, spec::swap_limit_supported())?;
+        spec::merge_resources(&mut bundle, &resources);
+        let json = serde_json::to_vec_pretty(&bundle).expect("runtime specs serialise");
+        berth_core::store::atomic_write(&config, &json, 0o640)?;
+        let mut record = self.record(id)?;
+        let kept = &mut record.spec.limits;
+        kept.memory_bytes = limits.memory_bytes.or(kept.memory_bytes);
+        kept.cpu_millis = limits.cpu_millis.or(kept.cpu_millis);
+        kept.pids = limits.pids.or(kept.pids);
+        self.write_record(&record)
     }
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {

@@ -98,6 +98,20 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Change running containers' limits in place, as `docker update` (kept for later starts).
+    Update {
+        /// Memory limit (e.g. 512m, 1g).
+        #[arg(short, long)]
+        memory: Option<String>,
+        /// CPU limit, in cores (e.g. 1.5).
+        #[arg(long)]
+        cpus: Option<String>,
+        /// The most processes the container may have.
+        #[arg(long)]
+        pids_limit: Option<u64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Show a one-shot snapshot of containers' resource use.
     Stats {
         #[arg(required = true)]

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ImageInfo, ListFilter, LogSink,
-    PullProgress, RemoveOptions, StopOptions,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ImageInfo, Limits, ListFilter,
+    LogSink, PullProgress, RemoveOptions, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -81,6 +81,13 @@ pub trait ContainerBackend: Send + Sync {
     async fn exec(&self, id: &str, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
         let _ = (id, spec, io);
         Err(self.not_supported("exec"))
+    }
+
+    /// Changes a running container's limits in place; limits not given stay. The new ones
+    /// hold for the rest of the container's life, restarts included.
+    async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
+        let _ = (id, limits);
+        Err(self.not_supported("update"))
     }
 
     /// A one-shot snapshot of a container's resource use.

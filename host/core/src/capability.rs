@@ -61,10 +61,12 @@ pub enum Capability {
     ExecStreams,
     /// Output also written at a path in the CRI's log format (the kubelet's `log_path`).
     CriLogs,
+    /// `berth update`: a running container's limits changed in place.
+    UpdateLimits,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 22] = [
+    pub const ALL: [Capability; 23] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -87,6 +89,7 @@ impl Capability {
         Capability::LogFilters,
         Capability::ExecStreams,
         Capability::CriLogs,
+        Capability::UpdateLimits,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -114,6 +117,7 @@ impl Capability {
             Capability::LogFilters => "log-filters",
             Capability::ExecStreams => "exec-streams",
             Capability::CriLogs => "cri-logs",
+            Capability::UpdateLimits => "update-limits",
         }
     }
 
@@ -142,6 +146,7 @@ impl Capability {
             Capability::LogFilters => "logs --tail, --since, --until or --timestamps",
             Capability::ExecStreams => "exec on the caller's streams or with a timeout (CRI)",
             Capability::CriLogs => "a CRI log path",
+            Capability::UpdateLimits => "berth update",
         }
     }
 

@@ -335,6 +335,20 @@ pub async fn exec_sync(
     })
 }
 
+/// UpdateContainerResources: the CPU and memory limits of a running container, in place.
+pub async fn update(
+    engine: &Engine,
+    id: &str,
+    resources: Option<LinuxContainerResources>,
+) -> Result<()> {
+    let (record, _) = get(engine, id)?;
+    let limits = limits(&resources.unwrap_or_default());
+    if limits == Limits::default() {
+        return Ok(()); // nothing berth applies was asked for
+    }
+    engine.update_limits(&record, &limits).await
+}
+
 /// ReopenContainerLog: the kubelet moved the log away; a new file is made at its path, which
 /// the container's log writer finds and writes from its next line on.
 pub async fn reopen_log(engine: &Engine, id: &str) -> Result<()> {

@@ -251,6 +251,17 @@ impl RuntimeService for Runtime {
         }))
     }
 
+    async fn update_container_resources(
+        &self,
+        request: Request<UpdateContainerResourcesRequest>,
+    ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let engine = &self.shared.engine;
+        let updated = containers::update(engine, &request.container_id, request.linux);
+        self.shared.call(updated).await?;
+        Ok(Response::new(UpdateContainerResourcesResponse {}))
+    }
+
     async fn reopen_container_log(
         &self,
         request: Request<ReopenContainerLogRequest>,

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use berth_core::{
-    Capabilities, Capability, ContainerStats, ExecIo, ExecSpec, ImageInfo, LogOptions, LogSink,
-    PullProgress, Result, SnapshotInfo, SnapshotMount, capability, snapshot,
+    Capabilities, Capability, ContainerStats, ExecIo, ExecSpec, ImageInfo, Limits, LogOptions,
+    LogSink, PullProgress, Result, SnapshotInfo, SnapshotMount, capability, snapshot,
 };
 
 use crate::{ContainerRecord, Engine};
@@ -48,6 +48,24 @@ impl Engine {
         self.backend(&record.backend)?
             .exec(&record.id, spec, io)
             .await
+    }
+
+    /// `berth update`: a running container's limits changed in place (limits not given stay),
+    /// and kept in its record.
+    pub async fn update_limits(&self, record: &ContainerRecord, limits: &Limits) -> Result<()> {
+        let mut updated = record.spec.clone();
+        let kept = &mut updated.limits;
+        kept.memory_bytes = limits.memory_bytes.or(kept.memory_bytes);
+        kept.cpu_millis = limits.cpu_millis.or(kept.cpu_millis);
+        kept.pids = limits.pids.or(kept.pids);
+        berth_core::validate::spec(&updated)?;
+        self.backends
+            .require(&record.backend, only(Capability::UpdateLimits))?;
+        let _lock = self.records.lock(&record.id)?;
+        self.backend(&record.backend)?
+            .update_limits(&record.id, limits)
+            .await?;
+        self.records.respec(&record.id, updated)
     }
 
     pub async fn stats(&self, record: &ContainerRecord) -> Result<ContainerStats> {

@@ -260,6 +260,13 @@ impl Records {
     pub fn remove(&self, id: &str) -> Result<()> {
         self.store.remove(CONTAINERS, id)
     }
+
+    /// Rewrites a record's spec (an update its backend has applied), under the caller's lock.
+    pub fn respec(&self, id: &str, spec: ContainerSpec) -> Result<()> {
+        let mut record = self.reread(id)?;
+        record.spec = spec;
+        self.write(&record)
+    }
 }
 
 /// What a dead create's claim may have left on its backend: the container, if it got that far.

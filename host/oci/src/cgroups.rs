@@ -87,11 +87,24 @@ pub fn candidates(parent: &str, id: &str) -> Vec<PathBuf> {
 /// controllers; on a unified (v2) host, pod limits are refused rather than dropped.
 pub fn prepare_pod(parent: &str, pod: &PodCgroup) -> Result<()> {
     let relative = Path::new(parent.trim_matches('/')).join(&pod.name);
+    write_limits(&relative, &pod.limits, true, "a pod")
+}
+
+/// Changes a running container's limits in place (`berth update`, the CRI's
+/// UpdateContainerResources); limits not given stay. Memory+swap follows memory where the
+/// host accounts swap, as at create.
+pub fn update(relative: &Path, limits: &Limits) -> Result<()> {
+    let relative = relative.strip_prefix("/").unwrap_or(relative);
+    write_limits(relative, limits, false, "a container")
+}
+
+fn write_limits(relative: &Path, limits: &Limits, create: bool, whose: &str) -> Result<()> {
     let Limits {
         cpu_millis,
         memory_bytes,
         pids,
-    } = pod.limits;
+    } = *limits;
+    let period = crate::spec::CPU_PERIOD_US;
     let wanted = [
         (
             "memory",
@@ -100,7 +113,6 @@ pub fn prepare_pod(parent: &str, pod: &PodCgroup) -> Result<()> {
         (
             "cpu",
             cpu_millis.map(|m| {
-                let period = crate::spec::CPU_PERIOD_US;
                 vec![
                     ("cpu.cfs_period_us", period.to_string()),
                     (
@@ -117,20 +129,50 @@ pub fn prepare_pod(parent: &str, pod: &PodCgroup) -> Result<()> {
         let hierarchy = Path::new(ROOT).join(controller);
         if !hierarchy.join("cgroup.procs").is_file() {
             return Err(Error::NotSupported {
-                operation: format!("a {controller} limit on a pod"),
+                operation: format!("a {controller} limit on {whose}"),
                 backend: "this host".into(),
-                hint: "pod limits need cgroup v1's memory, cpu and pids hierarchies; \
-                       set the limits on each app instead"
+                hint: "berth writes these limits on cgroup v1's memory, cpu and pids hierarchies"
                     .into(),
             });
         }
-        let dir = hierarchy.join(&relative);
-        berth_core::store::create_dir_all(&dir)?;
+        let dir = hierarchy.join(relative);
+        if create {
+            berth_core::store::create_dir_all(&dir)?;
+        } else if !dir.is_dir() {
+            return Err(Error::conflict(
+                format!("the cgroup {}", dir.display()),
+                "it is gone (the container is not running)",
+            ));
+        }
         for (file, value) in files {
-            let path = dir.join(file);
-            std::fs::write(&path, &value)
-                .map_err(|e| Error::io(format!("writing {value} to {}", path.display()), e))?;
+            write_limit(&dir, file, &value)?;
         }
     }
     Ok(())
+}
+
+/// Writes one limit; a memory limit moves memory+swap with it, in the order the kernel takes
+/// (memory+swap may never be below memory).
+fn write_limit(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let write = |file: &str| {
+        let path = dir.join(file);
+        std::fs::write(&path, value)
+            .map_err(|e| Error::io(format!("writing {value} to {}", path.display()), e))
+    };
+    let swap = "memory.memsw.limit_in_bytes";
+    if file != "memory.limit_in_bytes" || !dir.join(swap).is_file() {
+        return write(file);
+    }
+    let current: u64 = std::fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    let new: u64 = value.parse().unwrap_or(u64::MAX);
+    if new > current {
+        write(swap)?;
+        write(file)
+    } else {
+        write(file)?;
+        write(swap)
+    }
 }

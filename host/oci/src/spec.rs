@@ -112,6 +112,25 @@ pub fn resources(limits: &Limits, swap_limit: bool) -> Result<LinuxResources> {
     Ok(resources)
 }
 
+/// `spec`'s resources with `update`'s memory, CPU and pids limits in place of its own (what
+/// a running container's update leaves for its next start).
+pub fn merge_resources(spec: &mut Spec, update: &LinuxResources) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if update.memory().is_some() {
+        resources.set_memory(*update.memory());
+    }
+    if update.cpu().is_some() {
+        resources.set_cpu(update.cpu().clone());
+    }
+    if update.pids().is_some() {
+        resources.set_pids(*update.pids());
+    }
+    linux.set_resources(Some(resources));
+}
+
 /// The full runtime spec for `config.json`.
 pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     let SpecInput {

@@ -331,6 +331,25 @@ struct StatsRow {
     stats: berth_core::ContainerStats,
 }
 
+/// `berth update`: each container's new limits, printed by name as docker does.
+pub async fn update(
+    engine: &Engine,
+    references: &[String],
+    limits: &berth_core::Limits,
+) -> anyhow::Result<i32> {
+    if *limits == berth_core::Limits::default() {
+        return Err(berth_core::Error::invalid("update", "no limit given")
+            .with_hint("give --memory, --cpus or --pids-limit")
+            .into());
+    }
+    for reference in references {
+        let record = engine.resolve(reference)?;
+        engine.update_limits(&record, limits).await?;
+        println!("{}", output::escaped(reference));
+    }
+    Ok(0)
+}
+
 pub async fn stats(engine: &Engine, references: &[String], json: bool) -> anyhow::Result<i32> {
     let mut rows = Vec::with_capacity(references.len());
     for reference in references {

@@ -52,6 +52,19 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
         }
         Command::Inspect { containers } => containers::inspect(&engine, &containers).await,
         Command::Stats { containers } => containers::stats(&engine, &containers, json).await,
+        Command::Update {
+            memory,
+            cpus,
+            pids_limit,
+            containers,
+        } => {
+            let limits = berth_core::Limits {
+                memory_bytes: memory.as_deref().map(berth_core::parse_size).transpose()?,
+                cpu_millis: cpus.as_deref().map(berth_core::parse_cpus).transpose()?,
+                pids: pids_limit,
+            };
+            containers::update(&engine, &containers, &limits).await
+        }
         Command::Logs {
             follow,
             tail,
