@@ -651,14 +651,10 @@ fn a_reload_swaps_the_plugins_and_a_broken_set_keeps_the_old_one_serving() {
 
 /// Exec over the streaming server, as a kubelet's client speaks it: a WebSocket in
 /// Kubernetes' v5 channel protocol, stdin in and closed, stdout out, and the outcome as a
-/// Status; a URL serves one connection only. Then a restarted server finds the sandbox and
-/// its container still running.
+/// Status; a URL serves one connection only. Attach to a shell with its stdin open, twice.
+/// Then a restarted server finds the sandbox and its containers still running.
 #[test]
-fn exec_streams_over_a_websocket_and_a_restarted_server_finds_what_it_ran() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
+fn exec_and_attach_stream_over_websockets_and_a_restarted_server_finds_what_it_ran() {
     let env = BerthEnv::new("").with_busybox();
     let server = Server::start(&env);
     let ids = runtime().block_on(async {
@@ -705,50 +701,7 @@ fn exec_streams_over_a_websocket_and_a_restarted_server_finds_what_it_ran() {
                 .unwrap()
                 .into_inner()
                 .url;
-            let mut request = url
-                .replace("http://", "ws://")
-                .into_client_request()
-                .unwrap();
-            request.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                "v5.channel.k8s.io, v4.channel.k8s.io".parse().unwrap(),
-            );
-            let (mut socket, answer) = connect(request).await.unwrap();
-            assert_eq!(
-                answer.headers()["Sec-WebSocket-Protocol"],
-                "v5.channel.k8s.io"
-            );
-            let mut frame = vec![0u8];
-            frame.extend_from_slice(input);
-            socket.send(Message::Binary(frame)).await.unwrap();
-            socket.send(Message::Binary(vec![255, 0])).await.unwrap();
-            let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Binary(data) = message else {
-                    continue;
-                };
-                match data[0] {
-                    1 => stdout.extend_from_slice(&data[1..]),
-                    2 => stderr.extend_from_slice(&data[1..]),
-                    3 => {
-                        status =
-                            Some(serde_json::from_slice::<serde_json::Value>(&data[1..]).unwrap())
-                    }
-                    other => panic!("a frame on channel {other}"),
-                }
-            }
-            let again = connect(
-                url.replace("http://", "ws://")
-                    .into_client_request()
-                    .unwrap(),
-            )
-            .await;
-            assert!(again.is_err(), "a URL serves one connection");
-            (
-                String::from_utf8(stdout).unwrap(),
-                String::from_utf8(stderr).unwrap(),
-                status.unwrap(),
-            )
+            channel_session(&url, input, None).await
         };
         let (stdout, stderr, status) =
             run(&["sh", "-c", "cat; echo err >&2"], b"through stdin\n").await;
@@ -758,6 +711,49 @@ fn exec_streams_over_a_websocket_and_a_restarted_server_finds_what_it_ran() {
         let (_, _, status) = run(&["sh", "-c", "exit 3"], b"").await;
         assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
         assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+
+        // Attach to a shell created with its stdin open: a command in, its output out, and
+        // closing stdin detaches, leaving the shell running for the next attach.
+        let config = container_config("attached", &["sh"], Vec::new());
+        let shell = cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: sandbox.clone(),
+                config: Some(ContainerConfig {
+                    stdin: true,
+                    ..config
+                }),
+                sandbox_config: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        cri.start_container(StartContainerRequest {
+            container_id: shell.clone(),
+        })
+        .await
+        .unwrap();
+        for word in ["hello", "again"] {
+            let url = cri
+                .attach(berth_cri::api::AttachRequest {
+                    container_id: shell.clone(),
+                    stdin: true,
+                    stdout: true,
+                    stderr: true,
+                    ..berth_cri::api::AttachRequest::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .url;
+            let input = format!("echo {word}\n");
+            let (stdout, _, status) =
+                channel_session(&url, input.as_bytes(), Some(&format!("{word}\n"))).await;
+            assert_eq!(stdout, format!("{word}\n"));
+            assert_eq!(status["status"], "Success", "{status}");
+            let still = container_status(&mut cri, &shell).await.unwrap();
+            assert_eq!(still.state, i32::from(ContainerState::ContainerRunning));
+        }
         (sandbox, container)
     });
     let (sandbox, container) = ids;
@@ -827,4 +823,60 @@ fn zombies_of(pid: u32) -> usize {
             fields.next() == Some("Z") && fields.next() == Some(&pid.to_string())
         })
         .count()
+}
+
+/// One session on a streaming URL in the v5 channel protocol: `input` on stdin, then stdin
+/// closed (once stdout holds `wait_for`, when given); the output and the final Status. The
+/// URL then serves no second connection.
+async fn channel_session(
+    url: &str,
+    input: &[u8],
+    wait_for: Option<&str>,
+) -> (String, String, serde_json::Value) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let ws = url.replace("http://", "ws://");
+    let mut request = ws.clone().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io, v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut socket, answer) = connect(request).await.unwrap();
+    assert_eq!(
+        answer.headers()["Sec-WebSocket-Protocol"],
+        "v5.channel.k8s.io"
+    );
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(input);
+    socket.send(Message::Binary(frame)).await.unwrap();
+    let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+    let mut closed = false;
+    if wait_for.is_none() {
+        socket.send(Message::Binary(vec![255, 0])).await.unwrap();
+        closed = true;
+    }
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Binary(data) = message else {
+            continue;
+        };
+        match data[0] {
+            1 => stdout.extend_from_slice(&data[1..]),
+            2 => stderr.extend_from_slice(&data[1..]),
+            3 => status = Some(serde_json::from_slice::<serde_json::Value>(&data[1..]).unwrap()),
+            other => panic!("a frame on channel {other}"),
+        }
+        let seen = wait_for.is_some_and(|w| String::from_utf8_lossy(&stdout).contains(w));
+        if !closed && seen {
+            socket.send(Message::Binary(vec![255, 0])).await.unwrap();
+            closed = true;
+        }
+    }
+    let again = connect(ws.into_client_request().unwrap()).await;
+    assert!(again.is_err(), "a URL serves one connection");
+    (
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+        status.unwrap(),
+    )
 }

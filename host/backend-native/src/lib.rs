@@ -7,6 +7,7 @@
 //! records and asks the supervisor's lock whether it is still alive. Two `berth` processes acting
 //! on one container serialise on its operation lock.
 
+pub mod attach;
 pub mod exec;
 mod gc;
 pub mod images;
@@ -29,8 +30,8 @@ use berth_core::config::NativeBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ImageInfo, IoContext, Limits, ListFilter,
-    LockMode, LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo,
+    ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ExecStreams, ImageInfo, IoContext, Limits,
+    ListFilter, LockMode, LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo,
     SnapshotMount, StopOptions, Store, crash,
 };
 use berth_oci::{LayerDirs, spec};
@@ -771,6 +772,7 @@ impl ContainerBackend for NativeBackend {
             Capability::ExecStreams,
             Capability::CriLogs,
             Capability::UpdateLimits,
+            Capability::Attach,
         ]))
     }
 
@@ -912,6 +914,11 @@ impl ContainerBackend for NativeBackend {
                 }
             }
         }
+    }
+
+    async fn attach(&self, id: &str, io: ExecStreams, with_stdin: bool) -> Result<()> {
+        self.running(id, "attach needs a running container")?;
+        attach::attach(attach::socket_path(&self.store, id), io, with_stdin).await
     }
 
     async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {

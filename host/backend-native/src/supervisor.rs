@@ -157,8 +157,17 @@ fn supervise(
         let _ = rootfs::unmount(&layout.rootfs());
         return Ok(Err(missing));
     }
-    let started = start_container(store, id, &layout);
-    let (mut container, out, err) = match started {
+    let (stdin_reader, stdin_writer) = if record.spec.stdin_open {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).context(|| "creating the stdin pipe".into())?;
+        (Some(r), Some(File::from(w)))
+    } else {
+        (None, None)
+    };
+    let attachments =
+        crate::attach::Attachments::listen(store, id, stdin_writer, record.spec.stdin_once);
+    let started = attachments
+        .and_then(|a| start_container(store, id, &layout, stdin_reader).map(|parts| (parts, a)));
+    let ((mut container, out, err), mut attachments) = match started {
         Ok(parts) => parts,
         Err(e) => {
             let _ = rootfs::unmount(&layout.rootfs());
@@ -189,7 +198,8 @@ fn supervise(
         .append(true)
         .open(layout.log())
         .context(|| format!("opening {}", layout.log().display()))?;
-    pump(out, err, log, cri_log);
+    pump(out, err, log, cri_log, &mut attachments);
+    drop(attachments);
     let exit_code = reap(Pid::from_raw(pid)).unwrap_or(255);
 
     state.phase = Phase::Exited;
@@ -292,11 +302,13 @@ fn executable_in(root: &std::path::Path, path: &str) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Builds and starts the container; returns it with the read ends of its stdout and stderr.
+/// Builds and starts the container (reading `stdin` when given, else an empty stdin);
+/// returns it with the read ends of its stdout and stderr.
 fn start_container(
     store: &Store,
     id: &str,
     layout: &Layout,
+    stdin: Option<OwnedFd>,
 ) -> Result<(Container, OwnedFd, OwnedFd)> {
     let root: PathBuf = records::libcontainer_root(store);
     berth_core::store::create_dir_all(&root)?;
@@ -319,7 +331,14 @@ fn start_container(
     set_sigpipe(libc::SIG_DFL);
     let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root)
-        .and_then(|b| b.with_stdout(out_w).with_stderr(err_w).validate_id())
+        .and_then(|b| {
+            let b = b.with_stdout(out_w).with_stderr(err_w);
+            match stdin {
+                Some(stdin) => b.with_stdin(stdin),
+                None => b,
+            }
+            .validate_id()
+        })
         .and_then(|b| {
             b.as_init(layout.bundle())
                 .with_systemd(false)
@@ -340,29 +359,47 @@ fn set_sigpipe(handler: libc::sighandler_t) {
     unsafe { libc::signal(libc::SIGPIPE, handler) };
 }
 
-/// Copies both output pipes into the log (and the CRI's, when asked for) until both reach end
-/// of file (every process of the container has exited or closed them).
-fn pump(out: OwnedFd, err: OwnedFd, mut log: File, mut cri_log: Option<logs::CriLog>) {
+/// Copies both output pipes into the log (and the CRI's, when asked for, and to attached
+/// clients) until both reach end of file (every process of the container has exited or
+/// closed them); meanwhile serves the attach socket.
+fn pump(
+    out: OwnedFd,
+    err: OwnedFd,
+    mut log: File,
+    mut cri_log: Option<logs::CriLog>,
+    attachments: &mut crate::attach::Attachments,
+) {
     let mut streams: Vec<(File, LogStream)> = vec![
         (File::from(out), LogStream::Stdout),
         (File::from(err), LogStream::Stderr),
     ];
     let mut buf = vec![0u8; 64 * 1024];
     while !streams.is_empty() {
-        let ready: Vec<bool> = {
+        let (ready, attach_ready): (Vec<bool>, Vec<bool>) = {
             let mut fds: Vec<PollFd> = streams
                 .iter()
                 .map(|(f, _)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
+                .chain(
+                    attachments
+                        .fds()
+                        .into_iter()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                )
                 .collect();
             match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => fds
-                    .iter()
-                    .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-                    .collect(),
+                Ok(_) => {
+                    let flags: Vec<bool> = fds
+                        .iter()
+                        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                        .collect();
+                    let (outputs, attach) = flags.split_at(streams.len());
+                    (outputs.to_vec(), attach.to_vec())
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
             }
         };
+        attachments.on_ready(&attach_ready, &mut buf);
         let mut closed = Vec::new();
         for (i, is_ready) in ready.into_iter().enumerate() {
             if !is_ready {
@@ -376,6 +413,7 @@ fn pump(out: OwnedFd, err: OwnedFd, mut log: File, mut cri_log: Option<logs::Cri
                     if let Some(cri_log) = &mut cri_log {
                         cri_log.write(*stream, &buf[..n]);
                     }
+                    attachments.broadcast(*stream, &buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => closed.push(i),

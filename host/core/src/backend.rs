@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ImageInfo, Limits, ListFilter,
-    LogSink, PullProgress, RemoveOptions, StopOptions,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ExecStreams, ImageInfo, Limits,
+    ListFilter, LogSink, PullProgress, RemoveOptions, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -81,6 +81,15 @@ pub trait ContainerBackend: Send + Sync {
     async fn exec(&self, id: &str, spec: &ExecSpec, io: ExecIo) -> Result<i32> {
         let _ = (id, spec, io);
         Err(self.not_supported("exec"))
+    }
+
+    /// Attaches `io` to a running container: its output from now on into `io`'s stdout and
+    /// stderr, and, `with_stdin`, `io`'s stdin into the container's (when it was created with
+    /// `stdin_open`). Ends when the container's output does or, `with_stdin`, when `io`'s stdin
+    /// ends (a detach).
+    async fn attach(&self, id: &str, io: ExecStreams, with_stdin: bool) -> Result<()> {
+        let _ = (id, io, with_stdin);
+        Err(self.not_supported("attach"))
     }
 
     /// Changes a running container's limits in place; limits not given stay. The new ones

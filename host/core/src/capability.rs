@@ -63,10 +63,12 @@ pub enum Capability {
     CriLogs,
     /// `berth update`: a running container's limits changed in place.
     UpdateLimits,
+    /// Attaching to a running container's output, and its stdin kept open (`stdin-open`).
+    Attach,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 23] = [
+    pub const ALL: [Capability; 24] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -90,6 +92,7 @@ impl Capability {
         Capability::ExecStreams,
         Capability::CriLogs,
         Capability::UpdateLimits,
+        Capability::Attach,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -118,6 +121,7 @@ impl Capability {
             Capability::ExecStreams => "exec-streams",
             Capability::CriLogs => "cri-logs",
             Capability::UpdateLimits => "update-limits",
+            Capability::Attach => "attach",
         }
     }
 
@@ -147,6 +151,7 @@ impl Capability {
             Capability::ExecStreams => "exec on the caller's streams or with a timeout (CRI)",
             Capability::CriLogs => "a CRI log path",
             Capability::UpdateLimits => "berth update",
+            Capability::Attach => "attach, or a stdin kept open",
         }
     }
 
@@ -255,6 +260,7 @@ pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
             Capability::MountOwnership,
         ),
         (spec.log_path.is_some(), Capability::CriLogs),
+        (spec.stdin_open, Capability::Attach),
     ];
     needs
         .iter()

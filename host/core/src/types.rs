@@ -144,6 +144,13 @@ pub struct ContainerSpec {
     /// Output is also written here in the CRI's log format (the kubelet's `log_path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_path: Option<std::path::PathBuf>,
+    /// The container's stdin stays open for attached clients to write to (`docker run -i`,
+    /// the kubelet's `stdin`); otherwise it reads an empty stdin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
+    /// With `stdin_open`: the first attached client to finish closes the container's stdin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
 }
 
 /// What an app shares with its pod: the namespaces the pod's infra process holds, joined by

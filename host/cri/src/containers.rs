@@ -30,6 +30,13 @@ pub async fn create(
     config: ContainerConfig,
 ) -> Result<String> {
     let (pod, sandbox) = sandboxes::get(&engine, &sandbox_id)?;
+    if config.tty {
+        return Err(Error::NotSupported {
+            backend: "cri".into(),
+            operation: "a container with a terminal (tty)".into(),
+            hint: "berth gives containers no terminal yet; create it with tty=false".into(),
+        });
+    }
     let metadata = config
         .metadata
         .clone()
@@ -88,6 +95,8 @@ pub async fn create(
         working_dir: Some(config.working_dir.clone()).filter(|d| !d.is_empty()),
         pod: Some(pod.id.clone()),
         log_path,
+        stdin_open: config.stdin,
+        stdin_once: config.stdin_once,
         ..ContainerSpec::default()
     };
     let options = CreateOptions {

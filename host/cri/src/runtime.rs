@@ -327,4 +327,22 @@ impl RuntimeService for Runtime {
             .map_err(|e| crate::status::of(&e))?;
         Ok(Response::new(ExecResponse { url }))
     }
+
+    /// Attach: a URL on the streaming server (no terminal yet: `tty` is refused).
+    async fn attach(
+        &self,
+        request: Request<AttachRequest>,
+    ) -> Result<Response<AttachResponse>, Status> {
+        let request = request.into_inner();
+        if request.tty {
+            return Err(Status::unimplemented(
+                "berth's attach has no terminal (tty) yet; ask for tty=false",
+            ));
+        }
+        let streaming = &self.shared.streaming;
+        let url = streaming
+            .attach_url(&request.container_id, request.stdin)
+            .map_err(|e| crate::status::of(&e))?;
+        Ok(Response::new(AttachResponse { url }))
+    }
 }

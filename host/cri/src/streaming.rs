@@ -4,8 +4,11 @@
 //! channel, 0 stdin, 1 stdout, 2 stderr, 3 the outcome as a Kubernetes `Status`, 4 terminal
 //! resizes, and in v5 255 to close one (the client's end of stdin).
 //!
+//! `Attach` is served the same way, on the container's own stdio: its output from then on, and
+//! stdin into it when it was created with one open; the client closing its stdin detaches.
+//!
 //! A URL is good for one connection within a minute, as the kubelet's own streaming server
-//! has it. SPDY, attach and port forwarding are not served yet.
+//! has it. SPDY and port forwarding are not served yet.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,11 +37,19 @@ const STDERR: u8 = 2;
 const STATUS: u8 = 3;
 const CLOSE: u8 = 255;
 
-/// An exec waiting for its client to connect.
+/// What a URL stands for, waiting for its client to connect.
 struct Pending {
     container: String,
-    spec: ExecSpec,
+    what: Session,
     made: Instant,
+}
+
+enum Session {
+    Exec(ExecSpec),
+    /// Attach, reading the client's stdin or not.
+    Attach {
+        stdin: bool,
+    },
 }
 
 pub(crate) struct Streaming {
@@ -80,10 +91,24 @@ impl Streaming {
 
     /// `Exec`: the URL its client opens, once the container is known to be the CRI's.
     pub fn exec_url(&self, container: &str, command: Vec<String>, stdin: bool) -> Result<String> {
-        let (record, _) = containers::get(&self.engine, container)?;
         if command.is_empty() {
             return Err(crate::meta::missing("cmd"));
         }
+        let spec = ExecSpec {
+            command,
+            interactive: stdin,
+            ..ExecSpec::default()
+        };
+        self.url(container, "exec", Session::Exec(spec))
+    }
+
+    /// `Attach`: the URL its client opens.
+    pub fn attach_url(&self, container: &str, stdin: bool) -> Result<String> {
+        self.url(container, "attach", Session::Attach { stdin })
+    }
+
+    fn url(&self, container: &str, kind: &str, what: Session) -> Result<String> {
+        let (record, _) = containers::get(&self.engine, container)?;
         let token = berth_core::new_id()[..32].to_string();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, p| p.made.elapsed() < URL_LIFETIME);
@@ -91,19 +116,17 @@ impl Streaming {
             token.clone(),
             Pending {
                 container: record.id,
-                spec: ExecSpec {
-                    command,
-                    interactive: stdin,
-                    ..ExecSpec::default()
-                },
+                what,
                 made: Instant::now(),
             },
         );
-        Ok(format!("http://{}/exec/{token}", self.address))
+        Ok(format!("http://{}/{kind}/{token}", self.address))
     }
 
     fn take(&self, path: &str) -> Option<Pending> {
-        let token = path.strip_prefix("/exec/")?;
+        let token = path
+            .strip_prefix("/exec/")
+            .or_else(|| path.strip_prefix("/attach/"))?;
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending
             .remove(token)
@@ -154,10 +177,11 @@ impl Streaming {
         let (Some(pending), Some(protocol)) = (taken, protocol) else {
             return;
         };
-        self.exec(socket, pending, protocol == PROTOCOLS[0]).await;
+        self.session(socket, pending, protocol == PROTOCOLS[0])
+            .await;
     }
 
-    async fn exec(
+    async fn session(
         &self,
         socket: tokio_tungstenite::WebSocketStream<TcpStream>,
         pending: Pending,
@@ -224,13 +248,18 @@ impl Streaming {
             stdout: Box::new(stdout),
             stderr: Box::new(stderr),
         };
-        let outcome = match self.engine.resolve(&pending.container) {
-            Ok(record) => {
+        let outcome = match (self.engine.resolve(&pending.container), &pending.what) {
+            (Ok(record), Session::Exec(spec)) => {
                 self.engine
-                    .exec(&record, &pending.spec, ExecIo::Streams(streams))
+                    .exec(&record, spec, ExecIo::Streams(streams))
                     .await
             }
-            Err(e) => Err(e),
+            (Ok(record), Session::Attach { stdin }) => self
+                .engine
+                .attach(&record, streams, *stdin)
+                .await
+                .map(|()| 0),
+            (Err(e), _) => Err(e),
         };
         let _ = stdout_copy.await;
         let _ = stderr_copy.await;
@@ -239,11 +268,11 @@ impl Streaming {
             return;
         };
         let mut frame = vec![STATUS];
-        frame.extend_from_slice(
-            status(&pending.spec.command, &outcome)
-                .to_string()
-                .as_bytes(),
-        );
+        let command = match &pending.what {
+            Session::Exec(spec) => spec.command.clone(),
+            Session::Attach { .. } => vec!["attach".into()],
+        };
+        frame.extend_from_slice(status(&command, &outcome).to_string().as_bytes());
         let _ = to_client.send(Message::Binary(frame)).await;
         // A normal close is each channel's end of file to the client (1005 would be an error).
         let normal = CloseFrame {

@@ -50,6 +50,20 @@ impl Engine {
             .await
     }
 
+    /// Attaches `io` to a running container (see the backend's `attach`).
+    pub async fn attach(
+        &self,
+        record: &ContainerRecord,
+        io: berth_core::ExecStreams,
+        with_stdin: bool,
+    ) -> Result<()> {
+        self.backends
+            .require(&record.backend, only(Capability::Attach))?;
+        self.backend(&record.backend)?
+            .attach(&record.id, io, with_stdin)
+            .await
+    }
+
     /// `berth update`: a running container's limits changed in place (limits not given stay),
     /// and kept in its record.
     pub async fn update_limits(&self, record: &ContainerRecord, limits: &Limits) -> Result<()> {
