@@ -38,7 +38,7 @@ pub struct Run {
     pub stderr: String,
 }
 
-impl Run {
+impl From<Output> for Run {
     fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -46,7 +46,9 @@ impl Run {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
 
+impl Run {
     /// Panics with both streams unless berth exited 0.
     #[track_caller]
     pub fn ok(self) -> Run {

@@ -332,3 +332,65 @@ fn update_works_wherever_it_is_claimed() {
         subject.berth(&["rm", "-f", &c]).ok();
     }
 }
+
+/// `run -i` feeds the container this process's stdin, and `attach` puts this process's stdio
+/// on a running container's, wherever attach is claimed; elsewhere a stdin kept open is
+/// refused (76) with nothing created.
+#[test]
+fn stdin_and_attach_work_wherever_attach_is_claimed() {
+    for subject in Subject::all() {
+        let piped = |args: &[&str], input: &str| {
+            let mut child = subject
+                .env
+                .command(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            Run::from(child.wait_with_output().unwrap())
+        };
+        let name = subject.name("stdin");
+        let run = [
+            "run",
+            "-i",
+            "--rm",
+            "--backend",
+            subject.backend,
+            "--name",
+            &name,
+        ];
+        let fed = piped(
+            &[&run[..], &[subject.image, "cat"]].concat(),
+            "through stdin\n",
+        );
+        if !subject.claims("attach") {
+            subject.assert_refused(&fed, Some(&name));
+            continue;
+        }
+        assert_eq!(fed.ok().stdout, "through stdin\n", "{}", subject.backend);
+        let shell = subject.name("shell");
+        let detached = [
+            "run",
+            "-d",
+            "-i",
+            "--backend",
+            subject.backend,
+            "--name",
+            &shell,
+        ];
+        subject
+            .berth(&[&detached[..], &[subject.image, "sh"]].concat())
+            .ok();
+        let attached = piped(&["attach", &shell], "echo from-attach\nexit 4\n");
+        assert_eq!(attached.code, 4, "{}: {attached:?}", subject.backend);
+        assert_eq!(attached.stdout, "from-attach\n");
+        subject.berth(&["rm", "-f", &shell]).ok();
+    }
+}

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use berth_core::{Error, ExecStreams, LogStream, Result, Store};
+use berth_core::{AttachStdin, Error, ExecStreams, LogStream, Result, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The attach socket of container `id` (short enough for a socket path under a deep run dir).
@@ -141,10 +141,9 @@ impl Drop for Attachments {
     }
 }
 
-/// The client's side: `io`'s stdin into the container (when `with_stdin`), its output into
-/// `io`'s stdout and stderr, until the container's output ends or, when attached with stdin,
-/// the caller's stdin does (detaching, as kubectl attach does).
-pub async fn attach(path: PathBuf, io: ExecStreams, with_stdin: bool) -> Result<()> {
+/// The client's side: `io`'s stdin into the container (as `stdin` says), its output into
+/// `io`'s stdout and stderr, until the container's output ends or a detach.
+pub async fn attach(path: PathBuf, io: ExecStreams, stdin_mode: AttachStdin) -> Result<()> {
     let socket = tokio::net::UnixStream::connect(&path)
         .await
         .map_err(|e| Error::io(format!("attaching through {}", path.display()), e))?;
@@ -172,11 +171,16 @@ pub async fn attach(path: PathBuf, io: ExecStreams, with_stdin: bool) -> Result<
         }
     };
     let input = async move {
-        if !with_stdin {
+        if stdin_mode == AttachStdin::Off {
             return std::future::pending::<()>().await;
         }
         let _ = tokio::io::copy(&mut stdin, &mut to).await;
-        let _ = to.shutdown().await;
+        if stdin_mode == AttachStdin::UntilEnd {
+            let _ = to.shutdown().await;
+            return;
+        }
+        // The socket's write half stays open: closing it would read as this client leaving.
+        std::future::pending::<()>().await
     };
     tokio::select! {
         done = output => done.map_err(|e| Error::io("copying attached output", e)),

@@ -29,10 +29,10 @@ use async_trait::async_trait;
 use berth_core::config::NativeBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
-    Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ExecStreams, ImageInfo, IoContext, Limits,
-    ListFilter, LockMode, LogOptions, LogSink, PullProgress, RemoveOptions, Result, SnapshotInfo,
-    SnapshotMount, StopOptions, Store, crash,
+    AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
+    ContainerState, ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ExecStreams, ImageInfo,
+    IoContext, Limits, ListFilter, LockMode, LogOptions, LogSink, PullProgress, RemoveOptions,
+    Result, SnapshotInfo, SnapshotMount, StopOptions, Store, crash,
 };
 use berth_oci::{LayerDirs, spec};
 use chrono::Utc;
@@ -916,9 +916,9 @@ impl ContainerBackend for NativeBackend {
         }
     }
 
-    async fn attach(&self, id: &str, io: ExecStreams, with_stdin: bool) -> Result<()> {
+    async fn attach(&self, id: &str, io: ExecStreams, stdin: AttachStdin) -> Result<()> {
         self.running(id, "attach needs a running container")?;
-        attach::attach(attach::socket_path(&self.store, id), io, with_stdin).await
+        attach::attach(attach::socket_path(&self.store, id), io, stdin).await
     }
 
     async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {

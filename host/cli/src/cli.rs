@@ -136,6 +136,14 @@ pub enum Command {
         timestamps: bool,
         container: String,
     },
+    /// Attach this terminal's stdin, stdout and stderr to a running container (its output from
+    /// now on; stdin when it was created with -i). Ends when it exits, with its exit code.
+    Attach {
+        /// Do not send this stdin to the container.
+        #[arg(long)]
+        no_stdin: bool,
+        container: String,
+    },
     /// Run a command in a running container; exits with its exit code.
     Exec {
         /// Keep stdin open: the process reads this one's (without it, an empty stdin).
@@ -292,6 +300,9 @@ pub struct CreateArgs {
     /// Join pod POD (name or id) as one of its apps: its network, IPC and hostname.
     #[arg(long, value_name = "POD")]
     pub pod: Option<String>,
+    /// Keep the container's stdin open: `run` feeds it this one's, `berth attach` its own.
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Image (required unless the spec file names one).
     pub image: Option<String>,
     /// Command and arguments (default: the image's).

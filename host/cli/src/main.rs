@@ -97,8 +97,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let engine = Engine::open(config, runtime.handle().clone())?;
     let code = runtime.block_on(commands::dispatch(engine.clone(), cli.command, cli.json));
     // The process ends next, and exit frees it all at once: dropping the engine would first
-    // unmap wasmtime's code and reset its instance pools piece by piece.
+    // unmap wasmtime's code and reset its instance pools piece by piece, and dropping the
+    // runtime would wait for a blocking read of stdin (`run -i`, `attach`) to finish.
     std::mem::forget(engine);
+    std::mem::forget(runtime);
     code
 }
 

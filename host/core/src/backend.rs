@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ExecStreams, ImageInfo, Limits,
-    ListFilter, LogSink, PullProgress, RemoveOptions, StopOptions,
+    AttachStdin, ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ExecStreams,
+    ImageInfo, Limits, ListFilter, LogSink, PullProgress, RemoveOptions, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -84,11 +84,10 @@ pub trait ContainerBackend: Send + Sync {
     }
 
     /// Attaches `io` to a running container: its output from now on into `io`'s stdout and
-    /// stderr, and, `with_stdin`, `io`'s stdin into the container's (when it was created with
-    /// `stdin_open`). Ends when the container's output does or, `with_stdin`, when `io`'s stdin
-    /// ends (a detach).
-    async fn attach(&self, id: &str, io: ExecStreams, with_stdin: bool) -> Result<()> {
-        let _ = (id, io, with_stdin);
+    /// stderr, and `io`'s stdin into the container's (when it was created with `stdin_open`)
+    /// as `stdin` says. Ends when the container's output does, or at a detach.
+    async fn attach(&self, id: &str, io: ExecStreams, stdin: AttachStdin) -> Result<()> {
+        let _ = (id, io, stdin);
         Err(self.not_supported("attach"))
     }
 

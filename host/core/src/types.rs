@@ -551,6 +551,18 @@ pub enum ExecIo {
     Streams(ExecStreams),
 }
 
+/// What an attachment does with the caller's stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachStdin {
+    /// Not read: output only, until the container's ends.
+    Off,
+    /// Sent to the container; its end detaches (a kubelet's attach).
+    UntilEnd,
+    /// Sent to the container; at its end the output still flows until the container's ends
+    /// (`berth attach`).
+    ThenOutput,
+}
+
 /// Output kept in memory, shared with whoever reads it once the writer is done (ExecSync).
 #[derive(Debug, Clone, Default)]
 pub struct CapturedOutput(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

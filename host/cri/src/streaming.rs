@@ -254,11 +254,17 @@ impl Streaming {
                     .exec(&record, spec, ExecIo::Streams(streams))
                     .await
             }
-            (Ok(record), Session::Attach { stdin }) => self
-                .engine
-                .attach(&record, streams, *stdin)
-                .await
-                .map(|()| 0),
+            (Ok(record), Session::Attach { stdin }) => {
+                // The client closing its stdin detaches, as a kubelet's attach does.
+                let stdin = match stdin {
+                    true => berth_core::AttachStdin::UntilEnd,
+                    false => berth_core::AttachStdin::Off,
+                };
+                self.engine
+                    .attach(&record, streams, stdin)
+                    .await
+                    .map(|()| 0)
+            }
             (Err(e), _) => Err(e),
         };
         let _ = stdout_copy.await;

@@ -55,12 +55,12 @@ impl Engine {
         &self,
         record: &ContainerRecord,
         io: berth_core::ExecStreams,
-        with_stdin: bool,
+        stdin: berth_core::AttachStdin,
     ) -> Result<()> {
         self.backends
             .require(&record.backend, only(Capability::Attach))?;
         self.backend(&record.backend)?
-            .attach(&record.id, io, with_stdin)
+            .attach(&record.id, io, stdin)
             .await
     }
 

@@ -65,6 +65,9 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     if args.hostname.is_some() {
         spec.hostname = args.hostname;
     }
+    if args.interactive {
+        spec.stdin_open = true;
+    }
     for text in args.pkg {
         berth_packages::parse_ref(&text)?;
         spec.packages.push(text);
@@ -115,7 +118,10 @@ pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Resu
         auto_remove: args.rm,
         ..CreateOptions::default()
     };
-    let record = engine.create(spec_from_args(args.create)?, options).await?;
+    let mut spec = spec_from_args(args.create)?;
+    // In the foreground, this stdin ends the container's: docker's `run -i`.
+    spec.stdin_once = spec.stdin_open && !args.detach;
+    let record = engine.create(spec, options).await?;
     if let Err(e) = engine.start(&record).await {
         if args.rm {
             let _ = engine.remove(&record, RemoveOptions::forced()).await;
@@ -126,7 +132,24 @@ pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Resu
         println!("{}", record.id);
         return Ok(0);
     }
+    // The output comes from the log; the attachment carries stdin alone.
+    let feed = record.spec.stdin_open.then(|| {
+        let (engine, record) = (engine.clone(), record.clone());
+        tokio::spawn(async move {
+            let io = berth_core::ExecStreams {
+                stdin: Box::new(tokio::io::stdin()),
+                stdout: Box::new(tokio::io::sink()),
+                stderr: Box::new(tokio::io::sink()),
+            };
+            engine
+                .attach(&record, io, berth_core::AttachStdin::UntilEnd)
+                .await
+        })
+    });
     let outcome = attach(engine, &record).await;
+    if let Some(feed) = feed {
+        feed.abort();
+    }
     if args.rm {
         engine
             .remove(&record, RemoveOptions::forced())
@@ -156,6 +179,22 @@ async fn attach(engine: &Engine, record: &ContainerRecord) -> anyhow::Result<i32
         }
     }
     Ok(engine.wait(record).await?)
+}
+
+/// `berth attach`: this process's stdio on the container's until it exits (its exit code);
+/// the end of this stdin only stops the input.
+pub async fn attach_stdio(engine: &Engine, reference: &str, no_stdin: bool) -> anyhow::Result<i32> {
+    let record = engine.resolve(reference)?;
+    let stdin = if record.spec.stdin_open && !no_stdin {
+        berth_core::AttachStdin::ThenOutput
+    } else {
+        berth_core::AttachStdin::Off
+    };
+    engine
+        .attach(&record, berth_core::ExecStreams::stdio(), stdin)
+        .await?;
+    // The output ended: the container is exiting.
+    Ok(engine.wait(&record).await?)
 }
 
 /// Applies `action` to each reference, reporting failures per container like docker does.

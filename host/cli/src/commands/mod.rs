@@ -82,6 +82,10 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
             };
             containers::logs(&engine, options, &container).await
         }
+        Command::Attach {
+            no_stdin,
+            container,
+        } => containers::attach_stdio(&engine, &container, no_stdin).await,
         Command::Exec {
             interactive,
             env,
