@@ -425,6 +425,20 @@ fn sandbox_flow(env: &BerthEnv, backend: &str) {
             .await
             .unwrap_err();
         assert_eq!(slow.code(), tonic::Code::DeadlineExceeded, "{slow:?}");
+        // Output without end is kept to 8 MiB, and the call still answers.
+        let flood = cri
+            .clone()
+            .max_decoding_message_size(32 << 20)
+            .exec_sync(ExecSyncRequest {
+                container_id: created.clone(),
+                cmd: ["head", "-c", "20000000", "/dev/zero"].map(String::from).to_vec(),
+                timeout: 30,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(flood.stdout.len(), 8 << 20);
+        assert_eq!(flood.exit_code, 0);
 
         // New limits on the running container, seen from inside it.
         let limit = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";

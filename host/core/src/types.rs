@@ -564,12 +564,31 @@ pub enum AttachStdin {
 }
 
 /// Output kept in memory, shared with whoever reads it once the writer is done (ExecSync).
-#[derive(Debug, Clone, Default)]
-pub struct CapturedOutput(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// Past its cap the rest is read and dropped, so a process that writes without end can
+/// neither fill the host's memory nor block on a full pipe.
+#[derive(Debug, Clone)]
+pub struct CapturedOutput {
+    kept: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    cap: usize,
+}
+
+impl Default for CapturedOutput {
+    fn default() -> Self {
+        CapturedOutput::capped(usize::MAX)
+    }
+}
 
 impl CapturedOutput {
+    /// Keeps at most `cap` bytes.
+    pub fn capped(cap: usize) -> CapturedOutput {
+        CapturedOutput {
+            kept: Default::default(),
+            cap,
+        }
+    }
+
     pub fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn text(&self) -> String {
@@ -583,8 +602,9 @@ impl tokio::io::AsyncWrite for CapturedOutput {
         _: &mut std::task::Context<'_>,
         data: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        kept.extend_from_slice(data);
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let room = self.cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..data.len().min(room)]);
         std::task::Poll::Ready(Ok(data.len()))
     }
 
@@ -765,6 +785,24 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_output_keeps_up_to_its_cap_and_takes_the_rest() {
+        use tokio::io::AsyncWriteExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let capped = CapturedOutput::capped(4);
+        let mut writer = capped.clone();
+        runtime.block_on(async {
+            writer.write_all(b"0123456789").await.unwrap();
+            writer.write_all(b"more").await.unwrap();
+        });
+        assert_eq!(capped.bytes(), b"0123");
+        let mut whole = CapturedOutput::default();
+        runtime.block_on(whole.write_all(b"all of it")).unwrap();
+        assert_eq!(whole.text(), "all of it");
+    }
 
     #[test]
     fn sizes_parse_like_docker() {

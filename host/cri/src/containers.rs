@@ -317,7 +317,11 @@ pub async fn list(engine: &Engine, filter: Option<ContainerFilter>) -> Result<Ve
         .collect())
 }
 
-/// ExecSync: the command's output, captured, and its exit code; past `timeout` (when not zero)
+/// How much of each of an ExecSync's outputs is kept: both together stay under the 16 MiB a
+/// kubelet's client takes in one message.
+const EXEC_SYNC_OUTPUT: usize = 8 << 20;
+
+/// ExecSync: the command's output, captured (8 MiB of each at most), and its exit code; past `timeout` (when not zero)
 /// it is killed and the call fails as timed out.
 pub async fn exec_sync(
     engine: &Engine,
@@ -334,7 +338,10 @@ pub async fn exec_sync(
         timeout: (!timeout.is_zero()).then_some(timeout),
         ..ExecSpec::default()
     };
-    let (stdout, stderr) = (CapturedOutput::default(), CapturedOutput::default());
+    let (stdout, stderr) = (
+        CapturedOutput::capped(EXEC_SYNC_OUTPUT),
+        CapturedOutput::capped(EXEC_SYNC_OUTPUT),
+    );
     let io = ExecIo::Streams(ExecStreams::output(stdout.clone(), stderr.clone()));
     let exit_code = engine.exec(&record, &spec, io).await?;
     Ok(ExecSyncResponse {

@@ -30,6 +30,8 @@ use crate::containers;
 
 /// How long a URL `Exec` handed out stays good.
 const URL_LIFETIME: Duration = Duration::from_secs(60);
+/// How long a client has to finish its WebSocket handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -167,12 +169,15 @@ impl Streaming {
             protocol = Some(*chosen);
             Ok(response)
         };
-        let socket = match tokio_tungstenite::accept_hdr_async(stream, negotiate).await {
-            Ok(socket) => socket,
-            Err(e) => {
+        // A client that never finishes its handshake does not hold a task for long.
+        let handshake = tokio_tungstenite::accept_hdr_async(stream, negotiate);
+        let socket = match tokio::time::timeout(HANDSHAKE_LIMIT, handshake).await {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "refused a CRI stream");
                 return;
             }
+            Err(_) => return,
         };
         let (Some(pending), Some(protocol)) = (taken, protocol) else {
             return;
