@@ -22,6 +22,11 @@ work=$(mktemp -d /tmp/berth-bench-cri.XXXXXX)
 netns=berth-bench-cri-$$
 servers=()
 cleanup() {
+    # Pods first: containerd's shims outlive containerd itself.
+    for name in berth containerd; do
+        [ -S "$work/$name.sock" ] && nsenter --net="/run/netns/$netns" "$work/crictl" \
+            --runtime-endpoint "unix://$work/$name.sock" rmp -fa >/dev/null 2>&1 || true
+    done
     for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
     ip netns delete "$netns" 2>/dev/null || true
