@@ -899,6 +899,16 @@ fn a_pods_sysctls_are_its_own_and_a_hosts_one_is_refused() {
             .ok();
         out.stdout.trim().to_string()
     };
+    // `pod ls -q` (and podman's `pod ps -q`) prints the ids alone.
+    let id = inspect(&env, "tuned")["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        env.berth(&["pod", "ls", "-q"]).ok().stdout,
+        format!("{id}\n")
+    );
+    assert_eq!(
+        env.berth(&["pod", "ps", "-q"]).ok().stdout,
+        format!("{id}\n")
+    );
     assert_eq!(read("/proc/sys/kernel/shm_rmid_forced"), "1");
     assert_eq!(read("/proc/sys/fs/mqueue/msg_max"), "100");
     assert_eq!(read("/proc/sys/net/ipv4/ip_unprivileged_port_start"), "80");

@@ -590,8 +590,12 @@ pub enum PodCommand {
         command: Vec<String>,
     },
     /// List pods.
-    #[command(alias = "list")]
-    Ls,
+    #[command(alias = "list", visible_alias = "ps")]
+    Ls {
+        /// Print only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Show pods, with their apps, as JSON.
     Inspect {
         #[arg(required = true)]

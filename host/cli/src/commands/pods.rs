@@ -83,7 +83,12 @@ pub async fn dispatch(
                 .exec(&container, &spec, berth_core::ExecIo::Inherit)
                 .await?);
         }
-        PodCommand::Ls => {
+        PodCommand::Ls { quiet } if quiet && !json => {
+            for pod in engine.pods()? {
+                println!("{}", pod.id);
+            }
+        }
+        PodCommand::Ls { .. } => {
             let mut infos = Vec::new();
             for pod in engine.pods()? {
                 infos.push(engine.pod_info(&pod).await);
