@@ -218,7 +218,7 @@ fn spec_fields_are_honoured_or_refused_never_dropped() {
 }
 
 /// `berth exec` on `container` with `stdin` piped in.
-fn exec_with_stdin(subject: &Subject, args: &[&str], stdin: &[u8]) -> Run {
+fn with_stdin(subject: &Subject, args: &[&str], stdin: &[u8]) -> Run {
     let mut child = subject
         .env
         .command(args)
@@ -232,12 +232,7 @@ fn exec_with_stdin(subject: &Subject, args: &[&str], stdin: &[u8]) -> Run {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         written => written.unwrap(),
     }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(child.wait_with_output().unwrap())
 }
 
 #[test]
@@ -248,7 +243,7 @@ fn exec_options_work_wherever_they_are_claimed() {
         let plain = subject.berth(&["exec", &c, "echo", "plain"]).ok();
         assert_eq!(plain.stdout, "plain\n");
         // Without -i the process reads an empty stdin, as docker's.
-        let no_stdin = exec_with_stdin(&subject, &["exec", &c, "cat"], b"unread\n");
+        let no_stdin = with_stdin(&subject, &["exec", &c, "cat"], b"unread\n");
         assert_eq!(
             (no_stdin.code, no_stdin.stdout.as_str()),
             (0, ""),
@@ -267,7 +262,7 @@ fn exec_options_work_wherever_they_are_claimed() {
         for (capability, flags, expected) in cases {
             let mut args = vec!["exec"];
             args.extend(&flags);
-            let ran = exec_with_stdin(&subject, &args, b"echoed back\n");
+            let ran = with_stdin(&subject, &args, b"echoed back\n");
             if subject.claims(capability) {
                 assert_eq!(
                     (ran.code, ran.stdout.as_str()),
@@ -339,23 +334,6 @@ fn update_works_wherever_it_is_claimed() {
 #[test]
 fn stdin_and_attach_work_wherever_attach_is_claimed() {
     for subject in Subject::all() {
-        let piped = |args: &[&str], input: &str| {
-            let mut child = subject
-                .env
-                .command(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-            Run::from(child.wait_with_output().unwrap())
-        };
         let name = subject.name("stdin");
         let run = [
             "run",
@@ -366,9 +344,10 @@ fn stdin_and_attach_work_wherever_attach_is_claimed() {
             "--name",
             &name,
         ];
-        let fed = piped(
+        let fed = with_stdin(
+            &subject,
             &[&run[..], &[subject.image, "cat"]].concat(),
-            "through stdin\n",
+            b"through stdin\n",
         );
         if !subject.claims("attach") {
             subject.assert_refused(&fed, Some(&name));
@@ -388,7 +367,7 @@ fn stdin_and_attach_work_wherever_attach_is_claimed() {
         subject
             .berth(&[&detached[..], &[subject.image, "sh"]].concat())
             .ok();
-        let attached = piped(&["attach", &shell], "echo from-attach\nexit 4\n");
+        let attached = with_stdin(&subject, &["attach", &shell], b"echo from-attach\nexit 4\n");
         assert_eq!(attached.code, 4, "{}: {attached:?}", subject.backend);
         assert_eq!(attached.stdout, "from-attach\n");
         subject.berth(&["rm", "-f", &shell]).ok();

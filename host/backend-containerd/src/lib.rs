@@ -284,6 +284,22 @@ impl ContainerdBackend {
             .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))
     }
 
+    /// Whether the container's task runs.
+    async fn task_running(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .task(id)
+            .await?
+            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running)))
+    }
+
+    /// A conflict, with `hint`, unless the container's task runs.
+    async fn require_running(&self, id: &str, hint: &str) -> Result<()> {
+        if self.task_running(id).await? {
+            return Ok(());
+        }
+        Err(Error::conflict(format!("container {id}"), "it is not running").with_hint(hint))
+    }
+
     /// The container's task, if it has one.
     async fn task(&self, id: &str) -> Result<Option<containerd_client::types::v1::Process>> {
         let mut tasks = TasksClient::new(self.channel().await?);
@@ -462,10 +478,7 @@ impl ContainerdBackend {
 
     /// Stops the container for a version change and drops its finished task; whether it ran.
     async fn park(&self, id: &str) -> Result<bool> {
-        let running = self
-            .task(id)
-            .await?
-            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        let running = self.task_running(id).await?;
         if running {
             self.stop(id, &StopOptions::default()).await?;
         }
@@ -798,10 +811,7 @@ impl ContainerBackend for ContainerdBackend {
     }
 
     async fn stop(&self, id: &str, options: &StopOptions) -> Result<()> {
-        let running = self
-            .task(id)
-            .await?
-            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        let running = self.task_running(id).await?;
         if !running {
             return Ok(());
         }
@@ -919,10 +929,7 @@ impl ContainerBackend for ContainerdBackend {
         self.container(id).await?;
         let log = self.log_path(id);
         let mut shaper = Shaper::new(options, sink);
-        let running = self
-            .task(id)
-            .await?
-            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
+        let running = self.task_running(id).await?;
         if !running {
             // The logging binary may still be writing what the task wrote last.
             logger::wait_drained(&log, Duration::from_secs(2)).await;
@@ -955,16 +962,8 @@ impl ContainerBackend for ContainerdBackend {
             return Err(Error::invalid("exec command", "must not be empty"));
         }
         let container = self.container(id).await?;
-        let running = self
-            .task(id)
-            .await?
-            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
-        if !running {
-            return Err(
-                Error::conflict(format!("container {id}"), "it is not running")
-                    .with_hint("start it first with `berth start`"),
-            );
-        }
+        self.require_running(id, "start it first with `berth start`")
+            .await?;
         let container_spec = container.spec.map(|s| s.value).unwrap_or_default();
         let process = serde_json::to_vec(&exec::process(&container_spec, spec)?)
             .map_err(|e| Error::invalid("exec process", e.to_string()))?;
@@ -1040,16 +1039,11 @@ impl ContainerBackend for ContainerdBackend {
     /// container's runtime spec, so the next start keeps them.
     async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
         require("container id", id)?;
-        let running = self
-            .task(id)
-            .await?
-            .is_some_and(|t| Status::try_from(t.status) == Ok(Status::Running));
-        if !running {
-            return Err(
-                Error::conflict(format!("container {id}"), "it is not running")
-                    .with_hint("limits are changed on a running container; start it first"),
-            );
-        }
+        self.require_running(
+            id,
+            "limits are changed on a running container; start it first",
+        )
+        .await?;
         let swap = swap_limit_supported();
         let resources = berth_oci::spec::resources(limits, swap)?;
         let value = serde_json::to_vec(&resources)

@@ -935,10 +935,7 @@ impl ContainerBackend for NativeBackend {
         let json = serde_json::to_vec_pretty(&bundle).expect("runtime specs serialise");
         berth_core::store::atomic_write(&config, &json, 0o640)?;
         let mut record = self.record(id)?;
-        let kept = &mut record.spec.limits;
-        kept.memory_bytes = limits.memory_bytes.or(kept.memory_bytes);
-        kept.cpu_millis = limits.cpu_millis.or(kept.cpu_millis);
-        kept.pids = limits.pids.or(kept.pids);
+        record.spec.limits = record.spec.limits.updated_by(limits);
         self.write_record(&record)
     }
 

@@ -74,6 +74,17 @@ pub struct Limits {
     pub pids: Option<u64>,
 }
 
+impl Limits {
+    /// These limits with `update`'s in place where it gives one (`berth update`).
+    pub fn updated_by(&self, update: &Limits) -> Limits {
+        Limits {
+            cpu_millis: update.cpu_millis.or(self.cpu_millis),
+            memory_bytes: update.memory_bytes.or(self.memory_bytes),
+            pids: update.pids.or(self.pids),
+        }
+    }
+}
+
 /// What a user asks berth to run. Plugins receive it and may patch env, labels, mounts, limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -247,21 +247,27 @@ pub async fn status(engine: &Engine, id: &str) -> Result<ContainerStatus> {
     })
 }
 
-/// The CRI's containers that pass `keep`, with their state.
+/// The CRI's containers whose id starts with `id`, in a sandbox whose id starts with `sandbox`
+/// (empty: any), carrying every label of `labels`; with their state.
 async fn each(
     engine: &Engine,
-    mut keep: impl FnMut(&ContainerRecord, &ContainerMeta) -> bool,
+    id: &str,
+    sandbox: &str,
+    labels: &HashMap<String, String>,
 ) -> Result<Vec<(ContainerRecord, ContainerMeta, ContainerInfo)>> {
     let mut found = Vec::new();
     for record in engine.records()? {
-        if record.phase != Phase::Created {
+        if record.phase != Phase::Created || !record.id.starts_with(id) {
             continue;
         }
         let Some(container) = meta::read::<ContainerMeta>(&record.spec.labels, CONTAINER_LABEL)
         else {
             continue;
         };
-        if keep(&record, &container) {
+        let own = meta::kubelet_labels(&record.spec.labels);
+        let chosen = (sandbox.is_empty() || container.sandbox.starts_with(sandbox))
+            && labels.iter().all(|(k, v)| own.get(k) == Some(v));
+        if chosen {
             let info = engine.info(&record).await;
             found.push((record, container, info));
         }
@@ -269,31 +275,15 @@ async fn each(
     Ok(found)
 }
 
-fn selected(
-    record: &ContainerRecord,
-    container: &ContainerMeta,
-    id: &str,
-    sandbox: &str,
-    labels: &HashMap<String, String>,
-) -> bool {
-    let own = meta::kubelet_labels(&record.spec.labels);
-    record.id.starts_with(id)
-        && (sandbox.is_empty() || container.sandbox.starts_with(sandbox))
-        && labels.iter().all(|(k, v)| own.get(k) == Some(v))
-}
-
 /// ListContainers, filtered by id (prefix), sandbox, state and labels.
 pub async fn list(engine: &Engine, filter: Option<ContainerFilter>) -> Result<Vec<Container>> {
     let filter = filter.unwrap_or_default();
-    let found = each(engine, |record, container| {
-        selected(
-            record,
-            container,
-            &filter.id,
-            &filter.pod_sandbox_id,
-            &filter.label_selector,
-        )
-    })
+    let found = each(
+        engine,
+        &filter.id,
+        &filter.pod_sandbox_id,
+        &filter.label_selector,
+    )
     .await?;
     Ok(found
         .into_iter()
@@ -441,15 +431,12 @@ pub async fn list_stats(
     filter: Option<ContainerStatsFilter>,
 ) -> Result<Vec<ContainerStats>> {
     let filter = filter.unwrap_or_default();
-    let found = each(engine, |record, container| {
-        selected(
-            record,
-            container,
-            &filter.id,
-            &filter.pod_sandbox_id,
-            &filter.label_selector,
-        )
-    })
+    let found = each(
+        engine,
+        &filter.id,
+        &filter.pod_sandbox_id,
+        &filter.label_selector,
+    )
     .await?;
     let mut stats = Vec::new();
     for (record, container, info) in found {

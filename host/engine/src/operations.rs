@@ -68,10 +68,7 @@ impl Engine {
     /// and kept in its record.
     pub async fn update_limits(&self, record: &ContainerRecord, limits: &Limits) -> Result<()> {
         let mut updated = record.spec.clone();
-        let kept = &mut updated.limits;
-        kept.memory_bytes = limits.memory_bytes.or(kept.memory_bytes);
-        kept.cpu_millis = limits.cpu_millis.or(kept.cpu_millis);
-        kept.pids = limits.pids.or(kept.pids);
+        updated.limits = updated.limits.updated_by(limits);
         berth_core::validate::spec(&updated)?;
         self.backends
             .require(&record.backend, only(Capability::UpdateLimits))?;
