@@ -10,5 +10,6 @@ pub mod docker;
 pub mod env;
 pub mod logs;
 pub mod plugins;
+pub mod pty;
 pub mod registry;
 pub mod snapshots;

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use berth_tests::containerd::{self, containerd_env};
 use berth_tests::docker::{self, docker_env};
 use berth_tests::env::{BerthEnv, Run};
+use berth_tests::pty::Terminal;
 use berth_tests::snapshots;
 
 /// One backend under test: an installation that has it, and an image it can run.
@@ -371,5 +372,54 @@ fn stdin_and_attach_work_wherever_attach_is_claimed() {
         assert_eq!(attached.code, 4, "{}: {attached:?}", subject.backend);
         assert_eq!(attached.stdout, "from-attach\n");
         subject.berth(&["rm", "-f", &shell]).ok();
+    }
+}
+
+/// `run -it` puts the container on a terminal of this size, resized with this one, wherever a
+/// terminal is claimed; elsewhere `-t` is refused (76) with nothing created.
+#[test]
+fn a_terminal_works_wherever_it_is_claimed() {
+    for subject in Subject::all() {
+        let name = subject.name("tty");
+        let run = [
+            "run",
+            "-it",
+            "--rm",
+            "--backend",
+            subject.backend,
+            "--name",
+            &name,
+            subject.image,
+            "sh",
+        ];
+        if !subject.claims("terminal") {
+            // -t alone: -it would be refused first here, its stdin not being a terminal.
+            let tty_only = [&["run", "-t"][..], &run[2..]].concat();
+            subject.assert_refused(&subject.berth(&tty_only), Some(&name));
+            continue;
+        }
+        let mut terminal = Terminal::spawn(subject.env.command(&run), 33, 101);
+        terminal.expect("# ");
+        terminal.send(b"stty size; tty\r");
+        terminal.expect("33 101");
+        terminal.expect("/dev/pts/");
+        terminal.resize(40, 120);
+        // The shell reads the size when it runs stty, after berth passed SIGWINCH's on.
+        for _ in 0..50 {
+            terminal.send(b"stty size\r");
+            terminal.expect("# ");
+            if terminal.transcript.contains("40 120") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        terminal.send(b"exit 3\r");
+        assert_eq!(terminal.wait(), 3, "{}", terminal.transcript);
+        assert!(
+            terminal.transcript.contains("40 120"),
+            "{}: never resized:\n{}",
+            subject.backend,
+            terminal.transcript
+        );
     }
 }

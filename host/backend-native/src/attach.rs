@@ -1,9 +1,11 @@
 //! Attaching to a running native container: its supervisor listens on a unix socket of the
 //! container's (`<run-dir>/native/attach/`, owner-only), sends every attached client the
 //! output it copies from then on, one frame per chunk (`[stream][length: u32 BE][bytes]`,
-//! stream 1 stdout, 2 stderr), and writes what a client sends into the container's stdin when
-//! it was created with one open (`stdin-open`; with `stdin-once` the first client to finish
-//! closes it). A client that cannot keep up is let go rather than stall the container.
+//! stream 1 stdout, 2 stderr), and takes [`Input`] frames from each client: stdin, written into
+//! the container's when it was created with one open (`stdin-open`; with `stdin-once` the first
+//! client to finish closes it, unless it is on a terminal), and window sizes for a container on a terminal. A terminal's
+//! output before the first client attaches is kept for it (the first prompt of `run -it`). A
+//! client that cannot keep up is let go rather than stall the container.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use berth_core::{AttachStdin, Error, ExecStreams, LogStream, Result, Store};
+use berth_core::{AttachStdin, Error, ExecStreams, LogStream, Result, Store, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The attach socket of container `id` (short enough for a socket path under a deep run dir).
@@ -31,23 +33,98 @@ fn stream_byte(stream: LogStream) -> u8 {
     }
 }
 
-/// The supervisor's side: its listener, the attached clients and the container's stdin.
+/// What a client sends, one frame each: `[kind][length: u32 BE][bytes]`, kind 0 stdin, 1 a
+/// window size (rows, cols: u16 BE each). The native exec helper reads the same frames on its
+/// stdin when its caller has a terminal of its own to size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Input {
+    Stdin(Vec<u8>),
+    Resize(TerminalSize),
+}
+
+/// The largest frame a client may send; a bigger one ends its attachment.
+const MAX_INPUT_FRAME: usize = 1 << 20;
+
+impl Input {
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, body) = match self {
+            Input::Stdin(data) => (0u8, data.clone()),
+            Input::Resize(size) => (
+                1,
+                [size.rows.to_be_bytes(), size.cols.to_be_bytes()].concat(),
+            ),
+        };
+        let mut frame = Vec::with_capacity(body.len() + 5);
+        frame.push(kind);
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+}
+
+/// Cuts a client's byte stream into [`Input`]s, across reads.
+#[derive(Debug, Default)]
+pub(crate) struct InputFrames {
+    pending: Vec<u8>,
+}
+
+/// A client sent something that is not an [`Input`] frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BadFrame;
+
+impl InputFrames {
+    /// The frames `data` completes, in order.
+    pub fn push(&mut self, data: &[u8]) -> std::result::Result<Vec<Input>, BadFrame> {
+        self.pending.extend_from_slice(data);
+        let mut inputs = Vec::new();
+        while let Some(header) = self.pending.get(..5) {
+            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+            if len > MAX_INPUT_FRAME {
+                return Err(BadFrame);
+            }
+            let Some(body) = self.pending.get(5..5 + len) else {
+                break;
+            };
+            inputs.push(match (header[0], body) {
+                (0, data) => Input::Stdin(data.to_vec()),
+                (1, [r0, r1, c0, c1]) => Input::Resize(TerminalSize {
+                    rows: u16::from_be_bytes([*r0, *r1]),
+                    cols: u16::from_be_bytes([*c0, *c1]),
+                }),
+                _ => return Err(BadFrame),
+            });
+            self.pending.drain(..5 + len);
+        }
+        Ok(inputs)
+    }
+}
+
+/// A terminal's output kept for the first client, at most this much (the latest).
+const BACKLOG_LIMIT: usize = 64 * 1024;
+
+/// The supervisor's side: its listener, the attached clients, the container's stdin and, on a
+/// terminal, its pty master.
 pub(crate) struct Attachments {
     listener: UnixListener,
     path: PathBuf,
-    clients: Vec<UnixStream>,
+    clients: Vec<(UnixStream, InputFrames)>,
     stdin: Option<File>,
     stdin_once: bool,
+    terminal: Option<File>,
+    /// Output no client has seen yet; `None` once one has attached (or without a terminal).
+    backlog: Option<Vec<u8>>,
 }
 
 impl Attachments {
     /// Listens for clients of container `id`, which reads `stdin` (the write end of its
-    /// stdin pipe) when it has one.
+    /// stdin pipe, or its pty master) when it has one, and is sized through `terminal` when it
+    /// is on one.
     pub fn listen(
         store: &Store,
         id: &str,
         stdin: Option<File>,
         stdin_once: bool,
+        terminal: Option<File>,
     ) -> Result<Attachments> {
         use std::os::unix::fs::PermissionsExt;
         let path = socket_path(store, id);
@@ -65,14 +142,17 @@ impl Attachments {
             path,
             clients: Vec::new(),
             stdin,
-            stdin_once,
+            // As docker: a terminal's stdin outlives a client that leaves (detach keys).
+            stdin_once: stdin_once && terminal.is_none(),
+            backlog: terminal.as_ref().map(|_| Vec::new()),
+            terminal,
         })
     }
 
     /// What the supervisor's poll waits on besides the output: the listener, then each client.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         std::iter::once(self.listener.as_fd())
-            .chain(self.clients.iter().map(|c| c.as_fd()))
+            .chain(self.clients.iter().map(|(c, _)| c.as_fd()))
             .collect()
     }
 
@@ -81,23 +161,42 @@ impl Attachments {
         if ready.first() == Some(&true) {
             while let Ok((client, _)) = self.listener.accept() {
                 let _ = client.set_nonblocking(true);
-                self.clients.push(client);
+                self.clients.push((client, InputFrames::default()));
+                if let Some(backlog) = self.backlog.take()
+                    && !backlog.is_empty()
+                {
+                    self.broadcast(LogStream::Stdout, &backlog);
+                }
             }
         }
         let mut gone = Vec::new();
-        for (i, client) in self.clients.iter_mut().enumerate() {
+        for (i, (client, frames)) in self.clients.iter_mut().enumerate() {
             if ready.get(i + 1) != Some(&true) {
                 continue;
             }
             match client.read(buf) {
                 Ok(0) => gone.push(i),
-                Ok(n) => {
-                    if let Some(stdin) = &mut self.stdin
-                        && stdin.write_all(&buf[..n]).is_err()
-                    {
-                        self.stdin = None;
+                Ok(n) => match frames.push(&buf[..n]) {
+                    Ok(inputs) => {
+                        for input in inputs {
+                            match input {
+                                Input::Stdin(data) => {
+                                    if let Some(stdin) = &mut self.stdin
+                                        && stdin.write_all(&data).is_err()
+                                    {
+                                        self.stdin = None;
+                                    }
+                                }
+                                Input::Resize(size) => {
+                                    if let Some(terminal) = &self.terminal {
+                                        berth_core::terminal::set_size(terminal, size);
+                                    }
+                                }
+                            }
+                        }
                     }
-                }
+                    Err(BadFrame) => gone.push(i),
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => gone.push(i),
@@ -105,14 +204,23 @@ impl Attachments {
         }
         for i in gone.into_iter().rev() {
             self.clients.remove(i);
-            if self.stdin_once {
-                self.stdin = None; // closed: the container reads end of file
-            }
+            self.client_left();
+        }
+    }
+
+    fn client_left(&mut self) {
+        if self.stdin_once {
+            self.stdin = None; // closed: the container reads end of file
         }
     }
 
     /// Sends a chunk of output to every client; one whose socket is full is let go.
     pub fn broadcast(&mut self, stream: LogStream, data: &[u8]) {
+        if let Some(backlog) = &mut self.backlog {
+            backlog.extend_from_slice(data);
+            let over = backlog.len().saturating_sub(BACKLOG_LIMIT);
+            backlog.drain(..over);
+        }
         if self.clients.is_empty() {
             return;
         }
@@ -120,7 +228,8 @@ impl Attachments {
         frame.push(stream_byte(stream));
         frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
         frame.extend_from_slice(data);
-        self.clients.retain_mut(|client| {
+        let before = self.clients.len();
+        self.clients.retain_mut(|(client, _)| {
             let mut sent = 0;
             while sent < frame.len() {
                 match client.write(&frame[sent..]) {
@@ -132,6 +241,10 @@ impl Attachments {
             }
             true
         });
+        // A client that closed its socket before its end of stdin was read left all the same.
+        if self.clients.len() < before {
+            self.client_left();
+        }
     }
 }
 
@@ -141,17 +254,18 @@ impl Drop for Attachments {
     }
 }
 
-/// The client's side: `io`'s stdin into the container (as `stdin` says), its output into
-/// `io`'s stdout and stderr, until the container's output ends or a detach.
+/// The client's side: `io`'s stdin into the container (as `stdin` says) and its window sizes,
+/// the container's output into `io`'s stdout and stderr, until that output ends or a detach.
 pub async fn attach(path: PathBuf, io: ExecStreams, stdin_mode: AttachStdin) -> Result<()> {
     let socket = tokio::net::UnixStream::connect(&path)
         .await
         .map_err(|e| Error::io(format!("attaching through {}", path.display()), e))?;
     let (mut from, mut to) = socket.into_split();
     let ExecStreams {
-        mut stdin,
+        stdin,
         mut stdout,
         mut stderr,
+        resize,
     } = io;
     let output = async move {
         let mut header = [0u8; 5];
@@ -171,19 +285,90 @@ pub async fn attach(path: PathBuf, io: ExecStreams, stdin_mode: AttachStdin) -> 
         }
     };
     let input = async move {
-        if stdin_mode == AttachStdin::Off {
-            return std::future::pending::<()>().await;
+        let mut resize = resize;
+        if stdin_mode != AttachStdin::Off {
+            let _ = send_input(Some(stdin), &mut resize, &mut to).await;
         }
-        let _ = tokio::io::copy(&mut stdin, &mut to).await;
         if stdin_mode == AttachStdin::UntilEnd {
             let _ = to.shutdown().await;
             return;
         }
+        let _ = send_input(None, &mut resize, &mut to).await;
         // The socket's write half stays open: closing it would read as this client leaving.
         std::future::pending::<()>().await
     };
     tokio::select! {
         done = output => done.map_err(|e| Error::io("copying attached output", e)),
         () = input => Ok(()),
+    }
+}
+
+/// Sends `stdin` and the window sizes from `resize` as [`Input`] frames, until stdin ends
+/// (given one) or no more sizes come (without).
+pub(crate) async fn send_input(
+    mut stdin: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    resize: &mut Option<berth_core::Resizes>,
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    let until_stdin_ends = stdin.is_some();
+    while stdin.is_some() || (!until_stdin_ends && resize.is_some()) {
+        let frame = tokio::select! {
+            // A size given before keys applies before them.
+            biased;
+            size = async { resize.as_mut().expect("guarded").recv().await }, if resize.is_some() => {
+                match size {
+                    Some(size) => Input::Resize(size),
+                    None => { *resize = None; continue; }
+                }
+            }
+            read = async { stdin.as_mut().expect("guarded").read(&mut buf).await }, if stdin.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => { stdin = None; continue; }
+                    Ok(n) => Input::Stdin(buf[..n].to_vec()),
+                }
+            }
+        };
+        to.write_all(&frame.encode()).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_frames_survive_any_split() {
+        let inputs = [
+            Input::Stdin(b"echo hi\n".to_vec()),
+            Input::Resize(TerminalSize {
+                rows: 40,
+                cols: 132,
+            }),
+            Input::Stdin(Vec::new()),
+        ];
+        let bytes: Vec<u8> = inputs.iter().flat_map(Input::encode).collect();
+        for cut in 0..bytes.len() {
+            let mut frames = InputFrames::default();
+            let mut got = frames.push(&bytes[..cut]).unwrap();
+            got.extend(frames.push(&bytes[cut..]).unwrap());
+            assert_eq!(got, inputs, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_client_sending_garbage_is_refused() {
+        assert_eq!(
+            InputFrames::default().push(&[9, 0, 0, 0, 1, 0]),
+            Err(BadFrame)
+        );
+        let resize_too_short = [1, 0, 0, 0, 2, 0, 40];
+        assert_eq!(
+            InputFrames::default().push(&resize_too_short),
+            Err(BadFrame)
+        );
+        let huge = [0, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(InputFrames::default().push(&huge), Err(BadFrame));
     }
 }

@@ -18,6 +18,7 @@ pub mod rootfs;
 pub mod snapshots;
 pub mod stats;
 pub mod supervisor;
+mod terminal;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
@@ -773,6 +774,7 @@ impl ContainerBackend for NativeBackend {
             Capability::CriLogs,
             Capability::UpdateLimits,
             Capability::Attach,
+            Capability::Terminal,
         ]))
     }
 
@@ -1084,6 +1086,8 @@ impl ContainerBackend for NativeBackend {
             command: spec.command.clone(),
             env: spec.env.clone().into_iter().collect(),
             cwd: spec.working_dir.clone(),
+            tty: spec.tty,
+            framed: spec.tty && matches!(io, ExecIo::Streams(_)),
         };
         let mut helper = tokio::process::Command::new(&self.supervisor_exe);
         helper
@@ -1103,7 +1107,8 @@ impl ContainerBackend for NativeBackend {
             }
         };
         helper
-            .stdin(if spec.interactive {
+            // A terminal's size reaches a framed exec through its stdin.
+            .stdin(if spec.interactive || request.framed {
                 stdio(true)
             } else {
                 Stdio::null()
@@ -1119,7 +1124,21 @@ impl ContainerBackend for NativeBackend {
         })?;
         let pumped = match io {
             ExecIo::Inherit => None,
-            ExecIo::Streams(streams) => {
+            ExecIo::Streams(mut streams) => {
+                let interactive = spec.interactive || request.framed;
+                if request.framed {
+                    // Input frames: stdin (when the exec reads it) and window sizes, in one.
+                    let stdin = std::mem::replace(&mut streams.stdin, Box::new(tokio::io::empty()));
+                    let stdin = spec.interactive.then_some(stdin);
+                    let (mut to_helper, from_caller) = tokio::io::duplex(64 * 1024);
+                    let mut resize = streams.resize.take();
+                    tokio::spawn(async move {
+                        let _ = attach::send_input(stdin, &mut resize, &mut to_helper).await;
+                        // The end of stdin closes the process's; sizes keep coming.
+                        let _ = attach::send_input(None, &mut resize, &mut to_helper).await;
+                    });
+                    streams.stdin = Box::new(from_caller);
+                }
                 let to_stdin = match child.stdin.take() {
                     Some(stdin) => Box::new(stdin) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
                     None => Box::new(tokio::io::sink()),
@@ -1128,7 +1147,6 @@ impl ContainerBackend for NativeBackend {
                 let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
                     unreachable!("both outputs are piped");
                 };
-                let interactive = spec.interactive;
                 Some(tokio::spawn(streams.pump(
                     interactive,
                     to_stdin,

@@ -28,6 +28,7 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use crate::records::{self, Layout, Phase, StateRecord};
 use crate::rootfs;
+use crate::terminal::ConsoleSocket;
 use berth_core::logs;
 
 /// What the supervisor tells `start`, as data: `start` acts on the kind, never on the text.
@@ -157,19 +158,44 @@ fn supervise(
         let _ = rootfs::unmount(&layout.rootfs());
         return Ok(Err(missing));
     }
-    let (stdin_reader, stdin_writer) = if record.spec.stdin_open {
+    let (stdin_reader, stdin_writer) = if record.spec.stdin_open && !record.spec.tty {
         let (r, w) = pipe2(OFlag::O_CLOEXEC).context(|| "creating the stdin pipe".into())?;
         (Some(r), Some(File::from(w)))
     } else {
         (None, None)
     };
-    let attachments =
-        crate::attach::Attachments::listen(store, id, stdin_writer, record.spec.stdin_once);
-    let started = attachments
-        .and_then(|a| start_container(store, id, &layout, stdin_reader).map(|parts| (parts, a)));
-    let ((mut container, out, err), mut attachments) = match started {
+    let started = start_container(store, id, &layout, stdin_reader, record.spec.tty);
+    let (mut container, output) = match started {
         Ok(parts) => parts,
         Err(e) => {
+            let _ = rootfs::unmount(&layout.rootfs());
+            return Err(e);
+        }
+    };
+    // On a terminal the master is the container's stdin as well as its output.
+    let (stdin, terminal) = match &output {
+        Output::Terminal(master) => {
+            let clone = || master.try_clone().context(|| "sharing the terminal".into());
+            let stdin = if record.spec.stdin_open {
+                Some(clone()?)
+            } else {
+                None
+            };
+            (stdin, Some(clone()?))
+        }
+        Output::Pipes(..) => (stdin_writer, None),
+    };
+    let mut attachments = match crate::attach::Attachments::listen(
+        store,
+        id,
+        stdin,
+        record.spec.stdin_once,
+        terminal,
+    ) {
+        Ok(attachments) => attachments,
+        Err(e) => {
+            let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
+            let _ = container.delete(true);
             let _ = rootfs::unmount(&layout.rootfs());
             return Err(e);
         }
@@ -198,7 +224,7 @@ fn supervise(
         .append(true)
         .open(layout.log())
         .context(|| format!("opening {}", layout.log().display()))?;
-    pump(out, err, log, cri_log, &mut attachments);
+    pump(output, log, cri_log, &mut attachments);
     drop(attachments);
     let exit_code = reap(Pid::from_raw(pid)).unwrap_or(255);
 
@@ -302,14 +328,21 @@ fn executable_in(root: &std::path::Path, path: &str) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Builds and starts the container (reading `stdin` when given, else an empty stdin);
-/// returns it with the read ends of its stdout and stderr.
+/// What the container writes to: two pipes, or a terminal (its pty master).
+enum Output {
+    Pipes(OwnedFd, OwnedFd),
+    Terminal(File),
+}
+
+/// Builds and starts the container (reading `stdin` when given, else an empty stdin; on a
+/// terminal of its own when `tty`); returns it with what its output is read from.
 fn start_container(
     store: &Store,
     id: &str,
     layout: &Layout,
     stdin: Option<OwnedFd>,
-) -> Result<(Container, OwnedFd, OwnedFd)> {
+    tty: bool,
+) -> Result<(Container, Output)> {
     let root: PathBuf = records::libcontainer_root(store);
     berth_core::store::create_dir_all(&root)?;
     // A previous run that did not clean up (a killed supervisor, a reboot) blocks the id.
@@ -319,6 +352,7 @@ fn start_container(
         }
         let _ = std::fs::remove_dir_all(root.join(id));
     }
+    let console = tty.then(|| ConsoleSocket::listen(store, id)).transpose()?;
     let pipe = || pipe2(OFlag::O_CLOEXEC).context(|| "creating output pipes".into());
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -332,7 +366,10 @@ fn start_container(
     let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root)
         .and_then(|b| {
-            let b = b.with_stdout(out_w).with_stderr(err_w);
+            let b = match &console {
+                Some(console) => b.with_console_socket(Some(console.path())),
+                None => b.with_stdout(out_w).with_stderr(err_w),
+            };
             match stdin {
                 Some(stdin) => b.with_stdin(stdin),
                 None => b,
@@ -347,11 +384,21 @@ fn start_container(
         });
     set_sigpipe(libc::SIG_IGN);
     let mut container = built.map_err(|e| fail("create", &e))?;
+    let output = match &console {
+        Some(console) => match console.receive_master() {
+            Ok(master) => Output::Terminal(master),
+            Err(e) => {
+                let _ = container.delete(true);
+                return Err(e);
+            }
+        },
+        None => Output::Pipes(out_r, err_r),
+    };
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(fail("start", &e));
     }
-    Ok((container, out_r, err_r))
+    Ok((container, output))
 }
 
 fn set_sigpipe(handler: libc::sighandler_t) {
@@ -359,20 +406,23 @@ fn set_sigpipe(handler: libc::sighandler_t) {
     unsafe { libc::signal(libc::SIGPIPE, handler) };
 }
 
-/// Copies both output pipes into the log (and the CRI's, when asked for, and to attached
+/// Copies the output (both pipes, or the terminal) into the log (and the CRI's, when asked for, and to attached
 /// clients) until both reach end of file (every process of the container has exited or
 /// closed them); meanwhile serves the attach socket.
 fn pump(
-    out: OwnedFd,
-    err: OwnedFd,
+    output: Output,
     mut log: File,
     mut cri_log: Option<logs::CriLog>,
     attachments: &mut crate::attach::Attachments,
 ) {
-    let mut streams: Vec<(File, LogStream)> = vec![
-        (File::from(out), LogStream::Stdout),
-        (File::from(err), LogStream::Stderr),
-    ];
+    let mut streams: Vec<(File, LogStream)> = match output {
+        Output::Pipes(out, err) => vec![
+            (File::from(out), LogStream::Stdout),
+            (File::from(err), LogStream::Stderr),
+        ],
+        // A terminal has one stream; its master reads EIO once the container's side is closed.
+        Output::Terminal(master) => vec![(master, LogStream::Stdout)],
+    };
     let mut buf = vec![0u8; 64 * 1024];
     while !streams.is_empty() {
         let (ready, attach_ready): (Vec<bool>, Vec<bool>) = {

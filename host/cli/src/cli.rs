@@ -48,6 +48,16 @@ pub enum Command {
     Create(CreateArgs),
     /// Start created or stopped containers.
     Start {
+        /// Stay attached to its output (and, with -i, feed it this stdin); exits with its exit
+        /// code. One container only.
+        #[arg(short, long)]
+        attach: bool,
+        /// With -a: this stdin into the container's (it was created with -i).
+        #[arg(short, long, requires = "attach")]
+        interactive: bool,
+        /// With -a on a terminal: the keys that detach and leave it running.
+        #[arg(long, value_name = "KEYS", default_value = crate::terminal::DEFAULT_DETACH_KEYS)]
+        detach_keys: String,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -142,6 +152,9 @@ pub enum Command {
         /// Do not send this stdin to the container.
         #[arg(long)]
         no_stdin: bool,
+        /// On a terminal: the keys that detach and leave it running.
+        #[arg(long, value_name = "KEYS", default_value = crate::terminal::DEFAULT_DETACH_KEYS)]
+        detach_keys: String,
         container: String,
     },
     /// Run a command in a running container; exits with its exit code.
@@ -149,6 +162,9 @@ pub enum Command {
         /// Keep stdin open: the process reads this one's (without it, an empty stdin).
         #[arg(short, long)]
         interactive: bool,
+        /// Give the process a terminal (this one, in raw mode, when it is a terminal).
+        #[arg(short, long)]
+        tty: bool,
         /// Environment variables (KEY=VALUE).
         #[arg(short, long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
@@ -303,6 +319,9 @@ pub struct CreateArgs {
     /// Keep the container's stdin open: `run` feeds it this one's, `berth attach` its own.
     #[arg(short, long)]
     pub interactive: bool,
+    /// Give the container a terminal; `run` and `attach` put this one in raw mode.
+    #[arg(short, long)]
+    pub tty: bool,
     /// Image (required unless the spec file names one).
     pub image: Option<String>,
     /// Command and arguments (default: the image's).
@@ -341,6 +360,9 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// With -t: the keys that detach and leave the container running.
+    #[arg(long, value_name = "KEYS", default_value = crate::terminal::DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
     #[command(flatten)]
     pub create: CreateArgs,
 }

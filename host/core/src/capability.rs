@@ -65,10 +65,12 @@ pub enum Capability {
     UpdateLimits,
     /// Attaching to a running container's output, and its stdin kept open (`stdin-open`).
     Attach,
+    /// `-t`: a container or exec'd process on a terminal, resized by its client.
+    Terminal,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 24] = [
+    pub const ALL: [Capability; 25] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -93,6 +95,7 @@ impl Capability {
         Capability::CriLogs,
         Capability::UpdateLimits,
         Capability::Attach,
+        Capability::Terminal,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -122,6 +125,7 @@ impl Capability {
             Capability::CriLogs => "cri-logs",
             Capability::UpdateLimits => "update-limits",
             Capability::Attach => "attach",
+            Capability::Terminal => "terminal",
         }
     }
 
@@ -152,6 +156,7 @@ impl Capability {
             Capability::CriLogs => "a CRI log path",
             Capability::UpdateLimits => "berth update",
             Capability::Attach => "attach, or a stdin kept open",
+            Capability::Terminal => "a terminal (-t)",
         }
     }
 
@@ -261,6 +266,7 @@ pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
         ),
         (spec.log_path.is_some(), Capability::CriLogs),
         (spec.stdin_open, Capability::Attach),
+        (spec.tty, Capability::Terminal),
     ];
     needs
         .iter()
@@ -275,6 +281,7 @@ pub fn needed_by_exec(spec: &ExecSpec, io: &ExecIo) -> Capabilities {
         (true, Capability::Exec),
         (streams, Capability::ExecStreams),
         (spec.interactive, Capability::ExecStdin),
+        (spec.tty, Capability::Terminal),
         (!spec.env.is_empty(), Capability::ExecEnv),
         (spec.working_dir.is_some(), Capability::ExecWorkdir),
     ];

@@ -15,6 +15,7 @@ pub mod namespaces;
 pub mod pod;
 pub mod snapshot;
 pub mod store;
+pub mod terminal;
 pub mod text;
 pub mod types;
 pub mod validate;

@@ -162,6 +162,10 @@ pub struct ContainerSpec {
     /// With `stdin_open`: the first attached client to finish closes the container's stdin.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_once: bool,
+    /// `-t`: the container's stdio is a terminal (one output stream), sized by whoever is
+    /// attached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
 }
 
 /// What an app shares with its pod: the namespaces the pod's infra process holds, joined by
@@ -552,7 +556,19 @@ pub struct ExecSpec {
     pub interactive: bool,
     /// Past this the process is killed and the exec fails with a timeout (the CRI's ExecSync).
     pub timeout: Option<std::time::Duration>,
+    /// `-t`: the process's stdio is a terminal; its output comes as stdout alone.
+    pub tty: bool,
 }
+
+/// A terminal's size, as the attached client's window has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// Size changes of the client's terminal, for a process or container that has one.
+pub type Resizes = tokio::sync::mpsc::Receiver<TerminalSize>;
 
 /// Where an exec's stdio goes.
 pub enum ExecIo {
@@ -639,6 +655,8 @@ pub struct ExecStreams {
     pub stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
     pub stdout: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     pub stderr: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    /// The client's terminal size, first and on every change (with a terminal only).
+    pub resize: Option<Resizes>,
 }
 
 impl ExecStreams {
@@ -651,6 +669,7 @@ impl ExecStreams {
             stdin: Box::new(tokio::io::empty()),
             stdout: Box::new(stdout),
             stderr: Box::new(stderr),
+            resize: None,
         }
     }
 
@@ -660,6 +679,7 @@ impl ExecStreams {
             stdin: Box::new(tokio::io::stdin()),
             stdout: Box::new(tokio::io::stdout()),
             stderr: Box::new(tokio::io::stderr()),
+            resize: None,
         }
     }
 
@@ -680,6 +700,7 @@ impl ExecStreams {
             mut stdin,
             mut stdout,
             mut stderr,
+            ..
         } = self;
         let feed = tokio::spawn(async move {
             if interactive {

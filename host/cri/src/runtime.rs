@@ -308,12 +308,12 @@ impl RuntimeService for Runtime {
         Ok(Response::new(ListContainerStatsResponse { stats }))
     }
 
-    /// Exec: a URL on the streaming server (no terminal yet: `tty` is refused).
+    /// Exec: a URL on the streaming server.
     async fn exec(&self, request: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
         let request = request.into_inner();
-        if request.tty {
-            return Err(Status::unimplemented(
-                "berth's exec has no terminal (tty) yet; ask for tty=false",
+        if request.tty && request.stderr {
+            return Err(Status::invalid_argument(
+                "tty and stderr cannot both be true: a terminal has one output",
             ));
         }
         if !(request.stdout || request.stderr || request.stdin) {
@@ -323,22 +323,23 @@ impl RuntimeService for Runtime {
         }
         let streaming = &self.shared.streaming;
         let url = streaming
-            .exec_url(&request.container_id, request.cmd, request.stdin)
+            .exec_url(
+                &request.container_id,
+                request.cmd,
+                request.stdin,
+                request.tty,
+            )
             .map_err(|e| crate::status::of(&e))?;
         Ok(Response::new(ExecResponse { url }))
     }
 
-    /// Attach: a URL on the streaming server (no terminal yet: `tty` is refused).
+    /// Attach: a URL on the streaming server. Whether it has a terminal is the container's
+    /// (its `tty` at creation), whatever the request says, as containerd's.
     async fn attach(
         &self,
         request: Request<AttachRequest>,
     ) -> Result<Response<AttachResponse>, Status> {
         let request = request.into_inner();
-        if request.tty {
-            return Err(Status::unimplemented(
-                "berth's attach has no terminal (tty) yet; ask for tty=false",
-            ));
-        }
         let streaming = &self.shared.streaming;
         let url = streaming
             .attach_url(&request.container_id, request.stdin)

@@ -37,6 +37,7 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const STATUS: u8 = 3;
+const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 /// What a URL stands for, waiting for its client to connect.
@@ -92,13 +93,20 @@ impl Streaming {
     }
 
     /// `Exec`: the URL its client opens, once the container is known to be the CRI's.
-    pub fn exec_url(&self, container: &str, command: Vec<String>, stdin: bool) -> Result<String> {
+    pub fn exec_url(
+        &self,
+        container: &str,
+        command: Vec<String>,
+        stdin: bool,
+        tty: bool,
+    ) -> Result<String> {
         if command.is_empty() {
             return Err(crate::meta::missing("cmd"));
         }
         let spec = ExecSpec {
             command,
             interactive: stdin,
+            tty,
             ..ExecSpec::default()
         };
         self.url(container, "exec", Session::Exec(spec))
@@ -198,7 +206,9 @@ impl Streaming {
         let (mut stdin_in, stdin) = tokio::io::duplex(64 << 10);
         let (frames, mut outgoing) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
 
-        // The client's frames: stdin until it closes it (v5) or the connection.
+        let (sizes, resize) = tokio::sync::mpsc::channel(4);
+        // The client's frames: stdin until it closes it (v5) or the connection, and terminal
+        // sizes.
         let feed = tokio::spawn(async move {
             while let Some(Ok(message)) = from_client.next().await {
                 let data = match message {
@@ -209,10 +219,13 @@ impl Streaming {
                 let Some((&channel, payload)) = data.split_first() else {
                     continue;
                 };
-                // Resizes (channel 4) are let go: there is no terminal.
                 if channel == STDIN {
                     if stdin_in.write_all(payload).await.is_err() {
                         break;
+                    }
+                } else if channel == RESIZE {
+                    if let Some(size) = terminal_size(payload) {
+                        let _ = sizes.try_send(size);
                     }
                 } else if channel == CLOSE && v5 && payload.first() == Some(&STDIN) {
                     let _ = stdin_in.shutdown().await;
@@ -252,6 +265,7 @@ impl Streaming {
             stdin: Box::new(stdin),
             stdout: Box::new(stdout),
             stderr: Box::new(stderr),
+            resize: Some(resize),
         };
         let outcome = match (self.engine.resolve(&pending.container), &pending.what) {
             (Ok(record), Session::Exec(spec)) => {
@@ -293,6 +307,21 @@ impl Streaming {
         let _ = to_client.send(Message::Close(Some(normal))).await;
         let _ = to_client.close().await;
     }
+}
+
+/// A resize message: `{"Width": W, "Height": H}`, as Kubernetes' remotecommand sends it.
+fn terminal_size(payload: &[u8]) -> Option<berth_core::TerminalSize> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Size {
+        width: u16,
+        height: u16,
+    }
+    let size: Size = serde_json::from_slice(payload).ok()?;
+    Some(berth_core::TerminalSize {
+        rows: size.height,
+        cols: size.width,
+    })
 }
 
 fn refusal(code: StatusCode, why: &str) -> ErrorResponse {

@@ -69,6 +69,10 @@ pub fn process_env(spec: &ContainerSpec, image: &ImageConfig) -> Vec<String> {
         let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
         set(k, v);
     }
+    // What docker gives a terminal, so full-screen programs know how to draw.
+    if spec.tty {
+        set("TERM", "xterm");
+    }
     for (k, v) in &spec.env {
         set(k, v);
     }
@@ -178,6 +182,7 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     let mut process = spec.process().clone().expect("default spec has a process");
     process.set_args(Some(args));
     process.set_env(Some(process_env(cspec, image)));
+    process.set_terminal(Some(cspec.tty));
     process.set_cwd(PathBuf::from(cwd));
     process.set_user(
         UserBuilder::default()

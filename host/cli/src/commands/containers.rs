@@ -68,6 +68,9 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     if args.interactive {
         spec.stdin_open = true;
     }
+    if args.tty {
+        spec.tty = true;
+    }
     for text in args.pkg {
         berth_packages::parse_ref(&text)?;
         spec.packages.push(text);
@@ -118,6 +121,10 @@ pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Resu
         auto_remove: args.rm,
         ..CreateOptions::default()
     };
+    let detach_keys = crate::terminal::parse_detach_keys(&args.detach_keys)?;
+    if args.create.interactive && args.create.tty && !args.detach {
+        crate::terminal::stdin_must_be_a_terminal("run -it")?;
+    }
     let mut spec = spec_from_args(args.create)?;
     // In the foreground, this stdin ends the container's: docker's `run -i`.
     spec.stdin_once = spec.stdin_open && !args.detach;
@@ -132,24 +139,13 @@ pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Resu
         println!("{}", record.id);
         return Ok(0);
     }
-    // The output comes from the log; the attachment carries stdin alone.
-    let feed = record.spec.stdin_open.then(|| {
-        let (engine, record) = (engine.clone(), record.clone());
-        tokio::spawn(async move {
-            let io = berth_core::ExecStreams {
-                stdin: Box::new(tokio::io::stdin()),
-                stdout: Box::new(tokio::io::sink()),
-                stderr: Box::new(tokio::io::sink()),
-            };
-            engine
-                .attach(&record, io, berth_core::AttachStdin::UntilEnd)
-                .await
-        })
-    });
-    let outcome = attach(engine, &record).await;
-    if let Some(feed) = feed {
-        feed.abort();
-    }
+    let foreground = Foreground {
+        feed_stdin: record.spec.stdin_open,
+        detach_keys,
+    };
+    let Some(outcome) = foreground.stay(engine, &record).await else {
+        return Ok(0);
+    };
     if args.rm {
         engine
             .remove(&record, RemoveOptions::forced())
@@ -157,6 +153,82 @@ pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Resu
             .with_context(|| format!("removing container {} after it exited", record.name))?;
     }
     outcome
+}
+
+/// `run` without -d and `start -a`: with the container until it exits.
+struct Foreground {
+    /// This stdin goes into the container's.
+    feed_stdin: bool,
+    /// On a terminal, what detaches.
+    detach_keys: Vec<u8>,
+}
+
+impl Foreground {
+    /// The container's exit code once it has exited; `None` when the user detached from its
+    /// terminal and it runs on.
+    async fn stay(
+        &self,
+        engine: &std::sync::Arc<Engine>,
+        record: &ContainerRecord,
+    ) -> Option<anyhow::Result<i32>> {
+        if record.spec.tty {
+            let stdin = if self.feed_stdin {
+                berth_core::AttachStdin::ThenOutput
+            } else {
+                berth_core::AttachStdin::Off
+            };
+            return on_terminal(engine, record, stdin, &self.detach_keys).await;
+        }
+        // The output comes from the log; the attachment carries stdin alone.
+        let feed = self.feed_stdin.then(|| {
+            let (engine, record) = (engine.clone(), record.clone());
+            tokio::spawn(async move {
+                let io = berth_core::ExecStreams {
+                    stdin: Box::new(tokio::io::stdin()),
+                    stdout: Box::new(tokio::io::sink()),
+                    stderr: Box::new(tokio::io::sink()),
+                    resize: None,
+                };
+                engine
+                    .attach(&record, io, berth_core::AttachStdin::UntilEnd)
+                    .await
+            })
+        });
+        let outcome = attach(engine, record).await;
+        if let Some(feed) = feed {
+            feed.abort();
+        }
+        Some(outcome)
+    }
+}
+
+/// This terminal on the container's until it exits (its exit code) or the user detaches
+/// (`None`, said on stderr).
+async fn on_terminal(
+    engine: &Engine,
+    record: &ContainerRecord,
+    stdin: berth_core::AttachStdin,
+    detach_keys: &[u8],
+) -> Option<anyhow::Result<i32>> {
+    match crate::terminal::attach(engine, record, stdin, detach_keys).await {
+        Err(e) => {
+            // It exited before this could attach (`run -t true`): what it wrote is in its log.
+            let exiting = std::time::Duration::from_secs(5);
+            let Ok(Ok(code)) = tokio::time::timeout(exiting, engine.wait(record)).await else {
+                return Some(Err(e.into()));
+            };
+            let logs = engine
+                .logs(record, LogOptions::default(), &mut StdioSink)
+                .await;
+            Some(logs.map(|()| code).map_err(Into::into))
+        }
+        Ok(crate::terminal::Ended::Exited) => Some(engine.wait(record).await.map_err(Into::into)),
+        Ok(crate::terminal::Ended::Detached) => {
+            let name = output::escaped(&record.name);
+            eprintln!("berth: detached from {name}; it runs on (`berth attach {name}` to return)");
+            None
+        }
+    }
 }
 
 /// Streams the container's output until it exits, forwarding SIGINT and SIGTERM to it, and
@@ -182,14 +254,28 @@ async fn attach(engine: &Engine, record: &ContainerRecord) -> anyhow::Result<i32
 }
 
 /// `berth attach`: this process's stdio on the container's until it exits (its exit code);
-/// the end of this stdin only stops the input.
-pub async fn attach_stdio(engine: &Engine, reference: &str, no_stdin: bool) -> anyhow::Result<i32> {
+/// the end of this stdin only stops the input. On a terminal, the detach keys leave it.
+pub async fn attach_stdio(
+    engine: &Engine,
+    reference: &str,
+    no_stdin: bool,
+    detach_keys: &str,
+) -> anyhow::Result<i32> {
+    let detach_keys = crate::terminal::parse_detach_keys(detach_keys)?;
     let record = engine.resolve(reference)?;
     let stdin = if record.spec.stdin_open && !no_stdin {
         berth_core::AttachStdin::ThenOutput
     } else {
         berth_core::AttachStdin::Off
     };
+    if record.spec.tty {
+        if stdin != berth_core::AttachStdin::Off {
+            crate::terminal::stdin_must_be_a_terminal(&format!("attach to {}", record.name))?;
+        }
+        return on_terminal(engine, &record, stdin, &detach_keys)
+            .await
+            .unwrap_or(Ok(0));
+    }
     engine
         .attach(&record, berth_core::ExecStreams::stdio(), stdin)
         .await?;
@@ -231,6 +317,41 @@ pub async fn start(engine: &std::sync::Arc<Engine>, references: &[String]) -> an
         engine.start(&record).await
     })
     .await
+}
+
+/// `start -a [-i]`: starts one container and stays with it, as `run` does.
+pub async fn start_attached(
+    engine: &std::sync::Arc<Engine>,
+    references: &[String],
+    interactive: bool,
+    detach_keys: &str,
+) -> anyhow::Result<i32> {
+    let detach_keys = crate::terminal::parse_detach_keys(detach_keys)?;
+    let [reference] = references else {
+        return Err(
+            Error::invalid("start --attach", "more than one container given")
+                .with_hint("attach to one container at a time")
+                .into(),
+        );
+    };
+    let record = engine.resolve(reference)?;
+    if interactive && !record.spec.stdin_open {
+        return Err(Error::invalid(
+            format!("start -i of container {}", record.name),
+            "it was created without -i, so its stdin is closed",
+        )
+        .with_hint("create it with -i to feed it stdin")
+        .into());
+    }
+    if interactive && record.spec.tty {
+        crate::terminal::stdin_must_be_a_terminal(&format!("start -ai of {}", record.name))?;
+    }
+    engine.start(&record).await?;
+    let foreground = Foreground {
+        feed_stdin: interactive,
+        detach_keys,
+    };
+    foreground.stay(engine, &record).await.unwrap_or(Ok(0))
 }
 
 pub async fn stop(
@@ -476,11 +597,13 @@ pub fn exec_spec(
     env: &[String],
     working_dir: Option<String>,
     interactive: bool,
+    tty: bool,
 ) -> berth_core::Result<ExecSpec> {
     let mut spec = ExecSpec {
         command,
         working_dir,
         interactive,
+        tty,
         ..Default::default()
     };
     for text in env {
@@ -492,6 +615,9 @@ pub fn exec_spec(
 
 pub async fn exec(engine: &Engine, reference: &str, spec: &ExecSpec) -> anyhow::Result<i32> {
     let record = engine.resolve(reference)?;
+    if spec.interactive && spec.tty {
+        crate::terminal::stdin_must_be_a_terminal(&format!("exec -it in {}", record.name))?;
+    }
     Ok(engine
         .exec(&record, spec, berth_core::ExecIo::Inherit)
         .await?)

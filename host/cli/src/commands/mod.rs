@@ -27,7 +27,17 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
     match command {
         Command::Run(args) => containers::run(&engine, args).await,
         Command::Create(args) => containers::create(&engine, args).await,
-        Command::Start { containers } => containers::start(&engine, &containers).await,
+        Command::Start {
+            attach: false,
+            containers,
+            ..
+        } => containers::start(&engine, &containers).await,
+        Command::Start {
+            interactive,
+            detach_keys,
+            containers,
+            ..
+        } => containers::start_attached(&engine, &containers, interactive, &detach_keys).await,
         Command::Stop {
             timeout,
             signal,
@@ -84,16 +94,18 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
         }
         Command::Attach {
             no_stdin,
+            detach_keys,
             container,
-        } => containers::attach_stdio(&engine, &container, no_stdin).await,
+        } => containers::attach_stdio(&engine, &container, no_stdin, &detach_keys).await,
         Command::Exec {
             interactive,
+            tty,
             env,
             workdir,
             container,
             command,
         } => {
-            let spec = containers::exec_spec(command, &env, workdir, interactive)?;
+            let spec = containers::exec_spec(command, &env, workdir, interactive, tty)?;
             containers::exec(&engine, &container, &spec).await
         }
         Command::Image(args) => images::dispatch(&engine, args, json).await,

@@ -1,0 +1,158 @@
+//! `berth` on a terminal the test owns: a pty whose slave is the process's controlling terminal
+//! (so it gets SIGWINCH when the test resizes it) and whose master the test types into and
+//! reads, as a user's terminal emulator would.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for text it expects before it fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct Terminal {
+    master: File,
+    child: Child,
+    /// Everything the process wrote, for failure messages.
+    pub transcript: String,
+    /// How much of `transcript` an `expect` has already matched.
+    seen: usize,
+}
+
+impl Terminal {
+    /// Runs `command` with a new pty of `rows` x `cols` as its stdin, stdout and stderr.
+    pub fn spawn(mut command: Command, rows: u16, cols: u16) -> Terminal {
+        let (mut master, mut slave) = (0, 0);
+        let size = winsize(rows, cols);
+        // SAFETY: openpty writes two descriptors; the name and termios pointers may be null.
+        let opened = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors are new and owned by nothing else.
+        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
+        command
+            .stdin(stdio(&slave))
+            .stdout(stdio(&slave))
+            .stderr(stdio(&slave));
+        // SAFETY: setsid and ioctl are async-signal-safe; the closure allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("running berth on a pty");
+        drop(slave);
+        // SAFETY: fcntl on a descriptor this function owns.
+        unsafe {
+            let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Terminal {
+            master,
+            child,
+            transcript: String::new(),
+            seen: 0,
+        }
+    }
+
+    /// Types `text`.
+    pub fn send(&mut self, text: &[u8]) {
+        self.master.write_all(text).unwrap();
+    }
+
+    /// Resizes the terminal: the process on it gets SIGWINCH.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        let size = winsize(rows, cols);
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    }
+
+    /// Reads until `needle` shows after what earlier calls matched; panics with the transcript
+    /// when it does not within [`PATIENCE`].
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(at) = self.transcript[self.seen..].find(needle) {
+                self.seen += at + needle.len();
+                return;
+            }
+            assert!(
+                self.read_some(deadline),
+                "{needle:?} never came; the terminal showed:\n{}",
+                self.transcript
+            );
+        }
+    }
+
+    /// Waits for the process to exit, reading what it still writes; its exit code.
+    #[track_caller]
+    pub fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while self.read_some(Instant::now()) {}
+                return status.code().unwrap_or(-1);
+            }
+            if !self.read_some(deadline) {
+                assert!(
+                    Instant::now() < deadline,
+                    "berth never exited; the terminal showed:\n{}",
+                    self.transcript
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Appends what the terminal has to the transcript, waiting for some until `deadline`;
+    /// false when nothing came (or the process's side is gone).
+    fn read_some(&mut self, deadline: Instant) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    self.transcript
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    return true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // EIO: every descriptor of the slave side is closed.
+                _ => return false,
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn winsize(rows: u16, cols: u16) -> libc::winsize {
+    libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
