@@ -30,13 +30,6 @@ pub async fn create(
     config: ContainerConfig,
 ) -> Result<String> {
     let (pod, sandbox) = sandboxes::get(&engine, &sandbox_id)?;
-    if config.tty {
-        return Err(Error::NotSupported {
-            backend: "cri".into(),
-            operation: "a container with a terminal (tty)".into(),
-            hint: "berth gives containers no terminal yet; create it with tty=false".into(),
-        });
-    }
     let metadata = config
         .metadata
         .clone()
@@ -97,6 +90,7 @@ pub async fn create(
         log_path,
         stdin_open: config.stdin,
         stdin_once: config.stdin_once,
+        tty: config.tty,
         ..ContainerSpec::default()
     };
     let options = CreateOptions {
