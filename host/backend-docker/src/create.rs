@@ -134,6 +134,8 @@ pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<Contai
         labels: Some(labels),
         hostname: spec.hostname.clone(),
         working_dir: spec.working_dir.clone(),
+        open_stdin: Some(spec.stdin_open),
+        stdin_once: Some(spec.stdin_once),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(host),
         networking_config: networking,

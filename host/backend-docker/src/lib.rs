@@ -23,19 +23,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_core::config::{AppleBackendConfig, DockerBackendConfig};
 use berth_core::{
-    Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerStats,
-    Durability, Error, ExecIo, ExecSpec, ImageInfo, ListFilter, LogOptions, LogSink, LogStream,
-    Object, PullEvent, PullProgress, RemoveOptions, Result, StdioSink, StopOptions, Store,
+    AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
+    ContainerStats, Durability, Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, ListFilter,
+    LogOptions, LogSink, LogStream, Object, PullEvent, PullProgress, RemoveOptions, Result,
+    StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerConfig, ExecConfig};
 use bollard::query_parameters::{
-    CommitContainerOptions, CreateContainerOptions, CreateImageOptions, ImportImageOptions,
-    InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
-    TagImageOptions, WaitContainerOptions,
+    AttachContainerOptionsBuilder, CommitContainerOptions, CreateContainerOptions,
+    CreateImageOptions, ImportImageOptions, InspectContainerOptions, KillContainerOptions,
+    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveImageOptions, StatsOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt};
@@ -86,13 +87,16 @@ impl Flavour {
             Capability::ImagePull,
             Capability::ImageImport,
             Capability::LogFilters,
+            Capability::Attach,
         ]);
         match self {
             Flavour::Docker => docker,
             // Memoh's Apple backend: every snapshot operation (a commit is one), exec's stdin,
             // working directory and environment are "not supported on this backend".
             // Its log filters are not known to berth's tests: refused rather than guessed.
+            // Attaching is not known to work on socktainer: refused rather than guessed.
             Flavour::Apple => docker
+                .without(Capability::Attach)
                 .without(Capability::LogFilters)
                 .without(Capability::Commit)
                 .without(Capability::ExecStdin)
@@ -808,6 +812,61 @@ impl ContainerBackend for DockerBackend {
         }
         let inspected = docker.inspect_exec(&exec.id).await.map_err(fail)?;
         Ok(inspected.exit_code.unwrap_or(-1) as i32)
+    }
+
+    async fn attach(&self, id: &str, io: ExecStreams, stdin: AttachStdin) -> Result<()> {
+        let docker_id = self.docker_id(id).await?;
+        let docker = self.docker().await?;
+        let fail = |e| self.error("attach to", Object::Container, id, e);
+        let options = AttachContainerOptionsBuilder::new()
+            .stdin(stdin != AttachStdin::Off)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .build();
+        let attached = docker
+            .attach_container(&docker_id, Some(options))
+            .await
+            .map_err(fail)?;
+        let (mut output, mut input) = (attached.output, attached.input);
+        let ExecStreams {
+            stdin: mut reader,
+            mut stdout,
+            mut stderr,
+            ..
+        } = io;
+        let copy_output = async {
+            while let Some(chunk) = output.next().await {
+                let (to, bytes) = match chunk.map_err(fail)? {
+                    LogOutput::StdErr { message } => (&mut stderr, message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        (&mut stdout, message)
+                    }
+                    LogOutput::StdIn { .. } => continue,
+                };
+                to.write_all(&bytes)
+                    .await
+                    .and(to.flush().await)
+                    .map_err(|e| Error::io("copying attached output", e))?;
+            }
+            Ok(())
+        };
+        let feed = async {
+            if stdin != AttachStdin::Off {
+                let _ = tokio::io::copy(&mut reader, &mut input).await;
+            }
+            if stdin == AttachStdin::UntilEnd {
+                // The end of this stdin: with stdin-once, dockerd closes the container's.
+                let _ = input.shutdown().await;
+                return;
+            }
+            // The connection's write half stays open: closing it would read as a detach.
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            done = copy_output => done,
+            () = feed => Ok(()),
+        }
     }
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
