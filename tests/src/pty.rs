@@ -98,6 +98,12 @@ impl Terminal {
         }
     }
 
+    /// SIGKILLs the process (berth, not what it runs).
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for the process to exit, reading what it still writes; its exit code.
     #[track_caller]
     pub fn wait(&mut self) -> i32 {

@@ -117,3 +117,25 @@ fn it_needs_a_terminal_and_detach_keys_must_parse() {
     assert_eq!(shown.stdout, "hi\r\n");
     assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
 }
+
+#[test]
+fn a_killed_client_leaves_the_container_on_its_terminal_for_the_next() {
+    let env = BerthEnv::new("").with_busybox();
+    let mut run = Terminal::spawn(
+        env.command(&["run", "-it", "--name", "kept", "busybox:local", "sh"]),
+        24,
+        80,
+    );
+    run.expect("# ");
+    // Seen run, not just echoed: what berth still held when killed would be lost.
+    run.send(b"export MARK=survived; echo set-$((40+2))\r");
+    run.expect("set-42");
+    // The supervisor owns the terminal: berth's death is a client leaving, nothing more.
+    run.kill();
+    assert_eq!(status(&env, "kept"), "running");
+    let mut back = Terminal::spawn(env.command(&["attach", "kept"]), 24, 80);
+    back.send(b"echo mark=$MARK\r");
+    back.expect("mark=survived");
+    back.send(b"exit 6\r");
+    assert_eq!(back.wait(), 6, "{}", back.transcript);
+}
