@@ -139,3 +139,13 @@ fn a_killed_client_leaves_the_container_on_its_terminal_for_the_next() {
     back.send(b"exit 6\r");
     assert_eq!(back.wait(), 6, "{}", back.transcript);
 }
+
+#[test]
+fn a_containers_terminal_has_the_clients_size_from_its_first_instant() {
+    let env = BerthEnv::new("").with_busybox();
+    // stty runs at once: a size that came with the first resize would read 0x0.
+    let command = env.command(&["run", "-t", "--rm", "busybox:local", "stty", "size"]);
+    let mut run = Terminal::spawn(command, 31, 93);
+    assert_eq!(run.wait(), 0, "{}", run.transcript);
+    assert!(run.transcript.contains("31 93"), "{}", run.transcript);
+}

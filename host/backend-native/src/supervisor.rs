@@ -164,7 +164,8 @@ fn supervise(
     } else {
         (None, None)
     };
-    let started = start_container(store, id, &layout, stdin_reader, record.spec.tty);
+    let terminal = record.spec.tty.then_some(record.spec.console_size);
+    let started = start_container(store, id, &layout, stdin_reader, terminal);
     let (mut container, output) = match started {
         Ok(parts) => parts,
         Err(e) => {
@@ -335,13 +336,14 @@ enum Output {
 }
 
 /// Builds and starts the container (reading `stdin` when given, else an empty stdin; on a
-/// terminal of its own when `tty`); returns it with what its output is read from.
+/// terminal of its own, of the size given if any, when `terminal` is `Some`); returns it with
+/// what its output is read from.
 fn start_container(
     store: &Store,
     id: &str,
     layout: &Layout,
     stdin: Option<OwnedFd>,
-    tty: bool,
+    terminal: Option<Option<berth_core::TerminalSize>>,
 ) -> Result<(Container, Output)> {
     let root: PathBuf = records::libcontainer_root(store);
     berth_core::store::create_dir_all(&root)?;
@@ -352,7 +354,9 @@ fn start_container(
         }
         let _ = std::fs::remove_dir_all(root.join(id));
     }
-    let console = tty.then(|| ConsoleSocket::listen(store, id)).transpose()?;
+    let console = terminal
+        .map(|_| ConsoleSocket::listen(store, id))
+        .transpose()?;
     let pipe = || pipe2(OFlag::O_CLOEXEC).context(|| "creating output pipes".into());
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -386,7 +390,13 @@ fn start_container(
     let mut container = built.map_err(|e| fail("create", &e))?;
     let output = match &console {
         Some(console) => match console.receive_master() {
-            Ok(master) => Output::Terminal(master),
+            Ok(master) => {
+                // Sized before start: the process's first look at it sees the client's size.
+                if let Some(size) = terminal.flatten() {
+                    berth_core::terminal::set_size(&master, size);
+                }
+                Output::Terminal(master)
+            }
             Err(e) => {
                 let _ = container.delete(true);
                 return Err(e);

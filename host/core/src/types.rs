@@ -166,6 +166,11 @@ pub struct ContainerSpec {
     /// attached.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tty: bool,
+    /// With `tty`: the terminal's size from the first instant (the creating client's), until
+    /// a client resizes it; docker's `ConsoleSize`. Without it a process that asks at once
+    /// sees 0x0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<TerminalSize>,
 }
 
 /// What an app shares with its pod: the namespaces the pod's infra process holds, joined by

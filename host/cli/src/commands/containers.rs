@@ -70,6 +70,8 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     }
     if args.tty {
         spec.tty = true;
+        spec.console_size = berth_core::terminal::size_of(&std::io::stdout())
+            .or_else(|| berth_core::terminal::size_of(&std::io::stdin()));
     }
     for text in args.pkg {
         berth_packages::parse_ref(&text)?;
