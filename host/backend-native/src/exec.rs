@@ -227,15 +227,13 @@ fn relay(master: &std::fs::File, framed: bool, pid: nix::unistd::Pid) {
     let _raw = (!framed)
         .then(|| terminal::RawMode::enter(stdin.as_fd()))
         .flatten();
-    // Without -i stdin is not the user's terminal, but stdout still is.
-    let resize_from_stdin = || {
-        let size = terminal::size_of(&stdin).or_else(|| terminal::size_of(&std::io::stdout()));
-        if let Some(size) = size {
+    let resize_from_user = || {
+        if let Some(size) = terminal::user_size() {
             terminal::set_size(master, size);
         }
     };
     if !framed {
-        resize_from_stdin();
+        resize_from_user();
     }
     let mut frames = InputFrames::default();
     let mut reading_stdin = true;
@@ -246,7 +244,7 @@ fn relay(master: &std::fs::File, framed: bool, pid: nix::unistd::Pid) {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
         if RESIZED.swap(false, Ordering::SeqCst) && !framed {
-            resize_from_stdin();
+            resize_from_user();
         }
         let (stdin_ready, master_ready) = {
             let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];

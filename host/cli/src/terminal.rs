@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use berth_core::terminal::{RawMode, size_of};
+use berth_core::terminal::{RawMode, user_size};
 use berth_core::{AttachStdin, Error, ExecStreams};
 use berth_engine::{ContainerRecord, Engine};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -84,7 +84,7 @@ pub async fn attach(
             return;
         };
         loop {
-            if let Some(size) = size_of(&std::io::stdin())
+            if let Some(size) = user_size()
                 && sizes.send(size).await.is_err()
             {
                 return;

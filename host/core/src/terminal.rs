@@ -30,6 +30,12 @@ pub fn size_of(fd: &impl AsRawFd) -> Option<TerminalSize> {
     })
 }
 
+/// The size of this process's terminal: its stdin's, or its stdout's when stdin is not one
+/// (`-t` without `-i`).
+pub fn user_size() -> Option<TerminalSize> {
+    size_of(&std::io::stdin()).or_else(|| size_of(&std::io::stdout()))
+}
+
 /// The user's terminal in raw mode (keys go to the container as typed, ctrl-c included)
 /// until this is dropped, which puts it back as it was.
 pub struct RawMode {

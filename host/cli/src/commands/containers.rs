@@ -70,8 +70,7 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
     }
     if args.tty {
         spec.tty = true;
-        spec.console_size = berth_core::terminal::size_of(&std::io::stdout())
-            .or_else(|| berth_core::terminal::size_of(&std::io::stdin()));
+        spec.console_size = berth_core::terminal::user_size();
     }
     for text in args.pkg {
         berth_packages::parse_ref(&text)?;
