@@ -50,6 +50,8 @@ pub enum Object {
     Content,
     Network,
     Pod,
+    /// A path inside a container (`berth cp`).
+    Path,
 }
 
 impl Object {
@@ -74,6 +76,7 @@ impl Object {
             Object::Content => "content",
             Object::Network => "network",
             Object::Pod => "pod",
+            Object::Path => "path",
         }
     }
 }

@@ -163,6 +163,26 @@ pub fn mount_points() -> Result<Vec<PathBuf>> {
     Ok(parse_mount_points(&table))
 }
 
+/// Where a mount whose filesystem options include `option` (e.g. an overlay's
+/// `upperdir=...`) is mounted, if one is.
+pub fn mounted_with(option: &str) -> Result<Option<PathBuf>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .context(|| "reading /proc/self/mountinfo".to_string())?;
+    Ok(find_mounted_with(&table, option))
+}
+
+fn find_mounted_with(table: &str, option: &str) -> Option<PathBuf> {
+    table.lines().find_map(|line| {
+        let (fields, filesystem) = line.split_once(" - ")?;
+        let options = filesystem.split(' ').nth(2)?;
+        let point = fields.split(' ').nth(4)?;
+        options
+            .split(',')
+            .any(|o| unescape(o) == option)
+            .then(|| PathBuf::from(unescape(point)))
+    })
+}
+
 fn parse_mount_points(table: &str) -> Vec<PathBuf> {
     table
         .lines()
@@ -197,6 +217,17 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_is_found_by_one_of_its_options() {
+        let table = "30 25 0:27 / /run/a/rootfs rw,relatime shared:1 - overlay overlay rw,lowerdir=/l,upperdir=/u1,workdir=/w\n\
+                     31 25 0:28 / /run/b\\040c rw - overlay overlay rw,lowerdir=/l,upperdir=/u2,workdir=/w\n";
+        assert_eq!(
+            find_mounted_with(table, "upperdir=/u2"),
+            Some(PathBuf::from("/run/b c"))
+        );
+        assert_eq!(find_mounted_with(table, "upperdir=/u"), None);
+    }
 
     #[test]
     fn options_split_into_flags_and_data() {

@@ -1037,3 +1037,24 @@ pub struct ContainerStats {
     pub block_read_ops: u64,
     pub block_write_ops: u64,
 }
+
+/// What a path in a container's filesystem is (`berth cp` decides where a copy lands by it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStat {
+    pub kind: PathKind,
+    pub size: u64,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// A symlink's target as it is written in the link.
+    pub link_target: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    File,
+    Directory,
+    Symlink,
+    /// A device, fifo or socket.
+    Other,
+}

@@ -13,6 +13,7 @@ pub mod archive;
 pub mod cgroups;
 pub mod config;
 pub mod digest;
+pub mod files;
 pub mod image;
 pub mod layout;
 pub mod media;
