@@ -619,3 +619,40 @@ fn logs_are_interleaved_tailed_windowed_and_timestamped() {
     let env = containerd_env("");
     berth_tests::logs::log_filters_flow(&env, "containerd", busybox_image());
 }
+
+/// A `cp` killed with a never-started container's snapshot mounted on its scratch directory:
+/// `berth gc` takes the mount down, and the copy can be run again.
+#[test]
+fn a_killed_copy_leaves_a_scratch_mount_gc_takes_down() {
+    let env = containerd_env("");
+    let name = format!("cp-{}", std::process::id());
+    env.berth(&[
+        "create",
+        "--backend",
+        "containerd",
+        "--name",
+        &name,
+        busybox_image(),
+        "cat",
+        "/copied",
+    ])
+    .ok();
+    let source = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(source.path(), "kept\n").unwrap();
+    let source = source.path().display().to_string();
+    let into = format!("{name}:/copied");
+    berth_tests::env::killed_at(&env, "containerd.copy.mounted", &["cp", &source, &into]);
+    let scratch = env.run_dir().join("containerd-copy");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&scratch.display().to_string())
+    };
+    assert!(mounted(), "the kill left the scratch mount");
+    let gc = env.berth(&["gc", "--json"]).ok().json();
+    assert!(gc.to_string().contains("copy mount"), "{gc}");
+    assert!(!mounted(), "gc took the scratch mount down");
+    env.berth(&["cp", &source, &into]).ok();
+    assert_eq!(env.berth(&["start", "-a", &name]).ok().stdout, "kept\n");
+    env.berth(&["rm", "-f", &name]).ok();
+}

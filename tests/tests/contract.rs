@@ -423,3 +423,148 @@ fn a_terminal_works_wherever_it_is_claimed() {
         );
     }
 }
+
+/// `berth cp` both ways, with docker's landing rules, confined to the container's filesystem.
+#[test]
+fn files_copy_in_and_out_wherever_cp_is_claimed() {
+    let host = tempfile::tempdir().unwrap();
+    let hello = host.path().join("hello.txt");
+    std::fs::write(&hello, "hello\n").unwrap();
+    std::os::unix::fs::chown(&hello, Some(1234), Some(1234)).unwrap();
+    let tree = host.path().join("tree");
+    std::fs::create_dir_all(tree.join("a")).unwrap();
+    std::fs::write(tree.join("a/b.txt"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("a/b.txt", tree.join("link")).unwrap();
+    let (hello, tree) = (hello.display().to_string(), tree.display().to_string());
+    // A name no host path has: a copy that escaped would leave it at the host's root.
+    let marker = format!("berth-cp-escape-{}", std::process::id());
+
+    for subject in Subject::all() {
+        let c = subject.running("cp");
+        let into = |path: &str| format!("{c}:{path}");
+        let cat = |path: &str| subject.berth(&["exec", &c, "cat", path]).ok().stdout;
+        if !subject.claims("copy-files") {
+            subject.assert_refused(&subject.berth(&["cp", &hello, &into("/tmp")]), None);
+            subject.berth(&["rm", "-f", &c]).ok();
+            continue;
+        }
+        let backend = subject.backend;
+
+        // In: into a directory, onto a new name, a tree that becomes a new directory.
+        subject.berth(&["cp", &hello, &into("/tmp/")]).ok();
+        assert_eq!(cat("/tmp/hello.txt"), "hello\n", "{backend}");
+        let owner = subject
+            .berth(&["exec", &c, "stat", "-c", "%u", "/tmp/hello.txt"])
+            .ok();
+        assert_eq!(
+            owner.stdout, "0\n",
+            "{backend}: a copy in belongs to root without -a"
+        );
+        subject
+            .berth(&["cp", "-a", &hello, &into("/tmp/kept")])
+            .ok();
+        let kept = subject
+            .berth(&["exec", &c, "stat", "-c", "%u", "/tmp/kept"])
+            .ok();
+        assert_eq!(kept.stdout, "1234\n", "{backend}: -a keeps the owner");
+        subject.berth(&["cp", &tree, &into("/srv")]).ok();
+        assert_eq!(cat("/srv/a/b.txt"), "deep\n", "{backend}");
+        let link = subject.berth(&["exec", &c, "readlink", "/srv/link"]).ok();
+        assert_eq!(
+            link.stdout, "a/b.txt\n",
+            "{backend}: a symlink is copied as one"
+        );
+
+        // A symlink in the container to `/` resolves inside it, never on the host.
+        subject
+            .berth(&["exec", &c, "ln", "-s", "/", "/tmp/escape"])
+            .ok();
+        let through = into(&format!("/tmp/escape/{marker}"));
+        subject.berth(&["cp", &hello, &through]).ok();
+        assert_eq!(cat(&format!("/{marker}")), "hello\n", "{backend}");
+        assert!(
+            !std::path::Path::new("/").join(&marker).exists(),
+            "{backend}: escaped"
+        );
+
+        // Out: a file into a directory, a tree onto a new name, a followed link.
+        let out = tempfile::tempdir().unwrap();
+        let out_path = |name: &str| out.path().join(name);
+        let shown = |name: &str| out_path(name).display().to_string();
+        subject
+            .berth(&["cp", &into("/srv/a/b.txt"), &shown("")])
+            .ok();
+        assert_eq!(
+            std::fs::read_to_string(out_path("b.txt")).unwrap(),
+            "deep\n"
+        );
+        subject
+            .berth(&["cp", &into("/srv"), &shown("srv-copy")])
+            .ok();
+        assert_eq!(
+            std::fs::read_to_string(out_path("srv-copy/a/b.txt")).unwrap(),
+            "deep\n"
+        );
+        subject
+            .berth(&["exec", &c, "ln", "-s", "/srv/a", "/tmp/to-a"])
+            .ok();
+        subject
+            .berth(&["cp", "-L", &into("/tmp/to-a"), &shown("followed")])
+            .ok();
+        assert_eq!(
+            std::fs::read_to_string(out_path("followed/b.txt")).unwrap(),
+            "deep\n"
+        );
+        let escaped_out =
+            subject.berth(&["cp", &into(&format!("/tmp/escape/{marker}")), &shown("m")]);
+        escaped_out.ok();
+        assert_eq!(std::fs::read_to_string(out_path("m")).unwrap(), "hello\n");
+
+        // Tar streams: `-` as DEST writes one, as SRC reads one into a directory.
+        let streamed = subject.berth(&["cp", &into("/srv/a/b.txt"), "-"]).ok();
+        let mut archive = tar::Archive::new(streamed.stdout.as_bytes());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["b.txt"], "{backend}");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(6);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, "streamed.txt", &b"piped\n"[..])
+            .unwrap();
+        let sent = with_stdin(
+            &subject,
+            &["cp", "-", &into("/tmp")],
+            &tar.into_inner().unwrap(),
+        );
+        assert_eq!(sent.code, 0, "{backend}: {sent:?}");
+        assert_eq!(cat("/tmp/streamed.txt"), "piped\n", "{backend}");
+
+        // What docker refuses, with its reasons.
+        let missing = subject.berth(&["cp", &into("/nope"), &shown("x")]);
+        assert_eq!(missing.code, 66, "{backend}: {missing:?}");
+        let no_parent = subject.berth(&["cp", &hello, &into("/nope/deeper")]);
+        assert_eq!(no_parent.code, 66, "{backend}: {no_parent:?}");
+        let dir_onto_file = subject.berth(&["cp", &tree, &into("/tmp/hello.txt")]);
+        assert_eq!(dir_onto_file.code, 64, "{backend}: {dir_onto_file:?}");
+
+        // A stopped container's files are there to copy too, and what was copied in stays.
+        subject.berth(&["stop", "-t", "1", &c]).ok();
+        subject.berth(&["cp", &hello, &into("/stopped.txt")]).ok();
+        subject
+            .berth(&["cp", &into("/srv/a/b.txt"), &shown("from-stopped")])
+            .ok();
+        assert_eq!(
+            std::fs::read_to_string(out_path("from-stopped")).unwrap(),
+            "deep\n"
+        );
+        subject.berth(&["start", &c]).ok();
+        assert_eq!(cat("/stopped.txt"), "hello\n", "{backend}");
+        subject.berth(&["rm", "-f", &c]).ok();
+    }
+    let both_host = BerthEnv::new("").berth(&["cp", "/etc/hostname", "/tmp/x"]);
+    assert_eq!(both_host.code, 64, "{both_host:?}");
+}

@@ -377,6 +377,27 @@ fn a_killed_run_rm_leaves_a_container_gc_removes_once_it_exits() {
     report("run --rm", 1, 1, leftovers, 0);
 }
 
+/// A `cp` killed with a stopped container's rootfs mounted for it: the mount is the one the
+/// next start uses, the copy can be run again, and remove takes it down.
+#[test]
+fn a_copy_killed_with_a_stopped_containers_files_mounted_loses_nothing() {
+    let env = env();
+    env.berth(&["create", "--name", "files", IMAGE, "cat", "/copied"])
+        .ok();
+    let source = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(source.path(), "kept\n").unwrap();
+    let source = source.path().display().to_string();
+    killed_at(
+        &env,
+        "native.copy.mounted",
+        &["cp", &source, "files:/copied"],
+    );
+    env.berth(&["cp", &source, "files:/copied"]).ok();
+    assert_eq!(env.berth(&["start", "-a", "files"]).ok().stdout, "kept\n");
+    let leftovers = assert_whole(&env, &[]);
+    report("cp", 1, 1, leftovers, 0);
+}
+
 /// The supervisor killed: `ps` says dead, `start` is refused while the container's process
 /// lives, `stop` ends that very process, and nothing of it remains after `rm`.
 /// `stop` and `kill` of a container whose supervisor was killed reach its real process.

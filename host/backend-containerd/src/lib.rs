@@ -22,12 +22,12 @@ use berth_core::logs::Shaper;
 use berth_core::{
     Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
     Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, Limits, ListFilter, LogOptions, LogSink,
-    Mount, Object, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind, SnapshotMount,
-    StopOptions, Store,
+    Mount, Object, PathStat, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind,
+    SnapshotMount, StopOptions, Store,
 };
 use berth_oci::config::ParsedConfig;
 use berth_oci::spec::{SpecInput, build_spec, swap_limit_supported};
-use berth_oci::{Document, digest::chain_id, platform};
+use berth_oci::{Document, digest::chain_id, files, platform};
 use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
@@ -476,6 +476,64 @@ impl ContainerdBackend {
         Ok(())
     }
 
+    /// Runs `f` on the container's files: a live task's as its processes see them (volumes
+    /// included), else where its rootfs snapshot is mounted (by the shim of a finished task),
+    /// else the snapshot mounted on a scratch directory for the while, which `berth gc` takes
+    /// down if a killed `berth` leaves it.
+    async fn with_files<T: Send + 'static>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&files::Root) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let live = |status: i32| {
+            matches!(
+                Status::try_from(status),
+                Ok(Status::Running | Status::Created | Status::Paused)
+            )
+        };
+        let root = match self.task(id).await? {
+            Some(task) if task.pid > 0 && live(task.status) => {
+                Some(PathBuf::from(format!("/proc/{}/root", task.pid)))
+            }
+            _ => None,
+        };
+        let mounts = match root {
+            Some(_) => Vec::new(),
+            None => {
+                let container = self.container(id).await?;
+                self.rootfs_mounts(&container.snapshot_key)
+                    .await?
+                    .into_iter()
+                    .map(snapshot_mount)
+                    .collect()
+            }
+        };
+        // Named by this process, so gc spares the scratch of a copy still running.
+        let scratch = self
+            .copy_scratch()
+            .join(format!("{id}.{}.{}", std::process::id(), nanos()));
+        tokio::task::spawn_blocking(move || {
+            let root = match root.or_else(|| already_mounted(&mounts)) {
+                Some(root) => return f(&files::Root::open(&root)?),
+                None => scratch,
+            };
+            berth_core::store::create_dir_all(&root)?;
+            let result = berth_core::mounts::mount_all(&mounts, &root)
+                .inspect(|()| berth_core::crash::point("containerd.copy.mounted"))
+                .and_then(|()| files::Root::open(&root))
+                .and_then(|files| f(&files));
+            release_scratch(&root)?;
+            result
+        })
+        .await
+        .map_err(|e| Error::io("copying files", std::io::Error::other(e)))?
+    }
+
+    /// Where [`Self::with_files`] mounts a stopped container's snapshot.
+    fn copy_scratch(&self) -> PathBuf {
+        self.store.run_dir().join("containerd-copy")
+    }
+
     /// Stops the container for a version change and drops its finished task; whether it ran.
     async fn park(&self, id: &str) -> Result<bool> {
         let running = self.task_running(id).await?;
@@ -598,6 +656,26 @@ fn kind_of(operation: &'static str) -> Object {
     }
 }
 
+/// Where `mounts` (one overlay, or a bind of a directory) can be read without mounting them.
+fn already_mounted(mounts: &[SnapshotMount]) -> Option<PathBuf> {
+    match mounts {
+        [bind] if bind.kind == "bind" => Some(PathBuf::from(&bind.source)),
+        [overlay] if overlay.kind == "overlay" => {
+            let upper = overlay
+                .options
+                .iter()
+                .find(|o| o.starts_with("upperdir="))?;
+            berth_core::mounts::mounted_with(upper).ok().flatten()
+        }
+        _ => None,
+    }
+}
+
+fn release_scratch(dir: &Path) -> Result<()> {
+    berth_core::mounts::unmount_all(dir)?;
+    std::fs::remove_dir(dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))
+}
+
 fn snapshot_mount(m: containerd_client::types::Mount) -> SnapshotMount {
     SnapshotMount {
         kind: m.r#type,
@@ -666,7 +744,64 @@ impl ContainerBackend for ContainerdBackend {
             Capability::Rollback,
             Capability::ImagePull,
             Capability::ImageImport,
+            Capability::CopyFiles,
         ]))
+    }
+
+    /// Scratch mounts a killed `berth cp` left (nothing else of berth's lives outside
+    /// containerd's own consistent state).
+    async fn collect_garbage(
+        &self,
+        _known: &std::collections::BTreeSet<String>,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        let Ok(entries) = std::fs::read_dir(self.copy_scratch()) else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let owner = name.rsplit('.').nth(1).unwrap_or_default();
+            if !owner.is_empty() && Path::new("/proc").join(owner).exists() {
+                continue;
+            }
+            if !dry_run {
+                release_scratch(&dir)?;
+            }
+            removed.push(format!("copy mount {}", dir.display()));
+        }
+        Ok(removed)
+    }
+
+    async fn stat_path(&self, id: &str, path: &str) -> Result<PathStat> {
+        let path = path.to_string();
+        self.with_files(id, move |root| root.stat(&path)).await
+    }
+
+    async fn copy_out(&self, id: &str, path: &str, tar: std::fs::File) -> Result<()> {
+        let path = path.to_string();
+        self.with_files(id, move |root| {
+            root.pack(
+                &path,
+                &files::Top::of(&path),
+                None,
+                std::io::BufWriter::new(tar),
+            )
+        })
+        .await
+    }
+
+    async fn copy_in(&self, id: &str, dir: &str, tar: std::fs::File) -> Result<()> {
+        let dir = dir.to_string();
+        let options = files::Unpack {
+            devices: true,
+            ..files::Unpack::default()
+        };
+        self.with_files(id, move |root| {
+            root.unpack(&dir, std::io::BufReader::new(tar), &options)
+        })
+        .await
     }
 
     async fn version(&self) -> Result<String> {

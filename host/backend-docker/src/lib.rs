@@ -12,6 +12,7 @@
 //! the Apple [`Flavour`]'s capability set, so the engine refuses such requests before they are
 //! sent rather than letting socktainer ignore them.
 
+mod copy;
 mod create;
 mod inspect;
 mod network;
@@ -25,18 +26,19 @@ use berth_core::config::{AppleBackendConfig, DockerBackendConfig};
 use berth_core::{
     AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
     ContainerStats, Durability, Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, ListFilter,
-    LogOptions, LogSink, LogStream, Object, PullEvent, PullProgress, RemoveOptions, Result,
-    StdioSink, StopOptions, Store,
+    LogOptions, LogSink, LogStream, Object, PathStat, PullEvent, PullProgress, RemoveOptions,
+    Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerConfig, ExecConfig};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CommitContainerOptions, CreateContainerOptions,
-    CreateImageOptions, ImportImageOptions, InspectContainerOptions, KillContainerOptions,
-    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
-    RemoveImageOptions, StatsOptions, StopContainerOptions, TagImageOptions, WaitContainerOptions,
+    AttachContainerOptionsBuilder, CommitContainerOptions, ContainerArchiveInfoOptions,
+    CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions, ImportImageOptions,
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
+    TagImageOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt};
@@ -88,6 +90,7 @@ impl Flavour {
             Capability::ImageImport,
             Capability::LogFilters,
             Capability::Attach,
+            Capability::CopyFiles,
         ]);
         match self {
             Flavour::Docker => docker,
@@ -95,7 +98,9 @@ impl Flavour {
             // working directory and environment are "not supported on this backend".
             // Its log filters are not known to berth's tests: refused rather than guessed.
             // Attaching is not known to work on socktainer: refused rather than guessed.
+            // socktainer's archive endpoints are not known to berth's tests either.
             Flavour::Apple => docker
+                .without(Capability::CopyFiles)
                 .without(Capability::Attach)
                 .without(Capability::LogFilters)
                 .without(Capability::Commit)
@@ -867,6 +872,58 @@ impl ContainerBackend for DockerBackend {
             done = copy_output => done,
             () = feed => Ok(()),
         }
+    }
+
+    async fn stat_path(&self, id: &str, path: &str) -> Result<PathStat> {
+        let docker_id = self.docker_id(id).await?;
+        let options = ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        let stat = self
+            .docker()
+            .await?
+            .get_container_archive_info(&docker_id, Some(options))
+            .await
+            .map_err(|e| self.error("read", Object::Path, path, e))?;
+        Ok(copy::path_stat(&stat))
+    }
+
+    async fn copy_out(&self, id: &str, path: &str, tar: std::fs::File) -> Result<()> {
+        let docker_id = self.docker_id(id).await?;
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let docker = self.docker().await?;
+        let mut stream = docker.download_from_container(&docker_id, Some(options));
+        let mut out = tokio::fs::File::from_std(tar);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error("copy out of", Object::Path, path, e))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(format!("writing the copy of {path}"), e))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| Error::io(format!("writing the copy of {path}"), e))
+    }
+
+    async fn copy_in(&self, id: &str, dir: &str, tar: std::fs::File) -> Result<()> {
+        let docker_id = self.docker_id(id).await?;
+        let options = UploadToContainerOptions {
+            path: dir.to_string(),
+            no_overwrite_dir_non_dir: Some("true".into()),
+            // dockerd's copyUIDGID chowns to the container's user: owners come from the tar.
+            copy_uidgid: None,
+        };
+        self.docker()
+            .await?
+            .upload_to_container(
+                &docker_id,
+                Some(options),
+                bollard::body_try_stream(copy::body_of(tar)),
+            )
+            .await
+            .map_err(|e| self.error("copy into", Object::Path, dir, e))
     }
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {

@@ -32,10 +32,10 @@ use berth_core::logs::Shaper;
 use berth_core::{
     AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
     ContainerState, ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ExecStreams, ImageInfo,
-    IoContext, Limits, ListFilter, LockMode, LogOptions, LogSink, PullProgress, RemoveOptions,
-    Result, SnapshotInfo, SnapshotMount, StopOptions, Store, crash,
+    IoContext, Limits, ListFilter, LockMode, LogOptions, LogSink, PathStat, PullProgress,
+    RemoveOptions, Result, SnapshotInfo, SnapshotMount, StopOptions, Store, crash,
 };
-use berth_oci::{LayerDirs, spec};
+use berth_oci::{LayerDirs, files, spec};
 use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -468,6 +468,32 @@ impl NativeBackend {
         self.orphans_ended(id, state, "killed")
     }
 
+    /// Runs `f` on the container's files: a running container's as its processes see them
+    /// (volumes included), a stopped one's rootfs mounted for the while (a mount a killed
+    /// `berth` leaves is the one the next start uses, and remove takes down).
+    fn with_files<T>(&self, id: &str, f: impl FnOnce(&files::Root) -> Result<T>) -> Result<T> {
+        let _op = records::op_lock(&self.store, id)?;
+        let record = records::read_record(&self.store, id)?
+            .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))?;
+        if let Some(pid) = self.info_for(&record)?.pid {
+            return f(&files::Root::open(Path::new(&format!("/proc/{pid}/root")))?);
+        }
+        let layout = Layout::new(&self.store, id);
+        let mounted_here = !rootfs::is_mounted(&layout.rootfs());
+        rootfs::mount_overlay(
+            &record.lower_dirs,
+            &layout.upper(),
+            &layout.work(),
+            &layout.rootfs(),
+        )?;
+        crash::point("native.copy.mounted");
+        let result = files::Root::open(&layout.rootfs()).and_then(|root| f(&root));
+        if mounted_here {
+            rootfs::unmount(&layout.rootfs())?;
+        }
+        result
+    }
+
     /// Removes what a container's run leaves in the host once its processes are gone:
     /// libcontainer's state (killing any process it still knows), the rootfs mount and the
     /// cgroup. What the supervisor does at exit, for when it cannot.
@@ -775,6 +801,7 @@ impl ContainerBackend for NativeBackend {
             Capability::UpdateLimits,
             Capability::Attach,
             Capability::Terminal,
+            Capability::CopyFiles,
         ]))
     }
 
@@ -939,6 +966,36 @@ impl ContainerBackend for NativeBackend {
         let mut record = self.record(id)?;
         record.spec.limits = record.spec.limits.updated_by(limits);
         self.write_record(&record)
+    }
+
+    async fn stat_path(&self, id: &str, path: &str) -> Result<PathStat> {
+        let (this, id, path) = (self.clone(), id.to_string(), path.to_string());
+        blocking(move || this.with_files(&id, |root| root.stat(&path))).await
+    }
+
+    async fn copy_out(&self, id: &str, path: &str, tar: std::fs::File) -> Result<()> {
+        let (this, id, path) = (self.clone(), id.to_string(), path.to_string());
+        blocking(move || {
+            let top = files::Top::of(&path);
+            this.with_files(&id, |root| {
+                root.pack(&path, &top, None, std::io::BufWriter::new(tar))
+            })
+        })
+        .await
+    }
+
+    async fn copy_in(&self, id: &str, dir: &str, tar: std::fs::File) -> Result<()> {
+        let (this, id, dir) = (self.clone(), id.to_string(), dir.to_string());
+        let options = files::Unpack {
+            devices: true,
+            ..files::Unpack::default()
+        };
+        blocking(move || {
+            this.with_files(&id, |root| {
+                root.unpack(&dir, std::io::BufReader::new(tar), &options)
+            })
+        })
+        .await
     }
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {

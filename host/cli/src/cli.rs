@@ -175,6 +175,22 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Copy files between a container and the host: `cp CONTAINER:SRC DEST` or
+    /// `cp SRC CONTAINER:DEST`, where a copy lands as with docker cp. `-` as DEST writes a tar
+    /// to stdout; `-` as SRC reads one from stdin into a directory.
+    Cp {
+        /// Keep the source's owners (uid and gid); without it a copy belongs to the receiving
+        /// side's root (into a container) or to you (out of one). A tar from - keeps its own.
+        #[arg(short, long)]
+        archive: bool,
+        /// Follow a symlink SRC ends in.
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        #[arg(value_name = "SRC")]
+        source: String,
+        #[arg(value_name = "DEST")]
+        dest: String,
+    },
     /// Manage a backend's images.
     Image(ImageArgs),
     /// Manage a backend's snapshots (filesystem layers).

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotInfo, SnapshotMount};
 use crate::types::{
     AttachStdin, ContainerInfo, ContainerSpec, ContainerStats, ExecIo, ExecSpec, ExecStreams,
-    ImageInfo, Limits, ListFilter, LogSink, PullProgress, RemoveOptions, StopOptions,
+    ImageInfo, Limits, ListFilter, LogSink, PathStat, PullProgress, RemoveOptions, StopOptions,
 };
 
 /// Output handling for `logs`.
@@ -96,6 +96,28 @@ pub trait ContainerBackend: Send + Sync {
     async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
         let _ = (id, limits);
         Err(self.not_supported("update"))
+    }
+
+    /// What `path` (absolute, in the container's filesystem) is, without following a symlink
+    /// at its end; [`Error::NotFound`] when nothing is there.
+    async fn stat_path(&self, id: &str, path: &str) -> Result<PathStat> {
+        let _ = (id, path);
+        Err(self.lacks(Capability::CopyFiles))
+    }
+
+    /// Writes into `tar` a tar of `path` in the container: one top entry named after the
+    /// path's last component (with everything below it), or, for a path ending in `/.`, the
+    /// directory's entries themselves. A symlink is archived as a link.
+    async fn copy_out(&self, id: &str, path: &str, tar: std::fs::File) -> Result<()> {
+        let _ = (id, path, tar);
+        Err(self.lacks(Capability::CopyFiles))
+    }
+
+    /// Unpacks the tar in `tar` into the container's existing directory `dir`, entries with
+    /// the owners the tar gives them.
+    async fn copy_in(&self, id: &str, dir: &str, tar: std::fs::File) -> Result<()> {
+        let _ = (id, dir, tar);
+        Err(self.lacks(Capability::CopyFiles))
     }
 
     /// A one-shot snapshot of a container's resource use.

@@ -67,10 +67,12 @@ pub enum Capability {
     Attach,
     /// `-t`: a container or exec'd process on a terminal, resized by its client.
     Terminal,
+    /// `berth cp`: files copied into and out of a container's filesystem.
+    CopyFiles,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 25] = [
+    pub const ALL: [Capability; 26] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -96,6 +98,7 @@ impl Capability {
         Capability::UpdateLimits,
         Capability::Attach,
         Capability::Terminal,
+        Capability::CopyFiles,
     ];
 
     /// The fixed name plugins and `backend ls` see; part of the plugin ABI, never renamed.
@@ -126,6 +129,7 @@ impl Capability {
             Capability::UpdateLimits => "update-limits",
             Capability::Attach => "attach",
             Capability::Terminal => "terminal",
+            Capability::CopyFiles => "copy-files",
         }
     }
 
@@ -157,6 +161,7 @@ impl Capability {
             Capability::UpdateLimits => "berth update",
             Capability::Attach => "attach, or a stdin kept open",
             Capability::Terminal => "a terminal (-t)",
+            Capability::CopyFiles => "berth cp",
         }
     }
 

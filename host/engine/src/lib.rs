@@ -10,6 +10,7 @@
 //! are checked against the backend's capabilities here, in one place, before they are sent.
 
 pub mod backends;
+mod copy;
 mod gc;
 mod mounts;
 mod operations;
@@ -27,6 +28,7 @@ use berth_core::{ListFilter, Store};
 use berth_plugins::{PackageMount, PluginHost};
 
 pub use backends::Backends;
+pub use copy::CopyOptions;
 pub use gc::{GcOptions, GcReport};
 pub use pipeline::CreateOptions;
 pub use policy::Policy;

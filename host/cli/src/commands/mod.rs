@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod containers;
+mod copy;
 pub mod images;
 pub mod networks;
 pub mod packages;
@@ -97,6 +98,18 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
             detach_keys,
             container,
         } => containers::attach_stdio(&engine, &container, no_stdin, &detach_keys).await,
+        Command::Cp {
+            archive,
+            follow_link,
+            source,
+            dest,
+        } => {
+            let options = berth_engine::CopyOptions {
+                archive,
+                follow_link,
+            };
+            copy::cp(&engine, &source, &dest, options).await
+        }
         Command::Exec {
             interactive,
             tty,
