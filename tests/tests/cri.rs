@@ -305,15 +305,7 @@ fn sandbox_flow(env: &BerthEnv, backend: &str) {
     runtime().block_on(async {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(env, "web", 8080, backend);
-        let sandbox = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                ..RunPodSandboxRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let sandbox = run_sandbox(&mut cri, &config).await;
         let status = cri
             .pod_sandbox_status(PodSandboxStatusRequest {
                 pod_sandbox_id: sandbox.clone(),
@@ -547,6 +539,21 @@ fn sandbox_flow(env: &BerthEnv, backend: &str) {
     assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
 }
 
+/// Runs a sandbox of `config`; its id.
+async fn run_sandbox(
+    cri: &mut RuntimeServiceClient<tonic::transport::Channel>,
+    config: &PodSandboxConfig,
+) -> String {
+    cri.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(config.clone()),
+        ..RunPodSandboxRequest::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .pod_sandbox_id
+}
+
 async fn container_status(
     cri: &mut RuntimeServiceClient<tonic::transport::Channel>,
     id: &str,
@@ -583,15 +590,7 @@ fn a_reload_swaps_the_plugins_and_a_broken_set_keeps_the_old_one_serving() {
     runtime().block_on(async {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(&env, "reload", 0, "native");
-        let sandbox = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                ..RunPodSandboxRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let sandbox = run_sandbox(&mut cri, &config).await;
         let create = |name: &str| CreateContainerRequest {
             pod_sandbox_id: sandbox.clone(),
             config: Some(container_config(name, &["sleep", "1000"], vec![etc()])),
@@ -676,15 +675,7 @@ fn exec_and_attach_stream_over_websockets_and_a_restarted_server_finds_what_it_r
     let ids = runtime().block_on(async {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(&env, "streams", 0, "native");
-        let sandbox = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                ..RunPodSandboxRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let sandbox = run_sandbox(&mut cri, &config).await;
         let container = cri
             .create_container(CreateContainerRequest {
                 pod_sandbox_id: sandbox.clone(),
@@ -906,15 +897,7 @@ fn a_terminal_over_the_streams_is_sized_by_its_client() {
     runtime().block_on(async {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(&env, "terminal", 0, "native");
-        let sandbox = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                ..RunPodSandboxRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let sandbox = run_sandbox(&mut cri, &config).await;
         let shell = cri
             .create_container(CreateContainerRequest {
                 pod_sandbox_id: sandbox.clone(),

@@ -62,6 +62,11 @@ impl Input {
     }
 }
 
+/// The body length a frame's `[kind][u32 BE length]` header gives.
+fn frame_len(header: &[u8]) -> usize {
+    u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize
+}
+
 /// Cuts a client's byte stream into [`Input`]s, across reads.
 #[derive(Debug, Default)]
 pub(crate) struct InputFrames {
@@ -78,7 +83,7 @@ impl InputFrames {
         self.pending.extend_from_slice(data);
         let mut inputs = Vec::new();
         while let Some(header) = self.pending.get(..5) {
-            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+            let len = frame_len(header);
             if len > MAX_INPUT_FRAME {
                 return Err(BadFrame);
             }
@@ -273,7 +278,7 @@ pub async fn attach(path: PathBuf, io: ExecStreams, stdin_mode: AttachStdin) -> 
             if from.read_exact(&mut header).await.is_err() {
                 return Ok::<(), std::io::Error>(());
             }
-            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+            let len = frame_len(&header);
             let mut data = vec![0u8; len];
             from.read_exact(&mut data).await?;
             match header[0] {

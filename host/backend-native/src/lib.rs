@@ -480,12 +480,7 @@ impl NativeBackend {
         }
         let layout = Layout::new(&self.store, id);
         let mounted_here = !rootfs::is_mounted(&layout.rootfs());
-        rootfs::mount_overlay(
-            &record.lower_dirs,
-            &layout.upper(),
-            &layout.work(),
-            &layout.rootfs(),
-        )?;
+        layout.mount_rootfs(&record.lower_dirs)?;
         crash::point("native.copy.mounted");
         let result = files::Root::open(&layout.rootfs()).and_then(|root| f(&root));
         if mounted_here {

@@ -90,6 +90,12 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Mounts the container's rootfs (the image's layers `lower_dirs` under its upper dir)
+    /// unless it is mounted.
+    pub fn mount_rootfs(&self, lower_dirs: &[PathBuf]) -> Result<()> {
+        crate::rootfs::mount_overlay(lower_dirs, &self.upper(), &self.work(), &self.rootfs())
+    }
+
     pub fn new(store: &Store, id: &str) -> Layout {
         Layout {
             dir: store.object_dir(Durability::Persistent, CONTAINERS, id),

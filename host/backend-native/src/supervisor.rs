@@ -147,12 +147,7 @@ fn supervise(
     let record = records::read_record(store, id)?
         .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))?;
     let layout = Layout::new(store, id);
-    rootfs::mount_overlay(
-        &record.lower_dirs,
-        &layout.upper(),
-        &layout.work(),
-        &layout.rootfs(),
-    )?;
+    layout.mount_rootfs(&record.lower_dirs)?;
 
     if let Err(missing) = find_command(&layout) {
         let _ = rootfs::unmount(&layout.rootfs());

@@ -100,6 +100,20 @@ impl Engine {
         Err(Error::invalid(&path, "too many levels of symbolic links"))
     }
 
+    /// The container's `source` (followed with `-L`) and what it is; an error when nothing is
+    /// there.
+    async fn copy_source(
+        &self,
+        record: &ContainerRecord,
+        source: &str,
+        options: CopyOptions,
+    ) -> Result<(String, PathStat)> {
+        let (followed, stat) = self
+            .container_path(record, source, options.follow_link)
+            .await?;
+        Ok((followed, stat.ok_or_else(|| not_in(record, source))?))
+    }
+
     /// `cp CONTAINER:SRC DEST`.
     pub async fn copy_out(
         &self,
@@ -109,10 +123,7 @@ impl Engine {
         options: CopyOptions,
     ) -> Result<()> {
         let _lock = self.records.lock(&record.id)?;
-        let (followed, stat) = self
-            .container_path(record, source, options.follow_link)
-            .await?;
-        let stat = stat.ok_or_else(|| not_in(record, source))?;
+        let (followed, stat) = self.copy_source(record, source, options).await?;
         let source_is_dir = stat.kind == PathKind::Directory;
         let shown = dest.display().to_string();
         let dest_kind = match std::fs::metadata(dest) {
@@ -185,10 +196,7 @@ impl Engine {
         options: CopyOptions,
     ) -> Result<()> {
         let _lock = self.records.lock(&record.id)?;
-        let (followed, stat) = self
-            .container_path(record, source, options.follow_link)
-            .await?;
-        stat.ok_or_else(|| not_in(record, source))?;
+        let (followed, _) = self.copy_source(record, source, options).await?;
         self.copy_backend(record)?
             .copy_out(&record.id, &followed, out)
             .await

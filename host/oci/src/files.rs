@@ -179,30 +179,12 @@ impl Root {
             let mode = header.mode().unwrap_or(0o644) & 0o7777;
             match written {
                 Written::File(file) => {
-                    if let Some((uid, gid)) = owner {
-                        nix::unistd::fchown(
-                            file.as_raw_fd(),
-                            Some(Uid::from_raw(uid)),
-                            Some(Gid::from_raw(gid)),
-                        )
-                        .map_err(|e| io(format!("setting the owner of {shown}"), e))?;
-                    }
-                    nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
-                        .map_err(|e| io(format!("setting the mode of {shown}"), e))?;
+                    set_owner_and_mode(&file, owner, mode, &shown)?;
                     set_times(&file, mtime)
                         .map_err(|e| io(format!("setting the times of {shown}"), e))?;
                 }
                 Written::Directory(file) => {
-                    if let Some((uid, gid)) = owner {
-                        nix::unistd::fchown(
-                            file.as_raw_fd(),
-                            Some(Uid::from_raw(uid)),
-                            Some(Gid::from_raw(gid)),
-                        )
-                        .map_err(|e| io(format!("setting the owner of {shown}"), e))?;
-                    }
-                    nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
-                        .map_err(|e| io(format!("setting the mode of {shown}"), e))?;
+                    set_owner_and_mode(&file, owner, mode, &shown)?;
                     directory_times.push((file, mtime, shown));
                 }
                 Written::Skipped => {}
@@ -526,6 +508,25 @@ fn fstat(fd: &OwnedFd) -> nix::Result<FileStat> {
 
 fn read_link(fd: &OwnedFd) -> nix::Result<OsString> {
     nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
+}
+
+/// Through the descriptor, so nothing a path could be swapped for is changed.
+fn set_owner_and_mode(
+    file: &File,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    shown: &str,
+) -> Result<()> {
+    if let Some((uid, gid)) = owner {
+        nix::unistd::fchown(
+            file.as_raw_fd(),
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+        )
+        .map_err(|e| io(format!("setting the owner of {shown}"), e))?;
+    }
+    nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|e| io(format!("setting the mode of {shown}"), e))
 }
 
 fn set_times(file: &File, mtime: i64) -> nix::Result<()> {
