@@ -418,8 +418,19 @@ fn stats_read_the_containers_cgroup() {
 fn images_are_pulled_from_a_registry_and_run() {
     let env = BerthEnv::new("");
     let image = berth_tests::registry::busybox_image();
-    let pulled = env.berth(&["image", "pull", image, "--json"]).ok().json();
+    let pulled = env.berth(&["image", "pull", image, "--json"]).ok();
+    assert_eq!(pulled.stderr, "", "--json shows no progress");
+    let pulled = pulled.json();
     assert_eq!(pulled["names"][0], image, "{pulled}");
+    // Off a terminal: a plain line per layer and step; with -q, none.
+    let again = env.berth(&["image", "pull", image]).ok();
+    assert!(again.stderr.contains(": Download complete\n"), "{again:?}");
+    assert!(
+        !again.stderr.contains('\x1b'),
+        "no terminal codes off a terminal: {again:?}"
+    );
+    let quiet = env.berth(&["image", "pull", "-q", image]).ok();
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
     // Its config's command: `ls /etc; echo $MARKER`.
     let ran = env.berth(&["run", "--rm", image]).ok();
     assert!(ran.stdout.ends_with("registry\n"), "{ran:?}");

@@ -149,3 +149,23 @@ fn a_containers_terminal_has_the_clients_size_from_its_first_instant() {
     assert_eq!(run.wait(), 0, "{}", run.transcript);
     assert!(run.transcript.contains("31 93"), "{}", run.transcript);
 }
+
+/// On a terminal a pull draws a bar per layer and one for the total, with the speed.
+#[test]
+fn a_pull_on_a_terminal_shows_a_bar_per_layer_and_the_total() {
+    let env = BerthEnv::new("");
+    let image = berth_tests::registry::busybox_image();
+    let mut terminal = Terminal::spawn(env.command(&["image", "pull", image]), 30, 140);
+    terminal.expect("Pulled ");
+    assert_eq!(terminal.wait(), 0, "{}", terminal.transcript);
+    let layers = berth_tests::registry::inspect(image)["Layers"].clone();
+    let first = layers[0].as_str().unwrap_or_else(|| panic!("{layers}"));
+    let short = &first.trim_start_matches("sha256:")[..12];
+    for drawn in [short, "total", "Download complete", "/s", "[="] {
+        assert!(
+            terminal.transcript.contains(drawn),
+            "{drawn:?} not drawn:\n{}",
+            terminal.transcript
+        );
+    }
+}

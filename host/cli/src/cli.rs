@@ -427,8 +427,14 @@ pub enum SnapshotCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Fetch an image from its registry.
-    Pull { reference: String },
+    /// Fetch an image from its registry: a bar per layer on a terminal, a line per step off
+    /// one.
+    Pull {
+        /// No progress, only the result.
+        #[arg(short, long)]
+        quiet: bool,
+        reference: String,
+    },
     /// Import a docker-archive (`docker save`) or OCI layout (directory or tar), or a plain
     /// directory with --rootfs.
     Import {

@@ -1,13 +1,15 @@
 //! `berth image pull|import|ls|inspect|rm`, on one backend's image store (`--backend`, default
 //! the first configured backend).
 
-use std::io::{IsTerminal, Write};
+use std::collections::HashMap;
+use std::io::IsTerminal;
 
 use berth_core::{Error, PullEvent, PullProgress};
 
 use crate::cli::{ImageArgs, ImageCommand};
 use crate::output;
 use berth_engine::Engine;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub async fn dispatch(
     engine: &std::sync::Arc<Engine>,
@@ -16,8 +18,8 @@ pub async fn dispatch(
 ) -> anyhow::Result<i32> {
     let backend = args.backend.as_deref();
     match args.command {
-        ImageCommand::Pull { reference } => {
-            let image = if json {
+        ImageCommand::Pull { quiet, reference } => {
+            let image = if json || quiet {
                 engine.pull_image(backend, &reference, &mut Quiet).await?
             } else {
                 let mut progress = Progress::new();
@@ -104,64 +106,87 @@ impl PullProgress for Quiet {
     fn event(&mut self, _: &PullEvent) {}
 }
 
-/// A line per layer and step like `docker pull`; on a terminal, the current line is redrawn
-/// with a progress bar instead of scrolling.
+/// A pull's progress as `docker pull` shows it: on a terminal a bar per layer and one for the
+/// total, with speed (indicatif); off one, a line per layer and step, without byte counts.
 struct Progress {
-    terminal: bool,
-    open_line: bool,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    all: MultiProgress,
+    total: ProgressBar,
+    layers: HashMap<String, ProgressBar>,
 }
 
 impl Progress {
     fn new() -> Progress {
-        Progress {
-            terminal: std::io::stderr().is_terminal(),
-            open_line: false,
-        }
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let all = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let total = all.add(bar("total"));
+            Bars {
+                all,
+                total,
+                layers: HashMap::new(),
+            }
+        });
+        Progress { bars }
     }
 
     fn finish(&mut self) {
-        if self.open_line {
-            eprintln!();
-            self.open_line = false;
+        if let Some(bars) = self.bars.take() {
+            // Finished bars stay on the screen, as docker's last lines do.
+            for layer in bars.layers.values() {
+                layer.finish();
+            }
+            bars.total.finish();
         }
     }
 }
 
+fn bar(prefix: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{prefix:>12} {msg:<18} [{bar:30}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    ProgressBar::new(0)
+        .with_style(style)
+        .with_prefix(prefix.to_string())
+}
+
 impl PullProgress for Progress {
     fn event(&mut self, event: &PullEvent) {
-        let prefix = event
-            .layer
-            .as_deref()
-            .map(|layer| format!("{layer}: "))
-            .unwrap_or_default();
-        let mut stderr = std::io::stderr().lock();
-        match (self.terminal, event.current, event.total) {
-            (true, Some(current), Some(total)) if total > 0 => {
-                const WIDTH: u64 = 30;
-                let done = (current.min(total) * WIDTH / total) as usize;
-                let bar = format!(
-                    "[{}>{}]",
-                    "=".repeat(done),
-                    " ".repeat(WIDTH as usize - done)
-                );
-                let _ = write!(
-                    stderr,
-                    "\r\x1b[2K{prefix}{} {bar} {:.1}/{:.1}MB",
-                    event.status,
-                    current as f64 / 1e6,
-                    total as f64 / 1e6
-                );
-                self.open_line = true;
-            }
+        // What a daemon sends is shown, never obeyed: no escapes reach the terminal.
+        let status = output::escaped(&event.status);
+        let Some(bars) = &mut self.bars else {
             // Byte counts without a terminal would be a flood of lines: keep the steps only.
-            (false, Some(_), _) => {}
-            _ => {
-                if self.open_line {
-                    let _ = write!(stderr, "\r\x1b[2K");
+            if event.current.is_none() {
+                match &event.layer {
+                    Some(layer) => eprintln!("{}: {status}", output::escaped(layer)),
+                    None => eprintln!("{status}"),
                 }
-                let _ = writeln!(stderr, "{prefix}{}", event.status);
-                self.open_line = false;
             }
+            return;
+        };
+        let Some(layer) = &event.layer else {
+            bars.all.suspend(|| eprintln!("{status}"));
+            return;
+        };
+        let layer_bar = bars.layers.entry(layer.clone()).or_insert_with(|| {
+            bars.all
+                .insert_before(&bars.total, bar(&output::escaped(layer)))
+        });
+        if let Some(total) = event.total {
+            layer_bar.set_length(total);
         }
+        if let Some(current) = event.current {
+            layer_bar.set_position(current);
+        }
+        layer_bar.set_message(status.into_owned());
+        let (done, expected) = bars.layers.values().fold((0, 0), |(done, expected), b| {
+            (done + b.position(), expected + b.length().unwrap_or(0))
+        });
+        bars.total.set_length(expected);
+        bars.total.set_position(done);
     }
 }
