@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
+use berth_tests::archives;
 use berth_tests::containerd::{self, containerd_env};
 use berth_tests::docker::{self, docker_env};
 use berth_tests::env::{BerthEnv, Run};
@@ -567,4 +568,58 @@ fn files_copy_in_and_out_wherever_cp_is_claimed() {
     }
     let both_host = BerthEnv::new("").berth(&["cp", "/etc/hostname", "/tmp/x"]);
     assert_eq!(both_host.code, 64, "{both_host:?}");
+}
+
+/// An import shows its layers as a pull does: a bar per layer and the total on a terminal,
+/// nothing with `-q`.
+#[test]
+fn imports_show_each_layer_wherever_import_is_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    for subject in Subject::all() {
+        if !subject.claims("image-import") {
+            continue;
+        }
+        // A layer of each backend's own, so a daemon two subjects share loads it anew.
+        let tag = format!(
+            "berth-test/progress-{}:{}",
+            subject.backend,
+            std::process::id()
+        );
+        let archive = dir.path().join(format!("{}.tar", subject.backend));
+        let layers = [
+            archives::layer(true, &[]),
+            archives::layer(false, &[("marker", &tag)]),
+        ];
+        archives::docker_archive(&archive, &tag, &layers, None);
+        let archive = archive.display().to_string();
+        let import = ["image", "--backend", subject.backend, "import"];
+        let mut terminal = Terminal::spawn(
+            subject.env.command(&[&import[..], &[&archive]].concat()),
+            30,
+            140,
+        );
+        terminal.expect("Loaded image");
+        assert_eq!(
+            terminal.wait(),
+            0,
+            "{}: {}",
+            subject.backend,
+            terminal.transcript
+        );
+        for drawn in ["Loading layer", "total", "[="] {
+            assert!(
+                terminal.transcript.contains(drawn),
+                "{}: {drawn:?} not drawn:\n{}",
+                subject.backend,
+                terminal.transcript
+            );
+        }
+        let quiet = subject
+            .berth(&[&import[..], &["-q", &archive]].concat())
+            .ok();
+        assert_eq!(quiet.stderr, "", "{}: {quiet:?}", subject.backend);
+        subject
+            .berth(&["image", "--backend", subject.backend, "rm", &tag])
+            .ok();
+    }
 }

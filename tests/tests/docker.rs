@@ -404,7 +404,7 @@ fn images_pull_from_the_loopback_registry_list_inspect_and_remove() {
         .ok();
     assert!(run.stdout.ends_with("registry\n"), "{run:?}");
 
-    // On a terminal the same pull draws progress bars in place.
+    // On a terminal the same pull draws progress bars in place: the layer's and the total.
     env.berth(&["image", "--backend", "docker", "rm", image])
         .ok();
     let line = format!(
@@ -420,7 +420,9 @@ fn images_pull_from_the_loopback_registry_list_inspect_and_remove() {
     let screen = String::from_utf8_lossy(&tty.stdout);
     assert!(tty.status.success(), "{screen}");
     assert!(screen.contains("\r\x1b[2K"), "{screen:?}");
-    assert!(screen.contains("==>]"), "{screen:?}");
+    for drawn in ["Pull complete", "[====", "total"] {
+        assert!(screen.contains(drawn), "{drawn:?} not drawn: {screen:?}");
+    }
 
     env.berth(&["image", "--backend", "docker", "rm", image])
         .ok();

@@ -490,7 +490,11 @@ async fn a_docker_archive_imports_with_whiteouts_and_image_defaults() {
     let top = layer(false, &[("etc/.wh.secret", ""), ("etc/new", "n")]);
     let archive = env.dir.path().join("image.tar");
     docker_archive(&archive, "app:1", &[base, top], None);
-    let image = env.backend.images().import_archive(&archive, None).unwrap();
+    let image = env
+        .backend
+        .images()
+        .import_archive(&archive, None, &mut |_| {})
+        .unwrap();
     assert_eq!(image.names, ["docker.io/library/app:1"]);
     assert_eq!(image.layers.len(), 2);
     assert_eq!(env.backend.images().resolve("app:1").unwrap().id, image.id);
@@ -512,14 +516,18 @@ async fn an_oci_layout_with_gzip_layers_imports_as_directory_and_as_tar() {
         "oci-app",
         &[layer(true, &[]), layer(false, &[("etc/hello", "hi")])],
     );
-    let image = env.backend.images().import_archive(&layout, None).unwrap();
+    let image = env
+        .backend
+        .images()
+        .import_archive(&layout, None, &mut |_| {})
+        .unwrap();
     assert_eq!(image.names, ["docker.io/library/oci-app:latest"]);
     let tarball = env.dir.path().join("layout.tar");
     tar_dir(&layout, &tarball);
     let again = env
         .backend
         .images()
-        .import_archive(&tarball, Some("other:2"))
+        .import_archive(&tarball, Some("other:2"), &mut |_| {})
         .unwrap();
     assert_eq!(again.id, image.id);
     assert_eq!(
@@ -574,7 +582,7 @@ async fn malformed_archives_are_rejected_with_nothing_half_imported() {
         let err = env
             .backend
             .images()
-            .import_archive(archive, Some("x:1"))
+            .import_archive(archive, Some("x:1"), &mut |_| {})
             .unwrap_err();
         assert!(
             err.to_string().contains(expect),
@@ -602,10 +610,13 @@ async fn malformed_archives_are_rejected_with_nothing_half_imported() {
     let err = env
         .backend
         .images()
-        .import_archive(&bad_digest, None)
+        .import_archive(&bad_digest, None, &mut |_| {})
         .unwrap_err();
     assert!(err.to_string().contains("layer1/layer.tar"), "{err}");
-    env.backend.images().import_archive(&good, None).unwrap();
+    env.backend
+        .images()
+        .import_archive(&good, None, &mut |_| {})
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -620,8 +631,14 @@ async fn layers_are_shared_and_removed_with_the_last_image_using_them() {
         None,
     );
     docker_archive(&b, "b:1", &[base, layer(false, &[("b", "b")])], None);
-    env.backend.images().import_archive(&a, None).unwrap();
-    env.backend.images().import_archive(&b, None).unwrap();
+    env.backend
+        .images()
+        .import_archive(&a, None, &mut |_| {})
+        .unwrap();
+    env.backend
+        .images()
+        .import_archive(&b, None, &mut |_| {})
+        .unwrap();
     assert_eq!(entries(&env.layers_dir()).len(), 3);
     env.backend
         .images()
@@ -723,7 +740,11 @@ async fn a_docker_25_archive_with_blobs_and_index_imports() {
     .unwrap();
     let tarball = env.dir.path().join("d25.tar");
     tar_dir(&dir, &tarball);
-    let image = env.backend.images().import_archive(&tarball, None).unwrap();
+    let image = env
+        .backend
+        .images()
+        .import_archive(&tarball, None, &mut |_| {})
+        .unwrap();
     assert_eq!(image.names, ["docker.io/library/new:25"]);
     let (code, out, _) = env.run(spec("new:25", &["cat", "/etc/v"])).await;
     assert_eq!((code, out.as_str()), (0, "25\n"));

@@ -25,6 +25,15 @@ use containerd_client::types::Descriptor;
 
 use crate::ContainerdBackend;
 
+/// A layer's name in progress lines: its digest's first 12 hex digits, as docker shows it.
+fn short(digest: &str) -> String {
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
+}
+
 fn descriptor(blob: &Blob) -> Descriptor {
     Descriptor {
         media_type: blob.media_type.to_string(),
@@ -48,6 +57,7 @@ impl ContainerdBackend {
         &self,
         path: &Path,
         name: Option<&str>,
+        progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
         let scratch = self.store.run_dir().join("containerd-import");
         berth_core::store::create_dir_all(&scratch)?;
@@ -64,7 +74,7 @@ impl ContainerdBackend {
                 .with_hint("give one: `berth image import FILE NAME`")
             })?;
         let image = plan.into_image(&source, berth_oci::normalise(&name)?)?;
-        self.store_image(&image).await
+        self.store_image(&image, progress).await
     }
 
     /// Pulls `reference` from its registry: the blobs are fetched and checked by
@@ -75,7 +85,7 @@ impl ContainerdBackend {
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
         let image = berth_registry::pull(reference, progress).await?;
-        let info = self.store_image(&image).await?;
+        let info = self.store_image(&image, progress).await?;
         progress.event(&PullEvent {
             status: format!("Digest: {}", image.manifest.digest),
             ..Default::default()
@@ -84,7 +94,11 @@ impl ContainerdBackend {
     }
 
     /// Writes and unpacks an image's blobs under a lease, then names it.
-    async fn store_image(&self, image: &OciImage) -> Result<ImageInfo> {
+    async fn store_image(
+        &self,
+        image: &OciImage,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
         let name = image.name.as_str();
         let diff_ids = image.diff_ids()?;
         let top = chain_id(&diff_ids)
@@ -104,7 +118,9 @@ impl ContainerdBackend {
             .lease
             .map(|l| l.id)
             .unwrap_or_default();
-        let imported = self.import_under(&lease, image, &diff_ids, &top).await;
+        let imported = self
+            .import_under(&lease, image, &diff_ids, &top, progress)
+            .await;
         let _ = leases
             .delete(
                 self.request(containerd_client::services::v1::DeleteRequest {
@@ -123,6 +139,7 @@ impl ContainerdBackend {
         image: &OciImage,
         diff_ids: &[String],
         top: &str,
+        progress: &mut dyn PullProgress,
     ) -> Result<()> {
         let OciImage {
             name,
@@ -131,7 +148,16 @@ impl ContainerdBackend {
             layers,
         } = image;
         for layer in layers {
+            let size = layer.bytes.len() as u64;
+            let loading = |current| PullEvent {
+                layer: Some(short(&layer.digest)),
+                status: "Loading layer".into(),
+                current: Some(current),
+                total: Some(size),
+            };
+            progress.event(&loading(0));
             self.write_blob(lease, layer, HashMap::new()).await?;
+            progress.event(&loading(size));
         }
         // The config keeps the unpacked layers, the manifest keeps the config and the layers.
         let snapshot_ref = format!("containerd.io/gc.ref.snapshot.{}", self.config.snapshotter);
@@ -152,7 +178,7 @@ impl ContainerdBackend {
             );
         }
         self.write_blob(lease, manifest, refs).await?;
-        self.unpack(lease, layers, diff_ids).await?;
+        self.unpack(lease, layers, diff_ids, progress).await?;
 
         let image = Image {
             name: name.to_string(),
@@ -237,7 +263,13 @@ impl ContainerdBackend {
     }
 
     /// Applies each layer onto its parent as snapshot `<chain id>`, skipping those unpacked.
-    async fn unpack(&self, lease: &str, layers: &[Blob], diff_ids: &[String]) -> Result<()> {
+    async fn unpack(
+        &self,
+        lease: &str,
+        layers: &[Blob],
+        diff_ids: &[String],
+        progress: &mut dyn PullProgress,
+    ) -> Result<()> {
         let existing: Vec<String> = self
             .list_snapshots()
             .await?
@@ -247,10 +279,17 @@ impl ContainerdBackend {
         let mut parent = String::new();
         for (i, layer) in layers.iter().enumerate() {
             let chain = chain_id(&diff_ids[..=i]).expect("at least one layer");
+            let step = |status: &str| PullEvent {
+                layer: Some(short(&layer.digest)),
+                status: status.into(),
+                ..PullEvent::default()
+            };
             if existing.contains(&chain) {
+                progress.event(&step("Already exists"));
                 parent = chain;
                 continue;
             }
+            progress.event(&step("Extracting"));
             let key = format!("berth-unpack-{}-{i}", crate::nanos());
             let mut snapshots = self.snapshots().await?;
             let mounts = snapshots
@@ -310,6 +349,7 @@ impl ContainerdBackend {
                 ))
                 .await
                 .map_err(|e| self.error("commit", &key, e))?;
+            progress.event(&step("Loaded"));
             parent = chain;
         }
         Ok(())

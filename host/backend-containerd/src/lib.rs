@@ -1378,8 +1378,13 @@ impl ContainerBackend for ContainerdBackend {
         self.pull(reference, progress).await
     }
 
-    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
-        self.import_archive(source, name).await
+    async fn import_image(
+        &self,
+        source: &Path,
+        name: Option<&str>,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        self.import_archive(source, name, progress).await
     }
 
     async fn list_images(&self) -> Result<Vec<ImageInfo>> {

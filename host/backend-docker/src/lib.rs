@@ -961,7 +961,12 @@ impl ContainerBackend for DockerBackend {
         self.inspect_image(reference).await
     }
 
-    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
+    async fn import_image(
+        &self,
+        source: &Path,
+        name: Option<&str>,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
         let bytes = if source.is_dir() {
             let mut builder = tar::Builder::new(Vec::new());
             builder.follow_symlinks(false);
@@ -977,7 +982,7 @@ impl ContainerBackend for DockerBackend {
         let object = source.display().to_string();
         let mut stream = docker.import_image(
             ImportImageOptions {
-                quiet: true,
+                quiet: false,
                 ..ImportImageOptions::default()
             },
             bollard::body_full(bytes.into()),
@@ -992,6 +997,17 @@ impl ContainerBackend for DockerBackend {
                     path: source.to_owned(),
                     message: detail.message.unwrap_or_default(),
                     hint: "docker loads `docker save` archives".into(),
+                });
+            }
+            // `docker load`'s progress: "Loading layer" with the bytes done, by layer id.
+            if let Some(status) = info.status {
+                let detail = info.progress_detail.unwrap_or_default();
+                let bytes = |n: Option<i64>| n.filter(|n| *n >= 0).map(|n| n as u64);
+                progress.event(&PullEvent {
+                    layer: info.id,
+                    status,
+                    current: bytes(detail.current),
+                    total: bytes(detail.total),
                 });
             }
             // "Loaded image: name:tag" or "Loaded image ID: sha256:…".

@@ -10,11 +10,13 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use berth_core::store::create_dir_all;
-use berth_core::{Durability, Error, IoContext, LockGuard, LockMode, Result, Store, crash};
+use berth_core::{
+    Durability, Error, IoContext, LockGuard, LockMode, PullEvent, Result, Store, crash,
+};
 use berth_oci::ImageConfig;
 use berth_oci::archive::{Scratch, Source, corrupt};
 use berth_oci::layout::{LayerRef, Plan, plan};
@@ -92,7 +94,12 @@ impl ImageStore {
 
     /// Imports a `docker save` archive or an OCI layout (directory or tar, optionally gzipped).
     /// `name` overrides the name recorded in the archive.
-    pub fn import_archive(&self, path: &Path, name: Option<&str>) -> Result<ImageRecord> {
+    pub fn import_archive(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+        report: &mut dyn FnMut(PullEvent),
+    ) -> Result<ImageRecord> {
         let name = name.map(normalise).transpose()?;
         let _lock = self.lock(LockMode::Exclusive)?;
         self.clean_tmp();
@@ -108,7 +115,7 @@ impl ImageStore {
                 .with_hint("give one: `berth image import FILE NAME`"));
             }
         };
-        self.install(&source, plan, &name)
+        self.install(&source, plan, &name, report)
     }
 
     /// Imports a plain directory as a one-layer image.
@@ -179,11 +186,17 @@ impl ImageStore {
         };
         // The scratch tar is a member of the tmp dir, read like a directory archive's file.
         let source = Source::open(&self.tmp_dir(), &self.tmp_dir())?;
-        self.install(&source, plan, &name)
+        self.install(&source, plan, &name, &mut |_| {})
     }
 
     /// Unpacks missing layers and writes the record; undoes its own work on failure.
-    fn install(&self, source: &Source, plan: Plan, name: &str) -> Result<ImageRecord> {
+    fn install(
+        &self,
+        source: &Source,
+        plan: Plan,
+        name: &str,
+        report: &mut dyn FnMut(PullEvent),
+    ) -> Result<ImageRecord> {
         let id = hex::encode(Sha256::digest(&plan.config_bytes));
         let mut added: Vec<PathBuf> = Vec::new();
         let result = (|| {
@@ -194,14 +207,29 @@ impl ImageStore {
                 if !seen.insert(diff_id.clone()) {
                     continue;
                 }
+                let layer_name = Some(diff_id.chars().take(12).collect::<String>());
                 if final_dir.is_dir() {
                     size += dir_size(&final_dir);
+                    report(PullEvent {
+                        layer: layer_name,
+                        status: "Already exists".into(),
+                        ..PullEvent::default()
+                    });
                     continue;
                 }
                 let staging = self.tmp_dir().join(format!("layer-{diff_id}"));
                 let _ = fs::remove_dir_all(&staging);
                 create_dir_all(&staging)?;
-                let outcome = extract(source, layer, diff_id, &staging);
+                let total = source.size(&layer.path);
+                let mut loading = |current| {
+                    report(PullEvent {
+                        layer: layer_name.clone(),
+                        status: "Loading layer".into(),
+                        current: Some(current),
+                        total,
+                    })
+                };
+                let outcome = extract(source, layer, diff_id, &staging, &mut loading);
                 match outcome {
                     Ok(bytes) => size += bytes,
                     Err(e) => {
@@ -213,6 +241,11 @@ impl ImageStore {
                 fs::rename(&staging, &final_dir)
                     .context(|| format!("moving layer {diff_id} into {}", final_dir.display()))?;
                 added.push(final_dir);
+                report(PullEvent {
+                    layer: layer_name,
+                    status: "Loaded".into(),
+                    ..PullEvent::default()
+                });
             }
             crash::point("native.import.layers-in");
             let mut records = self.records()?;
@@ -419,11 +452,44 @@ impl ImageStore {
 }
 
 /// Unpacks one layer into `staging`, checking the blob digest and the diff id; returns its size.
-fn extract(source: &Source, layer: &LayerRef, diff_id: &str, staging: &Path) -> Result<u64> {
+/// A reader that reports how much has been read, for a layer's progress bar.
+struct Counted<'a, R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        // Every 256 KiB and at the end: a bar needs no more.
+        if n == 0 || self.read - self.reported >= 256 * 1024 {
+            self.reported = self.read;
+            (self.report)(self.read);
+        }
+        Ok(n)
+    }
+}
+
+fn extract(
+    source: &Source,
+    layer: &LayerRef,
+    diff_id: &str,
+    staging: &Path,
+    loading: &mut dyn FnMut(u64),
+) -> Result<u64> {
     let archive = source.origin();
     let layer_error =
         |message: String| corrupt(archive, format!("layer {}: {message}", layer.path));
-    let mut blob = HashingReader::new(BufReader::new(source.read(&layer.path)?));
+    let counted = Counted {
+        inner: source.read(&layer.path)?,
+        read: 0,
+        reported: 0,
+        report: loading,
+    };
+    let mut blob = HashingReader::new(BufReader::new(counted));
     let head = blob
         .get_mut()
         .fill_buf()

@@ -758,6 +758,31 @@ fn wait_pid_exit(pid: u32, timeout: Duration) -> bool {
 }
 
 /// Runs blocking store and process work off the async runtime.
+/// [`blocking`] for work that reports progress: its events reach `progress` as they happen.
+async fn reporting<T: Send + 'static>(
+    progress: &mut dyn PullProgress,
+    f: impl FnOnce(&mut dyn FnMut(berth_core::PullEvent)) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let work = blocking(move || {
+        f(&mut |event| {
+            let _ = events.send(event);
+        })
+    });
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            Some(event) = received.recv() => progress.event(&event),
+            done = &mut work => {
+                while let Ok(event) = received.try_recv() {
+                    progress.event(&event);
+                }
+                return done;
+            }
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         Error::io(
@@ -1011,7 +1036,7 @@ impl ContainerBackend for NativeBackend {
     ) -> Result<ImageInfo> {
         let image = berth_registry::pull(reference, progress).await?;
         let this = self.clone();
-        blocking(move || {
+        reporting(progress, move |report| {
             let pulls = this.store.run_dir().join("native-pull");
             berth_core::store::create_dir_all(&pulls)?;
             let layout =
@@ -1019,16 +1044,23 @@ impl ContainerBackend for NativeBackend {
             image.write_oci_layout(layout.path())?;
             let record = this
                 .images
-                .import_archive(layout.path(), Some(&image.name))?;
+                .import_archive(layout.path(), Some(&image.name), report)?;
             Ok(this.image_info(record))
         })
         .await
     }
 
-    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
+    async fn import_image(
+        &self,
+        source: &Path,
+        name: Option<&str>,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
         let (this, source, name) = (self.clone(), source.to_owned(), name.map(str::to_owned));
-        blocking(move || {
-            let record = this.images.import_archive(&source, name.as_deref())?;
+        reporting(progress, move |report| {
+            let record = this
+                .images
+                .import_archive(&source, name.as_deref(), report)?;
             Ok(this.image_info(record))
         })
         .await

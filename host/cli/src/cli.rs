@@ -441,6 +441,9 @@ pub enum ImageCommand {
         /// Treat SOURCE as a root filesystem directory.
         #[arg(long)]
         rootfs: bool,
+        /// No progress, only the result.
+        #[arg(short, long)]
+        quiet: bool,
         /// Archive, OCI layout, or (with --rootfs) directory.
         source: PathBuf,
         /// Image name (default: the name recorded in the archive).

@@ -150,9 +150,15 @@ pub trait ContainerBackend: Send + Sync {
         Err(self.not_supported("image pull"))
     }
 
-    /// Load a docker-archive or OCI layout (directory or tar); `name` tags it.
-    async fn import_image(&self, source: &Path, name: Option<&str>) -> Result<ImageInfo> {
-        let _ = (source, name);
+    /// Load a docker-archive or OCI layout (directory or tar); `name` tags it. Reports a
+    /// layer's progress as a pull does.
+    async fn import_image(
+        &self,
+        source: &Path,
+        name: Option<&str>,
+        progress: &mut dyn PullProgress,
+    ) -> Result<ImageInfo> {
+        let _ = (source, name, progress);
         Err(self.not_supported("image import"))
     }
 

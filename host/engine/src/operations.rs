@@ -131,9 +131,10 @@ impl Engine {
         backend: Option<&str>,
         source: &Path,
         name: Option<&str>,
+        progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
         self.able(backend, Capability::ImageImport)?
-            .import_image(source, name)
+            .import_image(source, name, progress)
             .await
     }
 

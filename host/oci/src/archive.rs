@@ -146,6 +146,23 @@ impl Source {
         }
     }
 
+    /// The size of member `name`, when it is there.
+    pub fn size(&self, name: &str) -> Option<u64> {
+        let mut key = normalise(name)?;
+        match &self.kind {
+            Kind::Dir(dir) => dir.join(&key).metadata().ok().map(|m| m.len()),
+            Kind::Tar { members, .. } => {
+                for _ in 0..8 {
+                    match members.get(&key)? {
+                        Member::File { size, .. } => return Some(*size),
+                        Member::Link(target) => key = target.clone(),
+                    }
+                }
+                None
+            }
+        }
+    }
+
     /// Reads a small member (a manifest or config) whole.
     pub fn read_all(&self, name: &str) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();

@@ -19,14 +19,12 @@ pub async fn dispatch(
     let backend = args.backend.as_deref();
     match args.command {
         ImageCommand::Pull { quiet, reference } => {
-            let image = if json || quiet {
-                engine.pull_image(backend, &reference, &mut Quiet).await?
-            } else {
-                let mut progress = Progress::new();
-                let image = engine.pull_image(backend, &reference, &mut progress).await;
-                progress.finish();
-                image?
-            };
+            let mut progress = Progress::unless(json || quiet);
+            let image = engine
+                .pull_image(backend, &reference, progress.as_mut())
+                .await;
+            progress.finish();
+            let image = image?;
             if json {
                 output::json(&image);
             } else {
@@ -35,6 +33,7 @@ pub async fn dispatch(
         }
         ImageCommand::Import {
             rootfs,
+            quiet,
             source,
             name: image_name,
         } => {
@@ -45,9 +44,12 @@ pub async fn dispatch(
                 })?;
                 engine.import_rootfs(backend, &source, &image_name).await?
             } else {
-                engine
-                    .import_image(backend, &source, image_name.as_deref())
-                    .await?
+                let mut progress = Progress::unless(json || quiet);
+                let image = engine
+                    .import_image(backend, &source, image_name.as_deref(), progress.as_mut())
+                    .await;
+                progress.finish();
+                image?
             };
             if json {
                 output::json(&image);
@@ -99,46 +101,41 @@ pub async fn dispatch(
     Ok(0)
 }
 
-/// `--json` pulls print only the result.
-struct Quiet;
-
-impl PullProgress for Quiet {
-    fn event(&mut self, _: &PullEvent) {}
-}
-
-/// A pull's progress as `docker pull` shows it: on a terminal a bar per layer and one for the
-/// total, with speed (indicatif); off one, a line per layer and step, without byte counts.
+/// A pull's or import's progress as `docker pull` shows it: on a terminal a bar per layer and
+/// one for the total, with speed (indicatif); off one, a line per layer and step, without byte
+/// counts; nothing when `quiet` (`-q`, `--json`).
 struct Progress {
+    quiet: bool,
     bars: Option<Bars>,
 }
 
 struct Bars {
     all: MultiProgress,
-    total: ProgressBar,
+    /// Made with the first layer that counts bytes, so a pull that has none shows no bar.
+    total: Option<ProgressBar>,
     layers: HashMap<String, ProgressBar>,
 }
 
 impl Progress {
-    fn new() -> Progress {
-        let bars = std::io::stderr().is_terminal().then(|| {
-            let all = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let total = all.add(bar("total"));
-            Bars {
-                all,
-                total,
-                layers: HashMap::new(),
-            }
+    fn unless(quiet: bool) -> Progress {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| Bars {
+            all: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            total: None,
+            layers: HashMap::new(),
         });
-        Progress { bars }
+        Progress { quiet, bars }
+    }
+
+    fn as_mut(&mut self) -> &mut dyn PullProgress {
+        self
     }
 
     fn finish(&mut self) {
         if let Some(bars) = self.bars.take() {
             // Finished bars stay on the screen, as docker's last lines do.
-            for layer in bars.layers.values() {
-                layer.finish();
+            for bar in bars.layers.values().chain(&bars.total) {
+                bar.finish();
             }
-            bars.total.finish();
         }
     }
 }
@@ -156,28 +153,39 @@ fn bar(prefix: &str) -> ProgressBar {
 
 impl PullProgress for Progress {
     fn event(&mut self, event: &PullEvent) {
+        if self.quiet {
+            return;
+        }
         // What a daemon sends is shown, never obeyed: no escapes reach the terminal.
         let status = output::escaped(&event.status);
+        let line = || match &event.layer {
+            Some(layer) => format!("{}: {status}", output::escaped(layer)),
+            None => status.to_string(),
+        };
+        let counts = event.current.is_some() || event.total.is_some();
         let Some(bars) = &mut self.bars else {
             // Byte counts without a terminal would be a flood of lines: keep the steps only.
             if event.current.is_none() {
-                match &event.layer {
-                    Some(layer) => eprintln!("{}: {status}", output::escaped(layer)),
-                    None => eprintln!("{status}"),
-                }
+                eprintln!("{}", line());
             }
             return;
         };
-        let Some(layer) = &event.layer else {
-            bars.all.suspend(|| eprintln!("{status}"));
+        // A step of a layer that has no bar (yet): a line above the bars.
+        let known = event.layer.as_ref().and_then(|l| bars.layers.get(l));
+        let (Some(layer), true) = (&event.layer, counts || known.is_some()) else {
+            bars.all.suspend(|| eprintln!("{}", line()));
             return;
         };
-        let layer_bar = bars.layers.entry(layer.clone()).or_insert_with(|| {
-            bars.all
-                .insert_before(&bars.total, bar(&output::escaped(layer)))
-        });
-        if let Some(total) = event.total {
-            layer_bar.set_length(total);
+        let total = bars
+            .total
+            .get_or_insert_with(|| bars.all.add(bar("total")))
+            .clone();
+        let layer_bar = bars
+            .layers
+            .entry(layer.clone())
+            .or_insert_with(|| bars.all.insert_before(&total, bar(&output::escaped(layer))));
+        if let Some(expected) = event.total {
+            layer_bar.set_length(expected);
         }
         if let Some(current) = event.current {
             layer_bar.set_position(current);
@@ -186,7 +194,7 @@ impl PullProgress for Progress {
         let (done, expected) = bars.layers.values().fold((0, 0), |(done, expected), b| {
             (done + b.position(), expected + b.length().unwrap_or(0))
         });
-        bars.total.set_length(expected);
-        bars.total.set_position(done);
+        total.set_length(expected);
+        total.set_position(done);
     }
 }
