@@ -795,7 +795,7 @@ impl ContainerBackend for ContainerdBackend {
     async fn copy_in(&self, id: &str, dir: &str, tar: std::fs::File) -> Result<()> {
         let dir = dir.to_string();
         let options = files::Unpack {
-            devices: true,
+            trusted: true,
             ..files::Unpack::default()
         };
         self.with_files(id, move |root| {

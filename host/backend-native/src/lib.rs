@@ -1007,7 +1007,7 @@ impl ContainerBackend for NativeBackend {
     async fn copy_in(&self, id: &str, dir: &str, tar: std::fs::File) -> Result<()> {
         let (this, id, dir) = (self.clone(), id.to_string(), dir.to_string());
         let options = files::Unpack {
-            devices: true,
+            trusted: true,
             ..files::Unpack::default()
         };
         blocking(move || {

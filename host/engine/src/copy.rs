@@ -176,7 +176,7 @@ impl Engine {
             let options = Unpack {
                 owner,
                 rename,
-                devices: false,
+                trusted: false,
             };
             root.unpack("/", BufReader::new(reader), &options)
         });

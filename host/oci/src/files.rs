@@ -46,9 +46,11 @@ pub struct Unpack {
     pub owner: Option<(u32, u32)>,
     /// The tar's top entry renamed (`from`, `to`): `cp c:/etc/hostname ./name`.
     pub rename: Option<(String, String)>,
-    /// Make device nodes. Off for what a container sends the host, where a block device node
-    /// would hand whoever reads the directory the host's disk; such entries are skipped.
-    pub devices: bool,
+    /// The tar is the host's own: device nodes are made and set-id bits kept. Off for what a
+    /// container sends the host, where a block device node would hand whoever reads the
+    /// directory the host's disk and a setuid file root's powers: devices are skipped and
+    /// set-id bits dropped.
+    pub trusted: bool,
 }
 
 /// A directory tree opened as a root: nothing outside it is read or written.
@@ -159,7 +161,7 @@ impl Root {
                 &parent_fd,
                 &leaf,
                 &shown,
-                options.devices,
+                options.trusted,
                 |target| {
                     let target = entry_path(target, options)?.unwrap_or_default();
                     self.resolve_relative(&dir.join(&target), OFlag::O_PATH | OFlag::O_NOFOLLOW)
@@ -176,7 +178,8 @@ impl Root {
                 .owner
                 .or_else(|| Some((header.uid().ok()? as u32, header.gid().ok()? as u32)));
             let mtime = header.mtime().unwrap_or(0) as i64;
-            let mode = header.mode().unwrap_or(0o644) & 0o7777;
+            let kept_bits = if options.trusted { 0o7777 } else { 0o1777 };
+            let mode = header.mode().unwrap_or(0o644) & kept_bits;
             match written {
                 Written::File(file) => {
                     set_owner_and_mode(&file, owner, mode, &shown)?;
@@ -281,7 +284,7 @@ fn write_entry(
     parent: &OwnedFd,
     leaf: &OsStr,
     shown: &str,
-    devices: bool,
+    trusted: bool,
     link_source: impl FnOnce(&Path) -> Result<OwnedFd>,
 ) -> Result<Written> {
     let at = Some(parent.as_raw_fd());
@@ -360,7 +363,7 @@ fn write_entry(
         return Ok(Written::Link);
     }
     let node = match entry_type {
-        tar::EntryType::Char | tar::EntryType::Block if !devices => {
+        tar::EntryType::Char | tar::EntryType::Block if !trusted => {
             tracing::warn!(entry = shown, "device node not copied");
             return Ok(Written::Skipped);
         }
@@ -690,7 +693,7 @@ mod tests {
         let options = Unpack {
             rename: Some(("app".into(), "copy".into())),
             owner: Some((0, 0)),
-            devices: false,
+            trusted: false,
         };
         target.unpack("/", &tar[..], &options).unwrap();
         let copied = target_dir.path().join("copy");
@@ -719,7 +722,7 @@ mod tests {
     }
 
     #[test]
-    fn device_nodes_are_made_only_when_asked() {
+    fn device_nodes_and_set_id_bits_come_only_from_trusted_tars() {
         let mut tar = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Block);
@@ -729,21 +732,31 @@ mod tests {
         header.set_mode(0o660);
         tar.append_data(&mut header, "disk", std::io::empty())
             .unwrap();
+        let mut setuid = tar::Header::new_gnu();
+        setuid.set_size(1);
+        setuid.set_mode(0o4755);
+        tar.append_data(&mut setuid, "su", &b"x"[..]).unwrap();
         let tar = tar.into_inner().unwrap();
+        let mode = |dir: &Path| {
+            let meta = std::fs::metadata(dir.join("su")).unwrap();
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+        };
 
-        let (skipped_dir, skipped) = root();
-        skipped.unpack("/", &tar[..], &Unpack::default()).unwrap();
-        assert!(std::fs::symlink_metadata(skipped_dir.path().join("disk")).is_err());
-        let (made_dir, made) = root();
-        let devices = Unpack {
-            devices: true,
+        let (untrusted_dir, untrusted) = root();
+        untrusted.unpack("/", &tar[..], &Unpack::default()).unwrap();
+        assert!(std::fs::symlink_metadata(untrusted_dir.path().join("disk")).is_err());
+        assert_eq!(mode(untrusted_dir.path()), 0o755);
+        let (trusted_dir, trusted) = root();
+        let options = Unpack {
+            trusted: true,
             ..Unpack::default()
         };
-        made.unpack("/", &tar[..], &devices).unwrap();
-        let made = std::fs::symlink_metadata(made_dir.path().join("disk")).unwrap();
+        trusted.unpack("/", &tar[..], &options).unwrap();
+        let made = std::fs::symlink_metadata(trusted_dir.path().join("disk")).unwrap();
         assert!(std::os::unix::fs::FileTypeExt::is_block_device(
             &made.file_type()
         ));
+        assert_eq!(mode(trusted_dir.path()), 0o4755);
     }
 
     #[test]
