@@ -13,7 +13,7 @@ use std::path::Path;
 
 use berth_core::{ContainerBackend, Error, ImageInfo, PullEvent, PullProgress, Result};
 use berth_oci::archive::Source;
-use berth_oci::digest::chain_id;
+use berth_oci::digest::{chain_id, short};
 use berth_oci::image::{Blob, Image as OciImage};
 use containerd_client::services::v1::{
     CreateImageRequest, Image, UpdateImageRequest, WriteAction, WriteContentRequest,
@@ -24,15 +24,6 @@ use containerd_client::tonic::{Code, Request};
 use containerd_client::types::Descriptor;
 
 use crate::ContainerdBackend;
-
-/// A layer's name in progress lines: its digest's first 12 hex digits, as docker shows it.
-fn short(digest: &str) -> String {
-    digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect()
-}
 
 fn descriptor(blob: &Blob) -> Descriptor {
     Descriptor {

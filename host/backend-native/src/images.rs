@@ -207,7 +207,7 @@ impl ImageStore {
                 if !seen.insert(diff_id.clone()) {
                     continue;
                 }
-                let layer_name = Some(diff_id.chars().take(12).collect::<String>());
+                let layer_name = Some(berth_oci::digest::short(diff_id));
                 if final_dir.is_dir() {
                     size += dir_size(&final_dir);
                     report(PullEvent {

@@ -240,12 +240,7 @@ impl Engine {
         }
         let top = match landing.rename {
             Some(name) => Top::Named(name),
-            None => match Top::of(&source_text) {
-                Top::Named(_) => {
-                    Top::Named(last_name(&source_text).unwrap_or_else(|| source_text.clone()))
-                }
-                Top::Contents => Top::Contents,
-            },
+            None => Top::of(&source_text),
         };
         let host = Root::open(Path::new("/"))?;
         let packed_path = followed.display().to_string();

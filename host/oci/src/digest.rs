@@ -13,6 +13,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// `sha256:0123456789ab…` (or bare hex) -> `0123456789ab`, as docker shows layers.
+pub fn short(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
+    hex.chars().take(12).collect()
+}
+
 /// The hex of a well-formed `sha256:<64 lowercase hex digits>`, else `None`.
 pub fn sha256_hex_of(digest: &str) -> Option<&str> {
     digest
@@ -39,6 +45,12 @@ pub fn chain_id(diff_ids: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_digest_is_docker_s_twelve_digits() {
+        assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+    }
 
     #[test]
     fn chain_ids_follow_the_image_spec() {

@@ -153,7 +153,7 @@ impl Root {
                     .try_clone()
                     .map_err(|e| Error::io("sharing a descriptor", e))?
             } else {
-                self.make_dirs(&dir_fd, &dir.join(&parent), &parent)?
+                self.make_dirs(&dir_fd, &dir, &parent)?
             };
             let shown = name.display().to_string();
             let written = write_entry(
@@ -231,29 +231,23 @@ impl Root {
     }
 
     fn resolve_dir(&self, dir: &Path) -> Result<OwnedFd> {
-        let shown = format!("/{}", dir.strip_prefix(".").unwrap_or(dir).display());
-        match self.resolve_relative(dir, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-            Ok(fd) => Ok(fd),
-            Err(Errno::ENOENT) => Err(Error::not_found(Object::Path, shown)),
-            Err(Errno::ENOTDIR) => Err(Error::invalid(shown, "not a directory")),
-            Err(e) => Err(io(format!("opening {shown}"), e)),
-        }
+        self.resolve_relative(dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(|e| dir_error(dir, e))
     }
 
-    /// The directory `full` (`dir/parent`), made as needed below `dir` for a tar that has no
-    /// entries for its directories.
-    fn make_dirs(&self, dir_fd: &OwnedFd, full: &Path, parent: &Path) -> Result<OwnedFd> {
-        match self.resolve_relative(full, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+    /// The directory `dir/parent`, made as needed below `dir` for a tar that has no entries
+    /// for its directories.
+    fn make_dirs(&self, dir_fd: &OwnedFd, dir: &Path, parent: &Path) -> Result<OwnedFd> {
+        let full = dir.join(parent);
+        match self.resolve_relative(&full, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
-            _ => return self.resolve_dir(full),
+            Err(e) => return Err(dir_error(&full, e)),
         }
         let mut at = dir_fd
             .try_clone()
             .map_err(|e| Error::io("sharing a descriptor", e))?;
-        let mut walked = full.to_owned();
-        for _ in parent.components() {
-            walked.pop();
-        }
+        let mut walked = dir.to_owned();
         for component in parent.components() {
             walked.push(component);
             match nix::sys::stat::mkdirat(
@@ -592,6 +586,16 @@ pub fn last_name(path: &str) -> Option<String> {
         Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
         _ => None,
     })
+}
+
+/// The error for directory `dir` (below the root) that would not open.
+fn dir_error(dir: &Path, errno: Errno) -> Error {
+    let shown = format!("/{}", dir.strip_prefix(".").unwrap_or(dir).display());
+    match errno {
+        Errno::ENOENT => Error::not_found(Object::Path, shown),
+        Errno::ENOTDIR => Error::invalid(shown, "not a directory"),
+        e => io(format!("opening {shown}"), e),
+    }
 }
 
 fn io(context: String, errno: Errno) -> Error {

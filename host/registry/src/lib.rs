@@ -11,6 +11,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use berth_core::{Error, PullEvent, PullProgress, Result};
+use berth_oci::digest::short;
 use berth_oci::image::{Blob, Document, Image};
 use berth_oci::{Reference, media, platform};
 use oci_spec::image::{Descriptor, MediaType};
@@ -282,12 +283,6 @@ fn parse_challenge(challenge: &str) -> Option<HashMap<String, String>> {
         rest = after.trim_start_matches(',').trim();
     }
     params.contains_key("realm").then_some(params)
-}
-
-/// `sha256:0123456789ab…` -> `0123456789ab`, as docker shows layers.
-fn short(digest: &str) -> String {
-    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
-    hex.chars().take(12).collect()
 }
 
 fn corrupt(digest: &str, message: impl Into<String>) -> Error {

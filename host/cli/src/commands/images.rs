@@ -20,9 +20,7 @@ pub async fn dispatch(
     match args.command {
         ImageCommand::Pull { quiet, reference } => {
             let mut progress = Progress::unless(json || quiet);
-            let image = engine
-                .pull_image(backend, &reference, progress.as_mut())
-                .await;
+            let image = engine.pull_image(backend, &reference, &mut progress).await;
             progress.finish();
             let image = image?;
             if json {
@@ -46,7 +44,7 @@ pub async fn dispatch(
             } else {
                 let mut progress = Progress::unless(json || quiet);
                 let image = engine
-                    .import_image(backend, &source, image_name.as_deref(), progress.as_mut())
+                    .import_image(backend, &source, image_name.as_deref(), &mut progress)
                     .await;
                 progress.finish();
                 image?
@@ -124,10 +122,6 @@ impl Progress {
             layers: HashMap::new(),
         });
         Progress { quiet, bars }
-    }
-
-    fn as_mut(&mut self) -> &mut dyn PullProgress {
-        self
     }
 
     fn finish(&mut self) {
