@@ -147,22 +147,22 @@ pub fn alive(pod: &str, pid: u32, started: u64) -> bool {
 /// When this process started it, it is reaped here (a long-running server would otherwise
 /// collect zombies); init reaps it otherwise.
 pub fn kill(pod: &str, pid: u32, started: u64) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let target = nix::unistd::Pid::from_raw(pid as i32);
-    let reap = || {
-        let _ = nix::sys::wait::waitpid(target, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-    };
-    if !alive(pod, pid, started) {
-        reap(); // it died on its own: a zombie of ours, if we started it
-        return;
+    if alive(pod, pid, started) {
+        let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
     }
-    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+    // A dying process has no command line before it is a zombie, so `alive` turns false
+    // before a child of ours can be reaped: a child is waited for until `waitpid` has it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while alive(pod, pid, started) && std::time::Instant::now() < deadline {
-        reap();
+    while start_time(pid) == Some(started) && std::time::Instant::now() < deadline {
+        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) if alive(pod, pid, started) => {}
+            _ => return, // reaped, or another's child that is dying
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    // `alive` counts a zombie as gone: the last reap is after it.
-    reap();
 }
 
 /// Every live infra process of `pod`, found by its command line: what a create killed before
@@ -201,5 +201,26 @@ mod tests {
         let me = std::process::id();
         assert!(super::start_time(me).is_some());
         assert_eq!(super::start_time(u32::MAX), None);
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by `kill`: what the test proves
+    fn a_killed_child_is_reaped_and_leaves_no_zombie() {
+        // `sleep`'s argument plays the pod name the infra process carries on its command line.
+        for _ in 0..20 {
+            let child = std::process::Command::new("sleep")
+                .arg("1001")
+                .spawn()
+                .unwrap();
+            let started = super::start_time(child.id()).unwrap();
+            // spawn returns once the exec has begun; the new command line comes a moment later.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !super::alive("1001", child.id(), started) {
+                assert!(std::time::Instant::now() < deadline, "sleep never ran");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            super::kill("1001", child.id(), started);
+            assert_eq!(super::start_time(child.id()), None, "not reaped");
+        }
     }
 }
