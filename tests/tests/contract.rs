@@ -623,3 +623,101 @@ fn imports_show_each_layer_wherever_import_is_claimed() {
             .ok();
     }
 }
+
+/// `inspect --json` of `name`, asked again until `done` holds (at most 30 s); panics if it
+/// never does.
+#[track_caller]
+fn inspect_until(
+    subject: &Subject,
+    name: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let info = subject.berth(&["inspect", name]).ok().json()[0].clone();
+        if done(&info) {
+            return info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {name} never got there: {info}",
+            subject.backend
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Docker's restart policies everywhere (the engine keeps them where the backend does not):
+/// `on-failure:3` restarts a failing container three times and then leaves it, with the
+/// count in `inspect` and every run's output in its log; `always` restarts a clean exit, and
+/// a user's stop is final.
+#[test]
+fn restart_policies_work_wherever_they_are_claimed() {
+    for subject in Subject::all() {
+        assert!(subject.claims("restart-policy"), "{}", subject.backend);
+        let failing = subject.name("on-failure");
+        subject
+            .berth(&[
+                "run",
+                "-d",
+                "--backend",
+                subject.backend,
+                "--name",
+                &failing,
+                "--restart",
+                "on-failure:3",
+                subject.image,
+                "sh",
+                "-c",
+                "echo ran; exit 1",
+            ])
+            .ok();
+        let done = inspect_until(&subject, &failing, |i| {
+            i["state"] == "stopped" && i["restart_count"] == 3
+        });
+        assert_eq!(done["exit_code"], 1, "{}: {done}", subject.backend);
+        // Long past the next back-off (800 ms): no fourth restart.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let after = subject.berth(&["inspect", &failing]).ok().json()[0].clone();
+        assert_eq!(
+            (&after["state"], &after["restart_count"]),
+            (&serde_json::json!("stopped"), &serde_json::json!(3)),
+            "{}: {after}",
+            subject.backend
+        );
+        let logs = subject.berth(&["logs", &failing]).ok().stdout;
+        assert_eq!(logs, "ran\n".repeat(4), "{}", subject.backend);
+
+        let always = subject.name("always");
+        subject
+            .berth(&[
+                "run",
+                "-d",
+                "--backend",
+                subject.backend,
+                "--name",
+                &always,
+                "--restart",
+                "always",
+                subject.image,
+                "sh",
+                "-c",
+                "sleep 0.2",
+            ])
+            .ok();
+        inspect_until(&subject, &always, |i| {
+            i["restart_count"].as_u64() >= Some(2)
+        });
+        subject.berth(&["stop", "-t", "1", &always]).ok();
+        let stopped = subject.berth(&["inspect", &always]).ok().json()[0].clone();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let later = subject.berth(&["inspect", &always]).ok().json()[0].clone();
+        assert_eq!(later["state"], "stopped", "{}: {later}", subject.backend);
+        assert_eq!(
+            later["restart_count"], stopped["restart_count"],
+            "{}: restarted after a stop: {later}",
+            subject.backend
+        );
+        subject.berth(&["rm", "-f", &failing, &always]).ok();
+    }
+}

@@ -688,3 +688,138 @@ fn gc_removes_exited_containers_only_when_asked_and_past_their_grace() {
     let leftovers = assert_whole(&env, &["done"]);
     report("gc --exited", 0, 0, leftovers, 0);
 }
+
+/// `inspect` of `name`.
+fn inspect(env: &BerthEnv, name: &str) -> serde_json::Value {
+    env.berth(&["inspect", name]).ok().json()[0].clone()
+}
+
+/// Whether a restart watcher of container `id` runs.
+fn watched(id: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", &format!("__restart-watch {id}")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A restart watcher killed after it counted a restart and before it started the container:
+/// the container is left stopped and unwatched, and gc starts the watcher again, which
+/// restarts it. The lost restart stays counted, so a crash never lets `on-failure:N` exceed N.
+#[test]
+fn a_restart_killed_before_it_starts_the_container_is_finished_by_gc() {
+    let env = env();
+    let ran = env
+        .command(&[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo ran; exit 1",
+        ])
+        .env("BERTH_CRASH_AT", "restart.counted")
+        .output()
+        .unwrap();
+    let id = Run::from(ran).ok().stdout.trim().to_string();
+    wait_until(|| !watched(&id) && inspect(&env, "flaky")["restart_count"] == 1);
+    assert_eq!(inspect(&env, "flaky")["state"], "stopped");
+    assert_eq!(env.berth(&["logs", "flaky"]).ok().stdout, "ran\n");
+
+    let gc = env.berth(&["gc", "--json"]).ok().json();
+    assert_eq!(
+        gc["restarted"],
+        serde_json::json!(["container flaky (restart policy on-failure)"]),
+        "{gc}"
+    );
+    wait_until(|| {
+        let info = inspect(&env, "flaky");
+        info["restart_count"] == 2 && info["state"] == "stopped" && !watched(&id)
+    });
+    assert_eq!(env.berth(&["logs", "flaky"]).ok().stdout, "ran\n".repeat(2));
+    env.berth(&["rm", "flaky"]).ok();
+    let leftovers = assert_whole(&env, &["flaky"]);
+    report("restart watcher", 1, 1, leftovers, 0);
+}
+
+/// After a reboot (simulated: watcher, supervisor and process all SIGKILLed), `gc --restart`
+/// starts what docker starts when its daemon does: `always` even if a user stopped it,
+/// `unless-stopped` only if no user did; a plain gc restarts only what crashed.
+#[test]
+fn gc_restart_at_boot_starts_what_each_policy_says() {
+    let env = env();
+    let run = |name: &str, policy: &str| {
+        env.berth(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            IMAGE,
+            "sleep",
+            "300",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+    };
+    run("kept", "always");
+    run("left", "unless-stopped");
+    let crashed = run("crashed", "unless-stopped");
+    env.berth(&["stop", "-t", "0", "kept", "left"]).ok();
+    let pid = inspect(&env, "crashed")["pid"].as_u64().unwrap();
+    for pattern in [
+        format!("__restart-watch {crashed}"),
+        format!("__native-supervise .*{crashed}"),
+    ] {
+        std::process::Command::new("pkill")
+            .args(["-9", "-f", &pattern])
+            .status()
+            .unwrap();
+    }
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_until(|| ended(pid) && state_of(&env, "crashed").as_deref() == Some("dead"));
+
+    let dry = env
+        .berth(&["gc", "--restart", "--dry-run", "--json"])
+        .ok()
+        .json();
+    let mut would: Vec<String> = dry["restarted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    would.sort();
+    assert_eq!(
+        would,
+        [
+            "container crashed (restart policy unless-stopped)",
+            "container kept (restart policy always)"
+        ],
+        "{dry}"
+    );
+    env.berth(&["gc", "--restart"]).ok();
+    for name in ["kept", "crashed"] {
+        wait_until(|| state_of(&env, name).as_deref() == Some("running"));
+    }
+    assert_eq!(state_of(&env, "left").as_deref(), Some("stopped"));
+    // A plain gc starts nothing a user stopped.
+    env.berth(&["stop", "-t", "0", "kept"]).ok();
+    let plain = env.berth(&["gc", "--json"]).ok().json();
+    assert_eq!(plain["restarted"], serde_json::json!([]), "{plain}");
+    assert_eq!(state_of(&env, "kept").as_deref(), Some("stopped"));
+    env.berth(&["rm", "-f", "kept", "left", "crashed"]).ok();
+    let leftovers = assert_whole(&env, &["kept", "left", "crashed"]);
+    report("boot restarts", 1, 1, leftovers, 0);
+}

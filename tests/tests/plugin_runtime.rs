@@ -121,6 +121,7 @@ fn container(name: &str) -> ContainerInfo {
         networks: Vec::new(),
         ports: Vec::new(),
         limits: None,
+        restart_count: 0,
     }
 }
 

@@ -358,6 +358,7 @@ impl ContainerdBackend {
             networks: Vec::new(),
             ports: Vec::new(),
             limits: None,
+            restart_count: 0,
         }
     }
 
@@ -727,8 +728,7 @@ impl ContainerBackend for ContainerdBackend {
 
     fn capabilities(&self) -> Capabilities {
         // The task joins the network namespace the engine prepares (so networks, ports and DNS
-        // are the engine's); containerd keeps no restart policy, so --restart is refused,
-        // never dropped.
+        // are the engine's); restart policies are the engine's too (its restart watcher).
         Capabilities::networked_by_host().union(Capabilities::of(&[
             Capability::Pods,
             Capability::LogFilters,

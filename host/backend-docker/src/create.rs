@@ -62,7 +62,7 @@ pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<Contai
                 RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
                 RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
             }),
-            maximum_retry_count: None,
+            maximum_retry_count: spec.restart_max_retries.map(i64::from),
         }),
         ..HostConfig::default()
     };

@@ -11,11 +11,13 @@ use chrono::{DateTime, Utc};
 
 use crate::create::{ID_LABEL, VPC_NETWORK};
 
-/// sysinner's state mapping: a paused container still runs, a created one is starting.
+/// sysinner's state mapping: a paused container still runs, a created one is starting (and
+/// one between restarts is restarting).
 pub fn state(status: Option<ContainerStateStatusEnum>) -> ContainerState {
     use ContainerStateStatusEnum as S;
     match status {
-        Some(S::RUNNING | S::PAUSED | S::RESTARTING) => ContainerState::Running,
+        Some(S::RUNNING | S::PAUSED) => ContainerState::Running,
+        Some(S::RESTARTING) => ContainerState::Restarting,
         Some(S::CREATED) => ContainerState::Starting,
         Some(S::EXITED | S::DEAD | S::REMOVING | S::STOPPING) => ContainerState::Stopped,
         Some(S::EMPTY) | None => ContainerState::Dead,
@@ -91,6 +93,7 @@ pub fn container_info(id: &str, backend: &str, c: &ContainerInspectResponse) -> 
             memory_bytes: h.memory.filter(|m| *m > 0).map(|m| m as u64),
             pids: h.pids_limit.filter(|p| *p > 0).map(|p| p as u64),
         }),
+        restart_count: c.restart_count.unwrap_or(0).max(0) as u32,
     }
 }
 

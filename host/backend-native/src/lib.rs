@@ -182,6 +182,7 @@ impl NativeBackend {
             networks: Vec::new(),
             ports: Vec::new(),
             limits: Some(record.spec.limits.clone()),
+            restart_count: 0,
         })
     }
 
@@ -799,9 +800,8 @@ impl ContainerBackend for NativeBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // Networking is the engine's (the container joins the namespace it prepares); there is
-        // no restart manager yet, so --restart is refused by the engine rather than half
-        // honoured.
+        // Networking is the engine's (the container joins the namespace it prepares), and so
+        // are restart policies (its restart watcher).
         Capabilities::networked_by_host().union(Capabilities::of(&[
             Capability::Exec,
             Capability::ExecStdin,
@@ -912,7 +912,9 @@ impl ContainerBackend for NativeBackend {
             drop(records::supervisor_lock(&this.store, &id)?);
             let (state, observed, detail) = this.observe(&id)?;
             match observed {
-                ContainerState::Stopped => Ok(state.exit_code.unwrap_or(255)),
+                ContainerState::Stopped | ContainerState::Restarting => {
+                    Ok(state.exit_code.unwrap_or(255))
+                }
                 ContainerState::Created => Err(Error::conflict(
                     format!("container {id}"),
                     "it has not been started",

@@ -247,6 +247,17 @@ pub enum Command {
         /// With --exited: only those that exited longer ago than this (30s, 10m, 2h, 1d).
         #[arg(long, value_name = "DURATION", default_value = "0s")]
         grace: String,
+        /// Run at boot: start what the restart policies say should run (`always`, even if
+        /// stopped; `unless-stopped` unless stopped; `on-failure` after a failure).
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Keeps one container's restart policy (started by berth itself).
+    #[command(name = "__restart-watch", hide = true)]
+    RestartWatch {
+        id: String,
+        #[arg(long)]
+        boot: bool,
     },
 }
 
@@ -261,6 +272,7 @@ impl Command {
                 | Command::Stop { .. }
                 | Command::Rm { .. }
                 | Command::Gc { .. }
+                | Command::RestartWatch { .. }
                 | Command::Plugin(PluginCommand::Ls | PluginCommand::Call { .. })
                 | Command::Cri(_)
         )
@@ -318,7 +330,8 @@ pub struct CreateArgs {
     pub pkg: Vec<String>,
     #[command(flatten)]
     pub net: NetworkArgs,
-    /// Restart policy: no, always, on-failure, unless-stopped.
+    /// Restart policy: no, always, on-failure[:N], unless-stopped (docker's; see
+    /// `berth gc --restart` for boot).
     #[arg(long)]
     pub restart: Option<String>,
     /// Static IPv4 address on the container's (first) network; on docker, on the private

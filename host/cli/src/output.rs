@@ -103,6 +103,12 @@ pub fn status(info: &ContainerInfo) -> String {
             info.exit_code.map_or("?".to_string(), |c| c.to_string()),
             human_since(info.finished.unwrap_or(info.created))
         ),
+        // docker's "Restarting (1) 2 seconds ago": the last exit code.
+        ContainerState::Restarting => format!(
+            "restarting ({}) {} ago",
+            info.exit_code.map_or("?".to_string(), |c| c.to_string()),
+            human_since(info.finished.unwrap_or(info.created))
+        ),
         ContainerState::Dead => match &info.status_detail {
             Some(detail) => format!("dead: {detail}"),
             None => "dead".into(),

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod mounts;
 pub mod namespaces;
 pub mod pod;
+pub mod restart;
 pub mod snapshot;
 pub mod store;
 pub mod terminal;

@@ -119,6 +119,9 @@ pub struct ContainerSpec {
     pub ports: Vec<PortMapping>,
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// `--restart on-failure:N`: at most N restarts (none: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_max_retries: Option<u32>,
     /// DNS servers for the container's resolv.conf.
     #[serde(default)]
     pub dns: Vec<String>,
@@ -268,8 +271,14 @@ pub enum RestartPolicy {
 }
 
 impl RestartPolicy {
-    pub fn parse(text: &str) -> Result<RestartPolicy> {
-        Ok(match text {
+    /// `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:N` (docker's syntax): the
+    /// policy and its retry limit.
+    pub fn parse(text: &str) -> Result<(RestartPolicy, Option<u32>)> {
+        let (name, max) = match text.split_once(':') {
+            Some((name, max)) => (name, Some(max)),
+            None => (text, None),
+        };
+        let policy = match name {
             "no" => RestartPolicy::No,
             "always" => RestartPolicy::Always,
             "on-failure" => RestartPolicy::OnFailure,
@@ -277,10 +286,28 @@ impl RestartPolicy {
             _ => {
                 return Err(
                     Error::invalid(format!("restart policy {text:?}"), "unknown policy")
-                        .with_hint("use no, always, on-failure or unless-stopped"),
+                        .with_hint("use no, always, on-failure[:N] or unless-stopped"),
                 );
             }
-        })
+        };
+        let max = match max {
+            None => None,
+            Some(_) if policy != RestartPolicy::OnFailure => {
+                return Err(Error::invalid(
+                    format!("restart policy {text:?}"),
+                    "only on-failure takes a maximum retry count",
+                )
+                .with_hint(format!("use --restart {name}")));
+            }
+            Some(max) => Some(max.parse::<u32>().map_err(|_| {
+                Error::invalid(
+                    format!("restart policy {text:?}"),
+                    "the maximum retry count is no whole number",
+                )
+                .with_hint("e.g. --restart on-failure:3")
+            })?),
+        };
+        Ok((policy, max))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -407,6 +434,8 @@ pub enum ContainerState {
     Running,
     /// The process has exited; `exit_code` says how.
     Stopped,
+    /// Exited, and its restart policy starts it again once the back-off is over.
+    Restarting,
     /// Whatever watched the process is gone, so its fate is unknown (e.g. a killed supervisor).
     Dead,
 }
@@ -424,6 +453,7 @@ impl fmt::Display for ContainerState {
             ContainerState::Starting => "starting",
             ContainerState::Running => "running",
             ContainerState::Stopped => "stopped",
+            ContainerState::Restarting => "restarting",
             ContainerState::Dead => "dead",
         })
     }
@@ -458,6 +488,9 @@ pub struct ContainerInfo {
     /// Limits as the backend applied them, when it reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Restarts by its restart policy since a user last started it.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// A container's place on one network.
@@ -919,9 +952,15 @@ mod tests {
     #[test]
     fn restart_policies_and_subnets() {
         for name in ["no", "always", "on-failure", "unless-stopped"] {
-            assert_eq!(RestartPolicy::parse(name).unwrap().as_str(), name);
+            assert_eq!(RestartPolicy::parse(name).unwrap().0.as_str(), name);
         }
         assert!(RestartPolicy::parse("sometimes").is_err());
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").unwrap(),
+            (RestartPolicy::OnFailure, Some(3))
+        );
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+        assert!(RestartPolicy::parse("always:3").is_err());
         let net = |subnet: &str| NetworkSpec {
             ipv4: "10.0.0.5".parse().unwrap(),
             subnet: Some(subnet.into()),
@@ -956,6 +995,7 @@ mod tests {
             networks: Vec::new(),
             ports: Vec::new(),
             limits: None,
+            restart_count: 0,
         };
         let mut filter = ListFilter::default();
         assert!(!filter.matches(&info));

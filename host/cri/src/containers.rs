@@ -171,7 +171,8 @@ fn state(info: &ContainerInfo) -> ContainerState {
     match info.state {
         State::Created => ContainerState::ContainerCreated,
         State::Starting | State::Running => ContainerState::ContainerRunning,
-        State::Stopped => ContainerState::ContainerExited,
+        // The kubelet restarts containers itself; one between restarts has exited.
+        State::Stopped | State::Restarting => ContainerState::ContainerExited,
         State::Dead => ContainerState::ContainerUnknown,
     }
 }

@@ -12,6 +12,23 @@ struct Entry {
     backend: Arc<dyn ContainerBackend>,
     /// The implementation, as `type` names it in berth.toml.
     kind: &'static str,
+    /// What it can honour: its own capabilities, plus what the engine supplies for it.
+    capabilities: Capabilities,
+    /// The engine keeps its containers' restart policies (the backend does not).
+    engine_restarts: bool,
+}
+
+impl Entry {
+    fn new(backend: Arc<dyn ContainerBackend>, kind: &'static str) -> Entry {
+        let own = backend.capabilities();
+        Entry {
+            engine_restarts: !own.contains(Capability::RestartPolicy),
+            // Restarts need only `wait` and `start`, which every backend has.
+            capabilities: own.with(Capability::RestartPolicy),
+            backend,
+            kind,
+        }
+    }
 }
 
 /// The configured backends, in config order (the order placement falls back in).
@@ -28,7 +45,7 @@ impl Backends {
         for (name, backend_config) in &config.backends {
             let backend = build(name, backend_config, store)?;
             let kind = backend_config.kind();
-            entries.insert(name.clone(), Entry { backend, kind });
+            entries.insert(name.clone(), Entry::new(backend, kind));
         }
         Ok(Backends {
             entries,
@@ -43,7 +60,7 @@ impl Backends {
     ) -> Backends {
         let entries = backends
             .into_iter()
-            .map(|(kind, backend)| (backend.name().to_string(), Entry { backend, kind }))
+            .map(|(kind, backend)| (backend.name().to_string(), Entry::new(backend, kind)))
             .collect();
         Backends {
             entries,
@@ -91,14 +108,15 @@ impl Backends {
     /// Refuses `needed` on backend `name` unless it has every capability in it, naming the
     /// first one missing and the configured backends that have it.
     pub fn require(&self, name: &str, needed: Capabilities) -> Result<()> {
-        let has = self.get(name)?.capabilities();
+        self.get(name)?;
+        let has = self.entries[name].capabilities;
         let Some(missing) = needed.iter().find(|c| !has.contains(*c)) else {
             return Ok(());
         };
         let able: Vec<&str> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.backend.capabilities().contains(missing))
+            .filter(|(_, e)| e.capabilities.contains(missing))
             .map(|(n, _)| n.as_str())
             .collect();
         let hint = match able.as_slice() {
@@ -119,7 +137,12 @@ impl Backends {
     pub fn can(&self, name: &str, capability: Capability) -> bool {
         self.entries
             .get(name)
-            .is_some_and(|e| e.backend.capabilities().contains(capability))
+            .is_some_and(|e| e.capabilities.contains(capability))
+    }
+
+    /// Whether the engine keeps the restart policies of backend `name`'s containers.
+    pub fn engine_restarts(&self, name: &str) -> bool {
+        self.entries.get(name).is_some_and(|e| e.engine_restarts)
     }
 
     /// Pings every backend at once; an unreachable one is reported unhealthy, not as an error.
@@ -136,7 +159,7 @@ impl Backends {
             name: name.to_string(),
             kind: entry.kind.to_string(),
             healthy: answer.is_ok(),
-            features: entry.backend.capabilities().names(),
+            features: entry.capabilities.names(),
             detail: answer.as_ref().err().map(ToString::to_string),
             version: answer.unwrap_or_default(),
         }

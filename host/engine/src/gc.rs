@@ -35,6 +35,9 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Also remove containers that exited longer ago than this.
     pub exited_older_than: Option<Duration>,
+    /// At boot: start what the restart policies say should run again (`always` even if a
+    /// user stopped it, see `berth_core::restart::at_boot`).
+    pub restart: bool,
 }
 
 /// What gc did (or, dry, would do).
@@ -45,6 +48,8 @@ pub struct GcReport {
     pub removed: Vec<String>,
     /// What could not be cleaned, and why; gc goes on past each.
     pub failed: Vec<String>,
+    /// Containers (re)started, or watched again, for their restart policies.
+    pub restarted: Vec<String>,
 }
 
 impl GcReport {
@@ -67,6 +72,8 @@ impl Engine {
             report.outcome(what, result);
         }
         self.collect_orphans(options, &mut report).await?;
+        self.collect_restarts(options.restart, options.dry_run, &mut report)
+            .await?;
 
         let known: BTreeSet<String> = self.records.all()?.into_iter().map(|r| r.id).collect();
         for name in self.backends.names() {

@@ -18,6 +18,7 @@ mod pipeline;
 pub mod pods;
 pub mod policy;
 pub mod records;
+mod restarts;
 mod services;
 
 use std::sync::Arc;
@@ -129,6 +130,10 @@ impl Engine {
     /// saying why.
     pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
         let mut info = self.backend_info(record).await;
+        if self.backends.engine_restarts(&record.backend) {
+            info.state = self.restart_state(record, info.state);
+            info.restart_count = self.restarts(record).count;
+        }
         if self.networked(&record.backend) {
             let (networks, ports) = self.networks.status(&record.id);
             if info.ip_address.is_none() {
@@ -198,6 +203,7 @@ impl Engine {
             networks: Vec::new(),
             ports: Vec::new(),
             limits: None,
+            restart_count: 0,
         })
     }
 

@@ -17,6 +17,8 @@ fn only(capability: Capability) -> Capabilities {
 
 impl Engine {
     pub async fn kill(&self, record: &ContainerRecord, signal: i32) -> Result<()> {
+        // As docker and podman: a container a user killed is not restarted by its policy.
+        self.stop_requested(record)?;
         self.backend(&record.backend)?
             .kill(&record.id, signal)
             .await

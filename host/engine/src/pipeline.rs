@@ -288,8 +288,22 @@ impl Engine {
         })
     }
 
+    /// A user's start: the container's restart policy applies afresh from here.
     pub async fn start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        self.start_as(record, true).await
+    }
+
+    /// Starts the container (`by_user`: not by its restart policy), and has its restart
+    /// policy watched from then on.
+    pub(crate) async fn start_as(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+        by_user: bool,
+    ) -> Result<()> {
         self.usable(record)?;
+        if by_user {
+            self.started_by_user(record)?;
+        }
         let policy = self.policies.hooks()?;
         self.around(
             policy.as_deref(),
@@ -308,7 +322,8 @@ impl Engine {
                 if started.is_err() && networked {
                     self.detach_quietly(record).await;
                 }
-                started
+                started?;
+                self.watch_restarts(record, false)
             },
         )
         .await
@@ -348,6 +363,7 @@ impl Engine {
                 // A stop killed between the two steps leaves a stopped container attached:
                 // the next start detaches first, and gc detaches it (see `gc`).
                 let _lock = self.records.lock(&record.id)?;
+                self.stop_requested(record)?;
                 self.backend(&record.backend)?
                     .stop(&record.id, options)
                     .await?;

@@ -138,6 +138,7 @@ impl ContainerBackend for Recording {
             networks: Vec::new(),
             ports: Vec::new(),
             limits: None,
+            restart_count: 0,
         })
     }
 

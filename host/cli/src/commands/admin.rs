@@ -39,11 +39,13 @@ pub async fn gc(
     engine: &std::sync::Arc<Engine>,
     dry_run: bool,
     exited_grace: Option<&String>,
+    restart: bool,
     json: bool,
 ) -> anyhow::Result<i32> {
     let options = berth_engine::GcOptions {
         dry_run,
         exited_older_than: exited_grace.map(|g| parse_duration(g)).transpose()?,
+        restart,
     };
     let report = engine.gc(options).await?;
     if json {
@@ -51,6 +53,14 @@ pub async fn gc(
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
         for line in &report.removed {
+            println!("{verb}: {line}");
+        }
+        let verb = if dry_run {
+            "would restart"
+        } else {
+            "restarted"
+        };
+        for line in &report.restarted {
             println!("{verb}: {line}");
         }
         for line in &report.failed {

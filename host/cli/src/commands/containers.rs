@@ -77,7 +77,7 @@ pub fn spec_from_args(args: CreateArgs) -> berth_core::Result<ContainerSpec> {
         spec.packages.push(text);
     }
     if let Some(policy) = &args.restart {
-        spec.restart = RestartPolicy::parse(policy)?;
+        (spec.restart, spec.restart_max_retries) = RestartPolicy::parse(policy)?;
     }
     let net = args.net.parse()?;
     spec.ports.extend(net.ports);
@@ -123,6 +123,14 @@ pub async fn run(engine: &std::sync::Arc<Engine>, args: RunArgs) -> anyhow::Resu
         ..CreateOptions::default()
     };
     let detach_keys = crate::terminal::parse_detach_keys(&args.detach_keys)?;
+    if args.rm && args.create.restart.as_deref().is_some_and(|p| p != "no") {
+        return Err(berth_core::Error::invalid(
+            "--restart with --rm",
+            "a container removed when it exits cannot be restarted",
+        )
+        .with_hint("drop one of the two")
+        .into());
+    }
     if args.create.interactive && args.create.tty && !args.detach {
         crate::terminal::stdin_must_be_a_terminal("run -it")?;
     }

@@ -146,7 +146,12 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
             dry_run,
             exited,
             grace,
-        } => admin::gc(&engine, dry_run, exited.then_some(&grace), json).await,
+            restart,
+        } => admin::gc(&engine, dry_run, exited.then_some(&grace), restart, json).await,
+        Command::RestartWatch { id, boot } => {
+            engine.keep_restarting(&id, boot).await?;
+            Ok(0)
+        }
         Command::Plugin(PluginCommand::Ls) => plugins::ls(&engine, json),
         Command::Plugin(PluginCommand::Reload) => plugins::reload(&engine, json),
         Command::Plugin(PluginCommand::Call { name, hook, spec }) => {

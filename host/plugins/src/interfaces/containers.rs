@@ -86,7 +86,8 @@ pub(crate) fn container_info(c: &ContainerInfo) -> types::ContainerInfo {
         state: match c.state {
             ContainerState::Created => types::ContainerState::Created,
             ContainerState::Starting => types::ContainerState::Starting,
-            ContainerState::Running => types::ContainerState::Running,
+            // The 0.4 ABI has no word for it: it holds what it ran with, as a running one.
+            ContainerState::Running | ContainerState::Restarting => types::ContainerState::Running,
             ContainerState::Stopped => types::ContainerState::Stopped,
             ContainerState::Dead => types::ContainerState::Dead,
         },
