@@ -131,8 +131,7 @@ impl Engine {
     pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
         let mut info = self.backend_info(record).await;
         if self.backends.engine_restarts(&record.backend) {
-            info.state = self.restart_state(record, info.state);
-            info.restart_count = self.restarts(record).count;
+            (info.state, info.restart_count) = self.restart_view(record, info.state);
         }
         if self.networked(&record.backend) {
             let (networks, ports) = self.networks.status(&record.id);

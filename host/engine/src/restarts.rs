@@ -9,13 +9,11 @@
 //! lock for its life); a watcher that was killed is started again by `berth gc`, and
 //! `berth gc --restart` (at boot) starts what the policy says should run again.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::restart::{self, Exit, Restarts};
-use berth_core::{ContainerState, Durability, Error, LockMode, RestartPolicy, Result};
+use berth_core::{ContainerState, Durability, LockMode, RestartPolicy, Result};
 use chrono::Utc;
 
 use crate::records::{CONTAINERS, Phase};
@@ -92,22 +90,27 @@ impl Engine {
         )
     }
 
-    /// The state a user sees: a stopped container a watcher is about to restart is
-    /// restarting.
-    pub(crate) fn restart_state(
+    /// The state a user sees (a stopped container a watcher is about to restart is
+    /// restarting) and the restart count.
+    pub(crate) fn restart_view(
         &self,
         record: &ContainerRecord,
         state: ContainerState,
-    ) -> ContainerState {
-        if state != ContainerState::Stopped || !self.keeps_restarts(record) {
-            return state;
+    ) -> (ContainerState, u32) {
+        if !self.keeps_restarts(record) {
+            return (state, 0);
         }
         let restarts = self.restarts(record);
-        if restarts.pending.is_some() && !restarts.stop_requested && self.watched(&record.id) {
+        let restarting = state == ContainerState::Stopped
+            && restarts.pending.is_some()
+            && !restarts.stop_requested
+            && self.watched(&record.id);
+        let state = if restarting {
             ContainerState::Restarting
         } else {
             state
-        }
+        };
+        (state, restarts.count)
     }
 
     /// Starts a watcher for the container when the engine keeps its policy and none watches
@@ -116,37 +119,18 @@ impl Engine {
         if !self.keeps_restarts(record) || self.watched(&record.id) {
             return Ok(());
         }
-        let exe = std::env::current_exe()
-            .map_err(|e| Error::io("finding the berth binary for a restart watcher", e))?;
-        let mut command = Command::new(exe);
+        let mut args = Vec::new();
         if std::path::Path::new(&self.config.source).is_file() {
-            command.args(["--config", &self.config.source]);
+            args.extend(["--config".to_string(), self.config.source.clone()]);
         }
-        command.args([WATCH, &record.id]);
+        args.extend([WATCH.to_string(), record.id.clone()]);
         if boot {
-            command.arg("--boot");
+            args.push("--boot".into());
         }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: setsid is async-signal-safe; the watcher leaves berth's session so that the
-        // user's terminal hanging up does not end it.
-        unsafe {
-            command.pre_exec(|| {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-        let mut watcher = command.spawn().map_err(|e| {
-            Error::io(
-                format!("starting the restart watcher of container {}", record.name),
-                e,
-            )
-        })?;
-        // Reaped when it ends, so a long-running server keeps no zombie of it.
-        std::thread::spawn(move || watcher.wait());
-        Ok(())
+        crate::pods::watch::detached(
+            &args,
+            &format!("the restart watcher of container {}", record.name),
+        )
     }
 
     /// When the policy restarts a container that is not running (`info`): after how long,

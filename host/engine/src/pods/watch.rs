@@ -118,19 +118,26 @@ fn watch(pod: &str, app: Process, infra: Process, config: Option<&str>) -> i32 {
 /// Starts the watcher of `app` in `pod`, detached (its own session, no terminal), and leaves
 /// it: it ends by itself.
 pub fn spawn(pod: &str, app: Process, infra: Process, config: Option<&str>) -> Result<()> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::io("finding the berth binary for an app's watcher", e))?;
-    let mut command = Command::new(exe);
-    command.args([WATCH, pod]);
+    let mut args = vec![WATCH.to_string(), pod.to_string()];
     for number in [app.pid as u64, app.started, infra.pid as u64, infra.started] {
-        command.arg(number.to_string());
+        args.push(number.to_string());
     }
-    command.args(config);
+    args.extend(config.map(str::to_string));
+    detached(&args, &format!("the watcher of an app of pod {pod}"))
+}
+
+/// Runs berth itself with `args`, detached (its own session, no stdio), and leaves it;
+/// `what` names it in errors.
+pub(crate) fn detached(args: &[String], what: &str) -> Result<()> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io(format!("finding the berth binary for {what}"), e))?;
+    let mut command = Command::new(exe);
     command
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; the watcher leaves berth's session so that the
+    // SAFETY: setsid is async-signal-safe; the process leaves berth's session so that the
     // user's terminal hanging up does not end it.
     unsafe {
         command.pre_exec(|| {
@@ -138,11 +145,11 @@ pub fn spawn(pod: &str, app: Process, infra: Process, config: Option<&str>) -> R
             Ok(())
         });
     }
-    let mut watcher = command
+    let mut child = command
         .spawn()
-        .map_err(|e| Error::io(format!("starting the watcher of an app of pod {pod}"), e))?;
+        .map_err(|e| Error::io(format!("starting {what}"), e))?;
     // Reaped when it ends, so a long-running server keeps no zombie of it.
-    std::thread::spawn(move || watcher.wait());
+    std::thread::spawn(move || child.wait());
     Ok(())
 }
 
