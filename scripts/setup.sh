@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(busybox-static protobuf-compiler docker.io containerd runc docker-registry btrfs-progs skopeo
-    hyperfine curl python3 xz-utils xfsprogs containernetworking-plugins iproute2 iptables)
+    apache2-utils openssl hyperfine curl python3 xz-utils xfsprogs containernetworking-plugins iproute2 iptables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

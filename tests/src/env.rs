@@ -245,8 +245,15 @@ impl BerthEnv {
             .arg(&self.config)
             .args(args)
             .env_remove("BERTH_CONFIG")
+            // Registry logins of this installation's own, never the developer's.
+            .env("DOCKER_CONFIG", self.docker_config_dir())
             .stdin(Stdio::null());
         command
+    }
+
+    /// Where `berth login` keeps this installation's credentials (docker's `config.json`).
+    pub fn docker_config_dir(&self) -> PathBuf {
+        self.dir.path().join("docker-config")
     }
 
     pub fn berth(&self, args: &[&str]) -> Run {

@@ -24,10 +24,16 @@ pub fn busybox_image() -> &'static str {
 
 /// Pushes a one-layer busybox image whose default command echoes `marker` as `image`.
 pub fn push(image: &str, marker: &str) {
+    push_with(image, marker, &["--dest-tls-verify=false"]);
+}
+
+/// As [`push`], with skopeo's destination flags `dest` (`--dest-creds`, `--dest-cert-dir`).
+pub fn push_with(image: &str, marker: &str, dest: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     oci_layout(dir.path(), marker, &[layer(true, &[])]);
     let out = Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
+        .arg("copy")
+        .args(dest)
         .arg(format!("oci:{}:{marker}", dir.path().display()))
         .arg(format!("docker://{image}"))
         .output()
@@ -62,19 +68,33 @@ pub struct OwnRegistry {
     child: Child,
 }
 
+/// What an [`OwnRegistry`] demands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Guard {
+    /// Basic auth against an htpasswd file holding this one user.
+    pub user: Option<(&'static str, &'static str)>,
+    /// TLS with a certificate for 127.0.0.1 from a CA of the registry's own
+    /// ([`OwnRegistry::ca`]).
+    pub tls: bool,
+}
+
 impl OwnRegistry {
     pub fn start() -> OwnRegistry {
+        OwnRegistry::guarded(Guard::default())
+    }
+
+    pub fn guarded(guard: Guard) -> OwnRegistry {
         // A free port can be taken by someone else before the registry binds it: then the
         // registry exits, and it is started again on another.
         for _ in 0..5 {
-            if let Some(registry) = OwnRegistry::try_start() {
+            if let Some(registry) = OwnRegistry::try_start(guard) {
                 return registry;
             }
         }
         panic!("docker-registry could not bind a loopback port in five attempts");
     }
 
-    fn try_start() -> Option<OwnRegistry> {
+    fn try_start(guard: Guard) -> Option<OwnRegistry> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -82,18 +102,36 @@ impl OwnRegistry {
             .port();
         let address = format!("127.0.0.1:{port}");
         let storage = tempfile::tempdir().unwrap();
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let dir = storage.path();
+        let mut config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+            dir.join("data").display()
+        );
+        if guard.tls {
+            certificates(dir);
+            config += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
+            );
+        }
+        if let Some((user, password)) = guard.user {
+            let htpasswd = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd missing (apache2-utils): run scripts/setup.sh");
+            assert!(htpasswd.status.success());
+            std::fs::write(dir.join("htpasswd"), htpasswd.stdout).unwrap();
+            config += &format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        let config_file = dir.join("config.yml");
+        std::fs::write(&config_file, config).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(&config)
+            .arg(&config_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -114,6 +152,16 @@ impl OwnRegistry {
         Some(registry)
     }
 
+    /// The PEM of the CA a TLS registry's certificate is signed by.
+    pub fn ca(&self) -> PathBuf {
+        self.storage.path().join("certs/ca.crt")
+    }
+
+    /// A directory holding only [`OwnRegistry::ca`], as skopeo's `--dest-cert-dir` wants.
+    pub fn cert_dir(&self) -> PathBuf {
+        self.storage.path().join("certs")
+    }
+
     /// Where the registry keeps blob `sha256:<hex>`.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
@@ -131,6 +179,41 @@ impl Drop for OwnRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA (`certs/ca.crt`) and a certificate it signed for 127.0.0.1 (`server.pem`,
+/// `server.key`) in `dir`, made with openssl.
+fn certificates(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    let openssl = |line: &str| {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl missing: run scripts/setup.sh");
+        assert!(
+            out.status.success(),
+            "openssl {line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    openssl(&format!(
+        "req -x509 {key} -keyout ca.key -out certs/ca.crt -days 2 -subj /CN=berth-test-CA"
+    ));
+    openssl(&format!(
+        "req {key} -keyout server.key -out server.csr -subj /CN=127.0.0.1"
+    ));
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        "x509 -req -in server.csr -CA certs/ca.crt -CAkey ca.key -CAcreateserial \
+         -out server.pem -days 2 -extfile server.ext",
+    );
 }
 
 /// A loopback port that refuses connections for as long as this lives: a socket is bound to

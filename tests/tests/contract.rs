@@ -12,6 +12,7 @@ use berth_tests::containerd::{self, containerd_env};
 use berth_tests::docker::{self, docker_env};
 use berth_tests::env::{BerthEnv, Run};
 use berth_tests::pty::Terminal;
+use berth_tests::registry::{Guard, OwnRegistry, push_with};
 use berth_tests::snapshots;
 
 /// One backend under test: an installation that has it, and an image it can run.
@@ -719,5 +720,71 @@ fn restart_policies_work_wherever_they_are_claimed() {
             subject.backend
         );
         subject.berth(&["rm", "-f", &failing, &always]).ok();
+    }
+}
+
+#[test]
+fn a_password_protected_registry_is_pulled_from_after_login_wherever_pull_is_claimed() {
+    let registry = OwnRegistry::guarded(Guard {
+        user: Some(("alice", "s3cret")),
+        tls: false,
+    });
+    let server = registry.address.as_str();
+    let login = |subject: &Subject, password: &str| {
+        let args = ["login", "-u", "alice", "--password-stdin", server];
+        with_stdin(subject, &args, format!("{password}\n").as_bytes())
+    };
+    for subject in Subject::all() {
+        let backend = subject.backend;
+        assert!(subject.claims("image-pull"), "{backend}");
+        let image = format!("{server}/private/{backend}:1");
+        let creds = ["--dest-tls-verify=false", "--dest-creds", "alice:s3cret"];
+        push_with(&image, &format!("private-{backend}"), &creds);
+        let pull = || subject.berth(&["image", "--backend", backend, "pull", "-q", &image]);
+        let advice = format!("berth login {server}");
+
+        let anonymous = pull();
+        assert_eq!(anonymous.code, 77, "{backend}: {anonymous:?}");
+        assert!(
+            anonymous.stderr.contains(&advice),
+            "{backend}: {anonymous:?}"
+        );
+
+        let config = subject.env.docker_config_dir().join("config.json");
+        let wrong = login(&subject, "wrong");
+        assert_eq!(wrong.code, 77, "{backend}: {wrong:?}");
+        assert!(wrong.stderr.contains("alice"), "{backend}: {wrong:?}");
+        assert!(
+            !config.exists(),
+            "{backend}: a refused login stores nothing"
+        );
+
+        let logged_in = login(&subject, "s3cret").ok();
+        assert!(
+            logged_in.stdout.contains("Login Succeeded"),
+            "{logged_in:?}"
+        );
+        let stored: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        assert!(stored["auths"][server]["auth"].is_string(), "{stored}");
+
+        pull().ok();
+        let ran = subject
+            .berth(&["run", "--rm", "--backend", backend, &image])
+            .ok();
+        assert!(
+            ran.stdout.contains(&format!("private-{backend}")),
+            "{backend}: {ran:?}"
+        );
+        subject
+            .berth(&["image", "--backend", backend, "rm", &image])
+            .ok();
+
+        let out = subject.berth(&["logout", server]).ok();
+        assert!(out.stdout.contains("Removing login credentials"), "{out:?}");
+        let again = pull();
+        assert_eq!(again.code, 77, "{backend}: logged out: {again:?}");
+        let twice = subject.berth(&["logout", server]).ok();
+        assert!(twice.stdout.contains("Not logged in"), "{twice:?}");
     }
 }

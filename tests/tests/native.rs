@@ -443,6 +443,119 @@ fn images_are_pulled_from_a_registry_and_run() {
     assert_eq!(missing.code, 66, "{missing:?}");
 }
 
+/// A credential helper speaking docker's protocol (`docker-credential-berthtest`), keeping one
+/// login in `store.json` beside it and logging each verb to `calls`.
+const CREDENTIAL_HELPER: &str = r#"#!/bin/sh
+here=$(dirname "$0")
+echo "$1" >> "$here/calls"
+case "$1" in
+store) cat > "$here/store.json" ;;
+get) read -r server
+     if [ -f "$here/store.json" ] && grep -q "\"ServerURL\":\"$server\"" "$here/store.json"; then
+         cat "$here/store.json"
+     else
+         echo "credentials not found in native keychain"; exit 1
+     fi ;;
+erase) [ -f "$here/store.json" ] || { echo "credentials not found in native keychain"; exit 1; }
+       rm "$here/store.json" ;;
+*) exit 2 ;;
+esac
+"#;
+
+#[test]
+fn a_tls_registry_is_trusted_by_its_own_ca_and_logged_in_through_a_credential_helper() {
+    use berth_tests::registry::{Guard, OwnRegistry, push_with};
+    let registry = OwnRegistry::guarded(Guard {
+        user: Some(("bob", "hunter2")),
+        tls: true,
+    });
+    let server = registry.address.as_str();
+    let image = format!("{server}/team/tls:1");
+    let cert_dir = registry.cert_dir();
+    let cert_dir = cert_dir.to_str().unwrap();
+    push_with(
+        &image,
+        "tls",
+        &["--dest-cert-dir", cert_dir, "--dest-creds", "bob:hunter2"],
+    );
+
+    // TLS verified against the platform's roots: this CA is not among them.
+    let untrusted = BerthEnv::new(&format!("[registries.\"{server}\"]\ninsecure = false\n"));
+    let refused = untrusted.berth(&["image", "pull", &image]);
+    assert_eq!(refused.code, 69, "{refused:?}");
+    assert!(refused.stderr.contains(server), "{refused:?}");
+    // A loopback registry spoken to in plain HTTP by default: the error says what to set.
+    let plain = BerthEnv::new("").berth(&["image", "pull", &image]);
+    assert_eq!(plain.code, 69, "{plain:?}");
+    assert!(plain.stderr.contains("insecure = false"), "{plain:?}");
+
+    let env = BerthEnv::new(&format!(
+        "[registries.\"{server}\"]\nca = \"{}\"\n",
+        registry.ca().display()
+    ));
+    let bin = env.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-berthtest");
+    fs::write(&helper, CREDENTIAL_HELPER).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let config = env.docker_config_dir().join("config.json");
+    fs::create_dir_all(env.docker_config_dir()).unwrap();
+    fs::write(&config, r#"{"credsStore": "berthtest"}"#).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let berth = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = env
+            .command(args)
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        berth_tests::env::Run::from(child.wait_with_output().unwrap())
+    };
+
+    let anonymous = berth(&["image", "pull", &image], "");
+    assert_eq!(anonymous.code, 77, "{anonymous:?}");
+    let login = berth(
+        &["login", "-u", "bob", "--password-stdin", server, "--json"],
+        "hunter2\n",
+    )
+    .ok()
+    .json();
+    assert_eq!(login["stored_in"]["kind"], "helper", "{login}");
+    let kept = fs::read_to_string(bin.join("store.json")).unwrap();
+    assert!(
+        kept.contains("hunter2"),
+        "the helper keeps the secret: {kept}"
+    );
+    let file = fs::read_to_string(&config).unwrap();
+    assert!(!file.contains("hunter2"), "the file does not: {file}");
+    assert!(
+        file.contains("credsStore"),
+        "what was there is kept: {file}"
+    );
+
+    berth(&["image", "pull", "-q", &image], "").ok();
+    let ran = env.berth(&["run", "--rm", &image]).ok();
+    assert!(ran.stdout.ends_with("tls\n"), "{ran:?}");
+    berth(&["logout", server], "").ok();
+    assert!(!bin.join("store.json").exists(), "erased by the helper");
+    let calls = fs::read_to_string(bin.join("calls")).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        ["get", "store", "get", "erase"],
+        "{calls}"
+    );
+}
+
 #[test]
 fn snapshots_chain_on_the_image_layers() {
     let env = BerthEnv::new("").with_busybox();

@@ -73,9 +73,10 @@ impl ContainerdBackend {
     pub(crate) async fn pull(
         &self,
         reference: &str,
+        access: &berth_core::RegistryAccess,
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
-        let image = berth_registry::pull(reference, progress).await?;
+        let image = berth_registry::pull(reference, access, progress).await?;
         let info = self.store_image(&image, progress).await?;
         progress.event(&PullEvent {
             status: format!("Digest: {}", image.manifest.digest),

@@ -1373,9 +1373,10 @@ impl ContainerBackend for ContainerdBackend {
     async fn pull_image(
         &self,
         reference: &str,
+        access: &berth_core::RegistryAccess,
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
-        self.pull(reference, progress).await
+        self.pull(reference, access, progress).await
     }
 
     async fn import_image(

@@ -25,9 +25,9 @@ use async_trait::async_trait;
 use berth_core::config::{AppleBackendConfig, DockerBackendConfig};
 use berth_core::{
     AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
-    ContainerStats, Durability, Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, ListFilter,
-    LogOptions, LogSink, LogStream, Object, PathStat, PullEvent, PullProgress, RemoveOptions,
-    Result, StdioSink, StopOptions, Store,
+    ContainerStats, Credentials, Durability, Error, ExecIo, ExecSpec, ExecStreams, ImageInfo,
+    ListFilter, LogOptions, LogSink, LogStream, Object, PathStat, PullEvent, PullProgress,
+    RemoveOptions, Result, StdioSink, StopOptions, Store,
 };
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -334,7 +334,9 @@ impl DockerBackend {
                     status_code: 404,
                     message,
                 }) if !pulled && message.contains("No such image") => {
-                    self.pull(docker, &spec.image, &mut NoProgress).await?;
+                    let credentials = berth_registry::credentials::logged_in(&spec.image)?;
+                    self.pull(docker, &spec.image, credentials.as_ref(), &mut NoProgress)
+                        .await?;
                     pulled = true;
                 }
                 // The driver's rule: the same name answers with the container already there.
@@ -356,6 +358,7 @@ impl DockerBackend {
         &self,
         docker: &Docker,
         reference: &str,
+        credentials: Option<&Credentials>,
         progress: &mut dyn PullProgress,
     ) -> Result<()> {
         let (repo, tag) = split_reference(reference);
@@ -364,16 +367,24 @@ impl DockerBackend {
             tag: tag.map(str::to_string),
             ..CreateImageOptions::default()
         };
-        let mut stream = docker.create_image(Some(options), None, None);
+        let credentials = credentials.map(docker_credentials);
+        let logged_in = credentials.is_some();
+        let mut stream = docker.create_image(Some(options), None, credentials);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| self.error("pull", Object::Image, reference, e))?;
+            let info = item.map_err(|e| match &e {
+                DockerError::DockerResponseServerError { message, .. } => {
+                    refused_pull(reference, logged_in, message)
+                        .unwrap_or_else(|| self.error("pull", Object::Image, reference, e))
+                }
+                _ => self.error("pull", Object::Image, reference, e),
+            })?;
             if let Some(detail) = info.error_detail {
-                return Err(Error::backend(
-                    &self.name,
-                    "pull",
-                    format!("image {reference}"),
-                    detail.message.unwrap_or_default(),
-                ));
+                let message = detail.message.unwrap_or_default();
+                return Err(
+                    refused_pull(reference, logged_in, &message).unwrap_or_else(|| {
+                        Error::backend(&self.name, "pull", format!("image {reference}"), message)
+                    }),
+                );
             }
             let detail = info.progress_detail.unwrap_or_default();
             progress.event(&PullEvent {
@@ -458,6 +469,44 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = source;
     }
     cause.to_string()
+}
+
+/// The daemon's words for a registry that turned the pull down, as berth's error (77, with
+/// the `berth login` to run); None for any other failure.
+fn refused_pull(reference: &str, logged_in: bool, message: &str) -> Option<Error> {
+    const REFUSALS: [&str; 3] = [
+        "no basic auth credentials",
+        "unauthorized",
+        "authentication required",
+    ];
+    if !REFUSALS.iter().any(|r| message.contains(r)) {
+        return None;
+    }
+    let registry = berth_oci::Reference::parse(reference).ok()?.registry;
+    Some(Error::Unauthorized {
+        who: if logged_in {
+            "the credentials from `berth login`".into()
+        } else {
+            "an anonymous pull".into()
+        },
+        reason: format!("the Docker daemon says {message:?}"),
+        hint: format!("log in (again): `berth login {registry}`"),
+        registry,
+    })
+}
+
+/// What the daemon's `X-Registry-Auth` carries for `credentials`.
+fn docker_credentials(credentials: &Credentials) -> bollard::auth::DockerCredentials {
+    let mut docker = bollard::auth::DockerCredentials::default();
+    match credentials {
+        Credentials::Password { username, password } => {
+            docker.username = Some(username.clone());
+            docker.password = Some(password.clone());
+        }
+        Credentials::IdentityToken(token) => docker.identitytoken = Some(token.clone()),
+        Credentials::RegistryToken(token) => docker.registrytoken = Some(token.clone()),
+    }
+    docker
 }
 
 /// `host:5000/x/y:tag` -> (`host:5000/x/y`, `tag`); a digest reference stays whole.
@@ -948,16 +997,20 @@ impl ContainerBackend for DockerBackend {
         }
     }
 
+    /// The daemon pulls, with the credentials berth resolved; how it connects (TLS, insecure
+    /// registries) is the daemon's own configuration.
     async fn pull_image(
         &self,
         reference: &str,
+        access: &berth_core::RegistryAccess,
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
         if reference.is_empty() {
             return Err(Error::invalid("image pull", "no image reference given"));
         }
         let docker = self.docker().await?;
-        self.pull(docker, reference, progress).await?;
+        self.pull(docker, reference, access.credentials.as_ref(), progress)
+            .await?;
         self.inspect_image(reference).await
     }
 

@@ -1034,9 +1034,10 @@ impl ContainerBackend for NativeBackend {
     async fn pull_image(
         &self,
         reference: &str,
+        access: &berth_core::RegistryAccess,
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
-        let image = berth_registry::pull(reference, progress).await?;
+        let image = berth_registry::pull(reference, access, progress).await?;
         let this = self.clone();
         reporting(progress, move |report| {
             let pulls = this.store.run_dir().join("native-pull");

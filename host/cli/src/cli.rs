@@ -193,6 +193,28 @@ pub enum Command {
     },
     /// Manage a backend's images.
     Image(ImageArgs),
+    /// Log in to a registry: checks the user and password with it, then keeps them where
+    /// docker does (~/.docker/config.json or its credential helper); pulls from it then go as
+    /// this user.
+    Login {
+        /// The registry, as image names spell it (`ghcr.io`, `127.0.0.1:5000`); Docker Hub by
+        /// default.
+        #[arg(default_value = "docker.io")]
+        server: String,
+        #[arg(short, long)]
+        username: Option<String>,
+        /// The password or access token (prefer --password-stdin: this one shows in `ps`).
+        #[arg(short, long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out from a registry: forget the credentials kept for it.
+    Logout {
+        #[arg(default_value = "docker.io")]
+        server: String,
+    },
     /// Manage a backend's snapshots (filesystem layers).
     Snapshot(SnapshotArgs),
     /// Save a container's filesystem as a new version and carry on from it (restarts it if it

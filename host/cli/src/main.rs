@@ -107,10 +107,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // libcgroups warns about every v1 controller this kernel lacks: noise for a user.
+        // libcgroups warns about every v1 controller this kernel lacks, and the TLS verifier
+        // logs the certificate error berth reports anyway: noise for a user.
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!(
-                "{level},libcgroups=error,libcontainer=error"
+                "{level},libcgroups=error,libcontainer=error,rustls_platform_verifier=off"
             ))
         });
     let builder = tracing_subscriber::fmt()

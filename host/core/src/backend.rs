@@ -140,13 +140,15 @@ pub trait ContainerBackend: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Fetch an image from its registry, reporting progress as it goes.
+    /// Fetch an image from its registry, reached and logged in to as `access` says,
+    /// reporting progress as it goes.
     async fn pull_image(
         &self,
         reference: &str,
+        access: &crate::RegistryAccess,
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
-        let _ = (reference, progress);
+        let _ = (reference, access, progress);
         Err(self.not_supported("image pull"))
     }
 

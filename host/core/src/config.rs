@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::registry::{Transport, default_transport};
 
 /// The configuration berth uses when no file is given.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -43,6 +44,10 @@ pub struct Config {
     /// `berth cri serve`, the Kubernetes CRI server.
     #[serde(default)]
     pub cri: CriConfig,
+    /// How each registry (keyed as references name it: `ghcr.io`, `127.0.0.1:5000`) is spoken
+    /// to by the backends that pull by themselves; credentials come from `berth login`.
+    #[serde(default)]
+    pub registries: IndexMap<String, RegistryConfig>,
     /// Where the configuration came from (a path, or `<built-in>`); not read from the file.
     #[serde(skip)]
     pub source: String,
@@ -312,7 +317,7 @@ fn default_xfs_quota() -> PathBuf {
     "xfs_quota".into()
 }
 
-/// `[pipeline]`: what all plugins of one operation share.
+/// `[cri]`: where `berth cri serve` listens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CriConfig {
@@ -342,6 +347,7 @@ fn default_cri_listen() -> String {
     "unix:///run/berth/cri.sock".into()
 }
 
+/// `[pipeline]`: what all plugins of one operation share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PipelineConfig {
@@ -361,6 +367,35 @@ impl Default for PipelineConfig {
 
 fn default_budget_ms() -> u64 {
     200
+}
+
+/// `[registries."HOST"]`: docker's `insecure-registries` and `certs.d/HOST/ca.crt`, in one
+/// place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    /// A PEM file of the CA (or CAs) the registry's certificate is verified against, instead
+    /// of the platform's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Plain HTTP (`true`), or TLS for a loopback registry (`false`). Unset: plain HTTP for
+    /// loopback registries, TLS for every other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+}
+
+impl Config {
+    /// How `registry` is spoken to, by its `[registries]` entry or the default.
+    pub fn registry_transport(&self, registry: &str) -> Transport {
+        let Some(entry) = self.registries.get(registry) else {
+            return default_transport(registry);
+        };
+        match (entry.insecure, &entry.ca) {
+            (Some(true), _) => Transport::Http,
+            (None, None) => default_transport(registry),
+            (_, ca) => Transport::Https { ca: ca.clone() },
+        }
+    }
 }
 
 /// `[packages]`: where `run --pkg` finds packages and where containers see them.
@@ -689,6 +724,19 @@ impl Config {
                 plugin.path = base.join(&plugin.path);
             }
         }
+        for (registry, entry) in &mut config.registries {
+            if entry.insecure == Some(true) && entry.ca.is_some() {
+                return Err(err(format!(
+                    "[registries.{registry:?}]: `insecure = true` (plain HTTP) and `ca` (TLS) \
+                     contradict each other; keep one"
+                )));
+            }
+            if let (Some(base), Some(ca)) = (base_dir, &mut entry.ca)
+                && ca.is_relative()
+            {
+                *ca = base.join(&*ca);
+            }
+        }
         if let (Some(base), Some(PackageRepository::Dir(dir))) =
             (base_dir, &mut config.packages.repository)
             && dir.is_relative()
@@ -764,6 +812,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("budget-ms must be greater than 0"), "{err}");
+    }
+
+    #[test]
+    fn registries_choose_their_transport_and_resolve_their_ca() {
+        let text = "[backends.native]\ntype = \"native\"\n\
+                    [registries.\"127.0.0.1:5443\"]\nca = \"certs/ca.pem\"\n\
+                    [registries.\"10.0.0.9:5000\"]\ninsecure = true\n\
+                    [registries.\"localhost:5001\"]\ninsecure = false\n";
+        let config =
+            Config::parse(text, "/etc/berth/b.toml", Some(Path::new("/etc/berth"))).unwrap();
+        assert_eq!(
+            config.registry_transport("127.0.0.1:5443"),
+            Transport::Https {
+                ca: Some("/etc/berth/certs/ca.pem".into())
+            }
+        );
+        assert_eq!(config.registry_transport("10.0.0.9:5000"), Transport::Http);
+        assert_eq!(
+            config.registry_transport("localhost:5001"),
+            Transport::Https { ca: None }
+        );
+        assert_eq!(config.registry_transport("127.0.0.1:5000"), Transport::Http);
+        assert_eq!(
+            config.registry_transport("ghcr.io"),
+            Transport::Https { ca: None }
+        );
+        let both = "[backends.native]\ntype = \"native\"\n\
+                    [registries.\"r.example\"]\nca = \"ca.pem\"\ninsecure = true\n";
+        let err = Config::parse(both, "b.toml", None).unwrap_err().to_string();
+        assert!(err.contains("contradict"), "{err}");
     }
 
     #[test]

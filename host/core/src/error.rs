@@ -207,6 +207,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A registry refused who berth pulled or logged in as (docker's "unauthorized").
+    #[error("registry {registry} refused {who}: {reason}{}", Hint(hint))]
+    Unauthorized {
+        registry: String,
+        /// `the credentials for alice`, `an anonymous pull`.
+        who: String,
+        reason: String,
+        hint: String,
+    },
+
     #[error("plugin {plugin:?} failed at {hook} ({failure}): {message}")]
     PluginFailed {
         plugin: String,
@@ -267,7 +277,7 @@ impl Error {
             Error::Backend { .. } | Error::NetworkPlugin { .. } => ErrorKind::Backend,
             Error::CommandNotFound { .. } => ErrorKind::CommandNotFound,
             Error::Timeout { .. } => ErrorKind::Timeout,
-            Error::Denied { .. } => ErrorKind::Denied,
+            Error::Denied { .. } | Error::Unauthorized { .. } => ErrorKind::Denied,
             Error::PluginFailed { .. } => ErrorKind::PluginFailed,
             Error::Config { .. } => ErrorKind::Config,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
@@ -359,7 +369,8 @@ impl Error {
             | Error::Unavailable { hint, .. }
             | Error::Timeout { hint, .. }
             | Error::NotSupported { hint, .. }
-            | Error::Corrupt { hint, .. } => *hint = advice.into(),
+            | Error::Corrupt { hint, .. }
+            | Error::Unauthorized { hint, .. } => *hint = advice.into(),
             _ => {}
         }
         self

@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use berth_core::{ErrorKind, ImageInfo, PullEvent, PullProgress};
+use berth_core::{Credentials, ErrorKind, ImageInfo, PullEvent, PullProgress};
 use tonic::{Request, Response, Status};
 
 use crate::Shared;
 use crate::api::image_service_server::ImageService;
 use crate::api::{
-    FilesystemIdentifier, FilesystemUsage, Image, ImageFsInfoRequest, ImageFsInfoResponse,
-    ImageSpec, ImageStatusRequest, ImageStatusResponse, ListImagesRequest, ListImagesResponse,
-    PullImageRequest, PullImageResponse, RemoveImageRequest, RemoveImageResponse, UInt64Value,
+    AuthConfig, FilesystemIdentifier, FilesystemUsage, Image, ImageFsInfoRequest,
+    ImageFsInfoResponse, ImageSpec, ImageStatusRequest, ImageStatusResponse, ListImagesRequest,
+    ListImagesResponse, PullImageRequest, PullImageResponse, RemoveImageRequest,
+    RemoveImageResponse, UInt64Value,
 };
 
 pub struct Images {
@@ -26,6 +27,26 @@ impl Images {
 }
 
 /// The image a request names; a request without one is the caller's mistake.
+/// The kubelet's pull secret, as berth's credentials; none when it sent none (berth then
+/// pulls as the serving user's `berth login`, else anonymously).
+fn credentials(auth: &AuthConfig) -> Option<Credentials> {
+    let given = |s: &str| !s.is_empty();
+    if given(&auth.registry_token) {
+        Some(Credentials::RegistryToken(auth.registry_token.clone()))
+    } else if given(&auth.identity_token) {
+        Some(Credentials::IdentityToken(auth.identity_token.clone()))
+    } else if given(&auth.username) {
+        Some(Credentials::Password {
+            username: auth.username.clone(),
+            password: auth.password.clone(),
+        })
+    } else if given(&auth.auth) {
+        berth_registry::credentials::decode_auth(&auth.auth)
+    } else {
+        None
+    }
+}
+
 fn reference(spec: Option<ImageSpec>) -> Result<String, Status> {
     spec.map(|s| s.image)
         .filter(|image| !image.is_empty())
@@ -115,11 +136,13 @@ impl ImageService for Images {
         &self,
         request: Request<PullImageRequest>,
     ) -> Result<Response<PullImageResponse>, Status> {
-        let reference = reference(request.into_inner().image)?;
+        let request = request.into_inner();
+        let credentials = request.auth.as_ref().and_then(credentials);
+        let reference = reference(request.image)?;
         let engine = &self.shared.engine;
         let pulled = self
             .shared
-            .call(engine.pull_image(None, &reference, &mut Quiet))
+            .call(engine.pull_image(None, &reference, credentials, &mut Quiet))
             .await?;
         Ok(Response::new(PullImageResponse {
             image_ref: image_id(&pulled.id),
@@ -185,4 +208,38 @@ fn usage(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
         (stat.f_blocks - stat.f_bfree) * block,
         stat.f_files - stat.f_ffree,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubelets_pull_secret_becomes_berths_credentials() {
+        let none = AuthConfig::default();
+        assert_eq!(credentials(&none), None);
+        let password = AuthConfig {
+            username: "alice".into(),
+            password: "s3cret".into(),
+            ..AuthConfig::default()
+        };
+        let alice = Credentials::Password {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        assert_eq!(credentials(&password).as_ref(), Some(&alice));
+        let encoded = AuthConfig {
+            auth: "YWxpY2U6czNjcmV0".into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(credentials(&encoded).as_ref(), Some(&alice));
+        let token = AuthConfig {
+            registry_token: "t".into(),
+            ..password
+        };
+        assert_eq!(
+            credentials(&token),
+            Some(Credentials::RegistryToken("t".into()))
+        );
+    }
 }

@@ -18,6 +18,7 @@ mod pipeline;
 pub mod pods;
 pub mod policy;
 pub mod records;
+mod registries;
 mod restarts;
 mod services;
 

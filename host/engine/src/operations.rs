@@ -117,15 +117,18 @@ impl Engine {
         Ok(backend)
     }
 
+    /// Pulls `reference` as the user `berth login` stored for its registry, or as
+    /// `credentials` when given.
     pub async fn pull_image(
         &self,
         backend: Option<&str>,
         reference: &str,
+        credentials: Option<berth_core::Credentials>,
         progress: &mut dyn PullProgress,
     ) -> Result<ImageInfo> {
-        self.able(backend, Capability::ImagePull)?
-            .pull_image(reference, progress)
-            .await
+        let backend = self.able(backend, Capability::ImagePull)?;
+        let access = self.registry_access(reference, credentials)?;
+        backend.pull_image(reference, &access, progress).await
     }
 
     pub async fn import_image(

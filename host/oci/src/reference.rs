@@ -72,20 +72,19 @@ impl Reference {
         })
     }
 
-    /// The registry's base URL: Docker Hub's API host for `docker.io`, plain HTTP for a
-    /// loopback registry (as docker treats 127.0.0.0/8), HTTPS for every other.
-    pub fn base_url(&self) -> String {
-        let host = self
-            .registry
-            .rsplit_once(':')
-            .map_or(self.registry.as_str(), |(h, _)| h);
-        if self.registry == "docker.io" {
-            "https://registry-1.docker.io".into()
-        } else if host == "localhost" || host.starts_with("127.") || host == "[::1]" {
-            format!("http://{}", self.registry)
-        } else {
-            format!("https://{}", self.registry)
-        }
+    /// The host its registry's API answers on.
+    pub fn api_host(&self) -> &str {
+        api_host(&self.registry)
+    }
+}
+
+/// The host `registry`'s API answers on: Docker Hub's API host for `docker.io`, the registry as
+/// named for every other.
+pub fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
     }
 }
 
@@ -191,28 +190,24 @@ mod tests {
             parts(&r),
             ("docker.io".into(), "library/alpine".into(), "latest".into())
         );
-        assert_eq!(r.base_url(), "https://registry-1.docker.io");
+        assert_eq!(r.api_host(), "registry-1.docker.io");
         let r = Reference::parse("127.0.0.1:5000/team/app:1.2").unwrap();
         assert_eq!(
             parts(&r),
             ("127.0.0.1:5000".into(), "team/app".into(), "1.2".into())
         );
-        assert_eq!(r.base_url(), "http://127.0.0.1:5000");
+        assert_eq!(r.api_host(), "127.0.0.1:5000");
         let r = Reference::parse("ghcr.io/x/y@sha256:abcd").unwrap();
         assert_eq!(
             (r.repository.as_str(), r.object.as_str()),
             ("x/y", "sha256:abcd")
         );
-        assert_eq!(r.base_url(), "https://ghcr.io");
+        assert_eq!(r.api_host(), "ghcr.io");
         // A tag beside a digest: the digest is what is fetched.
         let r = Reference::parse("ghcr.io/x/y:1@sha256:abcd").unwrap();
         assert_eq!(
             (r.repository.as_str(), r.object.as_str()),
             ("x/y", "sha256:abcd")
-        );
-        assert_eq!(
-            Reference::parse("localhost:5000/x").unwrap().base_url(),
-            "http://localhost:5000"
         );
     }
 

@@ -1,30 +1,45 @@
 //! Pulling images from an OCI distribution registry (Docker Hub, ghcr.io, a local
 //! `registry:2`), for the backends whose daemon cannot pull by itself: the manifest for this
 //! platform, its config and its layers, each checked against its digest before a backend sees
-//! it. A registry that asks for a bearer token gets an anonymous one, as `docker pull` does for
-//! public images.
+//! it. Reached as its [`RegistryAccess`] says: over TLS (the platform's roots or a CA of its
+//! own) or plain HTTP, anonymously or as the user `berth login` stored ([`credentials`]),
+//! answering whichever challenge the registry makes ([`auth`]).
 //!
-//! The blocking HTTP client runs on a blocking thread; [`pull`] is the async face.
+//! The blocking HTTP client runs on a blocking thread; [`pull`] and [`login`] are the async
+//! faces.
 
-use std::collections::HashMap;
+pub mod auth;
+pub mod credentials;
+
 use std::io::Read;
 use std::time::Duration;
 
-use berth_core::{Error, PullEvent, PullProgress, Result};
+use auth::{Authenticator, Challenge};
+use berth_core::{Error, PullEvent, PullProgress, RegistryAccess, Result, Transport};
 use berth_oci::digest::short;
 use berth_oci::image::{Blob, Document, Image};
 use berth_oci::{Reference, media, platform};
 use oci_spec::image::{Descriptor, MediaType};
-use serde::Deserialize;
 
-/// Pulls `reference` (normalised first), reporting each layer's download to `progress`.
-pub async fn pull(reference: &str, progress: &mut dyn PullProgress) -> Result<Image> {
+pub use credentials::DockerConfig;
+
+/// Pulls `reference` (normalised first) through `access`, reporting each layer's download to
+/// `progress`.
+pub async fn pull(
+    reference: &str,
+    access: &RegistryAccess,
+    progress: &mut dyn PullProgress,
+) -> Result<Image> {
     let reference = Reference::parse(reference)?;
+    let access = access.clone();
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
     let fetch = tokio::task::spawn_blocking(move || {
-        Session::new(reference).fetch(&mut |event| {
-            let _ = events.send(event);
-        })
+        Session::new(&reference.registry, reference.api_host(), &access)?.fetch(
+            &reference,
+            &mut |event| {
+                let _ = events.send(event);
+            },
+        )
     });
     while let Some(event) = received.recv().await {
         progress.event(&event);
@@ -34,43 +49,69 @@ pub async fn pull(reference: &str, progress: &mut dyn PullProgress) -> Result<Im
         .map_err(|e| Error::backend_caused("registry", "pull", "an image", e))?
 }
 
-/// One pull from one repository, holding its bearer token once it has one.
+/// Checks that `access` is let in: `GET /v2/` answered 200, after its challenge if it makes
+/// one (what `docker login` checks before it stores anything).
+pub async fn login(access: &RegistryAccess) -> Result<()> {
+    let access = access.clone();
+    tokio::task::spawn_blocking(move || {
+        let host = berth_oci::reference::api_host(&access.registry);
+        let mut session = Session::new(&access.registry, host, &access)?;
+        let url = format!("{}/v2/", session.base);
+        session.get(&url, None).map(drop)
+    })
+    .await
+    .map_err(|e| Error::backend_caused("registry", "log in to", "a registry", e))?
+}
+
+/// Requests to one registry, holding the `Authorization` that answered its challenge once it
+/// has one.
 struct Session {
-    reference: Reference,
+    registry: String,
     base: String,
     agent: ureq::Agent,
-    token: Option<String>,
+    access: RegistryAccess,
+    authorization: Option<String>,
+    /// What a 404 names: the image being pulled, or the registry being logged in to.
+    pulling: Option<String>,
 }
 
 impl Session {
-    fn new(reference: Reference) -> Session {
+    fn new(registry: &str, api_host: &str, access: &RegistryAccess) -> Result<Session> {
+        let (scheme, roots) = match &access.transport {
+            Transport::Http => ("http", ureq::tls::RootCerts::PlatformVerifier),
+            Transport::Https { ca: None } => ("https", ureq::tls::RootCerts::PlatformVerifier),
+            Transport::Https { ca: Some(ca) } => ("https", trusted(registry, ca)?),
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_body(Some(Duration::from_secs(300)))
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                    .build(),
-            )
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
-        Session {
-            base: reference.base_url(),
-            reference,
+        Ok(Session {
+            registry: registry.to_string(),
+            base: format!("{scheme}://{api_host}"),
             agent,
-            token: None,
-        }
+            access: access.clone(),
+            authorization: None,
+            pulling: None,
+        })
     }
 
-    fn fetch(&mut self, progress: &mut dyn FnMut(PullEvent)) -> Result<Image> {
-        let object = self.reference.object.clone();
-        let mut manifest = self.manifest(&object)?;
+    fn fetch(
+        &mut self,
+        reference: &Reference,
+        progress: &mut dyn FnMut(PullEvent),
+    ) -> Result<Image> {
+        self.pulling = Some(reference.name.clone());
+        let repository = reference.repository.as_str();
+        let mut manifest = self.manifest(repository, &reference.object)?;
         // An index (multi-platform image): the one manifest for this machine.
         let document = match parse_document(&manifest)? {
             Document::Index(index) => {
-                let chosen = platform::select(index.manifests(), &self.reference.name)?;
-                manifest = self.manifest(chosen.digest().as_ref())?;
+                let chosen = platform::select(index.manifests(), &reference.name)?;
+                manifest = self.manifest(repository, chosen.digest().as_ref())?;
                 parse_document(&manifest)?
             }
             document => document,
@@ -81,7 +122,7 @@ impl Session {
                 "an index points at another index, not at a manifest",
             ));
         };
-        let config = self.blob(document.config(), &mut |_| {})?;
+        let config = self.blob(repository, document.config(), &mut |_| {})?;
         let mut layers = Vec::with_capacity(document.layers().len());
         for layer in document.layers() {
             let short = short(layer.digest().as_ref());
@@ -93,7 +134,7 @@ impl Session {
                     total: Some(layer.size()),
                 })
             };
-            layers.push(self.blob(layer, &mut report)?);
+            layers.push(self.blob(repository, layer, &mut report)?);
             progress(PullEvent {
                 layer: Some(short),
                 status: "Download complete".into(),
@@ -101,7 +142,7 @@ impl Session {
             });
         }
         Ok(Image {
-            name: self.reference.name.clone(),
+            name: reference.name.clone(),
             manifest,
             config,
             layers,
@@ -109,11 +150,8 @@ impl Session {
     }
 
     /// The manifest or index `object` (a tag or digest) names, checked when named by digest.
-    fn manifest(&mut self, object: &str) -> Result<Blob> {
-        let url = format!(
-            "{}/v2/{}/manifests/{object}",
-            self.base, self.reference.repository
-        );
+    fn manifest(&mut self, repository: &str, object: &str) -> Result<Blob> {
+        let url = format!("{}/v2/{repository}/manifests/{object}", self.base);
         let response = self.get(&url, Some(&media::manifest_accept()))?;
         let media_type = response
             .headers()
@@ -139,11 +177,15 @@ impl Session {
     }
 
     /// The blob `descriptor` names, read in 1 MiB steps and checked against size and digest.
-    fn blob(&mut self, descriptor: &Descriptor, progress: &mut dyn FnMut(u64)) -> Result<Blob> {
+    fn blob(
+        &mut self,
+        repository: &str,
+        descriptor: &Descriptor,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Blob> {
         let url = format!(
-            "{}/v2/{}/blobs/{}",
+            "{}/v2/{repository}/blobs/{}",
             self.base,
-            self.reference.repository,
             descriptor.digest()
         );
         let mut reader = self.get(&url, None)?.into_body().into_reader();
@@ -177,112 +219,131 @@ impl Session {
         Ok(blob)
     }
 
-    /// `GET url`, answering one bearer challenge with an anonymous token.
+    /// `GET url`, answering the registry's challenge once.
     fn get(&mut self, url: &str, accept: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
-        for attempt in 0..2 {
+        let mut answered = false;
+        loop {
             let mut request = self.agent.get(url);
             if let Some(accept) = accept {
                 request = request.header("Accept", accept);
             }
-            if let Some(token) = &self.token {
-                request = request.header("Authorization", &format!("Bearer {token}"));
+            if let Some(authorization) = &self.authorization {
+                request = request.header("Authorization", authorization);
             }
             let response = request
                 .call()
                 .map_err(|e| self.unavailable(e.to_string()))?;
-            match response.status().as_u16() {
+            let status = response.status().as_u16();
+            match status {
                 200 => return Ok(response),
-                401 if attempt == 0 => {
-                    let challenge = response
+                401 if !answered => {
+                    let header = response
                         .headers()
                         .get("www-authenticate")
                         .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    self.token = Some(self.anonymous_token(&challenge)?);
+                        .unwrap_or_default();
+                    let challenge = Challenge::parse(header).ok_or_else(|| {
+                        self.unavailable(format!(
+                            "it wants authentication berth does not speak: {header:?}"
+                        ))
+                    })?;
+                    self.authorization = Some(self.authenticator().answer(&challenge)?);
+                    answered = true;
                 }
                 // Docker Hub answers 401 for a repository that does not exist, as for a
-                // private one; `docker pull` says both in one message, and so does berth.
-                401 | 403 | 404 => {
-                    return Err(Error::NotFound {
-                        kind: berth_core::Object::Image,
-                        name: self.reference.name.clone(),
-                        hint: format!(
-                            "{} does not serve it; check the name and tag. berth pulls \
-                             anonymously, so a private repository is not found either",
-                            self.reference.registry
-                        ),
-                    });
+                // private one: without credentials both are "not found, or log in".
+                401 | 403 | 404 if self.access.credentials.is_none() || status == 404 => {
+                    return Err(self.not_found());
+                }
+                401 | 403 => {
+                    let authenticator = self.authenticator();
+                    return Err(authenticator
+                        .refused(&format!("HTTP {status} for {url}"), authenticator.fix()));
                 }
                 status => return Err(self.unavailable(format!("HTTP {status} for {url}"))),
             }
         }
-        unreachable!("the second attempt returns")
     }
 
-    /// Answers `Bearer realm="…",service="…",scope="…"` with an anonymous token.
-    fn anonymous_token(&self, challenge: &str) -> Result<String> {
-        let params = parse_challenge(challenge).ok_or_else(|| {
-            self.unavailable(format!(
-                "it wants authentication berth does not speak: {challenge:?}"
-            ))
-        })?;
-        let realm = params.get("realm").cloned().unwrap_or_default();
-        let mut request = self.agent.get(&realm);
-        for key in ["service", "scope"] {
-            if let Some(value) = params.get(key) {
-                request = request.query(key, value);
-            }
+    fn authenticator(&self) -> Authenticator<'_> {
+        Authenticator {
+            agent: &self.agent,
+            registry: &self.registry,
+            credentials: self.access.credentials.as_ref(),
         }
-        let response = request
-            .call()
-            .map_err(|e| self.unavailable(e.to_string()))?;
-        if response.status() != 200 {
-            return Err(self.unavailable(format!(
-                "its token service {realm} answered HTTP {}",
-                response.status()
-            )));
+    }
+
+    fn not_found(&self) -> Error {
+        let Some(image) = &self.pulling else {
+            return self.unavailable("it has no registry API at /v2/".into());
+        };
+        let hint = match self.access.credentials {
+            None => format!(
+                "{} does not serve it; check the name and tag. If it is private, log in \
+                 first: `berth login {}`",
+                self.registry, self.registry
+            ),
+            Some(_) => format!(
+                "{} does not serve it; check the name and tag",
+                self.registry
+            ),
+        };
+        Error::NotFound {
+            kind: berth_core::Object::Image,
+            name: image.clone(),
+            hint,
         }
-        #[derive(Deserialize)]
-        struct Token {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-        }
-        let token: Token = serde_json::from_reader(response.into_body().into_reader())
-            .map_err(|e| self.unavailable(format!("its token does not parse: {e}")))?;
-        token
-            .token
-            .or(token.access_token)
-            .ok_or_else(|| self.unavailable(format!("the token service {realm} sent no token")))
     }
 
     fn unavailable(&self, reason: String) -> Error {
         Error::Unavailable {
-            service: format!("registry {}", self.reference.registry),
+            service: format!("registry {}", self.registry),
             endpoint: self.base.clone(),
             reason,
-            hint: "is the registry up and the name right?".into(),
+            hint: match self.access.transport {
+                Transport::Http => format!(
+                    "is the registry up and the name right? berth speaks plain HTTP to it; if \
+                     it serves TLS, set `insecure = false` under [registries.\"{}\"] in \
+                     berth.toml",
+                    self.registry
+                ),
+                Transport::Https { .. } => format!(
+                    "is the registry up and the name right? If a CA of your own signed its \
+                     certificate, set `ca = \"/path/to/ca.pem\"` under [registries.\"{0}\"] \
+                     in berth.toml; if it serves plain HTTP, `insecure = true` there",
+                    self.registry
+                ),
+            },
         }
     }
 }
 
-fn parse_document(blob: &Blob) -> Result<Document> {
-    Document::parse(&blob.bytes).map_err(|m| corrupt(&blob.digest, m))
+/// The certificates of the PEM file `ca`, the only roots `registry` is verified against.
+fn trusted(registry: &str, ca: &std::path::Path) -> Result<ureq::tls::RootCerts> {
+    let invalid = |reason: String| {
+        Error::invalid(
+            format!("CA file {} for registry {registry}", ca.display()),
+            reason,
+        )
+        .with_hint(format!(
+            "fix `ca` under [registries.\"{registry}\"] in berth.toml"
+        ))
+    };
+    let pem = std::fs::read(ca).map_err(|e| invalid(e.to_string()))?;
+    let certificates: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
+            _ => None,
+        })
+        .collect();
+    if certificates.is_empty() {
+        return Err(invalid("it holds no PEM certificate".into()));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certificates))
 }
 
-/// `Bearer realm="https://auth",service="registry",scope="repository:x:pull"` as a map.
-fn parse_challenge(challenge: &str) -> Option<HashMap<String, String>> {
-    let rest = challenge.strip_prefix("Bearer ")?;
-    let mut params = HashMap::new();
-    let mut rest = rest.trim();
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let (value, after) = after.split_once('"')?;
-        params.insert(key.trim().to_string(), value.to_string());
-        rest = after.trim_start_matches(',').trim();
-    }
-    params.contains_key("realm").then_some(params)
+fn parse_document(blob: &Blob) -> Result<Document> {
+    Document::parse(&blob.bytes).map_err(|m| corrupt(&blob.digest, m))
 }
 
 fn corrupt(digest: &str, message: impl Into<String>) -> Error {
@@ -291,23 +352,5 @@ fn corrupt(digest: &str, message: impl Into<String>) -> Error {
         path: digest.into(),
         message: message.into(),
         hint: "retry the pull; if it persists, the registry's copy is damaged".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_challenges_parse() {
-        let params = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
-        )
-        .unwrap();
-        assert_eq!(params["realm"], "https://auth.docker.io/token");
-        assert_eq!(params["service"], "registry.docker.io");
-        assert_eq!(params["scope"], "repository:library/alpine:pull");
-        assert!(parse_challenge(r#"Basic realm="x""#).is_none());
-        assert!(parse_challenge("Bearer service=\"x\"").is_none());
     }
 }

@@ -20,7 +20,9 @@ pub async fn dispatch(
     match args.command {
         ImageCommand::Pull { quiet, reference } => {
             let mut progress = Progress::unless(json || quiet);
-            let image = engine.pull_image(backend, &reference, &mut progress).await;
+            let image = engine
+                .pull_image(backend, &reference, None, &mut progress)
+                .await;
             progress.finish();
             let image = image?;
             if json {

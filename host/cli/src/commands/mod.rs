@@ -4,6 +4,7 @@ pub mod admin;
 pub mod containers;
 mod copy;
 pub mod images;
+mod login;
 pub mod networks;
 pub mod packages;
 pub mod plugins;
@@ -141,6 +142,16 @@ async fn run(engine: Arc<Engine>, command: Command, json: bool) -> anyhow::Resul
             Ok(0)
         }
         Command::Backend(_) => admin::backend_ls(&engine, json).await,
+        Command::Login {
+            server,
+            username,
+            password,
+            password_stdin,
+        } => {
+            let secret = login::Secret::of(password, password_stdin);
+            login::login(&engine, &server, username, secret, json).await
+        }
+        Command::Logout { server } => login::logout(&engine, &server, json),
         Command::Events { follow } => plugins::events(&engine, follow, json),
         Command::Gc {
             dry_run,
