@@ -66,13 +66,17 @@ pub struct OwnRegistry {
     pub address: String,
     storage: tempfile::TempDir,
     child: Child,
+    pub tokens: Option<TokenService>,
 }
 
 /// What an [`OwnRegistry`] demands.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Guard {
-    /// Basic auth against an htpasswd file holding this one user.
+    /// This one user: by basic auth against an htpasswd file, or with `bearer` through a
+    /// token service.
     pub user: Option<(&'static str, &'static str)>,
+    /// Bearer tokens from a [`TokenService`] of the registry's own, as Docker Hub does.
+    pub bearer: bool,
     /// TLS with a certificate for 127.0.0.1 from a CA of the registry's own
     /// ([`OwnRegistry::ca`]).
     pub tls: bool,
@@ -115,7 +119,18 @@ impl OwnRegistry {
                 dir.join("server.key").display()
             );
         }
-        if let Some((user, password)) = guard.user {
+        let tokens = match guard.user {
+            Some(user) if guard.bearer => Some(TokenService::start(dir, user)),
+            _ => None,
+        };
+        if let Some(tokens) = &tokens {
+            config += &format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: {TOKEN_AUDIENCE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                tokens.address,
+                dir.join("token.crt").display()
+            );
+        } else if let Some((user, password)) = guard.user {
             let htpasswd = Command::new("htpasswd")
                 .args(["-Bbn", user, password])
                 .output()
@@ -140,6 +155,7 @@ impl OwnRegistry {
             address,
             storage,
             child,
+            tokens,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&registry.address).is_err() {
@@ -178,6 +194,142 @@ impl Drop for OwnRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+const TOKEN_ISSUER: &str = "berth-test-issuer";
+const TOKEN_AUDIENCE: &str = "berth-test-registry";
+
+/// A registry's token service, as Docker Hub's `auth.docker.io`: it answers a request that
+/// carries the one user's password (basic auth) with a JWT for the scope asked for, signed by
+/// a key whose certificate is the registry's `rootcertbundle`, and any other with 401. Every
+/// request's path and query is kept, for the test to read.
+pub struct TokenService {
+    pub address: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenService {
+    fn start(dir: &std::path::Path, (user, password): (&str, &str)) -> TokenService {
+        use base64::Engine as _;
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-keyout", "token.key", "-out", "token.crt"])
+            .args(["-subj", "/CN=berth-test-tokens"])
+            .current_dir(dir)
+            .output()
+            .expect("openssl missing: run scripts/setup.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let minter = Minter {
+            dir: dir.to_path_buf(),
+            user: user.to_string(),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                use std::io::{BufRead, Write};
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut target = String::new();
+                let mut authorized = false;
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    if target.is_empty() {
+                        target = line.split(' ').nth(1).unwrap_or_default().to_string();
+                    } else if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        authorized = value.trim() == expected;
+                    }
+                    line.clear();
+                }
+                let (status, body) = if authorized {
+                    let token = minter.token(&target);
+                    ("200 OK", serde_json::json!({ "token": token }).to_string())
+                } else {
+                    let refusal = r#"{"details":"incorrect username or password"}"#;
+                    ("401 Unauthorized", refusal.to_string())
+                };
+                seen.lock().unwrap().push(target);
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenService { address, requests }
+    }
+}
+
+/// Signs tokens with the service's key (`token.key` in `dir`, RS256 through openssl).
+struct Minter {
+    dir: PathBuf,
+    user: String,
+}
+
+impl Minter {
+    /// A token granting what `/token?scope=repository:NAME:ACTIONS` asks for (nothing
+    /// without a scope: enough for `GET /v2/`).
+    fn token(&self, target: &str) -> String {
+        use base64::Engine as _;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let query = target.split_once('?').map_or("", |(_, q)| q);
+        let access: Vec<_> = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("scope="))
+            .map(|scope| {
+                scope
+                    .replace("%3A", ":")
+                    .replace("%2F", "/")
+                    .replace("%2C", ",")
+            })
+            .filter_map(|scope| {
+                let mut parts = scope.splitn(3, ':');
+                let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                let actions: Vec<&str> = actions.split(',').collect();
+                Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
+            })
+            .collect();
+        let pem = std::fs::read_to_string(self.dir.join("token.crt")).unwrap();
+        let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [der]});
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER, "sub": self.user, "aud": TOKEN_AUDIENCE, "exp": now + 600,
+            "nbf": now - 60, "iat": now, "jti": format!("{now}"), "access": access,
+        });
+        let signed = format!(
+            "{}.{}",
+            url.encode(header.to_string()),
+            url.encode(claims.to_string())
+        );
+        let input = self.dir.join("token.input");
+        std::fs::write(&input, &signed).unwrap();
+        let signature = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign", "token.key"])
+            .arg(&input)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        assert!(signature.status.success());
+        format!("{signed}.{}", url.encode(signature.stdout))
     }
 }
 

@@ -724,67 +724,79 @@ fn restart_policies_work_wherever_they_are_claimed() {
 }
 
 #[test]
-fn a_password_protected_registry_is_pulled_from_after_login_wherever_pull_is_claimed() {
-    let registry = OwnRegistry::guarded(Guard {
-        user: Some(("alice", "s3cret")),
-        tls: false,
-    });
+fn a_private_registry_is_pulled_from_after_login_wherever_pull_is_claimed() {
+    // Basic auth (an htpasswd registry), then bearer tokens from a token service.
+    for bearer in [false, true] {
+        let registry = OwnRegistry::guarded(Guard {
+            user: Some(("alice", "s3cret")),
+            bearer,
+            ..Guard::default()
+        });
+        for subject in Subject::all() {
+            pulls_after_login(&subject, &registry);
+        }
+        if let Some(tokens) = &registry.tokens {
+            let asked = tokens.requests.lock().unwrap().join("\n");
+            assert!(asked.contains("account=alice"), "tokens asked for: {asked}");
+        }
+    }
+}
+
+fn pulls_after_login(subject: &Subject, registry: &OwnRegistry) {
     let server = registry.address.as_str();
-    let login = |subject: &Subject, password: &str| {
+    let backend = subject.backend;
+    let login = |password: &str| {
         let args = ["login", "-u", "alice", "--password-stdin", server];
         with_stdin(subject, &args, format!("{password}\n").as_bytes())
     };
-    for subject in Subject::all() {
-        let backend = subject.backend;
-        assert!(subject.claims("image-pull"), "{backend}");
-        let image = format!("{server}/private/{backend}:1");
-        let creds = ["--dest-tls-verify=false", "--dest-creds", "alice:s3cret"];
-        push_with(&image, &format!("private-{backend}"), &creds);
-        let pull = || subject.berth(&["image", "--backend", backend, "pull", "-q", &image]);
-        let advice = format!("berth login {server}");
+    assert!(subject.claims("image-pull"), "{backend}");
+    let image = format!("{server}/private/{backend}:1");
+    let creds = ["--dest-tls-verify=false", "--dest-creds", "alice:s3cret"];
+    push_with(&image, &format!("private-{backend}"), &creds);
+    let pull = || subject.berth(&["image", "--backend", backend, "pull", "-q", &image]);
+    let advice = format!("berth login {server}");
 
-        let anonymous = pull();
-        assert_eq!(anonymous.code, 77, "{backend}: {anonymous:?}");
-        assert!(
-            anonymous.stderr.contains(&advice),
-            "{backend}: {anonymous:?}"
-        );
+    let anonymous = pull();
+    assert_eq!(anonymous.code, 77, "{backend}: {anonymous:?}");
+    assert!(
+        anonymous.stderr.contains(&advice),
+        "{backend}: {anonymous:?}"
+    );
 
-        let config = subject.env.docker_config_dir().join("config.json");
-        let wrong = login(&subject, "wrong");
-        assert_eq!(wrong.code, 77, "{backend}: {wrong:?}");
-        assert!(wrong.stderr.contains("alice"), "{backend}: {wrong:?}");
-        assert!(
-            !config.exists(),
-            "{backend}: a refused login stores nothing"
-        );
+    let config = subject.env.docker_config_dir().join("config.json");
+    let wrong = login("wrong");
+    assert_eq!(wrong.code, 77, "{backend}: {wrong:?}");
+    assert!(wrong.stderr.contains("alice"), "{backend}: {wrong:?}");
+    assert!(
+        !config.exists(),
+        "{backend}: a refused login stores nothing"
+    );
 
-        let logged_in = login(&subject, "s3cret").ok();
-        assert!(
-            logged_in.stdout.contains("Login Succeeded"),
-            "{logged_in:?}"
-        );
-        let stored: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-        assert!(stored["auths"][server]["auth"].is_string(), "{stored}");
+    let logged_in = login("s3cret").ok();
+    assert!(
+        logged_in.stdout.contains("Login Succeeded"),
+        "{logged_in:?}"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(stored["auths"][server]["auth"].is_string(), "{stored}");
 
-        pull().ok();
-        let ran = subject
-            .berth(&["run", "--rm", "--backend", backend, &image])
-            .ok();
-        assert!(
-            ran.stdout.contains(&format!("private-{backend}")),
-            "{backend}: {ran:?}"
-        );
-        subject
-            .berth(&["image", "--backend", backend, "rm", &image])
-            .ok();
+    pull().ok();
+    let ran = subject
+        .berth(&["run", "--rm", "--backend", backend, &image])
+        .ok();
+    assert!(
+        ran.stdout.contains(&format!("private-{backend}")),
+        "{backend}: {ran:?}"
+    );
+    subject
+        .berth(&["image", "--backend", backend, "rm", &image])
+        .ok();
 
-        let out = subject.berth(&["logout", server]).ok();
-        assert!(out.stdout.contains("Removing login credentials"), "{out:?}");
-        let again = pull();
-        assert_eq!(again.code, 77, "{backend}: logged out: {again:?}");
-        let twice = subject.berth(&["logout", server]).ok();
-        assert!(twice.stdout.contains("Not logged in"), "{twice:?}");
-    }
+    let out = subject.berth(&["logout", server]).ok();
+    assert!(out.stdout.contains("Removing login credentials"), "{out:?}");
+    let again = pull();
+    assert_eq!(again.code, 77, "{backend}: logged out: {again:?}");
+    let twice = subject.berth(&["logout", server]).ok();
+    assert!(twice.stdout.contains("Not logged in"), "{twice:?}");
 }

@@ -468,6 +468,7 @@ fn a_tls_registry_is_trusted_by_its_own_ca_and_logged_in_through_a_credential_he
     let registry = OwnRegistry::guarded(Guard {
         user: Some(("bob", "hunter2")),
         tls: true,
+        ..Guard::default()
     });
     let server = registry.address.as_str();
     let image = format!("{server}/team/tls:1");
