@@ -1,58 +1,143 @@
-//! Containers on a terminal (`-t`) on the native backend, driven as a user at a terminal
-//! would: the detach keys, `attach` back, `exec -it`, `create -it` then `start -ai`. The
-//! contract suite covers `run -it` and resizing on every backend.
+//! Containers on a terminal (`-t`), driven as a user at a terminal would: the detach keys,
+//! `attach` back, `exec -it`, `create -it` then `start -ai`, on native (its supervisor owns
+//! the pty) and Docker (dockerd's). The contract suite covers `run -it` and resizing on every
+//! backend, and the refusal where a backend has no terminal.
 
+use berth_tests::docker::{self, docker_env};
 use berth_tests::env::BerthEnv;
 use berth_tests::pty::Terminal;
 
-fn status(env: &BerthEnv, name: &str) -> String {
-    env.berth(&["inspect", name]).ok().json()[0]["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// A backend with terminals, and an installation that has it.
+struct Host {
+    backend: &'static str,
+    env: BerthEnv,
+    image: &'static str,
+}
+
+impl Host {
+    fn all() -> [Host; 2] {
+        [
+            Host {
+                backend: "native",
+                env: BerthEnv::new("").with_busybox(),
+                image: "busybox:local",
+            },
+            Host {
+                backend: "docker",
+                env: docker_env(""),
+                image: docker::busybox_image(),
+            },
+        ]
+    }
+
+    /// A container name unique to this process and backend (Docker's names are the daemon's).
+    fn name(&self, what: &str) -> String {
+        format!("tt{}-{}-{what}", std::process::id(), self.backend)
+    }
+
+    /// `berth ARGS` on a terminal of `rows` x `cols`; `run` and `create` go to this backend,
+    /// and `IMAGE` is its image.
+    fn on_terminal(&self, args: &[&str], rows: u16, cols: u16) -> Terminal {
+        let args = self.args(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Terminal::spawn(self.env.command(&args), rows, cols)
+    }
+
+    fn berth(&self, args: &[&str]) -> berth_tests::env::Run {
+        let args = self.args(args);
+        self.env
+            .berth(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = args
+            .iter()
+            .map(|a| if *a == "IMAGE" { self.image } else { a }.to_string())
+            .collect();
+        if matches!(args.first(), Some(&"run" | &"create")) {
+            out.splice(1..1, ["--backend".to_string(), self.backend.to_string()]);
+        }
+        out
+    }
+
+    fn status(&self, name: &str) -> String {
+        self.env.berth(&["inspect", name]).ok().json()[0]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 }
 
 #[test]
 fn the_detach_keys_leave_a_container_running_and_attach_returns_to_it() {
-    let env = BerthEnv::new("").with_busybox();
-    let mut run = Terminal::spawn(
-        env.command(&["run", "-it", "--name", "away", "busybox:local", "sh"]),
-        24,
-        80,
-    );
-    run.expect("# ");
-    run.send(b"export MARK=kept\r");
-    run.expect("# ");
-    run.send(b"\x10\x11");
-    assert_eq!(run.wait(), 0, "{}", run.transcript);
-    assert!(
-        run.transcript.contains("detached from away"),
-        "{}",
-        run.transcript
-    );
-    assert_eq!(status(&env, "away"), "running");
+    for host in Host::all() {
+        let away = host.name("away");
+        let mut run = host.on_terminal(&["run", "-it", "--name", &away, "IMAGE", "sh"], 24, 80);
+        run.expect("# ");
+        run.send(b"export MARK=kept\r");
+        run.expect("# ");
+        run.send(b"\x10\x11");
+        assert_eq!(run.wait(), 0, "{}", run.transcript);
+        assert!(
+            run.transcript.contains(&format!("detached from {away}")),
+            "{}",
+            run.transcript
+        );
+        assert_eq!(host.status(&away), "running", "{}", host.backend);
 
-    // The same shell, its stdin still open: a terminal's outlives the client that left.
-    let mut attach = Terminal::spawn(
-        env.command(&["attach", "--detach-keys", "ctrl-x,x", "away"]),
-        24,
-        80,
-    );
-    attach.send(b"echo mark=$MARK\r");
-    attach.expect("mark=kept");
-    // A lone ctrl-x is the shell's, not the start of the sequence.
-    attach.send(b"\x18x");
-    assert_eq!(attach.wait(), 0, "{}", attach.transcript);
-    assert_eq!(status(&env, "away"), "running");
+        // The same shell, its stdin still open: a terminal's outlives the client that left.
+        let mut attach = host.on_terminal(&["attach", "--detach-keys", "ctrl-x,x", &away], 24, 80);
+        attach.send(b"echo mark=$MARK\r");
+        attach.expect("mark=kept");
+        // A lone ctrl-x is the shell's, not the start of the sequence.
+        attach.send(b"\x18x");
+        assert_eq!(attach.wait(), 0, "{}", attach.transcript);
+        assert_eq!(host.status(&away), "running", "{}", host.backend);
 
-    let mut back = Terminal::spawn(env.command(&["attach", "away"]), 24, 80);
-    back.send(b"exit 7\r");
-    assert_eq!(back.wait(), 7, "{}", back.transcript);
-    assert_eq!(status(&env, "away"), "stopped");
+        let mut back = host.on_terminal(&["attach", &away], 24, 80);
+        back.send(b"exit 7\r");
+        assert_eq!(back.wait(), 7, "{}", back.transcript);
+        assert_eq!(host.status(&away), "stopped", "{}", host.backend);
+        host.berth(&["rm", &away]).ok();
+    }
 }
 
 #[test]
 fn exec_it_gives_the_process_a_terminal_of_its_own() {
+    for host in Host::all() {
+        let name = host.name("host");
+        host.berth(&["run", "-d", "--name", &name, "IMAGE", "sleep", "300"])
+            .ok();
+        let mut exec = host.on_terminal(&["exec", "-it", &name, "sh"], 20, 70);
+        exec.expect("# ");
+        exec.send(b"stty size; tty\r");
+        exec.expect("20 70");
+        exec.expect("/dev/pts/");
+        exec.resize(25, 90);
+        for _ in 0..50 {
+            exec.send(b"stty size\r");
+            exec.expect("# ");
+            if exec.transcript.contains("25 90") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(exec.transcript.contains("25 90"), "{}", exec.transcript);
+        exec.send(b"exit 5\r");
+        assert_eq!(exec.wait(), 5, "{}", exec.transcript);
+        assert_eq!(host.status(&name), "running", "{}", host.backend);
+
+        // Without -i the terminal shows output and takes no keys.
+        let mut shown = host.on_terminal(&["exec", "-t", &name, "tty"], 20, 70);
+        shown.expect("/dev/pts/");
+        assert_eq!(shown.wait(), 0, "{}", shown.transcript);
+        host.berth(&["rm", "-f", &name]).ok();
+    }
+}
+
+/// Native's own exec helper sets `TERM` as docker does.
+#[test]
+fn exec_it_on_native_sets_term() {
     let env = BerthEnv::new("").with_busybox();
     env.berth(&[
         "run",
@@ -66,31 +151,26 @@ fn exec_it_gives_the_process_a_terminal_of_its_own() {
     .ok();
     let mut exec = Terminal::spawn(env.command(&["exec", "-it", "host", "sh"]), 20, 70);
     exec.expect("# ");
-    exec.send(b"stty size; tty; echo term=$TERM\r");
-    exec.expect("20 70");
-    exec.expect("/dev/pts/");
+    exec.send(b"echo term=$TERM\r");
     exec.expect("term=xterm");
-    exec.send(b"exit 5\r");
-    assert_eq!(exec.wait(), 5, "{}", exec.transcript);
-    assert_eq!(status(&env, "host"), "running");
-
-    // Without -i the terminal shows output and takes no keys.
-    let mut shown = Terminal::spawn(env.command(&["exec", "-t", "host", "tty"]), 20, 70);
-    shown.expect("/dev/pts/");
-    assert_eq!(shown.wait(), 0, "{}", shown.transcript);
+    exec.send(b"exit\r");
+    assert_eq!(exec.wait(), 0, "{}", exec.transcript);
 }
 
 #[test]
 fn create_it_then_start_ai_runs_on_this_terminal() {
-    let env = BerthEnv::new("").with_busybox();
-    env.berth(&["create", "-it", "--name", "later", "busybox:local", "sh"])
-        .ok();
-    let mut start = Terminal::spawn(env.command(&["start", "-ai", "later"]), 30, 90);
-    start.expect("# ");
-    start.send(b"stty size\r");
-    start.expect("30 90");
-    start.send(b"exit 2\r");
-    assert_eq!(start.wait(), 2, "{}", start.transcript);
+    for host in Host::all() {
+        let later = host.name("later");
+        host.berth(&["create", "-it", "--name", &later, "IMAGE", "sh"])
+            .ok();
+        let mut start = host.on_terminal(&["start", "-ai", &later], 30, 90);
+        start.expect("# ");
+        start.send(b"stty size\r");
+        start.expect("30 90");
+        start.send(b"exit 2\r");
+        assert_eq!(start.wait(), 2, "{}", start.transcript);
+        host.berth(&["rm", &later]).ok();
+    }
 }
 
 #[test]
@@ -111,35 +191,38 @@ fn it_needs_a_terminal_and_detach_keys_must_parse() {
     assert_eq!(bad.code, 64, "{bad:?}");
     assert!(bad.stderr.contains("ctrl-p,ctrl-q"), "{bad:?}");
     // -t alone, not on a terminal, still runs and shows its output.
-    let shown = env
-        .berth(&["run", "-t", "--rm", "busybox:local", "echo", "hi"])
-        .ok();
-    assert_eq!(shown.stdout, "hi\r\n");
-    assert_eq!(env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+    for host in Host::all() {
+        let shown = host
+            .berth(&["run", "-t", "--rm", "IMAGE", "echo", "hi"])
+            .ok();
+        assert_eq!(shown.stdout, "hi\r\n", "{}", host.backend);
+        assert_eq!(host.env.berth(&["ps", "-a", "-q"]).ok().stdout, "");
+    }
 }
 
 #[test]
 fn a_killed_client_leaves_the_container_on_its_terminal_for_the_next() {
-    let env = BerthEnv::new("").with_busybox();
-    let mut run = Terminal::spawn(
-        env.command(&["run", "-it", "--name", "kept", "busybox:local", "sh"]),
-        24,
-        80,
-    );
-    run.expect("# ");
-    // Seen run, not just echoed: what berth still held when killed would be lost.
-    run.send(b"export MARK=survived; echo set-$((40+2))\r");
-    run.expect("set-42");
-    // The supervisor owns the terminal: berth's death is a client leaving, nothing more.
-    run.kill();
-    assert_eq!(status(&env, "kept"), "running");
-    let mut back = Terminal::spawn(env.command(&["attach", "kept"]), 24, 80);
-    back.send(b"echo mark=$MARK\r");
-    back.expect("mark=survived");
-    back.send(b"exit 6\r");
-    assert_eq!(back.wait(), 6, "{}", back.transcript);
+    for host in Host::all() {
+        let kept = host.name("kept");
+        let mut run = host.on_terminal(&["run", "-it", "--name", &kept, "IMAGE", "sh"], 24, 80);
+        run.expect("# ");
+        // Seen run, not just echoed: what berth still held when killed would be lost.
+        run.send(b"export MARK=survived; echo set-$((40+2))\r");
+        run.expect("set-42");
+        // The supervisor (dockerd) owns the terminal: berth's death is a client leaving.
+        run.kill();
+        assert_eq!(host.status(&kept), "running", "{}", host.backend);
+        let mut back = host.on_terminal(&["attach", &kept], 24, 80);
+        back.send(b"echo mark=$MARK\r");
+        back.expect("mark=survived");
+        back.send(b"exit 6\r");
+        assert_eq!(back.wait(), 6, "{}", back.transcript);
+        host.berth(&["rm", &kept]).ok();
+    }
 }
 
+/// Native only: berth sends Docker the size too (`ConsoleSize`), but this machine's dockerd
+/// (20.10, API 1.41) sizes a terminal only once a client resizes it, as `docker run -t` shows.
 #[test]
 fn a_containers_terminal_has_the_clients_size_from_its_first_instant() {
     let env = BerthEnv::new("").with_busybox();

@@ -69,6 +69,9 @@ pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<Contai
     if !spec.dns.is_empty() {
         host.dns = Some(spec.dns.clone());
     }
+    if spec.tty {
+        host.console_size = spec.console_size.map(console_size);
+    }
     if !spec.mounts.is_empty() {
         host.binds = Some(
             spec.mounts
@@ -134,13 +137,21 @@ pub fn create_body(id: &str, store: &str, spec: &ContainerSpec) -> Result<Contai
         labels: Some(labels),
         hostname: spec.hostname.clone(),
         working_dir: spec.working_dir.clone(),
+        tty: Some(spec.tty),
         open_stdin: Some(spec.stdin_open),
-        stdin_once: Some(spec.stdin_once),
+        // On a terminal the end of a client's stdin is a detach, never the container's end of
+        // input (as native keeps it).
+        stdin_once: Some(spec.stdin_once && !spec.tty),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(host),
         networking_config: networking,
         ..ContainerCreateBody::default()
     })
+}
+
+/// Docker's `[height, width]`.
+pub(crate) fn console_size(size: berth_core::TerminalSize) -> Vec<usize> {
+    vec![usize::from(size.rows), usize::from(size.cols)]
 }
 
 #[cfg(test)]
@@ -176,6 +187,31 @@ mod tests {
             (nofile.name.as_deref(), nofile.soft, nofile.hard),
             (Some("nofile"), Some(10_000), Some(10_000))
         );
+    }
+
+    #[test]
+    fn a_terminal_is_dockers_with_its_size_and_outlives_a_clients_stdin() {
+        let mut s = spec();
+        s.tty = true;
+        s.stdin_open = true;
+        s.stdin_once = true;
+        s.console_size = Some(berth_core::TerminalSize {
+            rows: 33,
+            cols: 101,
+        });
+        let body = create_body("id", "store", &s).unwrap();
+        assert_eq!(body.tty, Some(true));
+        assert_eq!(
+            body.stdin_once,
+            Some(false),
+            "a detach must not end its input"
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(host.console_size, Some(vec![33, 101]));
+        s.tty = false;
+        let body = create_body("id", "store", &s).unwrap();
+        assert_eq!((body.tty, body.stdin_once), (Some(false), Some(true)));
+        assert_eq!(body.host_config.unwrap().console_size, None);
     }
 
     #[test]

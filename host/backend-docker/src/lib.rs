@@ -16,6 +16,7 @@ mod copy;
 mod create;
 mod inspect;
 mod network;
+mod terminal;
 
 use std::os::unix::fs::chown;
 use std::path::Path;
@@ -37,8 +38,9 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CommitContainerOptions, ContainerArchiveInfoOptions,
     CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions, ImportImageOptions,
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
-    TagImageOptions, UploadToContainerOptions, WaitContainerOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, ResizeContainerTTYOptions,
+    ResizeExecOptions, StatsOptions, StopContainerOptions, TagImageOptions,
+    UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt};
@@ -90,6 +92,7 @@ impl Flavour {
             Capability::ImageImport,
             Capability::LogFilters,
             Capability::Attach,
+            Capability::Terminal,
             Capability::CopyFiles,
         ]);
         match self {
@@ -97,11 +100,13 @@ impl Flavour {
             // Memoh's Apple backend: every snapshot operation (a commit is one), exec's stdin,
             // working directory and environment are "not supported on this backend".
             // Its log filters are not known to berth's tests: refused rather than guessed.
-            // Attaching is not known to work on socktainer: refused rather than guessed.
+            // Attaching (and so a terminal) is not known to work on socktainer: refused rather
+            // than guessed.
             // socktainer's archive endpoints are not known to berth's tests either.
             Flavour::Apple => docker
                 .without(Capability::CopyFiles)
                 .without(Capability::Attach)
+                .without(Capability::Terminal)
                 .without(Capability::LogFilters)
                 .without(Capability::Commit)
                 .without(Capability::ExecStdin)
@@ -740,6 +745,7 @@ impl ContainerBackend for DockerBackend {
                 Err(e) => return Err(self.error("remove", Object::Container, id, e)),
             }
         }
+        terminal::forget(&self.store, id);
         self.store.remove(REFS, id)
     }
 
@@ -829,10 +835,14 @@ impl ContainerBackend for DockerBackend {
         }
         let docker_id = self.docker_id(id).await?;
         let docker = self.docker().await?;
+        // On a terminal: the user's in raw mode, its size from the start and on every change.
+        let size = spec.tty.then(berth_core::terminal::user_size).flatten();
         let config = ExecConfig {
             attach_stdin: Some(spec.interactive),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
+            tty: Some(spec.tty),
+            console_size: size.map(create::console_size),
             cmd: Some(spec.command.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: spec.working_dir.clone(),
@@ -846,10 +856,30 @@ impl ContainerBackend for DockerBackend {
         };
         let fail = |e| self.error("exec in", Object::Container, id, e);
         let exec = docker.create_exec(&docker_id, config).await.map_err(fail)?;
+        let options = StartExecOptions {
+            tty: spec.tty,
+            ..StartExecOptions::default()
+        };
         let started = docker
-            .start_exec(&exec.id, None::<StartExecOptions>)
+            .start_exec(&exec.id, Some(options))
             .await
             .map_err(fail)?;
+        let stdin = std::io::stdin();
+        let _raw = (spec.tty && spec.interactive)
+            .then(|| berth_core::terminal::RawMode::enter(std::os::fd::AsFd::as_fd(&stdin)));
+        let sizes = spec.tty.then(|| {
+            let (docker, exec_id) = (docker.clone(), exec.id.clone());
+            tokio::spawn(async move {
+                let mut sizes = berth_core::terminal::follow_user_size();
+                while let Some(size) = sizes.recv().await {
+                    let to = ResizeExecOptions {
+                        h: i32::from(size.rows),
+                        w: i32::from(size.cols),
+                    };
+                    let _ = docker.resize_exec(&exec_id, to).await;
+                }
+            })
+        });
         if let StartExecResults::Attached { output, mut input } = started {
             // At the end of our stdin the write half closes, so the process sees end of file.
             let feed = spec.interactive.then(|| {
@@ -864,6 +894,9 @@ impl ContainerBackend for DockerBackend {
             }
             drained.map_err(fail)?;
         }
+        if let Some(sizes) = sizes {
+            sizes.abort();
+        }
         let inspected = docker.inspect_exec(&exec.id).await.map_err(fail)?;
         Ok(inspected.exit_code.unwrap_or(-1) as i32)
     }
@@ -872,23 +905,52 @@ impl ContainerBackend for DockerBackend {
         let docker_id = self.docker_id(id).await?;
         let docker = self.docker().await?;
         let fail = |e| self.error("attach to", Object::Container, id, e);
+        let on_terminal = self
+            .inspect_raw(&docker_id)
+            .await?
+            .config
+            .and_then(|c| c.tty)
+            .unwrap_or(false);
         let options = AttachContainerOptionsBuilder::new()
             .stdin(stdin != AttachStdin::Off)
             .stdout(true)
             .stderr(true)
             .stream(true)
+            .logs(on_terminal && terminal::first_attach(&self.store, id))
             .build();
         let attached = docker
             .attach_container(&docker_id, Some(options))
             .await
             .map_err(fail)?;
+        // dockerd ends an attachment when the container exits, but not one made after it had
+        // (`run -t true`): that one is refused, and its output is in its log.
+        let state = self.inspect_raw(&docker_id).await?.state;
+        if !state.and_then(|s| s.running).unwrap_or(false) {
+            return Err(Error::conflict(
+                format!("container {id}"),
+                "it is not running, so there is nothing to attach to",
+            )
+            .with_hint(format!("its output is in `berth logs {id}`")));
+        }
         let (mut output, mut input) = (attached.output, attached.input);
         let ExecStreams {
             stdin: mut reader,
             mut stdout,
             mut stderr,
-            ..
+            resize,
         } = io;
+        let _sizes = resize.filter(|_| on_terminal).map(|mut sizes| {
+            let (docker, docker_id) = (docker.clone(), docker_id.clone());
+            terminal::AbortOnDrop(tokio::spawn(async move {
+                while let Some(size) = sizes.recv().await {
+                    let to = ResizeContainerTTYOptions {
+                        h: i32::from(size.rows),
+                        w: i32::from(size.cols),
+                    };
+                    let _ = docker.resize_container_tty(&docker_id, to).await;
+                }
+            }))
+        });
         let copy_output = async {
             while let Some(chunk) = output.next().await {
                 let (to, bytes) = match chunk.map_err(fail)? {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use berth_core::terminal::{RawMode, user_size};
+use berth_core::terminal::RawMode;
 use berth_core::{AttachStdin, Error, ExecStreams};
 use berth_engine::{ContainerRecord, Engine};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -78,42 +78,24 @@ pub async fn attach(
     let _raw = RawMode::enter(std::os::fd::AsFd::as_fd(&stdin));
     let detach = Arc::new(tokio::sync::Notify::new());
     let reader = DetachKeys::new(tokio::io::stdin(), detach_keys, detach.clone());
-    let (sizes, resize) = tokio::sync::mpsc::channel(4);
-    let follow_sizes = tokio::spawn(async move {
-        let Ok(mut winch) = signal(SignalKind::window_change()) else {
-            return;
-        };
-        loop {
-            if let Some(size) = user_size()
-                && sizes.send(size).await.is_err()
-            {
-                return;
-            }
-            if winch.recv().await.is_none() {
-                return;
-            }
-        }
-    });
     let io = ExecStreams {
         stdin: Box::new(reader),
         stdout: Box::new(tokio::io::stdout()),
         stderr: Box::new(tokio::io::stderr()),
-        resize: Some(resize),
+        resize: Some(berth_core::terminal::follow_user_size()),
     };
     // Raw mode makes ctrl-c a key for the container; a SIGTERM to berth is passed on to it.
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| Error::io("catching SIGTERM", e))?;
     let attached = engine.attach(record, io, stdin_mode);
     tokio::pin!(attached);
-    let outcome = loop {
+    loop {
         tokio::select! {
             done = &mut attached => break done.map(|()| Ended::Exited),
             () = detach.notified() => break Ok(Ended::Detached),
             _ = terminate.recv() => { let _ = engine.kill(record, libc::SIGTERM).await; }
         }
-    };
-    follow_sizes.abort();
-    outcome
+    }
 }
 
 /// Stdin that ends, and says so, when the user types the detach keys; keys that only start

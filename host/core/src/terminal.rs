@@ -36,6 +36,29 @@ pub fn user_size() -> Option<TerminalSize> {
     size_of(&std::io::stdin()).or_else(|| size_of(&std::io::stdout()))
 }
 
+/// This process's terminal size ([`user_size`]): first, then at every SIGWINCH. The task
+/// that follows it ends at the first change after the receiver is dropped.
+pub fn follow_user_size() -> crate::Resizes {
+    let (sizes, resizes) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        loop {
+            if let Some(size) = user_size()
+                && sizes.send(size).await.is_err()
+            {
+                return;
+            }
+            if winch.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+    resizes
+}
+
 /// The user's terminal in raw mode (keys go to the container as typed, ctrl-c included)
 /// until this is dropped, which puts it back as it was.
 pub struct RawMode {
