@@ -346,21 +346,8 @@ fn sandbox_flow(env: &BerthEnv, backend: &str) {
         assert_eq!(listed[0].id, sandbox);
 
         let script = "echo hello; echo oops >&2; printf part; sleep 1000";
-        let created = cri
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: sandbox.clone(),
-                config: Some(container_config("main", &["sh", "-c", script], Vec::new())),
-                sandbox_config: Some(config.clone()),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .container_id;
-        cri.start_container(StartContainerRequest {
-            container_id: created.clone(),
-        })
-        .await
-        .unwrap();
+        let main = container_config("main", &["sh", "-c", script], Vec::new());
+        let created = run_container(&mut cri, &sandbox, main, Some(config.clone())).await;
         let running = container_status(&mut cri, &created).await.unwrap();
         assert_eq!(running.state, i32::from(ContainerState::ContainerRunning));
         assert_eq!(running.metadata.unwrap().name, "main");
@@ -554,6 +541,51 @@ async fn run_sandbox(
     .pod_sandbox_id
 }
 
+/// Creates and starts a container in `sandbox`; its id.
+async fn run_container(
+    cri: &mut RuntimeServiceClient<tonic::transport::Channel>,
+    sandbox: &str,
+    config: ContainerConfig,
+    sandbox_config: Option<PodSandboxConfig>,
+) -> String {
+    let id = cri
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: sandbox.into(),
+            config: Some(config),
+            sandbox_config,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .container_id;
+    cri.start_container(StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    id
+}
+
+/// The streaming URL of an attachment to `container` with stdin, on its terminal or not (a
+/// terminal has no stderr of its own).
+async fn attach_url(
+    cri: &mut RuntimeServiceClient<tonic::transport::Channel>,
+    container: &str,
+    tty: bool,
+) -> String {
+    cri.attach(berth_cri::api::AttachRequest {
+        container_id: container.into(),
+        stdin: true,
+        stdout: true,
+        stderr: !tty,
+        tty,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .url
+}
+
 async fn container_status(
     cri: &mut RuntimeServiceClient<tonic::transport::Channel>,
     id: &str,
@@ -676,21 +708,13 @@ fn exec_and_attach_stream_over_websockets_and_a_restarted_server_finds_what_it_r
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(&env, "streams", 0, "native");
         let sandbox = run_sandbox(&mut cri, &config).await;
-        let container = cri
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: sandbox.clone(),
-                config: Some(container_config("shell", &["sleep", "1000"], Vec::new())),
-                sandbox_config: Some(config),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .container_id;
-        cri.start_container(StartContainerRequest {
-            container_id: container.clone(),
-        })
-        .await
-        .unwrap();
+        let container = run_container(
+            &mut cri,
+            &sandbox,
+            container_config("shell", &["sleep", "1000"], Vec::new()),
+            Some(config),
+        )
+        .await;
 
         // Runs `command` with `input` on stdin: (stdout, stderr, the Status).
         let run = async |command: &[&str], input: &[u8]| {
@@ -722,37 +746,18 @@ fn exec_and_attach_stream_over_websockets_and_a_restarted_server_finds_what_it_r
         // Attach to a shell created with its stdin open: a command in, its output out, and
         // closing stdin detaches, leaving the shell running for the next attach.
         let config = container_config("attached", &["sh"], Vec::new());
-        let shell = cri
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: sandbox.clone(),
-                config: Some(ContainerConfig {
-                    stdin: true,
-                    ..config
-                }),
-                sandbox_config: None,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .container_id;
-        cri.start_container(StartContainerRequest {
-            container_id: shell.clone(),
-        })
-        .await
-        .unwrap();
+        let shell = run_container(
+            &mut cri,
+            &sandbox,
+            ContainerConfig {
+                stdin: true,
+                ..config
+            },
+            None,
+        )
+        .await;
         for word in ["hello", "again"] {
-            let url = cri
-                .attach(berth_cri::api::AttachRequest {
-                    container_id: shell.clone(),
-                    stdin: true,
-                    stdout: true,
-                    stderr: true,
-                    ..berth_cri::api::AttachRequest::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .url;
+            let url = attach_url(&mut cri, &shell, false).await;
             let input = format!("echo {word}\n");
             let (stdout, _, status) =
                 channel_session(&url, input.as_bytes(), Some(&format!("{word}\n"))).await;
@@ -898,25 +903,17 @@ fn a_terminal_over_the_streams_is_sized_by_its_client() {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
         let config = sandbox_config(&env, "terminal", 0, "native");
         let sandbox = run_sandbox(&mut cri, &config).await;
-        let shell = cri
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: sandbox.clone(),
-                config: Some(ContainerConfig {
-                    stdin: true,
-                    tty: true,
-                    ..container_config("console", &["sh"], Vec::new())
-                }),
-                sandbox_config: Some(config),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .container_id;
-        cri.start_container(StartContainerRequest {
-            container_id: shell.clone(),
-        })
-        .await
-        .unwrap();
+        let shell = run_container(
+            &mut cri,
+            &sandbox,
+            ContainerConfig {
+                stdin: true,
+                tty: true,
+                ..container_config("console", &["sh"], Vec::new())
+            },
+            Some(config),
+        )
+        .await;
 
         let exec = |tty: bool, stderr: bool| berth_cri::api::ExecRequest {
             container_id: shell.clone(),
@@ -934,18 +931,7 @@ fn a_terminal_over_the_streams_is_sized_by_its_client() {
         assert!(output.contains("22 77"), "{output}");
         assert_eq!(status["details"]["causes"][0]["message"], "4", "{status}");
 
-        let url = cri
-            .attach(berth_cri::api::AttachRequest {
-                container_id: shell.clone(),
-                stdin: true,
-                stdout: true,
-                tty: true,
-                ..berth_cri::api::AttachRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .url;
+        let url = attach_url(&mut cri, &shell, true).await;
         // Closing stdin detaches; the container's shell runs on.
         let (output, status) = terminal_session(&url, (30, 100), "").await;
         assert!(output.contains("30 100"), "{output}");
