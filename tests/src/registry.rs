@@ -200,8 +200,13 @@ impl Drop for OwnRegistry {
 const TOKEN_ISSUER: &str = "berth-test-issuer";
 const TOKEN_AUDIENCE: &str = "berth-test-registry";
 
+/// The identity token a [`TokenService`] takes for its user by OAuth2's refresh grant (what a
+/// registry's login hands out in place of a password).
+pub const REFRESH_TOKEN: &str = "berth-test-refresh-token";
+
 /// A registry's token service, as Docker Hub's `auth.docker.io`: it answers a request that
-/// carries the one user's password (basic auth) with a JWT for the scope asked for, signed by
+/// carries the one user's password (basic auth), or a refresh grant with [`REFRESH_TOKEN`],
+/// with a JWT for the scope asked for, signed by
 /// a key whose certificate is the registry's `rootcertbundle`, and any other with 401. Every
 /// request's path and query is kept, for the test to read.
 pub struct TokenService {
@@ -244,20 +249,35 @@ impl TokenService {
                 let mut reader = std::io::BufReader::new(&stream);
                 let mut target = String::new();
                 let mut authorized = false;
+                let mut length = 0;
                 let mut line = String::new();
                 while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
                     if target.is_empty() {
                         target = line.split(' ').nth(1).unwrap_or_default().to_string();
-                    } else if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("authorization")
-                    {
-                        authorized = value.trim() == expected;
+                    } else if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("authorization") {
+                            authorized = value.trim() == expected;
+                        } else if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
                     }
                     line.clear();
                 }
+                // OAuth2's refresh grant: a form POSTed with the identity token.
+                let mut body = vec![0; length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                let form = String::from_utf8_lossy(&body).into_owned();
+                if form
+                    .split('&')
+                    .any(|p| p == format!("refresh_token={REFRESH_TOKEN}"))
+                {
+                    authorized = true;
+                    target = format!("{target}?{form}");
+                }
                 let (status, body) = if authorized {
                     let token = minter.token(&target);
-                    ("200 OK", serde_json::json!({ "token": token }).to_string())
+                    let body = serde_json::json!({ "token": token, "access_token": token });
+                    ("200 OK", body.to_string())
                 } else {
                     let refusal = r#"{"details":"incorrect username or password"}"#;
                     ("401 Unauthorized", refusal.to_string())

@@ -462,6 +462,44 @@ erase) [ -f "$here/store.json" ] || { echo "credentials not found in native keyc
 esac
 "#;
 
+/// What a registry's own login leaves in `config.json` instead of a password (docker's
+/// `identitytoken`): traded for a bearer token by OAuth2's refresh grant at each pull.
+#[test]
+fn an_identity_token_from_a_registry_login_is_traded_for_pull_tokens() {
+    use berth_tests::registry::{Guard, OwnRegistry, REFRESH_TOKEN, push_with};
+    let registry = OwnRegistry::guarded(Guard {
+        user: Some(("carol", "pw")),
+        bearer: true,
+        ..Guard::default()
+    });
+    let server = registry.address.as_str();
+    let image = format!("{server}/team/oauth:1");
+    push_with(
+        &image,
+        "oauth",
+        &["--dest-tls-verify=false", "--dest-creds", "carol:pw"],
+    );
+    let env = BerthEnv::new("");
+    let config = env.docker_config_dir().join("config.json");
+    fs::create_dir_all(env.docker_config_dir()).unwrap();
+    let write = |token: &str| {
+        let auths = serde_json::json!({ "auths": { server: { "identitytoken": token } } });
+        fs::write(&config, auths.to_string()).unwrap();
+    };
+    write("revoked");
+    let refused = env.berth(&["image", "pull", &image]);
+    assert_eq!(refused.code, 77, "{refused:?}");
+    assert!(refused.stderr.contains("identity token"), "{refused:?}");
+    write(REFRESH_TOKEN);
+    env.berth(&["image", "pull", "-q", &image]).ok();
+    let ran = env.berth(&["run", "--rm", &image]).ok();
+    assert!(ran.stdout.ends_with("oauth\n"), "{ran:?}");
+    let tokens = registry.tokens.as_ref().unwrap();
+    let asked = tokens.requests.lock().unwrap().join("\n");
+    assert!(asked.contains("grant_type=refresh_token"), "{asked}");
+    assert!(asked.contains("client_id=berth"), "{asked}");
+}
+
 #[test]
 fn a_tls_registry_is_trusted_by_its_own_ca_and_logged_in_through_a_credential_helper() {
     use berth_tests::registry::{Guard, OwnRegistry, push_with};
