@@ -5,7 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 
 use berth_tests::bin::berth_exe;
-use berth_tests::docker::{busybox_image, docker, docker_env, docker_inspect};
+use berth_tests::docker::{DroppingDocker, busybox_image, docker, docker_env, docker_inspect};
 use berth_tests::env::BerthEnv;
 use berth_tests::plugins::SELECTOR;
 use berth_tests::registry;
@@ -797,4 +797,87 @@ fn gc_removes_unrecorded_containers_and_records_whose_container_is_gone() {
 fn logs_are_tailed_windowed_and_timestamped_as_docker_keeps_them() {
     let env = docker_env("");
     berth_tests::logs::log_filters_flow(&env, "docker", busybox_image());
+}
+
+/// `[placement] fallback`: a daemon that answers its probe and then drops the create sends the
+/// container down the chain (said on stderr, recorded in the decision log; a kill between the
+/// attempts is undone by gc), never in place of the user's own `--backend`, and without a
+/// chain the create fails with 69 leaving nothing.
+#[test]
+fn a_daemon_that_drops_the_create_sends_the_container_down_the_fallback_chain() {
+    let image = busybox_image();
+    let dropping = DroppingDocker::start("/containers/create");
+    let env = BerthEnv::new("");
+    let config = |placement: &str| {
+        let text = format!(
+            "[host]\nstate-dir = \"{}\"\nrun-dir = \"{}\"\n\n[backends.docker]\ntype = \"docker\"\n\
+             socket = \"unix://{}\"\n\n[backends.native]\ntype = \"native\"\n\n{placement}\n{}",
+            env.state_dir().display(),
+            env.run_dir().display(),
+            dropping.socket.display(),
+            env.network.config()
+        );
+        std::fs::write(&env.config, text).unwrap();
+    };
+    config("[placement]\nfallback = [\"docker\", \"native\"]\n");
+    let rootfs = berth_tests::env::busybox_rootfs().to_str().unwrap();
+    env.berth(&[
+        "image",
+        "--backend",
+        "native",
+        "import",
+        "--rootfs",
+        rootfs,
+        image,
+    ])
+    .ok();
+
+    let name = unique("fallback");
+    let run = env
+        .berth(&["run", "-d", "--name", &name, image, "sleep", "60"])
+        .ok();
+    assert!(run.stderr.contains("falling back"), "{run:?}");
+    let info = env.berth(&["inspect", &name]).ok().json();
+    assert_eq!(info[0]["backend"], "native", "{info}");
+    assert_eq!(info[0]["state"], "running", "{info}");
+    let events = env.berth(&["events", "--json"]).ok().stdout;
+    let fallback = events
+        .lines()
+        .find(|l| l.contains("\"fallback\""))
+        .unwrap_or_else(|| panic!("no fallback recorded: {events}"));
+    assert!(fallback.contains("docker -> native"), "{fallback}");
+    assert_eq!(
+        docker(&["ps", "-a", "-q", "--filter", &format!("name={name}")]),
+        "",
+        "dockerd never got it"
+    );
+
+    // Killed between the attempts: the next berth finds a claim and undoes it whole.
+    berth_tests::env::killed_at(
+        &env,
+        "create.fell-back",
+        &["run", "-d", "--name", "killed", image, "sleep", "60"],
+    );
+    env.berth(&["gc"]).ok();
+    let undone = env.berth(&["gc", "--dry-run", "--json"]).ok().json();
+    assert_eq!(undone["removed"], serde_json::json!([]), "{undone}");
+    assert_eq!(
+        env.berth(&["ps", "-a", "-q"]).ok().stdout.lines().count(),
+        1
+    );
+    let again = env.berth(&["run", "-d", "--name", "killed", image, "sleep", "60"]);
+    assert_eq!(again.ok().code, 0);
+    env.berth(&["rm", "-f", "killed"]).ok();
+
+    // The user's own choice is not replaced.
+    let asked = env.berth(&["run", "-d", "--backend", "docker", image, "true"]);
+    assert_eq!(asked.code, 69, "{asked:?}");
+    // Without a chain, the same create fails and leaves nothing.
+    config("");
+    let alone = env.berth(&["run", "-d", image, "sleep", "60"]);
+    assert_eq!(alone.code, 69, "{alone:?}");
+    assert!(!alone.stderr.contains("falling back"), "{alone:?}");
+    let left = env.berth(&["ps", "-a", "-q"]).ok().stdout;
+    assert_eq!(left.lines().count(), 1, "only the first container: {left}");
+    env.berth(&["rm", "-f", &name]).ok();
 }

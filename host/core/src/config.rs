@@ -44,6 +44,9 @@ pub struct Config {
     /// `berth cri serve`, the Kubernetes CRI server.
     #[serde(default)]
     pub cri: CriConfig,
+    /// Where a container goes when the backend chosen for it cannot take it.
+    #[serde(default)]
+    pub placement: PlacementConfig,
     /// How each registry (keyed as references name it: `ghcr.io`, `127.0.0.1:5000`) is spoken
     /// to by the backends that pull by themselves; credentials come from `berth login`.
     #[serde(default)]
@@ -345,6 +348,17 @@ fn default_stream_address() -> String {
 
 fn default_cri_listen() -> String {
     "unix:///run/berth/cri.sock".into()
+}
+
+/// `[placement]`: the fallback chain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PlacementConfig {
+    /// Backends tried in this order when the one a backend policy (or the default) chose is
+    /// unhealthy or unreachable at create; never after a policy's deny, and never in place of
+    /// a backend the user asked for (`--backend`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
 }
 
 /// `[pipeline]`: what all plugins of one operation share.
@@ -690,6 +704,20 @@ impl Config {
         for name in config.backends.keys() {
             check_name("backend", name).map_err(&err)?;
         }
+        let mut chained = std::collections::HashSet::new();
+        for name in &config.placement.fallback {
+            if !config.backends.contains_key(name) {
+                return Err(err(format!(
+                    "[placement] fallback names backend {name:?}, which is not configured \
+                     (add [backends.{name}], or take it out of the list)"
+                )));
+            }
+            if !chained.insert(name) {
+                return Err(err(format!(
+                    "[placement] fallback names backend {name:?} twice"
+                )));
+            }
+        }
         if config.pipeline.budget_ms == 0 {
             return Err(err("[pipeline] budget-ms must be greater than 0".into()));
         }
@@ -800,6 +828,24 @@ mod tests {
         assert!(config.plugins.is_empty());
         assert_eq!(config.host.state_dir, Path::new("/var/lib/berth"));
         assert_eq!(config.pipeline.budget_ms, 200);
+    }
+
+    #[test]
+    fn a_fallback_chain_names_configured_backends_once() {
+        let text = "[backends.native]\ntype = \"native\"\n[backends.docker]\ntype = \"docker\"\n\
+                    [placement]\nfallback = [\"docker\", \"native\"]\n";
+        let config = Config::parse(text, "b.toml", None).unwrap();
+        assert_eq!(config.placement.fallback, ["docker", "native"]);
+        let unknown = text.replace("\"docker\", \"native\"", "\"docker\", \"podman\"");
+        let err = Config::parse(&unknown, "b.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"podman\", which is not configured"), "{err}");
+        let twice = text.replace("\"docker\", \"native\"", "\"docker\", \"docker\"");
+        let err = Config::parse(&twice, "b.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice"), "{err}");
     }
 
     #[test]

@@ -58,6 +58,45 @@ enum Reached {
     BackendAsked,
 }
 
+/// Once `pre-create` hooks have run, they are told the create failed and why, so they can
+/// release what they provisioned.
+fn tell_create_failed(
+    policy: Option<&dyn Policy>,
+    id: &str,
+    spec: &ContainerSpec,
+    reached: Reached,
+    error: &Error,
+) {
+    if reached >= Reached::Hooked
+        && let Some(p) = policy
+    {
+        let asked = (reached >= Reached::BackendAsked).then_some(id);
+        p.create_failed(spec, asked, &error.to_string());
+    }
+}
+
+/// Where an attempt at a create goes, and why there.
+#[derive(Debug, Clone, Default)]
+struct Placement {
+    backend: String,
+    chosen: Chosen,
+    /// As its last probe said (a requested backend is not probed first).
+    healthy: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Chosen {
+    /// The first healthy backend in config order.
+    #[default]
+    Default,
+    /// The backend policy's pick.
+    Policy,
+    /// The user's `--backend`: never replaced by a fallback.
+    Requested,
+    /// `[placement] fallback`'s next, after the one before it failed.
+    Fallback,
+}
+
 impl Engine {
     /// Name policy, name claim, backend policy, capability check, pre-create hooks, services,
     /// backend create, post-create.
@@ -76,17 +115,56 @@ impl Engine {
             })
             .await?;
         crash::point("create.claimed");
+        let before_placement = spec.clone();
         let mut reached = Reached::Claimed;
-        let outcome = match self
-            .create_claimed(
-                policy.as_deref(),
-                &mut claim,
-                &mut spec,
-                options.app.as_deref(),
-                &mut reached,
-            )
-            .await
-        {
+        let mut placement = Placement::default();
+        let mut tried = Vec::new();
+        let created = loop {
+            let attempt = self
+                .create_claimed(
+                    policy.as_deref(),
+                    &mut claim,
+                    &mut spec,
+                    options.app.as_deref(),
+                    &mut reached,
+                    &mut placement,
+                )
+                .await;
+            let Err(e) = attempt else { break Ok(()) };
+            if !self.may_fall_back(&spec, &placement, &e) {
+                break Err(e);
+            }
+            tried.push(placement.backend.clone());
+            let Some(next) = self
+                .fallback(policy.as_deref(), &before_placement, &tried)
+                .await
+            else {
+                break Err(e);
+            };
+            self.undo_attempt(policy.as_deref(), &claim.record.id, &spec, reached, &e);
+            let why = format!("{} -> {next}: {e}", placement.backend);
+            tracing::warn!(
+                "backend {:?} cannot take container {:?} ({e}): falling back to {next:?} \
+                 ([placement] fallback)",
+                placement.backend,
+                before_placement.name
+            );
+            berth_plugins::events::record_host_decision(
+                &self.config.host,
+                "fallback",
+                &before_placement.name,
+                why,
+            );
+            crash::point("create.fell-back");
+            spec = before_placement.clone();
+            reached = Reached::Claimed;
+            placement = Placement {
+                backend: next,
+                chosen: Chosen::Fallback,
+                healthy: true,
+            };
+        };
+        let outcome = match created {
             Ok(()) => {
                 crash::point("create.backend-created");
                 self.records.finish(&claim)
@@ -116,6 +194,8 @@ impl Engine {
         Ok(())
     }
 
+    /// One attempt at creating the claimed container: on the backend `placement` names when
+    /// it is a fallback, else on the one placement chooses now (and writes into it).
     async fn create_claimed(
         &self,
         policy: Option<&dyn Policy>,
@@ -123,12 +203,26 @@ impl Engine {
         spec: &mut ContainerSpec,
         app: Option<&str>,
         reached: &mut Reached,
+        placement: &mut Placement,
     ) -> Result<()> {
         let pod = self.pod_for_app(spec)?;
         if let Some(pod) = &pod {
             self.register_app(pod, &claim.record.id, spec, app)?;
         }
-        let backend_name = self.choose_backend(policy, spec).await?;
+        if placement.chosen != Chosen::Fallback {
+            *placement = self.choose_backend(policy, spec).await?;
+        }
+        let backend_name = placement.backend.clone();
+        // A policy may choose an unhealthy backend; with a fallback chain, it is passed over
+        // before any hook runs.
+        if !placement.healthy && !self.config.placement.fallback.is_empty() {
+            return Err(Error::Unavailable {
+                service: format!("backend {backend_name:?}"),
+                endpoint: String::new(),
+                reason: "its health probe failed".into(),
+                hint: "see `berth backend ls`".into(),
+            });
+        }
         if let Some(pod) = &pod
             && backend_name != pod.backend
         {
@@ -191,17 +285,30 @@ impl Engine {
                 tracing::warn!(%id, error = %e, "cannot remove the half-created container");
             }
         }
-        if let Err(e) = self.networks.release(&id) {
-            tracing::warn!(%id, error = %e, "cannot release the failed create's ports and files");
-        }
+        self.release_networks(&id);
         if let Err(e) = self.records.release(claim) {
             tracing::warn!(%id, error = %e, "cannot give the failed create's name back");
         }
-        if reached >= Reached::Hooked
-            && let Some(p) = policy
-        {
-            let asked = (reached >= Reached::BackendAsked).then_some(id.as_str());
-            p.create_failed(spec, asked, &error.to_string());
+        tell_create_failed(policy, &id, spec, reached, error);
+    }
+
+    /// Undoes what one attempt took besides the claim and the backend's container (which was
+    /// unreachable): its ports and network files, and what its `pre-create` hooks provisioned.
+    fn undo_attempt(
+        &self,
+        policy: Option<&dyn Policy>,
+        id: &str,
+        spec: &ContainerSpec,
+        reached: Reached,
+        error: &Error,
+    ) {
+        self.release_networks(id);
+        tell_create_failed(policy, id, spec, reached, error);
+    }
+
+    fn release_networks(&self, id: &str) {
+        if let Err(e) = self.networks.release(id) {
+            tracing::warn!(%id, error = %e, "cannot release the failed create's ports and files");
         }
     }
 
@@ -245,12 +352,17 @@ impl Engine {
         &self,
         policy: Option<&dyn Policy>,
         spec: &ContainerSpec,
-    ) -> Result<String> {
+    ) -> Result<Placement> {
         let mut probed = None;
         if let Some(policy) = policy.filter(|p| p.places()) {
             let candidates = self.backends.infos().await;
             if let Some(chosen) = policy.select_backend(spec, &candidates)? {
-                return Ok(chosen);
+                let healthy = candidates.iter().any(|c| c.name == chosen && c.healthy);
+                return Ok(Placement {
+                    backend: chosen,
+                    chosen: Chosen::Policy,
+                    healthy,
+                });
             }
             probed = Some(candidates);
         }
@@ -263,7 +375,11 @@ impl Engine {
             }
             // Even when its probe fails: the backend's own attempt (with its retries) fails
             // with the most precise error there is.
-            return Ok(requested.clone());
+            return Ok(Placement {
+                backend: requested.clone(),
+                chosen: Chosen::Requested,
+                healthy: true,
+            });
         }
         let healthy = match probed {
             Some(candidates) => candidates.into_iter().find(|c| c.healthy),
@@ -279,13 +395,62 @@ impl Engine {
                 first
             }
         };
-        healthy.map(|c| c.name).ok_or_else(|| {
+        let first = healthy.ok_or_else(|| {
             Error::conflict(
                 "no backend can run the container",
                 "every configured backend is unhealthy",
             )
             .with_hint("see `berth backend ls`")
+        })?;
+        Ok(Placement {
+            backend: first.name,
+            chosen: Chosen::Default,
+            healthy: true,
         })
+    }
+
+    /// Whether `error` from an attempt placed as `placement` lets the fallback chain try the
+    /// next backend: the chosen one was unreachable, it was not the user's own choice, and the
+    /// container is no pod's app (those run on their pod's backend).
+    fn may_fall_back(&self, spec: &ContainerSpec, placement: &Placement, error: &Error) -> bool {
+        error.kind() == ErrorKind::Unavailable
+            && placement.chosen != Chosen::Requested
+            && spec.pod.is_none()
+            && !self.config.placement.fallback.is_empty()
+    }
+
+    /// The next backend of `[placement] fallback` for `spec` after those `tried`: healthy, able
+    /// to run the spec, and the backend policy's pick among such (its deny, or none left, ends
+    /// the chain).
+    async fn fallback(
+        &self,
+        policy: Option<&dyn Policy>,
+        spec: &ContainerSpec,
+        tried: &[String],
+    ) -> Option<String> {
+        let needed = capability::needed_by_spec(spec);
+        let mut candidates = Vec::new();
+        for name in &self.config.placement.fallback {
+            if tried.contains(name) || self.backends.require(name, needed).is_err() {
+                continue;
+            }
+            let info = self.backends.probe(name).await;
+            if info.healthy {
+                candidates.push(info);
+            }
+        }
+        if let Some(policy) = policy.filter(|p| p.places())
+            && !candidates.is_empty()
+        {
+            match policy.select_backend(spec, &candidates) {
+                Ok(Some(chosen)) if candidates.iter().any(|c| c.name == chosen) => {
+                    return Some(chosen);
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        candidates.into_iter().next().map(|c| c.name)
     }
 
     /// A user's start: the container's restart policy applies afresh from here.

@@ -46,6 +46,8 @@ struct Recording {
     containers: Mutex<BTreeMap<String, ContainerSpec>>,
     /// The next create fails with this.
     fail_create: Mutex<Option<Error>>,
+    /// Its health probe fails.
+    down: Mutex<bool>,
 }
 
 impl Recording {
@@ -56,6 +58,7 @@ impl Recording {
             journal: journal.clone(),
             containers: Mutex::new(BTreeMap::new()),
             fail_create: Mutex::new(None),
+            down: Mutex::new(false),
         })
     }
 
@@ -75,6 +78,9 @@ impl ContainerBackend for Recording {
     }
 
     async fn version(&self) -> Result<String> {
+        if *self.down.lock().unwrap() {
+            return Err(unreachable(&self.name));
+        }
         Ok("recording".into())
     }
 
@@ -239,8 +245,18 @@ struct Fixture {
 
 impl Fixture {
     fn new(backends: Vec<Arc<Recording>>, policy: Option<Scripted>) -> Fixture {
+        Fixture::with_fallback(backends, policy, &[])
+    }
+
+    /// With `[placement] fallback = chain`.
+    fn with_fallback(
+        backends: Vec<Arc<Recording>>,
+        policy: Option<Scripted>,
+        chain: &[&str],
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::builtin();
+        config.placement.fallback = chain.iter().map(|b| b.to_string()).collect();
         config.host.state_dir = dir.path().join("state");
         config.host.run_dir = dir.path().join("run");
         let store = Store::open(&config.host.state_dir, &config.host.run_dir).unwrap();
@@ -266,6 +282,16 @@ impl Fixture {
     fn create(&self, spec: ContainerSpec) -> Result<crate::ContainerRecord> {
         self.runtime
             .block_on(self.engine.create(spec, crate::CreateOptions::default()))
+    }
+}
+
+/// What an unreachable daemon answers.
+fn unreachable(backend: &str) -> Error {
+    Error::Unavailable {
+        service: format!("backend {backend:?}"),
+        endpoint: "/nowhere.sock".into(),
+        reason: "connection refused".into(),
+        hint: String::new(),
     }
 }
 
@@ -517,4 +543,105 @@ fn a_claim_left_by_a_dead_create_is_cleared_by_the_next_create_of_its_name() {
     assert!(backend.spec_of(&orphan).is_none(), "the orphan was removed");
     assert_eq!(journal.count(&format!("one: remove {orphan}")), 1);
     assert_eq!(fixture.engine.records().unwrap().len(), 1);
+}
+
+#[test]
+fn an_unreachable_backend_falls_back_along_the_chain_undoing_its_attempt() {
+    let journal = Journal::default();
+    let one = Recording::new("one", all_capabilities(), &journal);
+    let two = Recording::new("two", all_capabilities(), &journal);
+    *one.fail_create.lock().unwrap() = Some(unreachable("one"));
+    let policy = Scripted {
+        journal: journal.clone(),
+        select: Some(Ok("one".into())),
+        patches: vec![("PATCHED".into(), "once".into())],
+        ..Scripted::default()
+    };
+    let fixture = Fixture::with_fallback(vec![one, two.clone()], Some(policy), &["one", "two"]);
+    let record = fixture.create(spec("web")).unwrap();
+    assert_eq!(record.backend, "two");
+    let entries = journal.entries();
+    let at = |entry: &str| {
+        entries
+            .iter()
+            .position(|e| e.starts_with(entry))
+            .unwrap_or_else(|| panic!("no {entry:?} in {entries:?}"))
+    };
+    // The policy picks among what is left of the chain; the failed attempt is undone (its
+    // hooks told) before the next one's hooks run, from the spec as it was before placement:
+    // the patch is applied once.
+    assert!(at("one: create web") < at("select-backend among two"));
+    let provisions: Vec<_> = (0..entries.len())
+        .filter(|&i| entries[i] == "provision web")
+        .collect();
+    assert_eq!(provisions.len(), 2, "{entries:?}");
+    assert!(
+        at("create-failed after create") < provisions[1],
+        "{entries:?}"
+    );
+    assert!(provisions[1] < at("two: create web"), "{entries:?}");
+    let created = two.spec_of(&record.id).unwrap();
+    assert_eq!(created.env.get("PATCHED").map(String::as_str), Some("once"));
+    assert_eq!(created.backend.as_deref(), Some("two"));
+    let log = berth_plugins::events::log_path(&fixture.engine.config.host);
+    let decisions = berth_plugins::events::read(&log).unwrap();
+    let fallback = decisions.iter().find(|d| d.function == "fallback").unwrap();
+    assert_eq!(fallback.plugin, "berth");
+    assert!(
+        fallback
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("one -> two: "),
+        "{fallback:?}"
+    );
+}
+
+#[test]
+fn an_unhealthy_pick_is_passed_over_before_any_hook_runs() {
+    let journal = Journal::default();
+    let one = Recording::new("one", all_capabilities(), &journal);
+    let two = Recording::new("two", all_capabilities(), &journal);
+    *one.down.lock().unwrap() = true;
+    let policy = Scripted {
+        journal: journal.clone(),
+        select: Some(Ok("one".into())),
+        ..Scripted::default()
+    };
+    let fixture = Fixture::with_fallback(vec![one, two], Some(policy), &["one", "two"]);
+    assert_eq!(fixture.create(spec("web")).unwrap().backend, "two");
+    assert_eq!(journal.count("one:"), 0, "{:?}", journal.entries());
+    assert_eq!(journal.count("create-failed"), 0, "{:?}", journal.entries());
+    assert_eq!(journal.count("provision web"), 1, "{:?}", journal.entries());
+}
+
+#[test]
+fn there_is_no_fallback_from_the_users_choice_a_deny_or_without_a_chain() {
+    let journal = Journal::default();
+    let backends = || {
+        let one = Recording::new("one", all_capabilities(), &journal);
+        *one.fail_create.lock().unwrap() = Some(unreachable("one"));
+        vec![one, Recording::new("two", all_capabilities(), &journal)]
+    };
+    let chain = ["one", "two"];
+    // `--backend one`: the user's choice fails as it is.
+    let fixture = Fixture::with_fallback(backends(), None, &chain);
+    let mut asked = spec("web");
+    asked.backend = Some("one".into());
+    let err = fixture.create(asked).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    // A policy's deny ends it.
+    let deny = Scripted {
+        journal: journal.clone(),
+        select: Some(Err("not here".into())),
+        ..Scripted::default()
+    };
+    let fixture = Fixture::with_fallback(backends(), Some(deny), &chain);
+    let err = fixture.create(spec("web")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+    // No chain: the default backend's failure is the answer.
+    let fixture = Fixture::new(backends(), None);
+    let err = fixture.create(spec("web")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(journal.count("two: create"), 0, "{:?}", journal.entries());
 }

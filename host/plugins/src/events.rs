@@ -132,6 +132,29 @@ impl fmt::Display for Decision {
     }
 }
 
+/// The name berth's own decisions (a placement fallback) are recorded under, beside the
+/// plugins'.
+pub const HOST: &str = "berth";
+
+/// Records a decision berth itself took about `container` (`function`: e.g. `fallback`), so
+/// `berth events` explains it beside the plugins' answers.
+pub fn record_host_decision(host: &HostConfig, function: &str, container: &str, reason: String) {
+    let decision = Decision {
+        time: Utc::now(),
+        plugin: HOST.into(),
+        function: function.into(),
+        container: container.into(),
+        verdict: Verdict::Select,
+        input: digest(&(function, container, &reason)),
+        reason: Some(reason),
+        patch: None,
+        latency_us: 0,
+        budget_us: None,
+        mode: PluginMode::Enforce,
+    };
+    EventLog::new(log_path(host)).append(&decision);
+}
+
 /// First 12 hex digits of the sha256 of `input` as JSON.
 pub(crate) fn digest(input: &impl Serialize) -> String {
     let json = serde_json::to_vec(input).expect("plugin inputs serialise");
