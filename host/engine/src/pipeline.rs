@@ -131,7 +131,7 @@ impl Engine {
                 )
                 .await;
             let Err(e) = attempt else { break Ok(()) };
-            if !self.may_fall_back(&spec, &placement, &e) {
+            if !self.may_fall_back(&spec, &placement, reached, &e) {
                 break Err(e);
             }
             tried.push(placement.backend.clone());
@@ -410,10 +410,23 @@ impl Engine {
     }
 
     /// Whether `error` from an attempt placed as `placement` lets the fallback chain try the
-    /// next backend: the chosen one was unreachable, it was not the user's own choice, and the
-    /// container is no pod's app (those run on their pod's backend).
-    fn may_fall_back(&self, spec: &ContainerSpec, placement: &Placement, error: &Error) -> bool {
-        error.kind() == ErrorKind::Unavailable
+    /// next backend: the chosen backend itself was unreachable (its probe, before any hook, or
+    /// its create; not a package repository on the way), it was not the user's own choice, and
+    /// the container is no pod's app (those run on their pod's backend).
+    fn may_fall_back(
+        &self,
+        spec: &ContainerSpec,
+        placement: &Placement,
+        reached: Reached,
+        error: &Error,
+    ) -> bool {
+        let from_the_backend = match reached {
+            Reached::Claimed => !placement.backend.is_empty() && !placement.healthy,
+            Reached::Hooked => false,
+            Reached::BackendAsked => true,
+        };
+        from_the_backend
+            && error.kind() == ErrorKind::Unavailable
             && placement.chosen != Chosen::Requested
             && spec.pod.is_none()
             && !self.config.placement.fallback.is_empty()

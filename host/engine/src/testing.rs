@@ -254,9 +254,20 @@ impl Fixture {
         policy: Option<Scripted>,
         chain: &[&str],
     ) -> Fixture {
+        Fixture::configured(backends, policy, |config| {
+            config.placement.fallback = chain.iter().map(|b| b.to_string()).collect();
+        })
+    }
+
+    /// With the built-in config as `edit` leaves it.
+    fn configured(
+        backends: Vec<Arc<Recording>>,
+        policy: Option<Scripted>,
+        edit: impl FnOnce(&mut Config),
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::builtin();
-        config.placement.fallback = chain.iter().map(|b| b.to_string()).collect();
+        edit(&mut config);
         config.host.state_dir = dir.path().join("state");
         config.host.run_dir = dir.path().join("run");
         let store = Store::open(&config.host.state_dir, &config.host.run_dir).unwrap();
@@ -639,6 +650,28 @@ fn there_is_no_fallback_from_the_users_choice_a_deny_or_without_a_chain() {
     let fixture = Fixture::with_fallback(backends(), Some(deny), &chain);
     let err = fixture.create(spec("web")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+    // An unreachable package repository is not the backend's failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let repository = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let hooks = Scripted {
+        journal: journal.clone(),
+        ..Scripted::default()
+    };
+    let fixture = Fixture::configured(backends(), Some(hooks), |config| {
+        config.placement.fallback = chain.iter().map(|b| b.to_string()).collect();
+        config.packages.repository = Some(repository.into());
+    });
+    let mut packaged = spec("web");
+    packaged.packages = vec!["tools@1.2.0".into()];
+    let err = fixture.create(packaged).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let log = berth_plugins::events::log_path(&fixture.engine.config.host);
+    let decisions = berth_plugins::events::read(&log).unwrap();
+    assert!(
+        !decisions.iter().any(|d| d.function == "fallback"),
+        "{decisions:?}"
+    );
     // No chain: the default backend's failure is the answer.
     let fixture = Fixture::new(backends(), None);
     let err = fixture.create(spec("web")).unwrap_err();
