@@ -65,7 +65,10 @@ pub const CODES: &[(i32, &str)] = &[
         NOT_SUPPORTED,
         "not supported: the backend cannot honour a field or an operation (the message names the backends that can)",
     ),
-    (DENIED, "denied by a policy plugin"),
+    (
+        DENIED,
+        "denied: by a policy plugin, or by a registry (wrong or missing credentials: `berth login`)",
+    ),
     (CONFIG, "configuration error"),
     (OTHER, "any other berth failure"),
     (
