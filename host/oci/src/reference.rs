@@ -71,11 +71,6 @@ impl Reference {
             name,
         })
     }
-
-    /// The host its registry's API answers on.
-    pub fn api_host(&self) -> &str {
-        api_host(&self.registry)
-    }
 }
 
 /// The host `registry`'s API answers on: Docker Hub's API host for `docker.io`, the registry as
@@ -190,19 +185,19 @@ mod tests {
             parts(&r),
             ("docker.io".into(), "library/alpine".into(), "latest".into())
         );
-        assert_eq!(r.api_host(), "registry-1.docker.io");
+        assert_eq!(api_host(&r.registry), "registry-1.docker.io");
         let r = Reference::parse("127.0.0.1:5000/team/app:1.2").unwrap();
         assert_eq!(
             parts(&r),
             ("127.0.0.1:5000".into(), "team/app".into(), "1.2".into())
         );
-        assert_eq!(r.api_host(), "127.0.0.1:5000");
+        assert_eq!(api_host(&r.registry), "127.0.0.1:5000");
         let r = Reference::parse("ghcr.io/x/y@sha256:abcd").unwrap();
         assert_eq!(
             (r.repository.as_str(), r.object.as_str()),
             ("x/y", "sha256:abcd")
         );
-        assert_eq!(r.api_host(), "ghcr.io");
+        assert_eq!(api_host(&r.registry), "ghcr.io");
         // A tag beside a digest: the digest is what is fetched.
         let r = Reference::parse("ghcr.io/x/y:1@sha256:abcd").unwrap();
         assert_eq!(

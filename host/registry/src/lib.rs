@@ -34,12 +34,9 @@ pub async fn pull(
     let access = access.clone();
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
     let fetch = tokio::task::spawn_blocking(move || {
-        Session::new(&reference.registry, reference.api_host(), &access)?.fetch(
-            &reference,
-            &mut |event| {
-                let _ = events.send(event);
-            },
-        )
+        Session::new(&access)?.fetch(&reference, &mut |event| {
+            let _ = events.send(event);
+        })
     });
     while let Some(event) = received.recv().await {
         progress.event(&event);
@@ -54,8 +51,7 @@ pub async fn pull(
 pub async fn login(access: &RegistryAccess) -> Result<()> {
     let access = access.clone();
     tokio::task::spawn_blocking(move || {
-        let host = berth_oci::reference::api_host(&access.registry);
-        let mut session = Session::new(&access.registry, host, &access)?;
+        let mut session = Session::new(&access)?;
         let url = format!("{}/v2/", session.base);
         session.get(&url, None).map(drop)
     })
@@ -76,7 +72,8 @@ struct Session {
 }
 
 impl Session {
-    fn new(registry: &str, api_host: &str, access: &RegistryAccess) -> Result<Session> {
+    fn new(access: &RegistryAccess) -> Result<Session> {
+        let registry = access.registry.as_str();
         let (scheme, roots) = match &access.transport {
             Transport::Http => ("http", ureq::tls::RootCerts::PlatformVerifier),
             Transport::Https { ca: None } => ("https", ureq::tls::RootCerts::PlatformVerifier),
@@ -91,7 +88,7 @@ impl Session {
             .into();
         Ok(Session {
             registry: registry.to_string(),
-            base: format!("{scheme}://{api_host}"),
+            base: format!("{scheme}://{}", berth_oci::reference::api_host(registry)),
             agent,
             access: access.clone(),
             authorization: None,
