@@ -80,6 +80,22 @@ impl Terminal {
         unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
     }
 
+    /// Resizes the terminal, then runs `stty size` in the shell on it until the new size shows
+    /// (the shell reads it when stty runs, after berth passed SIGWINCH on): at most 50 tries,
+    /// and the caller asserts the size appeared.
+    pub fn resize_and_ask(&mut self, rows: u16, cols: u16) {
+        self.resize(rows, cols);
+        let size = format!("{rows} {cols}");
+        for _ in 0..50 {
+            self.send(b"stty size\r");
+            self.expect("# ");
+            if self.transcript.contains(&size) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Reads until `needle` shows after what earlier calls matched; panics with the transcript
     /// when it does not within [`PATIENCE`].
     #[track_caller]

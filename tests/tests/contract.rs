@@ -405,16 +405,7 @@ fn a_terminal_works_wherever_it_is_claimed() {
         terminal.send(b"stty size; tty\r");
         terminal.expect("33 101");
         terminal.expect("/dev/pts/");
-        terminal.resize(40, 120);
-        // The shell reads the size when it runs stty, after berth passed SIGWINCH's on.
-        for _ in 0..50 {
-            terminal.send(b"stty size\r");
-            terminal.expect("# ");
-            if terminal.transcript.contains("40 120") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        terminal.resize_and_ask(40, 120);
         terminal.send(b"exit 3\r");
         assert_eq!(terminal.wait(), 3, "{}", terminal.transcript);
         assert!(

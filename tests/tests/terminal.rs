@@ -113,15 +113,7 @@ fn exec_it_gives_the_process_a_terminal_of_its_own() {
         exec.send(b"stty size; tty\r");
         exec.expect("20 70");
         exec.expect("/dev/pts/");
-        exec.resize(25, 90);
-        for _ in 0..50 {
-            exec.send(b"stty size\r");
-            exec.expect("# ");
-            if exec.transcript.contains("25 90") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        exec.resize_and_ask(25, 90);
         assert!(exec.transcript.contains("25 90"), "{}", exec.transcript);
         exec.send(b"exit 5\r");
         assert_eq!(exec.wait(), 5, "{}", exec.transcript);

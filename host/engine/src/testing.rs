@@ -29,6 +29,16 @@ impl Journal {
         self.0.lock().unwrap().clone()
     }
 
+    /// Where the first entry starting with `prefix` is; panics with the journal if none does.
+    #[track_caller]
+    fn at(&self, prefix: &str) -> usize {
+        let entries = self.entries();
+        entries
+            .iter()
+            .position(|e| e.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {entries:?}"))
+    }
+
     fn count(&self, prefix: &str) -> usize {
         self.entries()
             .iter()
@@ -423,12 +433,7 @@ fn a_failed_backend_create_is_undone_and_the_hooks_release_what_they_provisioned
     let err = fixture.create(spec("web")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     let entries = journal.entries();
-    let at = |entry: &str| {
-        entries
-            .iter()
-            .position(|e| e.starts_with(entry))
-            .unwrap_or_else(|| panic!("no {entry:?} in {entries:?}"))
-    };
+    let at = |entry: &str| journal.at(entry);
     assert!(at("provision web") < at("one: create web"));
     assert!(at("one: create web") < at("one: remove"));
     assert!(at("one: remove") < at("create-failed after create: image \"busybox\" not found"));
@@ -572,12 +577,7 @@ fn an_unreachable_backend_falls_back_along_the_chain_undoing_its_attempt() {
     let record = fixture.create(spec("web")).unwrap();
     assert_eq!(record.backend, "two");
     let entries = journal.entries();
-    let at = |entry: &str| {
-        entries
-            .iter()
-            .position(|e| e.starts_with(entry))
-            .unwrap_or_else(|| panic!("no {entry:?} in {entries:?}"))
-    };
+    let at = |entry: &str| journal.at(entry);
     // The policy picks among what is left of the chain; the failed attempt is undone (its
     // hooks told) before the next one's hooks run, from the spec as it was before placement:
     // the patch is applied once.
