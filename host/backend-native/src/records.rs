@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use berth_core::{ContainerSpec, Durability, LockGuard, LockMode, Result, Store};
+use berth_core::{ContainerSpec, Durability, LockGuard, LockMode, Result, Store, Survives};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -131,8 +131,22 @@ pub fn read_state(store: &Store, id: &str) -> Result<Option<StateRecord>> {
     store.read(Durability::Persistent, CONTAINERS, id, "state")
 }
 
+/// The state a container is created in survives a power loss; its later phases need not (see
+/// [`Survives::ProcessKill`]): after a reboot nothing runs, whatever the record says.
 pub fn write_state(store: &Store, id: &str, state: &StateRecord) -> Result<()> {
-    store.write(Durability::Persistent, CONTAINERS, id, "state", state)
+    let survives = if state.phase == Phase::Created && state.started.is_none() {
+        Survives::PowerLoss
+    } else {
+        Survives::ProcessKill
+    };
+    store.write_surviving(
+        survives,
+        Durability::Persistent,
+        CONTAINERS,
+        id,
+        "state",
+        state,
+    )
 }
 
 pub fn op_lock(store: &Store, id: &str) -> Result<LockGuard> {

@@ -28,7 +28,7 @@ pub use config::Config;
 pub use error::{Error, ErrorKind, IoContext, Object, PluginFailure, Result};
 pub use registry::{Credentials, RegistryAccess, Transport};
 pub use snapshot::{SnapshotInfo, SnapshotKind, SnapshotMount};
-pub use store::{Durability, Item, LockGuard, LockMode, LockToken, ObjectRef, Store};
+pub use store::{Durability, Item, LockGuard, LockMode, LockToken, ObjectRef, Store, Survives};
 pub use types::*;
 
 /// The label daemon backends put on every container berth creates, valued with the

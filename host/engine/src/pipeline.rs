@@ -243,9 +243,12 @@ impl Engine {
         if let Some(pod) = &pod {
             self.join_pod(pod, &mut prepared);
         } else if self.networked(&backend_name) {
-            let plan = self
-                .networks
-                .plan(&claim.record.id, spec, |id| self.holder(id))?;
+            let plan = self.networks.plan(
+                &claim.record.id,
+                spec,
+                crate::records::survives(&claim.record),
+                |id| self.holder(id),
+            )?;
             prepared.network_namespace = plan.namespace;
             prepared.mounts.extend(plan.mounts);
             prepared.ports = plan.ports;

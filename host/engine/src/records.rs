@@ -14,7 +14,7 @@
 
 use berth_core::{
     ContainerBackend, ContainerSpec, Durability, Error, LockGuard, LockMode, RemoveOptions, Result,
-    Store,
+    Store, Survives,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -146,8 +146,14 @@ impl Records {
     }
 
     fn write(&self, record: &ContainerRecord) -> Result<()> {
-        self.store
-            .write(Durability::Persistent, CONTAINERS, &record.id, ITEM, record)
+        self.store.write_surviving(
+            survives(record),
+            Durability::Persistent,
+            CONTAINERS,
+            &record.id,
+            ITEM,
+            record,
+        )
     }
 
     /// Finds a container by exact id, exact name, or unique id prefix.
@@ -311,5 +317,15 @@ pub(crate) async fn remove_leftover(
             _ => Ok(()),
         },
         None => Ok(()),
+    }
+}
+
+/// What a container's records must survive: a container removed at its exit has nothing a
+/// reboot should keep (gc removes it whatever its records say), so they are not synced.
+pub(crate) fn survives(record: &ContainerRecord) -> Survives {
+    if record.auto_remove {
+        Survives::ProcessKill
+    } else {
+        Survives::PowerLoss
     }
 }

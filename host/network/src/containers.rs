@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use berth_core::{
     ContainerSpec, Error, HostEntry, IoContext, Mount, NETWORK_HOST, NETWORK_NONE,
-    NetworkAttachment, NetworkNamespace, PortMapping, Result,
+    NetworkAttachment, NetworkNamespace, PortMapping, Result, Survives,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -91,8 +91,12 @@ impl Networks {
         berth_core::store::read_json(&self.container_dir(id).join(RECORD), "network attachment")
     }
 
-    fn write_record(&self, id: &str, record: &Record) -> Result<()> {
-        berth_core::store::write_json(&self.container_dir(id).join(RECORD), record)
+    fn write_record(&self, id: &str, record: &Record, survives: Survives) -> Result<()> {
+        berth_core::store::write_json_surviving(
+            &self.container_dir(id).join(RECORD),
+            record,
+            survives,
+        )
     }
 
     fn netns_path(&self, id: &str) -> PathBuf {
@@ -103,10 +107,12 @@ impl Networks {
     /// networks must exist, a static address must be a free host address of the (first)
     /// network's subnet, host ports are claimed; the files the container's resolver reads are
     /// written. `holder` names a container id for a port-conflict message.
+    /// `survives`: what the container's records must survive (see [`Survives`]).
     pub fn plan(
         &self,
         id: &str,
         spec: &ContainerSpec,
+        survives: Survives,
         holder: impl Fn(&str) -> String,
     ) -> Result<Plan> {
         let networks: Vec<String> = match spec.networks.as_slice() {
@@ -205,14 +211,18 @@ impl Networks {
             &holder,
         )?;
         let written = (|| {
-            self.write_record(id, &record)?;
-            write_file(&file("resolv.conf"), &resolv_conf(spec, &namespace))?;
-            write_file(&file("hostname"), &format!("{hostname}\n"))?;
+            self.write_record(id, &record, survives)?;
+            write_file(
+                &file("resolv.conf"),
+                &resolv_conf(spec, &namespace),
+                survives,
+            )?;
+            write_file(&file("hostname"), &format!("{hostname}\n"), survives)?;
             let hosts = match namespace {
                 NetworkNamespace::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
                 _ => render_hosts(&record, None, &[]),
             };
-            write_file(&file("hosts"), &hosts)
+            write_file(&file("hosts"), &hosts, survives)
         })();
         if let Err(e) = written {
             let _ = self.release(id);
@@ -288,7 +298,7 @@ impl Networks {
                 result: None,
             });
         }
-        self.write_record(id, &record)?;
+        self.write_record(id, &record, Survives::PowerLoss)?;
         berth_core::crash::point("network.attach-intended");
         let outcome = self.add_all(id, &netns, &mut record).await;
         if let Err(e) = outcome {
@@ -322,7 +332,7 @@ impl Networks {
                 other => other?,
             };
             record.attached[index].result = Some(result);
-            self.write_record(id, record)?;
+            self.write_record(id, record, Survives::PowerLoss)?;
         }
         Ok(())
     }
@@ -400,7 +410,7 @@ impl Networks {
             {
                 Ok(()) => {
                     record.attached.remove(index);
-                    self.write_record(id, record)?;
+                    self.write_record(id, record, Survives::PowerLoss)?;
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -635,6 +645,6 @@ fn render_hosts(record: &Record, own: Option<IpAddr>, peers: &[(IpAddr, Vec<&str
     .render()
 }
 
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    berth_core::store::atomic_write(path, text.as_bytes(), 0o644)
+fn write_file(path: &Path, text: &str, survives: Survives) -> Result<()> {
+    berth_core::store::atomic_write_surviving(path, text.as_bytes(), 0o644, survives)
 }

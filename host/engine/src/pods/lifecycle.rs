@@ -10,7 +10,7 @@ use berth_core::pod::{
 };
 use berth_core::{
     Capabilities, Capability, Error, ErrorKind, Item, LockMode, NetworkNamespace, Object,
-    ObjectRef, RemoveOptions, Result, StopOptions,
+    ObjectRef, RemoveOptions, Result, StopOptions, Survives,
 };
 use chrono::Utc;
 
@@ -421,7 +421,7 @@ impl Engine {
         spec.mounts.clear();
         let plan = self
             .networks
-            .plan(&record.id, &spec, |id| self.holder(id))?;
+            .plan(&record.id, &spec, Survives::PowerLoss, |id| self.holder(id))?;
         record.network_namespace = plan.namespace;
         record.resolver_mounts = plan.mounts;
         record.ports = plan.ports;
