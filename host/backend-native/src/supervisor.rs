@@ -232,10 +232,39 @@ fn supervise(
     }
     records::write_state(store, id, &state)?;
 
-    if let Err(e) = container.delete(true) {
-        tracing::warn!(id, error = %chain(&e), "could not delete libcontainer state");
-    }
+    release(store, id, &layout);
     rootfs::unmount(&layout.rootfs()).map(Ok)
+}
+
+/// What libcontainer's `delete` does once the init is reaped, without its cost: it builds a
+/// cgroup manager that reads mountinfo once per v1 controller (a dozen parses) to find
+/// directories this supervisor already knows from the bundle. Whatever the init left in its
+/// cgroup (only possible when it shares a PID namespace) is killed first, so the cgroup can go;
+/// then libcontainer's state directory goes.
+fn release(store: &Store, id: &str, layout: &Layout) {
+    let cgroup = oci_spec::runtime::Spec::load(layout.bundle().join("config.json"))
+        .ok()
+        .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone());
+    if let Some(cgroup) = &cgroup {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = berth_oci::cgroups::processes(cgroup);
+            if left.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            for pid in left {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        berth_oci::cgroups::remove(cgroup);
+    }
+    let state = records::libcontainer_root(store).join(id);
+    if let Err(e) = std::fs::remove_dir_all(&state)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(id, error = %e, "could not remove libcontainer state");
+    }
 }
 
 /// Finds the container's command in its mounted rootfs as the kernel will (the process's
