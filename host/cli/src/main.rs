@@ -81,6 +81,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 
     let config = berth_core::Config::load(cli.config.as_deref())?;
+    if matches!(cli.command, Command::Cri(_)) {
+        berth_plugins::pool_instances();
+    }
     if cli.command.consults_plugins() && !config.plugins.is_empty() {
         berth_plugins::start_engine();
     }

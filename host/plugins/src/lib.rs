@@ -32,7 +32,7 @@ mod state;
 mod worlds;
 
 pub use check::{CheckReport, check_component};
-pub use engine::start_engine;
+pub use engine::{pool_instances, start_engine};
 pub use events::{Decision, Verdict};
 pub use hook::{Function, Hook};
 pub use host::{CacheStatus, PluginHost, PluginSummary};
