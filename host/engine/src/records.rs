@@ -11,6 +11,14 @@
 //! half-way is finished by the next `rm` or `berth gc` rather than leaving a record whose
 //! container is gone. A record that does not parse stands for itself alone: it is listed as
 //! `unreadable` under its id, and `rm -f` removes it; it never blocks other containers.
+//!
+//! Names are indexed (`state-dir/container-names/<sha256 of the name>` holds an id), so a
+//! create checks its name and a reference resolves by name without reading every record. An
+//! entry is a hint: it counts only while the record it names exists under that name. A claim
+//! writes its entry before its record, so a record always has one: even unsynced (a `run --rm`)
+//! the entry's rename is journaled no later than the record's. An entry that does not read as
+//! an id, and a state dir from before the index (no `.complete` marker yet), fall back to
+//! reading every record; the first claim under the names lock builds the index.
 
 use berth_core::{
     ContainerBackend, ContainerSpec, Durability, Error, LockGuard, LockMode, RemoveOptions, Result,
@@ -25,6 +33,9 @@ pub(crate) const CONTAINERS: &str = "containers";
 pub(crate) const NAMES_LOCK: &str = "names";
 /// The record's item in the container's store directory.
 const ITEM: &str = "config";
+/// The name index's directory under the state dir, and the marker its build leaves.
+const NAME_INDEX: &str = "container-names";
+const INDEX_COMPLETE: &str = ".complete";
 
 /// Where a record is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +169,9 @@ impl Records {
 
     /// Finds a container by exact id, exact name, or unique id prefix.
     pub fn resolve(&self, reference: &str) -> Result<ContainerRecord> {
+        if let Some(record) = self.named(reference)? {
+            return Ok(record);
+        }
         let records = self.containers()?;
         find_unique(&records, reference, "container", |r| (&r.id, &r.name))
             .cloned()
@@ -182,7 +196,11 @@ impl Records {
         let _names = self
             .store
             .lock(CONTAINERS, NAMES_LOCK, LockMode::Exclusive)?;
-        for holder in self.all()?.into_iter().filter(|r| r.name == spec.name) {
+        let holders = match self.index_complete() {
+            true => self.indexed(&spec.name)?.into_iter().collect(),
+            false => self.build_index()?,
+        };
+        for holder in holders.into_iter().filter(|r| r.name == spec.name) {
             // A create or a removal that died: nobody holds its lock.
             let stale = matches!(holder.phase, Phase::Creating | Phase::Removing)
                 && self
@@ -213,6 +231,7 @@ impl Records {
             auto_remove,
             problem: None,
         };
+        self.enter_name(&record)?;
         self.write(&record)?;
         Ok(Claim {
             record,
@@ -239,7 +258,8 @@ impl Records {
 
     /// Gives a claim's name back (the create failed and its effects are undone).
     pub fn release(&self, claim: Claim) -> Result<()> {
-        self.store.remove(CONTAINERS, &claim.record.id)
+        self.store.remove(CONTAINERS, &claim.record.id)?;
+        self.forget_name(&claim.record.name, &claim.record.id)
     }
 
     /// Takes the container's lock, for a removal.
@@ -264,7 +284,98 @@ impl Records {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        self.store.remove(CONTAINERS, id)
+        let name = self.read(id).ok().flatten().map(|r| r.name);
+        self.store.remove(CONTAINERS, id)?;
+        match name {
+            Some(name) => self.forget_name(&name, id),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops `name`'s index entry if it still names `id`, after the record is gone (a kill in
+    /// between leaves a stale entry, which counts for nothing); under the names lock, so a
+    /// claim's new entry for the name is never the one dropped.
+    fn forget_name(&self, name: &str, id: &str) -> Result<()> {
+        let _names = self
+            .store
+            .lock(CONTAINERS, NAMES_LOCK, LockMode::Exclusive)?;
+        let entry = self.name_entry(name);
+        if std::fs::read_to_string(&entry).is_ok_and(|named| named.trim() == id) {
+            std::fs::remove_file(&entry)
+                .map_err(|e| Error::io(format!("removing {}", entry.display()), e))?;
+        }
+        Ok(())
+    }
+
+    fn name_entry(&self, name: &str) -> std::path::PathBuf {
+        let key = berth_oci::digest::sha256_hex(name.as_bytes());
+        self.store.state_dir().join(NAME_INDEX).join(key)
+    }
+
+    fn index_complete(&self) -> bool {
+        let marker = self.store.state_dir().join(NAME_INDEX).join(INDEX_COMPLETE);
+        marker.exists()
+    }
+
+    /// The container the index names for `name`, if its record exists under that name (one
+    /// that does not parse has no name to match); `Err` only for an unreadable store.
+    fn indexed(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        let Ok(id) = std::fs::read_to_string(self.name_entry(name)) else {
+            return Ok(None);
+        };
+        if berth_core::store::check_id(CONTAINERS, id.trim()).is_err() {
+            return Ok(None);
+        }
+        match self.read(id.trim()) {
+            Ok(Some(record)) if record.name == name => Ok(Some(record)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == berth_core::ErrorKind::Corrupt => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `reference` as an exact id or an indexed name, when that settles it; `None` sends the
+    /// caller to the full search (prefixes, and a state dir whose index is not built yet).
+    fn named(&self, reference: &str) -> Result<Option<ContainerRecord>> {
+        if berth_core::store::check_id(CONTAINERS, reference).is_ok()
+            && let Some(record) = self.read(reference).ok().flatten()
+            && record.phase != Phase::Creating
+        {
+            return Ok(Some(record));
+        }
+        if !self.index_complete() {
+            return Ok(None);
+        }
+        Ok(self
+            .indexed(reference)?
+            .filter(|r| r.phase != Phase::Creating))
+    }
+
+    /// Written before the record it names, under the names lock (see the module's comment).
+    fn enter_name(&self, record: &ContainerRecord) -> Result<()> {
+        berth_core::store::atomic_write_surviving(
+            &self.name_entry(&record.name),
+            record.id.as_bytes(),
+            0o640,
+            survives(record),
+        )
+    }
+
+    /// Enters every record's name (a state dir from before the index), under the names lock;
+    /// returns every record, for the caller's own search.
+    fn build_index(&self) -> Result<Vec<ContainerRecord>> {
+        let records = self.all()?;
+        for record in records.iter().filter(|r| r.phase != Phase::Unreadable) {
+            if self.indexed(&record.name)?.is_none() {
+                self.enter_name(record)?;
+            }
+        }
+        berth_core::store::atomic_write(
+            &self.store.state_dir().join(NAME_INDEX).join(INDEX_COMPLETE),
+            b"",
+            0o640,
+        )?;
+        Ok(records)
     }
 
     /// Rewrites a record's spec (an update its backend has applied), under the caller's lock.

@@ -678,3 +678,52 @@ fn there_is_no_fallback_from_the_users_choice_a_deny_or_without_a_chain() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert_eq!(journal.count("two: create"), 0, "{:?}", journal.entries());
 }
+
+#[test]
+fn names_resolve_and_free_through_the_index_and_a_store_from_before_it_is_indexed_once() {
+    let journal = Journal::default();
+    let backend = Recording::new("one", all_capabilities(), &journal);
+    let fixture = Fixture::new(vec![backend], None);
+    let taken =
+        |result: Result<crate::ContainerRecord>| matches!(result, Err(Error::AlreadyExists { .. }));
+    let web = fixture.create(spec("web")).unwrap();
+    let index = fixture.engine.config.host.state_dir.join("container-names");
+    let entries = || {
+        std::fs::read_dir(&index)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    };
+    assert!(index.join(".complete").exists(), "the first claim built it");
+    assert_eq!(fixture.engine.resolve("web").unwrap().id, web.id);
+    assert!(taken(fixture.create(spec("web"))));
+
+    // A store from before the index: found by reading every record, and the next claim
+    // indexes the old name before it checks its own.
+    std::fs::remove_dir_all(&index).unwrap();
+    assert_eq!(fixture.engine.resolve("web").unwrap().id, web.id);
+    assert!(taken(fixture.create(spec("web"))));
+    assert!(index.join(".complete").exists());
+    assert_eq!(entries(), 1);
+
+    // A removal takes its entry; an entry naming no record, or no id at all, takes no name.
+    let db = fixture.create(spec("db")).unwrap();
+    assert_eq!(entries(), 2);
+    fixture
+        .runtime
+        .block_on(fixture.engine.remove(&db, RemoveOptions::forced()))
+        .unwrap();
+    assert_eq!(entries(), 1);
+    let entry = index.join(berth_oci::digest::sha256_hex(b"db"));
+    for stale in [db.id.as_str(), "../..", ""] {
+        std::fs::write(&entry, stale).unwrap();
+        assert!(fixture.engine.resolve("db").is_err());
+        let again = fixture.create(spec("db")).unwrap();
+        fixture
+            .runtime
+            .block_on(fixture.engine.remove(&again, RemoveOptions::forced()))
+            .unwrap();
+    }
+    assert_eq!(fixture.engine.resolve("web").unwrap().id, web.id);
+}

@@ -484,7 +484,7 @@ fn process_alive(pid: i32) -> bool {
 }
 
 /// Ids become path components, so they must not be able to climb out of the store.
-fn check_id(kind: &str, id: &str) -> Result<()> {
+pub fn check_id(kind: &str, id: &str) -> Result<()> {
     let ok = !id.is_empty() && id != "." && id != ".." && !id.contains('/') && !id.contains('\0');
     if ok {
         Ok(())
