@@ -900,9 +900,10 @@ impl ContainerBackend for NativeBackend {
         .await
     }
 
+    /// Inline: a few small reads and a lock that is only tried, where a blocking task's
+    /// handoff would cost more than the work (`ps` asks once per container).
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
-        let (this, id) = (self.clone(), id.to_string());
-        blocking(move || this.info_for(&this.record(&id)?)).await
+        self.info_for(&self.record(id)?)
     }
 
     async fn wait(&self, id: &str) -> Result<i32> {
