@@ -77,8 +77,7 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
 
     // Link everything grantable to learn the worlds; grants are judged from the imports.
     let found = runtime
-        .linker()
-        .and_then(|l| l.instantiate_pre(&component))
+        .instantiate_pre(&component, &imports)
         .map(|pre| Worlds::new(&pre));
     let (worlds, abi, broken) = match &found {
         Ok(found) => (found.implemented(), found.abi(), found.broken.clone()),

@@ -8,12 +8,13 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crate::linker::Linked;
 use crate::state::HostState;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the resolution of `timeout-ms`.
@@ -24,9 +25,9 @@ pub(crate) struct Runtime {
     pub engine: Engine,
     active: Arc<AtomicUsize>,
     ticker: Thread,
-    /// Built on first use and shared by every plugin: building one costs as much as loading a
-    /// component from the cache.
-    linker: OnceLock<Result<Linker<HostState>, String>>,
+    /// Built on first use and shared by every plugin (building one costs as much as loading a
+    /// component from the cache), and extended by the WASI groups later plugins import.
+    linked: Mutex<Option<Linked>>,
     /// Names a cache file so a different wasmtime version or engine setting never reads it.
     compat: String,
 }
@@ -52,13 +53,13 @@ pub(crate) fn runtime() -> Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
-/// Starts wasmtime (engine, pooling allocator, the shared linker) on a thread of its own, for a
+/// Starts wasmtime (the engine and the shared linker) on a thread of its own, for a
 /// command that will load plugins: it overlaps with the command's own start instead of
 /// delaying its first decision. A failure is met again, and reported, by the first load.
 pub fn start_engine() {
     let _ = std::thread::Builder::new()
         .name("berth-plugin-engine".into())
-        .spawn(|| runtime().map(|runtime| runtime.linker().is_ok()));
+        .spawn(|| runtime().map(|runtime| runtime.linked().is_ok()));
 }
 
 impl Runtime {
@@ -112,25 +113,34 @@ impl Runtime {
             engine,
             active,
             ticker,
-            linker: OnceLock::new(),
+            linked: Mutex::new(None),
             compat,
         })
     }
 
-    /// The linker every plugin is instantiated through.
-    pub fn linker(&self) -> wasmtime::Result<&Linker<HostState>> {
-        self.linker
-            .get_or_init(|| {
-                let started = std::time::Instant::now();
-                let linker = crate::linker::linker(&self.engine).map_err(|e| format!("{e:#}"));
-                tracing::debug!(
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "plugin linker built"
-                );
-                linker
-            })
-            .as_ref()
-            .map_err(|e| wasmtime::format_err!("{e}"))
+    /// The shared linker, built on first use.
+    fn linked(&self) -> wasmtime::Result<std::sync::MutexGuard<'_, Option<Linked>>> {
+        let mut linked = self.linked.lock().unwrap_or_else(|p| p.into_inner());
+        if linked.is_none() {
+            let started = std::time::Instant::now();
+            *linked = Some(Linked::new(&self.engine)?);
+            tracing::debug!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "plugin linker built"
+            );
+        }
+        Ok(linked)
+    }
+
+    /// Links `component`, whose imports are `imports`, through the shared linker.
+    pub fn instantiate_pre(
+        &self,
+        component: &Component,
+        imports: &[String],
+    ) -> wasmtime::Result<InstancePre<HostState>> {
+        let mut linked = self.linked()?;
+        let linked = linked.as_mut().expect("built above");
+        linked.with_wasi_of(imports)?.instantiate_pre(component)
     }
 
     /// Keeps the epoch ticking until the guard drops.

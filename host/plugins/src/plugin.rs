@@ -392,15 +392,12 @@ impl Plugin {
         {
             return Err(load_error(name, problem));
         }
-        let pre = runtime
-            .linker()
-            .and_then(|l| l.instantiate_pre(&component))
-            .map_err(|e| {
-                load_error(
-                    name,
-                    format!("cannot link {}: {e:#}", config.path.display()),
-                )
-            })?;
+        let pre = runtime.instantiate_pre(&component, &imports).map_err(|e| {
+            load_error(
+                name,
+                format!("cannot link {}: {e:#}", config.path.display()),
+            )
+        })?;
         let worlds = Worlds::new(&pre);
         for world in &config.worlds {
             if let Some(why) = worlds.broken(*world) {
