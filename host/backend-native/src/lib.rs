@@ -32,11 +32,11 @@ use berth_core::logs::Shaper;
 use berth_core::{
     AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
     ContainerState, ContainerStats, Error, ErrorKind, ExecIo, ExecSpec, ExecStreams, ImageInfo,
-    IoContext, Limits, ListFilter, LockMode, LogOptions, LogSink, PathStat, PullProgress,
+    IoContext, Limits, ListFilter, Listed, LockMode, LogOptions, LogSink, PathStat, PullProgress,
     RemoveOptions, Result, SnapshotInfo, SnapshotMount, StopOptions, Store, crash,
 };
 use berth_oci::{LayerDirs, files, spec};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -108,6 +108,16 @@ impl NativeBackend {
     /// The recorded state refined by supervisor liveness, plus the detail to report.
     fn observe(&self, id: &str) -> Result<(StateRecord, ContainerState, Option<String>)> {
         let state = records::read_state(&self.store, id)?.unwrap_or_else(StateRecord::created);
+        self.judge(id, state)
+    }
+
+    /// What the recorded `state` means now: the supervisor's lock says whether a running or
+    /// starting container still has one.
+    fn judge(
+        &self,
+        id: &str,
+        state: StateRecord,
+    ) -> Result<(StateRecord, ContainerState, Option<String>)> {
         Ok(match state.phase {
             // A live supervisor that has not recorded "running" yet is still starting it (the
             // `start` that asked may have been killed; the supervisor carries on).
@@ -162,28 +172,38 @@ impl NativeBackend {
     }
 
     fn info_for(&self, record: &ContainerRecord) -> Result<ContainerInfo> {
-        let (state, observed, detail) = self.observe(&record.id)?;
-        Ok(ContainerInfo {
-            id: record.id.clone(),
-            name: record.spec.name.clone(),
-            image: record.spec.image.clone(),
+        let observed = self.observe(&record.id)?;
+        Ok(self.info_of(&record.id, &record.spec, record.created, observed))
+    }
+
+    fn info_of(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        created: DateTime<Utc>,
+        (state, observed, detail): (StateRecord, ContainerState, Option<String>),
+    ) -> ContainerInfo {
+        ContainerInfo {
+            id: id.to_string(),
+            name: spec.name.clone(),
+            image: spec.image.clone(),
             state: observed,
             pid: state.pid.filter(|_| observed == ContainerState::Running),
             exit_code: state
                 .exit_code
                 .filter(|_| observed == ContainerState::Stopped),
-            created: record.created,
+            created,
             started: state.started,
             finished: state.finished,
-            labels: record.spec.labels.clone(),
+            labels: spec.labels.clone(),
             backend: self.name.clone(),
             status_detail: detail,
             ip_address: None,
             networks: Vec::new(),
             ports: Vec::new(),
-            limits: Some(record.spec.limits.clone()),
+            limits: Some(spec.limits.clone()),
             restart_count: 0,
-        })
+        }
     }
 
     fn create_blocking(&self, id: &str, spec: &ContainerSpec) -> Result<ContainerInfo> {
@@ -372,13 +392,7 @@ impl NativeBackend {
     /// SIGKILLs whatever the container's cgroup holds and waits (a moment: SIGKILL cannot be
     /// ignored) until it is empty.
     fn kill_orphans(&self, id: &str) {
-        for pid in self.orphans(id) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !self.orphans(id).is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        berth_oci::cgroups::kill_all(&self.cgroup_of(id), Duration::from_secs(10));
     }
 
     /// The processes of a container whose supervisor died: what its cgroup still holds.
@@ -904,6 +918,22 @@ impl ContainerBackend for NativeBackend {
     /// handoff would cost more than the work (`ps` asks once per container).
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
         self.info_for(&self.record(id)?)
+    }
+
+    /// Each container's state file alone (with its lock), read in parallel: the record is read
+    /// only when there is no state, to tell a container created just now (or by a create that
+    /// was killed) from none at all. Inline, as `inspect` is.
+    async fn statuses(&self, containers: &[Listed<'_>]) -> Vec<Result<ContainerInfo>> {
+        berth_core::store::read_parallel(containers, |c| {
+            let state = match records::read_state(&self.store, c.id)? {
+                Some(state) => state,
+                None => {
+                    self.record(c.id)?;
+                    StateRecord::created()
+                }
+            };
+            Ok(self.info_of(c.id, c.spec, c.created, self.judge(c.id, state)?))
+        })
     }
 
     async fn wait(&self, id: &str) -> Result<i32> {

@@ -17,6 +17,14 @@ use crate::types::{
     ImageInfo, Limits, ListFilter, LogSink, PathStat, PullProgress, RemoveOptions, StopOptions,
 };
 
+/// A container a listing asks its backend about, with what the caller's record holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    pub id: &'a str,
+    pub spec: &'a ContainerSpec,
+    pub created: chrono::DateTime<chrono::Utc>,
+}
+
 /// Output handling for `logs`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogOptions {
@@ -70,6 +78,17 @@ pub trait ContainerBackend: Send + Sync {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ContainerInfo>>;
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo>;
+
+    /// `inspect` of each of `containers`, in order, for a listing that holds their specs: a
+    /// backend may take name, image, labels and limits from them rather than read its own
+    /// copies, and answer all in one pass. By default `inspect` of each in turn.
+    async fn statuses(&self, containers: &[Listed<'_>]) -> Vec<Result<ContainerInfo>> {
+        let mut infos = Vec::with_capacity(containers.len());
+        for container in containers {
+            infos.push(self.inspect(container.id).await);
+        }
+        infos
+    }
 
     /// Block until the container exits; returns its exit code.
     async fn wait(&self, id: &str) -> Result<i32>;

@@ -22,7 +22,7 @@ pub mod text;
 pub mod types;
 pub mod validate;
 
-pub use backend::{ContainerBackend, LogOptions};
+pub use backend::{ContainerBackend, Listed, LogOptions};
 pub use capability::{Capabilities, Capability};
 pub use config::Config;
 pub use error::{Error, ErrorKind, IoContext, Object, PluginFailure, Result};

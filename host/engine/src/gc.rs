@@ -188,7 +188,7 @@ impl Engine {
                         Ok(())
                     } else {
                         match self.remove_leftover(&record).await {
-                            Ok(()) => self.records.remove(&record.id),
+                            Ok(()) => self.records.remove(&record),
                             Err(e) => Err(e),
                         }
                     };
@@ -207,7 +207,7 @@ impl Engine {
                     let result = if options.dry_run {
                         Ok(())
                     } else {
-                        self.records.remove(&record.id)
+                        self.records.remove(&record)
                     };
                     report.outcome(what, result);
                     continue;

@@ -22,6 +22,7 @@ mod registries;
 mod restarts;
 mod services;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_core::config::Config;
@@ -130,11 +131,29 @@ impl Engine {
     /// backend, an unreadable record or a removal that did not finish yields a `dead` entry
     /// saying why.
     pub async fn info(&self, record: &ContainerRecord) -> ContainerInfo {
-        let mut info = self.backend_info(record).await;
+        let answer = match self.backend_of(record) {
+            Ok(backend) => backend.inspect(&record.id).await,
+            Err(e) => Err(e),
+        };
+        self.complete(record, answer)
+    }
+
+    /// The backend that holds `record`'s container, if the record can say.
+    fn backend_of(&self, record: &ContainerRecord) -> Result<&Arc<dyn ContainerBackend>> {
+        match record.phase {
+            Phase::Unreadable => Err(self.usable(record).expect_err("unreadable")),
+            _ => self.backend(&record.backend),
+        }
+    }
+
+    /// `info` from what the backend answered: a failure becomes a `dead` entry saying why; the
+    /// restart count and the networks are the engine's to add.
+    fn complete(&self, record: &ContainerRecord, answer: Result<ContainerInfo>) -> ContainerInfo {
+        let mut info = self.settle(record, answer);
         if self.backends.engine_restarts(&record.backend) {
             (info.state, info.restart_count) = self.restart_view(record, info.state);
         }
-        if self.networked(&record.backend) {
+        if self.networked(&record.backend) && berth_network::may_attach(&record.spec) {
             let (networks, ports) = self.networks.status(&record.id);
             if info.ip_address.is_none() {
                 info.ip_address = networks
@@ -172,12 +191,7 @@ impl Engine {
             .can(backend, berth_core::Capability::NetworkNamespace)
     }
 
-    async fn backend_info(&self, record: &ContainerRecord) -> ContainerInfo {
-        let result = match (record.phase, self.backend(&record.backend)) {
-            (Phase::Unreadable, _) => Err(self.usable(record).expect_err("unreadable")),
-            (_, Ok(backend)) => backend.inspect(&record.id).await,
-            (_, Err(e)) => Err(e),
-        };
+    fn settle(&self, record: &ContainerRecord, result: Result<ContainerInfo>) -> ContainerInfo {
         let result = match result {
             Err(e) if record.phase == Phase::Removing => Err(Error::conflict(
                 format!("container {}", record.name),
@@ -207,11 +221,36 @@ impl Engine {
         })
     }
 
-    /// Records and live info of the containers `filter` selects, newest first.
+    /// Records and live info of the containers `filter` selects, newest first: each backend
+    /// asked once about all of its containers.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<(ContainerRecord, ContainerInfo)>> {
+        let records = self.records()?;
+        let mut answers: Vec<Option<Result<ContainerInfo>>> = Vec::new();
+        answers.resize_with(records.len(), || None);
+        let mut asks: BTreeMap<&str, (Vec<usize>, Vec<berth_core::Listed>)> = BTreeMap::new();
+        for (i, record) in records.iter().enumerate() {
+            match self.backend_of(record) {
+                Ok(_) => {
+                    let (indices, listed) = asks.entry(&record.backend).or_default();
+                    indices.push(i);
+                    listed.push(berth_core::Listed {
+                        id: &record.id,
+                        spec: &record.spec,
+                        created: record.created,
+                    });
+                }
+                Err(e) => answers[i] = Some(Err(e)),
+            }
+        }
+        for (name, (indices, listed)) in asks {
+            let answered = self.backend(name)?.statuses(&listed).await;
+            for (i, answer) in indices.into_iter().zip(answered) {
+                answers[i] = Some(answer);
+            }
+        }
         let mut rows = Vec::new();
-        for record in self.records()? {
-            let info = self.info(&record).await;
+        for (record, answer) in records.into_iter().zip(answers) {
+            let info = self.complete(&record, answer.expect("every record is answered"));
             if filter.matches(&info) {
                 rows.push((record, info));
             }

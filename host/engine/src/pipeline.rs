@@ -602,7 +602,7 @@ impl Engine {
                 if let Some(pod) = &record.spec.pod {
                     self.unregister_app(pod, &record.id, false)?;
                 }
-                self.records.remove(&record.id)
+                self.records.remove(&record)
             },
         )
         .await
@@ -633,7 +633,7 @@ impl Engine {
                 }
             }
         }
-        self.records.remove(&record.id)
+        self.records.remove(record)
     }
 
     /// What a backend leaves of a record whose create or removal died: its container.

@@ -113,14 +113,16 @@ impl Records {
 
     /// Every record, claims and unreadable ones included.
     pub fn all(&self) -> Result<Vec<ContainerRecord>> {
+        let ids = self.store.list(Durability::Persistent, CONTAINERS)?;
+        let read = berth_core::store::read_parallel(&ids, |id| self.read(id));
         let mut records = Vec::new();
-        for id in self.store.list(Durability::Persistent, CONTAINERS)? {
-            match self.read(&id) {
+        for (id, read) in ids.iter().zip(read) {
+            match read {
                 Ok(Some(record)) => records.push(record),
                 // A directory without a record is a removal's leftover.
                 Ok(None) => {}
                 Err(e) if e.kind() == berth_core::ErrorKind::Corrupt => {
-                    records.push(ContainerRecord::unreadable(&id, &e))
+                    records.push(ContainerRecord::unreadable(id, &e))
                 }
                 Err(e) => return Err(e),
             }
@@ -283,13 +285,11 @@ impl Records {
         self.write(&removing)
     }
 
-    pub fn remove(&self, id: &str) -> Result<()> {
-        let name = self.read(id).ok().flatten().map(|r| r.name);
-        self.store.remove(CONTAINERS, id)?;
-        match name {
-            Some(name) => self.forget_name(&name, id),
-            None => Ok(()),
-        }
+    /// Removes `record` and its name's index entry (an unreadable record's name is unknown;
+    /// its entry, if any, is stale and counts for nothing).
+    pub fn remove(&self, record: &ContainerRecord) -> Result<()> {
+        self.store.remove(CONTAINERS, &record.id)?;
+        self.forget_name(&record.name, &record.id)
     }
 
     /// Drops `name`'s index entry if it still names `id`, after the record is gone (a kill in

@@ -33,6 +33,13 @@ use subnet::Subnet;
 
 const CONFLIST: &str = "conflist";
 
+/// Whether a container of `spec` may be on one of berth's networks: not with `--network none`
+/// or `--network host` (which publish no ports either).
+pub fn may_attach(spec: &berth_core::ContainerSpec) -> bool {
+    !matches!(spec.networks.as_slice(),
+        [only] if only == berth_core::NETWORK_NONE || only == berth_core::NETWORK_HOST)
+}
+
 /// One network, as `network ls` and `inspect` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Network {

@@ -40,6 +40,29 @@ pub fn processes(relative: &Path) -> Vec<i32> {
     pids
 }
 
+/// SIGKILLs every process in the cgroup until it is empty or `timeout` has passed (SIGKILL
+/// cannot be ignored, but a fork between the read and the kill escapes one round). Whether it
+/// emptied.
+pub fn kill_all(relative: &Path, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = processes(relative);
+        if left.is_empty() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        for pid in left {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Removes the container's (empty) cgroup directories, and its pod's once its last app's is
 /// gone (whoever removed the app's own: libcontainer does at delete); busy or gone ones are
 /// left alone.
