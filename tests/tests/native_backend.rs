@@ -373,6 +373,60 @@ async fn exec_runs_in_a_running_container_with_its_exit_code() {
     assert_eq!(stopped.kind(), ErrorKind::NotFound);
 }
 
+/// The rootfs is mounted in the supervisor's own mount namespace, left once the container has
+/// its copy: the host's table does not grow with running containers (each new namespace
+/// copies it), yet the container runs on its overlay and its files are reachable. A listing's
+/// `statuses` tells the same as `inspect`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_container_adds_no_mount_to_the_host() {
+    let env = Env::with_busybox();
+    let id = env.create(sleeper()).await;
+    env.backend.start(&id).await.unwrap();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "the host sees the rootfs mount");
+    let check = ExecSpec {
+        command: [
+            "sh",
+            "-c",
+            "grep -q '^overlay / overlay' /proc/mounts && touch /made",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..ExecSpec::default()
+    };
+    assert_eq!(
+        env.backend
+            .exec(&id, &check, ExecIo::Inherit)
+            .await
+            .unwrap(),
+        0
+    );
+    // Written through the overlay, so it is in the upper dir the host keeps.
+    let upper = env
+        .store
+        .state_dir()
+        .join("native-containers")
+        .join(&id)
+        .join("upper");
+    assert!(upper.join("made").exists());
+    let inspected = env.backend.inspect(&id).await.unwrap();
+    let spec = sleeper();
+    let listed = berth_core::Listed {
+        id: &id,
+        spec: &spec,
+        created: inspected.created,
+    };
+    let statuses = env.backend.statuses(&[listed]).await;
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].as_ref().unwrap(), &inspected);
+    env.backend
+        .remove(&id, RemoveOptions::forced())
+        .await
+        .unwrap();
+    let gone = env.backend.statuses(&[listed]).await;
+    assert_eq!(gone[0].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_container_whose_supervisor_was_killed_is_dead() {
     let env = Env::with_busybox();

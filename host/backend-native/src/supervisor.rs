@@ -147,10 +147,16 @@ fn supervise(
     let record = records::read_record(store, id)?
         .ok_or_else(|| Error::not_found(berth_core::Object::Container, id))?;
     let layout = Layout::new(store, id);
+    let private = PrivateMounts::enter()?;
     layout.mount_rootfs(&record.lower_dirs)?;
 
-    if let Err(missing) = find_command(&layout) {
-        let _ = rootfs::unmount(&layout.rootfs());
+    // Read once for both; libcontainer reports an unreadable bundle itself.
+    let bundle = oci_spec::runtime::Spec::load(layout.bundle().join("config.json")).ok();
+    if let Err(missing) = bundle
+        .as_ref()
+        .map_or(Ok(()), |spec| find_command(&layout, spec))
+    {
+        private.leave()?;
         return Ok(Err(missing));
     }
     let (stdin_reader, stdin_writer) = if record.spec.stdin_open && !record.spec.tty {
@@ -161,6 +167,9 @@ fn supervise(
     };
     let terminal = record.spec.tty.then_some(record.spec.console_size);
     let started = start_container(store, id, &layout, stdin_reader, terminal);
+    // The container has its own copy of the mount now (or failed): the private namespace,
+    // and with it the supervisor's mount, goes.
+    private.leave()?;
     let (mut container, output) = match started {
         Ok(parts) => parts,
         Err(e) => {
@@ -232,8 +241,45 @@ fn supervise(
     }
     records::write_state(store, id, &state)?;
 
-    release(store, id, &layout);
+    let cgroup = bundle
+        .as_ref()
+        .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone());
+    release(store, id, cgroup.as_deref());
     rootfs::unmount(&layout.rootfs()).map(Ok)
+}
+
+/// The mount namespace the supervisor mounts the rootfs in, a copy of the host's left as soon
+/// as the container has its own: the host's mount table does not grow with each running
+/// container (every new mount namespace copies it, and libcontainer parses it once per v1
+/// cgroup controller, so each `run` would cost more than the last), and a supervisor killed
+/// in between leaves no mount behind. The rootfs lives on as the container's root.
+struct PrivateMounts {
+    host: File,
+}
+
+impl PrivateMounts {
+    fn enter() -> Result<Self> {
+        use nix::mount::{MsFlags, mount};
+        let host = File::open("/proc/self/ns/mnt")
+            .context(|| "opening the host's mount namespace".into())?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .context(|| "making the supervisor's mount namespace".into())?;
+        // Mounts made here stay here even where the host's are shared.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&str>,
+        )
+        .context(|| "making the supervisor's mounts its own".into())?;
+        Ok(PrivateMounts { host })
+    }
+
+    fn leave(self) -> Result<()> {
+        nix::sched::setns(&self.host, nix::sched::CloneFlags::CLONE_NEWNS)
+            .context(|| "returning to the host's mount namespace".into())
+    }
 }
 
 /// What libcontainer's `delete` does once the init is reaped, without its cost: it builds a
@@ -241,22 +287,9 @@ fn supervise(
 /// directories this supervisor already knows from the bundle. Whatever the init left in its
 /// cgroup (only possible when it shares a PID namespace) is killed first, so the cgroup can go;
 /// then libcontainer's state directory goes.
-fn release(store: &Store, id: &str, layout: &Layout) {
-    let cgroup = oci_spec::runtime::Spec::load(layout.bundle().join("config.json"))
-        .ok()
-        .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone());
-    if let Some(cgroup) = &cgroup {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let left = berth_oci::cgroups::processes(cgroup);
-            if left.is_empty() || std::time::Instant::now() >= deadline {
-                break;
-            }
-            for pid in left {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+fn release(store: &Store, id: &str, cgroup: Option<&std::path::Path>) {
+    if let Some(cgroup) = cgroup {
+        berth_oci::cgroups::kill_all(cgroup, std::time::Duration::from_secs(10));
         berth_oci::cgroups::remove(cgroup);
     }
     let state = records::libcontainer_root(store).join(id);
@@ -270,10 +303,10 @@ fn release(store: &Store, id: &str, layout: &Layout) {
 /// Finds the container's command in its mounted rootfs as the kernel will (the process's
 /// `PATH` for a bare name; symlinks resolved inside the rootfs, never on the host), so a
 /// missing command is known as such rather than read out of libcontainer's message.
-fn find_command(layout: &Layout) -> std::result::Result<(), CommandNotFound> {
-    let Ok(spec) = oci_spec::runtime::Spec::load(layout.bundle().join("config.json")) else {
-        return Ok(()); // libcontainer reports an unreadable bundle itself.
-    };
+fn find_command(
+    layout: &Layout,
+    spec: &oci_spec::runtime::Spec,
+) -> std::result::Result<(), CommandNotFound> {
     let Some(process) = spec.process() else {
         return Ok(());
     };
