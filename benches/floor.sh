@@ -38,15 +38,8 @@ spec["process"]["args"] = ["/bin/true"]
 json.dump(spec, open(path, "w"))
 PY
 
-cat >"$work/plain.toml" <<TOML
-[host]
-state-dir = "$work/state"
-run-dir = "$work/run"
-[backends.native]
-type = "native"
-TOML
-sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-dir = \"$work/run\"#" \
-    -e "s#\.\./plugins/#$PWD/plugins/#" examples/berth.toml >"$work/plugins.toml"
+native_config "$work/plain.toml" "$work"
+plugins_config "$work/plugins.toml" "$work"
 "$berth" --config "$work/plain.toml" image import --rootfs "$work/rootfs" busybox:bench >/dev/null
 
 python3 - "$berth" "$work" "$cgroup" "$runs" "${PLUGIN_RUNS:-100}" <<'PY'

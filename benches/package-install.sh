@@ -5,6 +5,7 @@
 # Target: berth at least 0.8x tar.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 size_mib=${SIZE_MIB:-100}
 
 scripts/setup.sh
@@ -28,13 +29,7 @@ while read -r f; do
 done <"$work/files"
 bytes=$(du -sb "$work/src" | cut -f1)
 
-cat >"$work/berth.toml" <<TOML
-[host]
-state-dir = "$work/state"
-run-dir = "$work/run"
-[backends.native]
-type = "native"
-TOML
+native_config "$work/berth.toml" "$work"
 "$berth" --config "$work/berth.toml" pkg build "$work/src" --name bench --version 1.0.0 -o "$work/bench.ipk" >/dev/null
 tar -C "$work/src" -cJf "$work/bench.tar.xz" .
 sync

@@ -28,17 +28,9 @@ berth=$PWD/target/release/berth
 
 # One rootfs, three stores.
 busybox_rootfs "$work/rootfs"
-tar -C "$work/rootfs" -c . | docker import - busybox:bench >/dev/null
-docker save busybox:bench | ctr -n berth-bench images import --digests - >/dev/null
-ctr_image=$(ctr -n berth-bench images ls -q | grep busybox:bench | head -n1)
+ctr_image=$(ctr_import_rootfs "$work/rootfs" berth-bench)
 
-cat >"$work/plain.toml" <<TOML
-[host]
-state-dir = "$work/state"
-run-dir = "$work/run"
-[backends.native]
-type = "native"
-TOML
+native_config "$work/plain.toml" "$work"
 # The same, with Docker as a second backend: what a platform team moving onto Docker configures.
 cat "$work/plain.toml" - >"$work/docker.toml" <<TOML
 [backends.docker]
@@ -50,8 +42,7 @@ cat "$work/plain.toml" - >"$work/containerd.toml" <<TOML
 type = "containerd"
 namespace = "berth-bench"
 TOML
-sed -e "s#^state-dir = .*#state-dir = \"$work/state\"#" -e "s#^run-dir = .*#run-dir = \"$work/run\"#" \
-    -e "s#\.\./plugins/#$PWD/plugins/#" examples/berth.toml >"$work/plugins.toml"
+plugins_config "$work/plugins.toml" "$work"
 "$berth" --config "$work/plain.toml" image import --rootfs "$work/rootfs" busybox:bench >/dev/null
 
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/results.json" \

@@ -24,17 +24,9 @@ cleanup() {
 trap cleanup EXIT
 
 busybox_rootfs "$work/rootfs"
-cat >"$work/berth.toml" <<TOML
-[host]
-state-dir = "$work/state"
-run-dir = "$work/run"
-[backends.native]
-type = "native"
-TOML
+native_config "$work/berth.toml" "$work"
 "$berth" --config "$work/berth.toml" image import --rootfs "$work/rootfs" busybox:bench >/dev/null
-tar -C "$work/rootfs" -c . | docker import - busybox:bench >/dev/null
-docker save busybox:bench | ctr -n berth-memory images import --digests - >/dev/null
-ctr_image=$(ctr -n berth-memory images ls -q | grep busybox:bench | head -n1)
+ctr_image=$(ctr_import_rootfs "$work/rootfs" berth-memory)
 
 id=$("$berth" --config "$work/berth.toml" run -d --network none --name memory busybox:bench sleep 86400)
 ctr -n berth-memory run -d "$ctr_image" memory sleep 86400 >/dev/null
