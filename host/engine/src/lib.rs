@@ -227,11 +227,19 @@ impl Engine {
         let records = self.records()?;
         let mut answers: Vec<Option<Result<ContainerInfo>>> = Vec::new();
         answers.resize_with(records.len(), || None);
-        let mut asks: BTreeMap<&str, (Vec<usize>, Vec<berth_core::Listed>)> = BTreeMap::new();
+        // Per backend: the backend, and which records it is asked about.
+        type Ask<'a> = (
+            &'a Arc<dyn ContainerBackend>,
+            Vec<usize>,
+            Vec<berth_core::Listed<'a>>,
+        );
+        let mut asks: BTreeMap<&str, Ask> = BTreeMap::new();
         for (i, record) in records.iter().enumerate() {
             match self.backend_of(record) {
-                Ok(_) => {
-                    let (indices, listed) = asks.entry(&record.backend).or_default();
+                Ok(backend) => {
+                    let (_, indices, listed) = asks
+                        .entry(&record.backend)
+                        .or_insert_with(|| (backend, Vec::new(), Vec::new()));
                     indices.push(i);
                     listed.push(berth_core::Listed {
                         id: &record.id,
@@ -242,8 +250,8 @@ impl Engine {
                 Err(e) => answers[i] = Some(Err(e)),
             }
         }
-        for (name, (indices, listed)) in asks {
-            let answered = self.backend(name)?.statuses(&listed).await;
+        for (backend, indices, listed) in asks.into_values() {
+            let answered = backend.statuses(&listed).await;
             for (i, answer) in indices.into_iter().zip(answered) {
                 answers[i] = Some(answer);
             }

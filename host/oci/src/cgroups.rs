@@ -41,17 +41,13 @@ pub fn processes(relative: &Path) -> Vec<i32> {
 }
 
 /// SIGKILLs every process in the cgroup until it is empty or `timeout` has passed (SIGKILL
-/// cannot be ignored, but a fork between the read and the kill escapes one round). Whether it
-/// emptied.
-pub fn kill_all(relative: &Path, timeout: std::time::Duration) -> bool {
+/// cannot be ignored, but a fork between the read and the kill escapes one round).
+pub fn kill_all(relative: &Path, timeout: std::time::Duration) {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let left = processes(relative);
-        if left.is_empty() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return;
         }
         for pid in left {
             let _ = nix::sys::signal::kill(
