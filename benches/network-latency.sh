@@ -25,12 +25,8 @@ busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" -c . | docker import - busybox:bench >/dev/null
 tar -C "$work/rootfs" -c . | podman import - busybox:bench >/dev/null
 
-cat >"$work/berth.toml" <<TOML
-[host]
-state-dir = "$work/state"
-run-dir = "$work/run"
-[backends.native]
-type = "native"
+native_config "$work/berth.toml" "$work"
+cat >>"$work/berth.toml" <<TOML
 [network]
 bridge = "berth-bench0"
 subnet = "10.93.0.0/24"

@@ -26,12 +26,8 @@ rm -rf '$work'" EXIT
 busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" -c . | podman import - busybox:bench >/dev/null
 
-cat >"$work/berth.toml" <<TOML
-[host]
-state-dir = "$work/state"
-run-dir = "$work/run"
-[backends.native]
-type = "native"
+native_config "$work/berth.toml" "$work"
+cat >>"$work/berth.toml" <<TOML
 [network]
 bridge = "berth-bench1"
 subnet = "10.94.0.0/24"
