@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use berth_core::config::PluginWorld;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::EXIT_CODES_HELP;
@@ -284,20 +285,22 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command runs the plugin pipeline (or shows the plugins).
-    pub fn consults_plugins(&self) -> bool {
-        matches!(
-            self,
+    /// The worlds of the plugins the command consults (or shows): none for most.
+    pub fn consulted_worlds(&self) -> &'static [PluginWorld] {
+        const HOOKS: &[PluginWorld] =
+            &[PluginWorld::LifecycleHooks, PluginWorld::PodLifecycleHooks];
+        match self {
             Command::Run(_)
-                | Command::Create(_)
-                | Command::Start { .. }
-                | Command::Stop { .. }
-                | Command::Rm { .. }
-                | Command::Gc { .. }
-                | Command::RestartWatch { .. }
-                | Command::Plugin(PluginCommand::Ls | PluginCommand::Call { .. })
-                | Command::Cri(_)
-        )
+            | Command::Create(_)
+            | Command::Plugin(PluginCommand::Ls | PluginCommand::Call { .. })
+            | Command::Cri(_) => &PluginWorld::ALL,
+            Command::Start { .. }
+            | Command::Stop { .. }
+            | Command::Rm { .. }
+            | Command::Gc { .. }
+            | Command::RestartWatch { .. } => HOOKS,
+            _ => &[],
+        }
     }
 }
 

@@ -84,8 +84,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if matches!(cli.command, Command::Cri(_)) {
         berth_plugins::pool_instances();
     }
-    if cli.command.consults_plugins() && !config.plugins.is_empty() {
-        berth_plugins::start_engine();
+    let worlds = cli.command.consulted_worlds();
+    if !worlds.is_empty() && !config.plugins.is_empty() {
+        berth_plugins::start_engine(&config, worlds);
     }
     // A server serves calls concurrently; a command needs one worker.
     let workers = if matches!(cli.command, Command::Cri(_)) {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use berth_core::config::{DEFAULT_MAX_SIZE_MB, Grant, PluginWorld};
 use berth_core::{Config, Error, PluginFailure, Result};
 use serde::Serialize;
-use wasmtime::component::Component;
 
 use crate::answers;
 use crate::engine;
@@ -69,13 +68,14 @@ pub fn check_component(path: &Path, config: &Config) -> Result<CheckReport> {
         })?;
     let runtime = engine::runtime().map_err(fail)?;
     let engine = &runtime.engine;
-    let component = Component::new(engine, &bytes)
+    let component = runtime
+        .compile(&bytes)
         .map_err(|e| fail(format!("{what} is not a valid component: {e:#}")))?;
     let sha256 = plugin::sha256_hex(&bytes);
     let imports = plugin::imports(engine, &component);
     let exports = plugin::exports(engine, &component);
 
-    // Link everything grantable to learn the worlds; grants are judged from the imports.
+    // Link what it imports to learn the worlds; grants are judged from the imports.
     let found = runtime
         .instantiate_pre(&component, &imports)
         .map(|pre| Worlds::new(&pre));

@@ -102,7 +102,7 @@ impl PluginHost {
         services: HostServices,
         wanted: impl Fn(&PluginConfig) -> bool,
     ) -> Result<PluginHost> {
-        let cache_dir = config.host.state_dir.join("cache").join("plugins");
+        let cache_dir = crate::engine::cache_dir(&config.host);
         let plugins = config
             .plugins
             .iter()

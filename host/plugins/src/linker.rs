@@ -1,13 +1,13 @@
-//! The one linker every plugin is instantiated through: every berth host interface at every ABI
-//! version, each answered from the part of the store it needs, and WASI (with the empty context
-//! of [`HostState`]) in the groups the plugins loaded so far import.
+//! The one linker every plugin is instantiated through: the berth host interfaces and the WASI
+//! groups (with the empty context of [`HostState`]) that the plugins loaded so far import, each
+//! answered from the part of the store it needs.
 //!
-//! Linking everything grants nothing: what a plugin may import is decided from its imports and
-//! grants before it is linked, and its store holds only the services it was granted. WASI is
-//! linked by groups because all of it costs more than loading a plugin, while a plugin built
-//! with wit-bindgen imports only `wasi:io` and `wasi:cli`.
-
-use std::collections::BTreeSet;
+//! Linking grants nothing: what a plugin may import is decided from its imports and grants
+//! before it is linked, and its store holds only the services it was granted. Each interface is
+//! linked at the version a plugin imports, and WASI by groups, the first time a plugin needs
+//! it: linking every interface at every version and all of WASI cost more than loading three
+//! plugins, while a plugin built with wit-bindgen imports a few interfaces at one version and
+//! only `wasi:io` and `wasi:cli`.
 
 use wasmtime::Engine;
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -26,7 +26,10 @@ use crate::interfaces::packages::Packages;
 use crate::interfaces::quotas::Quotas;
 use crate::interfaces::snapshots::Snapshots;
 use crate::interfaces::{config, containers, log, packages, quotas, snapshots, types};
+use crate::plugin::PACKAGE;
 use crate::state::HostState;
+use crate::worlds::Abi;
+use berth_core::config::Grant;
 
 /// A group of WASI interfaces, linked together the first time a plugin imports one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,9 +43,6 @@ pub(crate) enum Wasi {
 }
 
 impl Wasi {
-    /// Linked when the engine starts: every wit-bindgen guest imports them.
-    pub const COMMON: [Wasi; 2] = [Wasi::Io, Wasi::Cli];
-
     /// The group of an import such as `wasi:cli/stderr@0.2.6`.
     pub fn of(import: &str) -> Option<Wasi> {
         let package = import.strip_prefix("wasi:")?.split('/').next()?;
@@ -117,48 +117,110 @@ fn table(state: &mut HostState) -> &mut ResourceTable {
     state.ctx().table
 }
 
-/// The linker and the WASI groups it holds so far.
+/// A berth interface plugins import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interface {
+    Types,
+    Log,
+    Config,
+    /// One a plugin must be granted.
+    Granted(Grant),
+}
+
+impl Interface {
+    fn of(name: &str) -> Option<Interface> {
+        Some(match name {
+            "types" => Interface::Types,
+            "log" => Interface::Log,
+            "config" => Interface::Config,
+            other => Interface::Granted(Grant::from_interface(other)?),
+        })
+    }
+
+    fn add(self, l: &mut Linker<HostState>, abi: Abi) -> wasmtime::Result<()> {
+        match self {
+            Interface::Types => types::add_to_linker(l, abi),
+            Interface::Log => {
+                log::add_to_linker(l, abi, |s| PluginLog::new(&s.plugin.name, &s.log))
+            }
+            Interface::Config => config::add_to_linker(l, abi, |s| Settings::new(&s.plugin)),
+            Interface::Granted(Grant::Containers) => containers::add_to_linker(l, abi, |s| {
+                Containers::new(s.services.containers.as_deref())
+            }),
+            Interface::Granted(Grant::Quotas) => {
+                quotas::add_to_linker(l, abi, |s| Quotas::new(s.services.quotas.as_deref()))
+            }
+            Interface::Granted(Grant::Packages) => {
+                packages::add_to_linker(l, abi, |s| Packages::new(s.services.packages.as_deref()))
+            }
+            Interface::Granted(Grant::Snapshots) => snapshots::add_to_linker(l, abi, |s| {
+                Snapshots::new(s.services.snapshots.as_deref())
+            }),
+        }
+    }
+}
+
+/// What the linker may hold, each added as a whole the first time a plugin imports part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Linkable {
+    Wasi(Wasi),
+    Berth(Interface, Abi),
+}
+
+impl Linkable {
+    /// What an import such as `wasi:cli/stderr@0.2.6` or `berth:plugin/log@0.4.0` needs linked;
+    /// `None` for one nothing here defines (the link then names it).
+    pub fn of(import: &str) -> Option<Linkable> {
+        if let Some(rest) = import.strip_prefix(PACKAGE) {
+            let (name, version) = rest.split_once('@')?;
+            return Some(Linkable::Berth(Interface::of(name)?, Abi::of(version)?));
+        }
+        Wasi::of(import).map(Linkable::Wasi)
+    }
+
+    /// What every plugin built with wit-bindgen against this berth's `wit/` imports.
+    pub const COMMON: [Linkable; 5] = [
+        Linkable::Wasi(Wasi::Io),
+        Linkable::Wasi(Wasi::Cli),
+        Linkable::Berth(Interface::Types, Abi::CURRENT),
+        Linkable::Berth(Interface::Log, Abi::CURRENT),
+        Linkable::Berth(Interface::Config, Abi::CURRENT),
+    ];
+}
+
+/// The linker and what it holds so far.
 pub(crate) struct Linked {
     pub linker: Linker<HostState>,
-    wasi: BTreeSet<Wasi>,
+    holds: Vec<Linkable>,
 }
 
 impl Linked {
-    /// Every berth interface and the [`Wasi::COMMON`] groups.
+    /// A linker holding [`Linkable::COMMON`].
     pub fn new(engine: &Engine) -> wasmtime::Result<Linked> {
-        let mut linker: Linker<HostState> = Linker::new(engine);
-        types::add_to_linker(&mut linker)?;
-        log::add_to_linker(&mut linker, |s| PluginLog::new(&s.plugin.name, &s.log))?;
-        config::add_to_linker(&mut linker, |s| Settings::new(&s.plugin))?;
-        containers::add_to_linker(&mut linker, |s| {
-            Containers::new(s.services.containers.as_deref())
-        })?;
-        quotas::add_to_linker(&mut linker, |s| Quotas::new(s.services.quotas.as_deref()))?;
-        packages::add_to_linker(&mut linker, |s| {
-            Packages::new(s.services.packages.as_deref())
-        })?;
-        snapshots::add_to_linker(&mut linker, |s| {
-            Snapshots::new(s.services.snapshots.as_deref())
-        })?;
         let mut linked = Linked {
-            linker,
-            wasi: BTreeSet::new(),
+            linker: Linker::new(engine),
+            holds: Vec::new(),
         };
-        linked.with_wasi(Wasi::COMMON)?;
+        linked.with(Linkable::COMMON)?;
         Ok(linked)
     }
 
-    /// Adds the groups of `imports` it does not hold yet.
-    pub fn with_wasi_of(&mut self, imports: &[String]) -> wasmtime::Result<&Linker<HostState>> {
-        self.with_wasi(imports.iter().filter_map(|i| Wasi::of(i)))?;
+    /// Adds what `imports` need that it does not hold yet.
+    pub fn with_imports(&mut self, imports: &[String]) -> wasmtime::Result<&Linker<HostState>> {
+        self.with(imports.iter().filter_map(|i| Linkable::of(i)))?;
         Ok(&self.linker)
     }
 
-    fn with_wasi(&mut self, groups: impl IntoIterator<Item = Wasi>) -> wasmtime::Result<()> {
-        for group in groups {
-            if self.wasi.insert(group) {
-                group.add(&mut self.linker)?;
+    fn with(&mut self, needed: impl IntoIterator<Item = Linkable>) -> wasmtime::Result<()> {
+        for linkable in needed {
+            if self.holds.contains(&linkable) {
+                continue;
             }
+            match linkable {
+                Linkable::Wasi(group) => group.add(&mut self.linker)?,
+                Linkable::Berth(interface, abi) => interface.add(&mut self.linker, abi)?,
+            }
+            self.holds.push(linkable);
         }
         Ok(())
     }
@@ -178,5 +240,27 @@ mod tests {
         assert_eq!(Wasi::of("wasi:sockets/tcp@0.2.0"), Some(Wasi::Sockets));
         assert_eq!(Wasi::of("berth:plugin/log@0.4.0"), None);
         assert_eq!(Wasi::of("wasi:http/types@0.2.0"), None);
+    }
+
+    #[test]
+    fn a_berth_import_names_its_interface_and_version() {
+        assert_eq!(
+            Linkable::of("berth:plugin/log@0.4.0"),
+            Some(Linkable::Berth(Interface::Log, Abi::V0_4))
+        );
+        assert_eq!(
+            Linkable::of("berth:plugin/snapshots@0.2.0"),
+            Some(Linkable::Berth(
+                Interface::Granted(Grant::Snapshots),
+                Abi::V0_2
+            ))
+        );
+        assert_eq!(
+            Linkable::of("wasi:io/streams@0.2.6"),
+            Some(Linkable::Wasi(Wasi::Io))
+        );
+        // Unknown interfaces and versions are left for the link to name.
+        assert_eq!(Linkable::of("berth:plugin/registry@0.4.0"), None);
+        assert_eq!(Linkable::of("berth:plugin/log@0.9.0"), None);
     }
 }

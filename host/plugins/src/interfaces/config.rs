@@ -4,6 +4,8 @@
 use berth_core::config::PluginConfig;
 use wasmtime::component::{HasData, Linker};
 
+use crate::worlds::Abi;
+
 mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -80,14 +82,16 @@ impl HasData for HasSettings {
     type Data<'a> = Settings<'a>;
 }
 
-/// Defines `berth:plugin/config` at every ABI version, answered from what `get` finds in the
-/// store.
+/// Defines `berth:plugin/config` at `abi`, answered from what `get` finds in the store.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
+    abi: Abi,
     get: fn(&mut T) -> Settings<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasSettings>(linker, get)?;
-    wit0_3::add_to_linker::<T, HasSettings>(linker, get)?;
-    wit0_2::add_to_linker::<T, HasSettings>(linker, get)?;
-    wit0_1::add_to_linker::<T, HasSettings>(linker, get)
+    match abi {
+        Abi::V0_4 => wit::add_to_linker::<T, HasSettings>(linker, get),
+        Abi::V0_3 => wit0_3::add_to_linker::<T, HasSettings>(linker, get),
+        Abi::V0_2 => wit0_2::add_to_linker::<T, HasSettings>(linker, get),
+        Abi::V0_1 => wit0_1::add_to_linker::<T, HasSettings>(linker, get),
+    }
 }

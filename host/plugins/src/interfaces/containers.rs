@@ -9,6 +9,8 @@
 use berth_core::{ContainerInfo, ContainerState, Result};
 use wasmtime::component::{HasData, Linker};
 
+use crate::worlds::Abi;
+
 use super::types::wit as types;
 
 mod v0_4 {
@@ -175,14 +177,16 @@ impl HasData for HasContainers {
     type Data<'a> = Containers<'a>;
 }
 
-/// Defines `berth:plugin/containers` at every ABI version, answered from what `get` finds in
-/// the store.
+/// Defines `berth:plugin/containers` at `abi`, answered from what `get` finds in the store.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
+    abi: Abi,
     get: fn(&mut T) -> Containers<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasContainers>(linker, get)?;
-    wit0_3::add_to_linker::<T, HasContainers>(linker, get)?;
-    wit0_2::add_to_linker::<T, HasContainers>(linker, get)?;
-    wit0_1::add_to_linker::<T, HasContainers>(linker, get)
+    match abi {
+        Abi::V0_4 => wit::add_to_linker::<T, HasContainers>(linker, get),
+        Abi::V0_3 => wit0_3::add_to_linker::<T, HasContainers>(linker, get),
+        Abi::V0_2 => wit0_2::add_to_linker::<T, HasContainers>(linker, get),
+        Abi::V0_1 => wit0_1::add_to_linker::<T, HasContainers>(linker, get),
+    }
 }

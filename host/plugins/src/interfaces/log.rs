@@ -14,6 +14,8 @@ use berth_core::text;
 use tracing::Level;
 use wasmtime::component::{HasData, Linker};
 
+use crate::worlds::Abi;
+
 mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -230,15 +232,18 @@ impl HasData for HasLog {
     type Data<'a> = PluginLog<'a>;
 }
 
-/// Defines `berth:plugin/log` at every ABI version, answered from what `get` finds in the store.
+/// Defines `berth:plugin/log` at `abi`, answered from what `get` finds in the store.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
+    abi: Abi,
     get: fn(&mut T) -> PluginLog<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasLog>(linker, get)?;
-    wit0_3::add_to_linker::<T, HasLog>(linker, get)?;
-    wit0_2::add_to_linker::<T, HasLog>(linker, get)?;
-    wit0_1::add_to_linker::<T, HasLog>(linker, get)
+    match abi {
+        Abi::V0_4 => wit::add_to_linker::<T, HasLog>(linker, get),
+        Abi::V0_3 => wit0_3::add_to_linker::<T, HasLog>(linker, get),
+        Abi::V0_2 => wit0_2::add_to_linker::<T, HasLog>(linker, get),
+        Abi::V0_1 => wit0_1::add_to_linker::<T, HasLog>(linker, get),
+    }
 }
 
 #[cfg(test)]

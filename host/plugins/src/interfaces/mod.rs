@@ -1,7 +1,7 @@
 //! The host interfaces plugins import, one module each in the manner of wasmtime's wasi-config:
-//! the module's own bindings (both ABI versions), the trait the embedding host implements for
+//! the module's own bindings (every ABI version), the trait the embedding host implements for
 //! it (if it needs the host), the view of a plugin's store it answers from, and one
-//! `add_to_linker` that defines every version of the interface.
+//! `add_to_linker` that defines the interface at a given version.
 //!
 //! Nothing here knows how plugins are loaded or run: each `add_to_linker` is generic over the
 //! store's data and takes a function that finds its view there.

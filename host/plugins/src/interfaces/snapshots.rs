@@ -5,6 +5,8 @@
 use berth_core::{Result, SnapshotInfo, SnapshotKind};
 use wasmtime::component::{HasData, Linker};
 
+use crate::worlds::Abi;
+
 mod v0_4 {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -210,14 +212,16 @@ impl HasData for HasSnapshots {
     type Data<'a> = Snapshots<'a>;
 }
 
-/// Defines `berth:plugin/snapshots` at every ABI version, answered from what `get` finds in the
-/// store.
+/// Defines `berth:plugin/snapshots` at `abi`, answered from what `get` finds in the store.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
+    abi: Abi,
     get: fn(&mut T) -> Snapshots<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasSnapshots>(linker, get)?;
-    wit0_3::add_to_linker::<T, HasSnapshots>(linker, get)?;
-    wit0_2::add_to_linker::<T, HasSnapshots>(linker, get)?;
-    wit0_1::add_to_linker::<T, HasSnapshots>(linker, get)
+    match abi {
+        Abi::V0_4 => wit::add_to_linker::<T, HasSnapshots>(linker, get),
+        Abi::V0_3 => wit0_3::add_to_linker::<T, HasSnapshots>(linker, get),
+        Abi::V0_2 => wit0_2::add_to_linker::<T, HasSnapshots>(linker, get),
+        Abi::V0_1 => wit0_1::add_to_linker::<T, HasSnapshots>(linker, get),
+    }
 }

@@ -13,6 +13,8 @@
 
 use wasmtime::component::{HasData, Linker};
 
+use crate::worlds::Abi;
+
 /// `berth:plugin/types@0.4.0`, the current ABI.
 pub(crate) mod v0_4 {
     wasmtime::component::bindgen!({
@@ -52,14 +54,16 @@ impl wit::Host for Types {}
 impl wit0_2::Host for Types {}
 impl wit0_1::Host for Types {}
 
-/// Defines `berth:plugin/types` at every version.
-pub(crate) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, Types>(linker, |_| Types)?;
-    // 0.3.0's records are bound to the current types (no bindings of their own): its
-    // instance only has to be there.
-    linker.instance("berth:plugin/types@0.3.0")?;
-    wit0_2::add_to_linker::<T, Types>(linker, |_| Types)?;
-    wit0_1::add_to_linker::<T, Types>(linker, |_| Types)
+/// Defines `berth:plugin/types` at `abi`.
+pub(crate) fn add_to_linker<T: 'static>(linker: &mut Linker<T>, abi: Abi) -> wasmtime::Result<()> {
+    match abi {
+        Abi::V0_4 => wit::add_to_linker::<T, Types>(linker, |_| Types),
+        // 0.3.0's records are bound to the current types (no bindings of their own): its
+        // instance only has to be there.
+        Abi::V0_3 => linker.instance("berth:plugin/types@0.3.0").map(drop),
+        Abi::V0_2 => wit0_2::add_to_linker::<T, Types>(linker, |_| Types),
+        Abi::V0_1 => wit0_1::add_to_linker::<T, Types>(linker, |_| Types),
+    }
 }
 
 same_record!(wit::Mount => [wit0_1, wit0_2] { source, target, readonly });
