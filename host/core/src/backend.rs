@@ -46,6 +46,9 @@ impl LogOptions {
     }
 }
 
+/// How many `inspect` calls the default [`ContainerBackend::statuses`] keeps in flight.
+const INSPECTS_AT_ONCE: usize = 16;
+
 #[async_trait]
 pub trait ContainerBackend: Send + Sync {
     /// The configured name, e.g. `native` for `[backends.native]`.
@@ -81,11 +84,13 @@ pub trait ContainerBackend: Send + Sync {
 
     /// `inspect` of each of `containers`, in order, for a listing that holds their specs: a
     /// backend may take name, image, labels and limits from them rather than read its own
-    /// copies, and answer all in one pass. By default `inspect` of each in turn.
+    /// copies, and answer all in one pass. By default `inspect` of each, a few at once (a
+    /// daemon answers each in a round trip of its own).
     async fn statuses(&self, containers: &[Listed<'_>]) -> Vec<Result<ContainerInfo>> {
         let mut infos = Vec::with_capacity(containers.len());
-        for container in containers {
-            infos.push(self.inspect(container.id).await);
+        for some in containers.chunks(INSPECTS_AT_ONCE) {
+            let asked: Vec<_> = some.iter().map(|c| self.inspect(c.id)).collect();
+            infos.extend(futures_util::future::join_all(asked).await);
         }
         infos
     }

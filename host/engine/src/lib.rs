@@ -250,8 +250,13 @@ impl Engine {
                 Err(e) => answers[i] = Some(Err(e)),
             }
         }
-        for (backend, indices, listed) in asks.into_values() {
-            let answered = backend.statuses(&listed).await;
+        // Every backend at once: a daemon's round trips overlap the others' work.
+        let asked =
+            asks.into_values()
+                .map(|(backend, indices, listed)| async move {
+                    (indices, backend.statuses(&listed).await)
+                });
+        for (indices, answered) in futures_util::future::join_all(asked).await {
             for (i, answer) in indices.into_iter().zip(answered) {
                 answers[i] = Some(answer);
             }
