@@ -2,8 +2,8 @@
 //!
 //! One engine per process: compiled code, the pooling allocator's slots and the ticker are all
 //! shared, and nothing is created until the first plugin is loaded (a config without plugins
-//! never touches wasmtime). Cranelift is started only to compile what the cache lacks. The ticker only runs while a call is in flight, so an idle `berth`
-//! process costs no wakeups.
+//! never touches wasmtime). Cranelift is started only to compile what the cache lacks. The
+//! ticker only runs while a call is in flight, so an idle `berth` process costs no wakeups.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -174,7 +174,8 @@ impl Runtime {
         })
     }
 
-    /// What the code both engines see depends on (how instances are allocated does not).
+    /// The settings compiled code depends on, shared by both engines (how instances are
+    /// allocated is the running engine's alone).
     fn config() -> Config {
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -194,8 +195,12 @@ impl Runtime {
 
     /// Compiles a component from its bytes, as [`Runtime::engine`] runs it.
     pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let compiled = self.compiler()?.precompile_component(bytes)?;
-        // SAFETY: the bytes were compiled just now by an engine of the same settings.
+        self.runnable(&self.compiler()?.precompile_component(bytes)?)
+    }
+
+    /// What [`Runtime::compiler`] just compiled, ready to run.
+    fn runnable(&self, compiled: &[u8]) -> wasmtime::Result<Component> {
+        // SAFETY: compiled in this process by an engine of the same settings.
         unsafe { Component::deserialize(&self.engine, compiled) }
     }
 
@@ -332,9 +337,7 @@ impl Runtime {
         if let Err(e) = write_atomically(cache, &compiled) {
             tracing::warn!(path = %cache.display(), error = %e, "cannot cache the compiled plugin");
         }
-        // SAFETY: compiled just now by an engine of the same settings.
-        let component = unsafe { Component::deserialize(&self.engine, compiled) }?;
-        Ok((component, false))
+        Ok((self.runnable(&compiled)?, false))
     }
 }
 

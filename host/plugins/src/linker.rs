@@ -26,7 +26,7 @@ use crate::interfaces::packages::Packages;
 use crate::interfaces::quotas::Quotas;
 use crate::interfaces::snapshots::Snapshots;
 use crate::interfaces::{config, containers, log, packages, quotas, snapshots, types};
-use crate::plugin::PACKAGE;
+use crate::plugin::berth_import;
 use crate::state::HostState;
 use crate::worlds::Abi;
 use berth_core::config::Grant;
@@ -171,8 +171,7 @@ impl Linkable {
     /// What an import such as `wasi:cli/stderr@0.2.6` or `berth:plugin/log@0.4.0` needs linked;
     /// `None` for one nothing here defines (the link then names it).
     pub fn of(import: &str) -> Option<Linkable> {
-        if let Some(rest) = import.strip_prefix(PACKAGE) {
-            let (name, version) = rest.split_once('@')?;
+        if let Some((name, version)) = berth_import(import) {
             return Some(Linkable::Berth(Interface::of(name)?, Abi::of(version)?));
         }
         Wasi::of(import).map(Linkable::Wasi)

@@ -30,6 +30,13 @@ use crate::worlds::{self, Abi, Hooks, Naming, Placement, PodHooks, Worlds};
 /// The package every berth host interface lives in.
 pub(crate) const PACKAGE: &str = "berth:plugin/";
 
+/// The interface and version of a berth import such as `berth:plugin/log@0.4.0` (the version
+/// empty if it names none); `None` for any other package.
+pub(crate) fn berth_import(import: &str) -> Option<(&str, &str)> {
+    let rest = import.strip_prefix(PACKAGE)?;
+    Some(rest.split_once('@').unwrap_or((rest, "")))
+}
+
 /// Interfaces every plugin may import.
 const ALWAYS_GRANTED: &[&str] = &["types", "log", "config"];
 
@@ -252,10 +259,9 @@ pub(crate) fn problems(
         ));
     }
     for import in imports {
-        let Some(rest) = import.strip_prefix(PACKAGE) else {
+        let Some((interface, version)) = berth_import(import) else {
             continue;
         };
-        let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if Abi::of(version).is_none() {
             let (newest, older) = Abi::ALL.split_last().expect("a berth loads some ABI");
             let older: Vec<_> = older.iter().map(|a| a.as_str()).collect();
@@ -292,7 +298,7 @@ fn unprovided(config: &PluginConfig, imports: &[String], services: &HostServices
     imports
         .iter()
         .filter_map(|import| {
-            let interface = import.strip_prefix(PACKAGE)?.split('@').next()?;
+            let (interface, _) = berth_import(import)?;
             let grant = Grant::from_interface(interface)?;
             (!services.provides(grant)).then(|| {
                 format!(
