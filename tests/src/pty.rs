@@ -24,21 +24,10 @@ pub struct Terminal {
 impl Terminal {
     /// Runs `command` with a new pty of `rows` x `cols` as its stdin, stdout and stderr.
     pub fn spawn(mut command: Command, rows: u16, cols: u16) -> Terminal {
-        let (mut master, mut slave) = (0, 0);
+        let (master, slave) = open_pty();
         let size = winsize(rows, cols);
-        // SAFETY: openpty writes two descriptors; the name and termios pointers may be null.
-        let opened = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &size,
-            )
-        };
-        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors are new and owned by nothing else.
-        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
         let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
         command
             .stdin(stdio(&slave))
@@ -129,13 +118,16 @@ impl Terminal {
                 while self.read_some(Instant::now()) {}
                 return status.code().unwrap_or(-1);
             }
-            if !self.read_some(deadline) {
+            // Short slices: another holder of the slave (a process berth started) keeps the
+            // terminal open after berth itself has exited.
+            let slice = (Instant::now() + Duration::from_millis(50)).min(deadline);
+            if !self.read_some(slice) {
                 assert!(
                     Instant::now() < deadline,
-                    "berth never exited; the terminal showed:\n{}",
+                    "berth never exited; its threads were waiting in {}; the terminal showed:\n{}",
+                    waits_of(self.child.id()),
                     self.transcript
                 );
-                std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
@@ -168,6 +160,52 @@ impl Drop for Terminal {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A new pty's master and slave, both close-on-exec from the start: tests run in parallel
+/// threads, and a descriptor without it would leak into every process another test starts
+/// meanwhile, keeping this terminal open after berth has exited.
+fn open_pty() -> (File, OwnedFd) {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: posix_openpt returns a new descriptor or -1.
+    let master = unsafe { libc::posix_openpt(flags) };
+    assert!(
+        master >= 0,
+        "posix_openpt: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the descriptor is new and owned by nothing else.
+    let master = unsafe { File::from_raw_fd(master) };
+    // SAFETY: unlockpt and TIOCGPTPEER act on the master this function owns; TIOCGPTPEER
+    // returns a new descriptor for its slave or -1.
+    let slave = unsafe {
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0, "unlockpt");
+        libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags)
+    };
+    assert!(
+        slave >= 0,
+        "TIOCGPTPEER: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: as above, a new descriptor owned by nothing else.
+    (master, unsafe { OwnedFd::from_raw_fd(slave) })
+}
+
+/// Where each thread of process `pid` sleeps in the kernel, for a failure message.
+fn waits_of(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "nothing: it is gone".into();
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            let read = |file: &str| std::fs::read_to_string(task.path().join(file));
+            let comm = read("comm").unwrap_or_default();
+            let wchan = read("wchan").unwrap_or_default();
+            format!("{}={}", comm.trim(), wchan.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn winsize(rows: u16, cols: u16) -> libc::winsize {
