@@ -656,3 +656,45 @@ fn a_killed_copy_leaves_a_scratch_mount_gc_takes_down() {
     assert_eq!(env.berth(&["start", "-a", &name]).ok().stdout, "kept\n");
     env.berth(&["rm", "-f", &name]).ok();
 }
+
+/// A task's logger removes its attach socket when the task's output ends; one SIGKILLed leaves
+/// it, and gc takes it once its container is gone (never while it lives).
+#[test]
+fn a_killed_loggers_attach_socket_goes_with_gc_once_its_container_is_gone() {
+    let env = containerd_env("");
+    let name = format!("sock-{}", std::process::id());
+    let id = env
+        .berth(&run(&[
+            "-d",
+            "--name",
+            &name,
+            busybox_image(),
+            "sleep",
+            "300",
+        ]))
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let sockets = env.run_dir().join("containerd").join("attach");
+    let socket = sockets.join(format!("{}.sock", &id[..24]));
+    assert!(socket.exists(), "no socket at {}", socket.display());
+    let log = env
+        .run_dir()
+        .join("containerd")
+        .join(namespace())
+        .join(format!("{id}.log"));
+    let logger = std::fs::read_to_string(format!("{}.pid", log.display())).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", logger.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let spared = env.berth(&["gc", "--dry-run", "--json"]).ok().json();
+    assert!(!spared.to_string().contains("attach socket"), "{spared}");
+    env.berth(&["rm", "-f", &name]).ok();
+    assert!(socket.exists(), "the killed logger could not remove it");
+    let gc = env.berth(&["gc", "--json"]).ok().json();
+    assert!(gc.to_string().contains("attach socket"), "{gc}");
+    assert!(!socket.exists(), "gc left {}", socket.display());
+}

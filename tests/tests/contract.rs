@@ -332,10 +332,11 @@ fn update_works_wherever_it_is_claimed() {
 }
 
 /// `run -i` feeds the container this process's stdin, and `attach` puts this process's stdio
-/// on a running container's, wherever attach is claimed; elsewhere a stdin kept open is
-/// refused (76) with nothing created.
+/// on a running container's, wherever a stdin without a terminal is claimed; where attach
+/// alone is (containerd: its shim gives stdin only to a terminal), `attach` follows a
+/// container's output to its exit code; elsewhere each is refused (76) with nothing created.
 #[test]
-fn stdin_and_attach_work_wherever_attach_is_claimed() {
+fn stdin_and_attach_work_wherever_they_are_claimed() {
     for subject in Subject::all() {
         let name = subject.name("stdin");
         let run = [
@@ -352,8 +353,11 @@ fn stdin_and_attach_work_wherever_attach_is_claimed() {
             &[&run[..], &[subject.image, "cat"]].concat(),
             b"through stdin\n",
         );
-        if !subject.claims("attach") {
+        if !subject.claims("stdin-pipe") {
             subject.assert_refused(&fed, Some(&name));
+            if subject.claims("attach") {
+                attach_follows_output(&subject);
+            }
             continue;
         }
         assert_eq!(fed.ok().stdout, "through stdin\n", "{}", subject.backend);
@@ -375,6 +379,21 @@ fn stdin_and_attach_work_wherever_attach_is_claimed() {
         assert_eq!(attached.stdout, "from-attach\n");
         subject.berth(&["rm", "-f", &shell]).ok();
     }
+}
+
+/// `attach` to a container without stdin: its output from then on, then its exit code.
+fn attach_follows_output(subject: &Subject) {
+    let name = subject.name("follow");
+    let detached = ["run", "-d", "--backend", subject.backend, "--name", &name];
+    let script = "sleep 2; echo late; echo late-err >&2; exit 4";
+    subject
+        .berth(&[&detached[..], &[subject.image, "sh", "-c", script]].concat())
+        .ok();
+    let attached = subject.berth(&["attach", &name]);
+    assert_eq!(attached.code, 4, "{}: {attached:?}", subject.backend);
+    assert_eq!(attached.stdout, "late\n", "{}", subject.backend);
+    assert_eq!(attached.stderr, "late-err\n", "{}", subject.backend);
+    subject.berth(&["rm", "-f", &name]).ok();
 }
 
 /// `run -it` puts the container on a terminal of this size, resized with this one, wherever a

@@ -894,14 +894,21 @@ async fn channel_session(
 }
 
 /// Exec and attach with `tty`: one output (stdout), sized by the client's resize messages
-/// (channel 4), and tty with stderr refused as the CRI says.
+/// (channel 4), and tty with stderr refused as the CRI says; on native (its supervisor's pty)
+/// and on containerd (its shim's, fed through berth's logger).
 #[test]
 fn a_terminal_over_the_streams_is_sized_by_its_client() {
-    let env = BerthEnv::new("").with_busybox();
-    let server = Server::start(&env);
+    terminal_over_the_streams(&BerthEnv::new("").with_busybox(), "native");
+    // The selector places the pod by its label.
+    let on_containerd = berth_tests::containerd::containerd_env(&plugins());
+    terminal_over_the_streams(&on_containerd, "containerd");
+}
+
+fn terminal_over_the_streams(env: &BerthEnv, backend: &str) {
+    let server = Server::start(env);
     runtime().block_on(async {
         let mut cri = RuntimeServiceClient::new(channel(&server.socket).await);
-        let config = sandbox_config(&env, "terminal", 0, "native");
+        let config = sandbox_config(env, "terminal", 0, backend);
         let sandbox = run_sandbox(&mut cri, &config).await;
         let shell = run_container(
             &mut cri,
@@ -928,16 +935,20 @@ fn a_terminal_over_the_streams_is_sized_by_its_client() {
 
         let url = cri.exec(exec(true, false)).await.unwrap().into_inner().url;
         let (output, status) = terminal_session(&url, (22, 77), "exit 4\n").await;
-        assert!(output.contains("22 77"), "{output}");
+        assert!(output.contains("22 77"), "{backend}: {output}");
         assert_eq!(status["details"]["causes"][0]["message"], "4", "{status}");
 
         let url = attach_url(&mut cri, &shell, true).await;
         // Closing stdin detaches; the container's shell runs on.
         let (output, status) = terminal_session(&url, (30, 100), "").await;
-        assert!(output.contains("30 100"), "{output}");
+        assert!(output.contains("30 100"), "{backend}: {output}");
         assert_eq!(status["status"], "Success", "{status}");
         let still = container_status(&mut cri, &shell).await.unwrap();
-        assert_eq!(still.state, i32::from(ContainerState::ContainerRunning));
+        assert_eq!(
+            still.state,
+            i32::from(ContainerState::ContainerRunning),
+            "{backend}"
+        );
         cri.remove_pod_sandbox(RemovePodSandboxRequest {
             pod_sandbox_id: sandbox,
         })

@@ -1,8 +1,9 @@
 //! Containers on a terminal (`-t`), driven as a user at a terminal would: the detach keys,
 //! `attach` back, `exec -it`, `create -it` then `start -ai`, on native (its supervisor owns
-//! the pty) and Docker (dockerd's). The contract suite covers `run -it` and resizing on every
+//! the pty), Docker (dockerd's) and containerd (its shim's, fed through berth's logger). The contract suite covers `run -it` and resizing on every
 //! backend, and the refusal where a backend has no terminal.
 
+use berth_tests::containerd::{self, containerd_env};
 use berth_tests::docker::{self, docker_env};
 use berth_tests::env::BerthEnv;
 use berth_tests::pty::Terminal;
@@ -15,7 +16,7 @@ struct Host {
 }
 
 impl Host {
-    fn all() -> [Host; 2] {
+    fn all() -> [Host; 3] {
         [
             Host {
                 backend: "native",
@@ -26,6 +27,11 @@ impl Host {
                 backend: "docker",
                 env: docker_env(""),
                 image: docker::busybox_image(),
+            },
+            Host {
+                backend: "containerd",
+                env: containerd_env(""),
+                image: containerd::busybox_image(),
             },
         ]
     }
@@ -113,6 +119,9 @@ fn exec_it_gives_the_process_a_terminal_of_its_own() {
         exec.send(b"stty size; tty\r");
         exec.expect("20 70");
         exec.expect("/dev/pts/");
+        // As docker sets it.
+        exec.send(b"echo term=$TERM\r");
+        exec.expect("term=xterm");
         exec.resize_and_ask(25, 90);
         assert!(exec.transcript.contains("25 90"), "{}", exec.transcript);
         exec.send(b"exit 5\r");
@@ -125,28 +134,6 @@ fn exec_it_gives_the_process_a_terminal_of_its_own() {
         assert_eq!(shown.wait(), 0, "{}", shown.transcript);
         host.berth(&["rm", "-f", &name]).ok();
     }
-}
-
-/// Native's own exec helper sets `TERM` as docker does.
-#[test]
-fn exec_it_on_native_sets_term() {
-    let env = BerthEnv::new("").with_busybox();
-    env.berth(&[
-        "run",
-        "-d",
-        "--name",
-        "host",
-        "busybox:local",
-        "sleep",
-        "300",
-    ])
-    .ok();
-    let mut exec = Terminal::spawn(env.command(&["exec", "-it", "host", "sh"]), 20, 70);
-    exec.expect("# ");
-    exec.send(b"echo term=$TERM\r");
-    exec.expect("term=xterm");
-    exec.send(b"exit\r");
-    assert_eq!(exec.wait(), 0, "{}", exec.transcript);
 }
 
 #[test]
@@ -213,16 +200,22 @@ fn a_killed_client_leaves_the_container_on_its_terminal_for_the_next() {
     }
 }
 
-/// Native only: berth sends Docker the size too (`ConsoleSize`), but this machine's dockerd
-/// (20.10, API 1.41) sizes a terminal only once a client resizes it, as `docker run -t` shows.
+/// Native and containerd (runc sizes it from the spec's `consoleSize`): berth sends Docker the
+/// size too (`ConsoleSize`), but this machine's dockerd (20.10, API 1.41) sizes a terminal only
+/// once a client resizes it, as `docker run -t` shows.
 #[test]
 fn a_containers_terminal_has_the_clients_size_from_its_first_instant() {
-    let env = BerthEnv::new("").with_busybox();
-    // stty runs at once: a size that came with the first resize would read 0x0.
-    let command = env.command(&["run", "-t", "--rm", "busybox:local", "stty", "size"]);
-    let mut run = Terminal::spawn(command, 31, 93);
-    assert_eq!(run.wait(), 0, "{}", run.transcript);
-    assert!(run.transcript.contains("31 93"), "{}", run.transcript);
+    for host in Host::all().into_iter().filter(|h| h.backend != "docker") {
+        // stty runs at once: a size that came with the first resize would read 0x0.
+        let mut run = host.on_terminal(&["run", "-t", "--rm", "IMAGE", "stty", "size"], 31, 93);
+        assert_eq!(run.wait(), 0, "{}: {}", host.backend, run.transcript);
+        assert!(
+            run.transcript.contains("31 93"),
+            "{}: {}",
+            host.backend,
+            run.transcript
+        );
+    }
 }
 
 /// On a terminal a pull draws a bar per layer and one for the total, with the speed.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_core::{Error, ExecSpec, ExecStreams, Result};
+use berth_core::{Error, ExecSpec, ExecStreams, Result, TerminalSize};
 use tokio::net::unix::pipe;
 
 /// The three FIFOs of one exec, removed with their directory on drop.
@@ -37,7 +37,7 @@ impl Drop for Fifos {
     }
 }
 
-fn mkfifo(path: &Path) -> Result<()> {
+pub fn mkfifo(path: &Path) -> Result<()> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::invalid(format!("path {}", path.display()), "contains a NUL byte"))?;
     // SAFETY: a valid NUL-terminated path and a mode.
@@ -53,12 +53,16 @@ fn mkfifo(path: &Path) -> Result<()> {
 /// This side of the FIFOs, opened before the shim opens its side so neither blocks.
 pub struct Streams {
     stdin: pipe::Sender,
+    /// On a terminal, the stdin FIFO held open until the process's output ends: the shim
+    /// shuts the terminal at the FIFO's end of file.
+    held_stdin: Option<std::fs::File>,
     stdout: pipe::Receiver,
-    stderr: pipe::Receiver,
+    /// None on a terminal, whose output is one stream.
+    stderr: Option<pipe::Receiver>,
 }
 
 impl Streams {
-    pub fn open(fifos: &Fifos) -> Result<Streams> {
+    pub fn open(fifos: &Fifos, tty: bool) -> Result<Streams> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |e| Error::io(format!("opening {path}"), e)
@@ -69,12 +73,27 @@ impl Streams {
                 .read_write(true)
                 .open_sender(&fifos.stdin)
                 .map_err(io(&fifos.stdin))?,
+            held_stdin: match tty {
+                true => Some(
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&fifos.stdin)
+                        .map_err(io(&fifos.stdin))?,
+                ),
+                false => None,
+            },
             stdout: pipe::OpenOptions::new()
                 .open_receiver(&fifos.stdout)
                 .map_err(io(&fifos.stdout))?,
-            stderr: pipe::OpenOptions::new()
-                .open_receiver(&fifos.stderr)
-                .map_err(io(&fifos.stderr))?,
+            stderr: match tty {
+                true => None,
+                false => Some(
+                    pipe::OpenOptions::new()
+                        .open_receiver(&fifos.stderr)
+                        .map_err(io(&fifos.stderr))?,
+                ),
+            },
         })
     }
 
@@ -87,21 +106,26 @@ impl Streams {
         interactive: bool,
         close_stdin: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        io.pump(
-            interactive,
-            self.stdin,
-            self.stdout,
-            self.stderr,
-            close_stdin,
-        )
-        .await
-        .map_err(|e| Error::io("copying exec output", e))
+        let stderr: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match self.stderr {
+            Some(stderr) => Box::new(stderr),
+            None => Box::new(tokio::io::empty()),
+        };
+        let pumped = io
+            .pump(interactive, self.stdin, self.stdout, stderr, close_stdin)
+            .await;
+        drop(self.held_stdin);
+        pumped.map_err(|e| Error::io("copying exec output", e))
     }
 }
 
 /// The OCI process of an exec: the container's own process (user, capabilities, rlimits) with
-/// the exec's command, env on top of the container's, and working directory.
-pub fn process(container_spec: &[u8], exec: &ExecSpec) -> Result<oci_spec::runtime::Process> {
+/// the exec's command, env on top of the container's, and working directory; on a terminal of
+/// `size` when it has one.
+pub fn process(
+    container_spec: &[u8],
+    exec: &ExecSpec,
+    size: Option<TerminalSize>,
+) -> Result<oci_spec::runtime::Process> {
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(container_spec)
         .map_err(|e| Error::invalid("the container's runtime spec", e.to_string()))?;
     let mut process = spec
@@ -118,6 +142,21 @@ pub fn process(container_spec: &[u8], exec: &ExecSpec) -> Result<oci_spec::runti
     if let Some(dir) = &exec.working_dir {
         process.set_cwd(dir.into());
     }
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(exec.tty));
+    process.set_console_size(size.filter(|_| exec.tty).and_then(|size| {
+        oci_spec::runtime::BoxBuilder::default()
+            .height(u64::from(size.rows))
+            .width(u64::from(size.cols))
+            .build()
+            .ok()
+    }));
+    if exec.tty {
+        // What docker gives a terminal, so full-screen programs know how to draw.
+        let mut env = process.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        process.set_env(Some(env));
+    }
     Ok(process)
 }

@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use berth_core::config::ContainerdBackendConfig;
 use berth_core::logs::Shaper;
 use berth_core::{
-    Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec, ContainerState,
-    Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, Limits, ListFilter, LogOptions, LogSink,
-    Mount, Object, PathStat, PullProgress, RemoveOptions, Result, SnapshotInfo, SnapshotKind,
-    SnapshotMount, StopOptions, Store,
+    AttachStdin, Capabilities, Capability, ContainerBackend, ContainerInfo, ContainerSpec,
+    ContainerState, Error, ExecIo, ExecSpec, ExecStreams, ImageInfo, Limits, ListFilter,
+    LogOptions, LogSink, Mount, Object, PathStat, PullProgress, RemoveOptions, Result,
+    SnapshotInfo, SnapshotKind, SnapshotMount, StopOptions, Store,
 };
 use berth_oci::config::ParsedConfig;
 use berth_oci::spec::{SpecInput, build_spec, swap_limit_supported};
@@ -33,8 +33,8 @@ use containerd_client::services::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteImageRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest,
     GetContainerRequest, GetImageRequest, GetRequest, KillRequest, ListContainersRequest,
-    ListImagesRequest, ReadContentRequest, StartRequest, UpdateContainerRequest, UpdateTaskRequest,
-    WaitRequest, container::Runtime, containers_client::ContainersClient,
+    ListImagesRequest, ReadContentRequest, ResizePtyRequest, StartRequest, UpdateContainerRequest,
+    UpdateTaskRequest, WaitRequest, container::Runtime, containers_client::ContainersClient,
     content_client::ContentClient, images_client::ImagesClient, snapshots,
     tasks_client::TasksClient, version_client::VersionClient,
 };
@@ -48,10 +48,16 @@ const NAME_LABEL: &str = "berth.name";
 const POD_CGROUP_LABEL: &str = "berth.pod-cgroup";
 /// Where the container's output also goes in the CRI's log format.
 const CRI_LOG_LABEL: &str = "berth.cri-log";
+/// A container's stdin kept open: `open`, or `once` (closed when its first client leaves).
+const STDIN_LABEL: &str = "berth.stdin";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const RESOURCES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an attachment reads on once the task's logger has sent all it wrote.
+const LAST_OUTPUT: Duration = Duration::from_millis(100);
+/// How long an attachment on a terminal waits for its client's first size.
+const FIRST_SIZE: Duration = Duration::from_millis(100);
 /// The cgroup parent of berth's containerd containers (`/berth/<id>`), as on native by default.
 const CGROUP_PARENT: &str = "berth";
 
@@ -155,6 +161,37 @@ impl ContainerdBackend {
             .join("containerd")
             .join(&self.config.namespace)
             .join(format!("{id}.log"))
+    }
+
+    /// Where container `id`'s logger serves attachments.
+    fn attach_socket(&self, id: &str) -> PathBuf {
+        berth_core::attach::socket_path(&self.store, "containerd", id)
+    }
+
+    /// Sizes the terminal of container `id`'s task (`exec_id` empty) or of one of its execs.
+    async fn resize(&self, id: &str, exec_id: &str, size: berth_core::TerminalSize) {
+        let Ok(channel) = self.channel().await else {
+            return;
+        };
+        let _ = TasksClient::new(channel)
+            .resize_pty(self.request(ResizePtyRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                width: size.cols.into(),
+                height: size.rows.into(),
+            }))
+            .await;
+    }
+
+    /// Passes every size from `resizes` on to the terminal of `exec_id` (the task's when
+    /// empty); never ends.
+    async fn follow_sizes(&self, id: &str, exec_id: &str, resizes: Option<berth_core::Resizes>) {
+        if let Some(mut resizes) = resizes {
+            while let Some(size) = resizes.recv().await {
+                self.resize(id, exec_id, size).await;
+            }
+        }
+        std::future::pending().await
     }
 
     // ---- images ------------------------------------------------------------------------
@@ -710,12 +747,27 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
+/// The container's runtime spec, as it was created.
+fn runtime_spec_of(container: &Container) -> Option<oci_spec::runtime::Spec> {
+    let any = container.spec.as_ref()?;
+    serde_json::from_slice(&any.value).ok()
+}
+
+/// Whether the container's process is on a terminal, as its runtime spec says.
+fn on_terminal(container: &Container) -> bool {
+    runtime_spec_of(container)
+        .and_then(|spec| spec.process().as_ref()?.terminal())
+        .unwrap_or(false)
+}
+
+/// The stdin FIFO of the task that logs to `log`.
+fn stdin_fifo(log: &Path) -> PathBuf {
+    log.with_extension("stdin")
+}
+
 /// The cgroup a container's runtime spec gives it (`/berth/<id>` when it cannot be read).
 fn container_cgroup(container: &Container, id: &str) -> PathBuf {
-    container
-        .spec
-        .as_ref()
-        .and_then(|any| serde_json::from_slice::<oci_spec::runtime::Spec>(&any.value).ok())
+    runtime_spec_of(container)
         .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone())
         .unwrap_or_else(|| Path::new("/").join(CGROUP_PARENT).join(id))
 }
@@ -739,6 +791,8 @@ impl ContainerBackend for ContainerdBackend {
             Capability::ExecStdin,
             Capability::ExecEnv,
             Capability::ExecWorkdir,
+            Capability::Attach,
+            Capability::Terminal,
             Capability::Snapshots,
             Capability::Commit,
             Capability::Rollback,
@@ -752,13 +806,15 @@ impl ContainerBackend for ContainerdBackend {
     /// containerd's own consistent state).
     async fn collect_garbage(
         &self,
-        _known: &std::collections::BTreeSet<String>,
+        known: &std::collections::BTreeSet<String>,
         dry_run: bool,
     ) -> Result<Vec<String>> {
+        // The attach sockets of tasks whose logger was killed (it removes its own).
+        let mut removed =
+            berth_core::attach::sweep_sockets(&self.store, "containerd", known, dry_run);
         let Ok(entries) = std::fs::read_dir(self.copy_scratch()) else {
-            return Ok(Vec::new());
+            return Ok(removed);
         };
-        let mut removed = Vec::new();
         for entry in entries.flatten() {
             let dir = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -863,6 +919,10 @@ impl ContainerBackend for ContainerdBackend {
         if let Some(path) = &spec.log_path {
             labels.insert(CRI_LOG_LABEL.into(), path.display().to_string());
         }
+        if spec.stdin_open {
+            let kept = if spec.stdin_once { "once" } else { "open" };
+            labels.insert(STDIN_LABEL.into(), kept.into());
+        }
         labels.insert(berth_core::STORE_LABEL.into(), self.store.install_id()?);
         let container = Container {
             id: id.to_string(),
@@ -920,14 +980,33 @@ impl ContainerBackend for ContainerdBackend {
         let log = self.log_path(id);
         berth_core::store::create_dir_all(log.parent().expect("log paths have a parent"))?;
         let stdio = logger::uri(&self.logger_exe, &log);
-        logger::write_cri_path(&log, container.labels.get(CRI_LOG_LABEL).map(Path::new))?;
+        let tty = on_terminal(&container);
+        // The shim gives a task with a logging binary a stdin only on a terminal.
+        let stdin = (tty && container.labels.contains_key(STDIN_LABEL)).then(|| stdin_fifo(&log));
+        if let Some(fifo) = &stdin {
+            let _ = std::fs::remove_file(fifo);
+            exec::mkfifo(fifo)?;
+        }
+        let io = logger::TaskIo {
+            cri_log: container.labels.get(CRI_LOG_LABEL).map(PathBuf::from),
+            attach_socket: Some(self.attach_socket(id)),
+            stdin: stdin.clone(),
+            stdin_once: container
+                .labels
+                .get(STDIN_LABEL)
+                .is_some_and(|v| v == "once"),
+            tty,
+        };
+        io.write(&log)?;
         let mut tasks = TasksClient::new(self.channel().await?);
         tasks
             .create(self.request(CreateTaskRequest {
                 container_id: id.to_string(),
                 rootfs,
+                stdin: stdin.map(|f| f.display().to_string()).unwrap_or_default(),
                 stdout: stdio.clone(),
                 stderr: stdio,
+                terminal: tty,
                 ..Default::default()
             }))
             .await
@@ -1014,7 +1093,8 @@ impl ContainerBackend for ContainerdBackend {
         }
         let log = self.log_path(id);
         let _ = std::fs::remove_file(logger::pid_file(&log));
-        let _ = std::fs::remove_file(logger::cri_path_file(&log));
+        let _ = std::fs::remove_file(logger::io_file(&log));
+        let _ = std::fs::remove_file(stdin_fifo(&log));
         let _ = std::fs::remove_file(log);
         Ok(())
     }
@@ -1099,21 +1179,51 @@ impl ContainerBackend for ContainerdBackend {
         let container = self.container(id).await?;
         self.require_running(id, "start it first with `berth start`")
             .await?;
+        let stdin = std::io::stdin();
+        let mut _raw = None;
+        let mut io = match io {
+            ExecIo::Streams(streams) => streams,
+            ExecIo::Inherit => {
+                // This terminal is the process's: raw, and its size followed.
+                if spec.tty && spec.interactive {
+                    _raw = berth_core::terminal::RawMode::enter(std::os::fd::AsFd::as_fd(&stdin));
+                }
+                let mut stdio = ExecStreams::stdio();
+                stdio.resize = spec.tty.then(berth_core::terminal::follow_user_size);
+                stdio
+            }
+        };
+        let mut resizes = io.resize.take().filter(|_| spec.tty);
+        // A terminal starts at its client's size.
+        let first_size = match &mut resizes {
+            Some(resizes) => tokio::time::timeout(FIRST_SIZE, resizes.recv())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
         let container_spec = container.spec.map(|s| s.value).unwrap_or_default();
-        let process = serde_json::to_vec(&exec::process(&container_spec, spec)?)
+        let process = exec::process(&container_spec, spec, first_size)?;
+        let process = serde_json::to_vec(&process)
             .map_err(|e| Error::invalid("exec process", e.to_string()))?;
         let exec_id = format!("exec-{}", nanos());
         let fifos = exec::Fifos::create(self.log_path(id).with_file_name(&exec_id))?;
-        let streams = exec::Streams::open(&fifos)?;
+        let streams = exec::Streams::open(&fifos, spec.tty)?;
+        let fifo = |path: &Path| path.display().to_string();
         let mut tasks = TasksClient::new(self.channel().await?);
         tasks
             .exec(self.request(ExecProcessRequest {
                 container_id: id.to_string(),
                 exec_id: exec_id.clone(),
-                stdin: fifos.stdin.display().to_string(),
-                stdout: fifos.stdout.display().to_string(),
-                stderr: fifos.stderr.display().to_string(),
-                terminal: false,
+                stdin: fifo(&fifos.stdin),
+                stdout: fifo(&fifos.stdout),
+                // A terminal has one output.
+                stderr: if spec.tty {
+                    String::new()
+                } else {
+                    fifo(&fifos.stderr)
+                },
+                terminal: spec.tty,
                 spec: Some(prost_types::Any {
                     type_url: PROCESS_TYPE.into(),
                     value: process,
@@ -1137,13 +1247,14 @@ impl ContainerBackend for ContainerdBackend {
                         exec_id: exec_id.clone(),
                         stdin: true,
                     });
+                    // The shim shuts a terminal (SIGHUP) at its stdin's end: there the end of
+                    // the client's input is not the process's, which ends by itself.
+                    let tty = spec.tty;
                     async move {
-                        let _ = tasks.close_io(request).await;
+                        if !tty {
+                            let _ = tasks.close_io(request).await;
+                        }
                     }
-                };
-                let io = match io {
-                    ExecIo::Inherit => ExecStreams::stdio(),
-                    ExecIo::Streams(streams) => streams,
                 };
                 let ran = async {
                     let (pumped, exited) = tokio::join!(
@@ -1151,6 +1262,12 @@ impl ContainerBackend for ContainerdBackend {
                         self.wait_process(id, &exec_id)
                     );
                     pumped.and(exited)
+                };
+                let ran = async {
+                    tokio::select! {
+                        ran = ran => ran,
+                        () = self.follow_sizes(id, &exec_id, resizes) => unreachable!("sizes are followed forever"),
+                    }
                 };
                 match spec.timeout {
                     None => ran.await,
@@ -1168,6 +1285,36 @@ impl ContainerBackend for ContainerdBackend {
             }))
             .await;
         outcome
+    }
+
+    /// Through the task's logger (see [`logger`]); window sizes go to the shim.
+    async fn attach(&self, id: &str, mut io: ExecStreams, stdin: AttachStdin) -> Result<()> {
+        require("container id", id)?;
+        self.container(id).await?;
+        self.require_running(id, "start it first with `berth start`")
+            .await?;
+        let mut resizes = io.resize.take();
+        // The first size before any key, so what the user types sees the terminal's size.
+        if let Some(resizes) = &mut resizes
+            && let Ok(Some(size)) = tokio::time::timeout(FIRST_SIZE, resizes.recv()).await
+        {
+            self.resize(id, "", size).await;
+        }
+        let attached = berth_core::attach::attach(self.attach_socket(id), io, stdin);
+        tokio::pin!(attached);
+        tokio::select! {
+            done = &mut attached => return done,
+            () = self.follow_sizes(id, "", resizes) => unreachable!("sizes are followed forever"),
+            _ = self.wait_task(id) => {}
+        }
+        // Without a terminal the shim keeps the output pipes open past the task's exit, so the
+        // output never ends: once the logger has sent the last of it, what is in the socket is
+        // read and the attachment ends.
+        logger::wait_drained(&self.log_path(id), Duration::from_secs(2)).await;
+        match tokio::time::timeout(LAST_OUTPUT, &mut attached).await {
+            Ok(done) => done,
+            Err(_) => Ok(()),
+        }
     }
 
     /// The task's cgroup through the shim (runc update: only the limits given change), and the

@@ -2,24 +2,28 @@
 //! itself, re-executed as `berth __containerd-log FILE`. The shim hands it the task's stdout
 //! and stderr as fds 3 and 4 and waits until fd 5 is closed; it appends each chunk to FILE as
 //! one timed JSON line (`berth_core::logs`, the native supervisor's format), so containerd
-//! logs are interleaved in the order written and carry their times, and it exits once both
-//! pipes are drained. A CRI container's output also goes to its kubelet's log path, which the
-//! logger reads from `FILE.cri` (the URI carries one argument only). The shim's SIGTERM at task delete is ignored: the end of the pipes, not
+//! logs are interleaved in the order written and carry their times, and it exits once the
+//! output is drained. The shim's SIGTERM at task delete is ignored: the end of the pipes, not
 //! the signal, ends it, so no output is lost.
+//!
+//! It is also the task's attach server, as the native supervisor is its container's
+//! (`berth_core::attach`): clients get the output from then on, and on a terminal their stdin
+//! goes into the task's stdin FIFO, which the logger holds open for the task's life (the shim
+//! shuts the terminal at that FIFO's end of file). What the URI cannot carry (it has one
+//! argument) is in `FILE.io`, written before the task is created: the CRI log path, the
+//! attach socket, the stdin FIFO and whether the task is on a terminal.
 //!
 //! The shim holds the pipes' write ends until the task is deleted, so an exited task's logger
 //! is still there, waiting: [`wait_drained`] tells when it has written all the task wrote (both
-//! pipes empty, both its threads blocked reading them), which is when `logs` has it all.
+//! pipes empty, the logger blocked waiting for more), which is when `logs` has it all.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
-use std::os::unix::ffi::OsStringExt;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
 
 use berth_core::LogStream;
-use berth_core::logs::{CriLog, encode};
+use berth_core::attach::{Attachments, Served};
+use berth_core::logs::CriLog;
 
 pub const LOGGER: &str = "__containerd-log";
 
@@ -38,14 +42,74 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
     })
 }
 
+/// What a task's logger does besides writing FILE (`FILE.io`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TaskIo {
+    /// The kubelet's log path, written in the CRI's format too.
+    pub cri_log: Option<PathBuf>,
+    /// Where attach clients connect.
+    pub attach_socket: Option<PathBuf>,
+    /// The task's stdin FIFO (a terminal's, kept open).
+    pub stdin: Option<PathBuf>,
+    pub stdin_once: bool,
+    /// The task is on a terminal: one output stream, kept for the first client.
+    pub tty: bool,
+}
+
+impl TaskIo {
+    /// Before a task is created: what its logger is to do.
+    pub fn write(&self, log: &Path) -> berth_core::Result<()> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let json = serde_json::json!({
+            "cri-log": path(&self.cri_log),
+            "attach-socket": path(&self.attach_socket),
+            "stdin": path(&self.stdin),
+            "stdin-once": self.stdin_once,
+            "tty": self.tty,
+        });
+        berth_core::store::atomic_write(&io_file(log), json.to_string().as_bytes(), 0o600)
+    }
+
+    /// What `FILE.io` says; nothing but the log when it is missing or unreadable.
+    fn read(log: &Path) -> TaskIo {
+        let Ok(json) = std::fs::read(io_file(log))
+            .map_err(drop)
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(drop))
+        else {
+            return TaskIo::default();
+        };
+        let path = |key: &str| json[key].as_str().map(PathBuf::from);
+        TaskIo {
+            cri_log: path("cri-log"),
+            attach_socket: path("attach-socket"),
+            stdin: path("stdin"),
+            stdin_once: json["stdin-once"].as_bool().unwrap_or(false),
+            tty: json["tty"].as_bool().unwrap_or(false),
+        }
+    }
+}
+
 fn run(path: &Path) -> i32 {
     // SAFETY: setting a signal's disposition to ignore, before any thread exists.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
     let file = OpenOptions::new().create(true).append(true).open(path);
-    let cri = std::fs::read(cri_path_file(path))
-        .ok()
-        .map(|p| CriLog::new(std::ffi::OsString::from_vec(p)));
-    // Before the shim is told it may start the task, so a reader always finds it.
+    let io = TaskIo::read(path);
+    // Read-write, so the open never waits; held until the task's output ends.
+    let stdin = io
+        .stdin
+        .as_ref()
+        .and_then(|fifo| OpenOptions::new().read(true).write(true).open(fifo).ok());
+    // Before the shim is told it may start the task, so an attach right after the start and
+    // a reader of the pid file always find them.
+    let mut attachments = io.attach_socket.clone().and_then(|socket| {
+        let served = Served {
+            stdin,
+            stdin_once: io.stdin_once,
+            tty: io.tty,
+            pty: None,
+        };
+        Attachments::listen(socket, served).ok()
+    });
     let _ = berth_core::store::atomic_write(
         &pid_file(path),
         std::process::id().to_string().as_bytes(),
@@ -64,66 +128,35 @@ fn run(path: &Path) -> i32 {
     let Ok(file) = file else {
         return 1; // the task's output then goes nowhere; the shim sees the pipes close
     };
-    let logs = Mutex::new((file, cri));
-    std::thread::scope(|s| {
-        s.spawn(|| copy(stderr, LogStream::Stderr, &logs));
-        copy(stdout, LogStream::Stdout, &logs);
-    });
+    // On a terminal the shim never writes (nor closes) the stderr pipe.
+    let streams = if io.tty {
+        vec![(stdout, LogStream::Stdout)]
+    } else {
+        vec![(stdout, LogStream::Stdout), (stderr, LogStream::Stderr)]
+    };
+    berth_core::attach::pump(
+        streams,
+        file,
+        io.cri_log.map(CriLog::new),
+        attachments.as_mut(),
+    );
     0
 }
 
-/// Appends what `from` carries until its end, one line per chunk (and the CRI's lines).
-fn copy(mut from: File, stream: LogStream, to: &Mutex<(File, Option<CriLog>)>) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                let line = encode(stream, &buf[..n]);
-                let mut logs = to.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = logs.0.write_all(&line);
-                if let Some(cri) = &mut logs.1 {
-                    cri.write(stream, &buf[..n]);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+/// Where the logger of `log` finds what else it does.
+pub fn io_file(log: &Path) -> PathBuf {
+    beside(log, ".io")
 }
 
 /// Where the logger of `log` says which process it is.
-pub fn pid_file(log: &Path) -> std::path::PathBuf {
+pub fn pid_file(log: &Path) -> PathBuf {
     beside(log, ".pid")
 }
 
-/// Where the logger of `log` finds the CRI log path it also writes, when there is one (the
-/// shim passes no more than the one argument in a fixed order).
-pub fn cri_path_file(log: &Path) -> std::path::PathBuf {
-    beside(log, ".cri")
-}
-
-fn beside(log: &Path, suffix: &str) -> std::path::PathBuf {
+fn beside(log: &Path, suffix: &str) -> PathBuf {
     let mut name = log.as_os_str().to_owned();
     name.push(suffix);
     name.into()
-}
-
-/// Before a task starts: the CRI log path its logger writes too, or none.
-pub fn write_cri_path(log: &Path, cri: Option<&Path>) -> berth_core::Result<()> {
-    let file = cri_path_file(log);
-    match cri {
-        Some(path) => {
-            berth_core::store::atomic_write(&file, path.as_os_str().as_encoded_bytes(), 0o644)
-        }
-        None => match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(berth_core::Error::io(
-                format!("removing {}", file.display()),
-                e,
-            )),
-            _ => Ok(()),
-        },
-    }
 }
 
 /// Waits, at most `limit`, until everything the task wrote is in `log`: its logger is gone,
@@ -151,15 +184,16 @@ fn drained(log: &Path) -> bool {
     if !ours {
         return true; // it has exited, the file closed behind it
     }
-    idle_in_read(&proc)
+    idle(&proc)
         && [3, 4]
             .iter()
             .all(|fd| unread(&proc.join("fd").join(fd.to_string())) == 0)
 }
 
-/// Whether every thread of the process is blocked in `read(2)` (field 1 of
-/// /proc/PID/task/TID/syscall is the number of the call it waits in).
-fn idle_in_read(proc: &Path) -> bool {
+/// Whether every thread of the process is blocked waiting for input, in `poll(2)` or
+/// `read(2)` (field 1 of /proc/PID/task/TID/syscall is the number of the call it waits in).
+fn idle(proc: &Path) -> bool {
+    let waiting = [libc::SYS_poll, libc::SYS_ppoll, libc::SYS_read].map(|n| n.to_string());
     let Ok(tasks) = std::fs::read_dir(proc.join("task")) else {
         return false;
     };
@@ -167,7 +201,7 @@ fn idle_in_read(proc: &Path) -> bool {
     for task in tasks.flatten() {
         threads += 1;
         let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
-        if syscall.split(' ').next() != Some(&libc::SYS_read.to_string()) {
+        if !waiting.iter().any(|n| syscall.split(' ').next() == Some(n)) {
             return false;
         }
     }

@@ -92,6 +92,7 @@ impl Flavour {
             Capability::ImageImport,
             Capability::LogFilters,
             Capability::Attach,
+            Capability::StdinPipe,
             Capability::Terminal,
             Capability::CopyFiles,
         ]);
@@ -106,6 +107,7 @@ impl Flavour {
             Flavour::Apple => docker
                 .without(Capability::CopyFiles)
                 .without(Capability::Attach)
+                .without(Capability::StdinPipe)
                 .without(Capability::Terminal)
                 .without(Capability::LogFilters)
                 .without(Capability::Commit)

@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::attach::{Input, InputFrames};
 use crate::records;
 use crate::supervisor::chain;
 use crate::terminal::ConsoleSocket;
+use berth_core::attach::{Input, InputFrames};
 
 /// Set by SIGTERM; the wait loop then kills the process.
 static TERMINATED: AtomicBool = AtomicBool::new(false);

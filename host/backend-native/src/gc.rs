@@ -133,24 +133,12 @@ impl NativeBackend {
             }
         }
         // The attach sockets of containers whose supervisor was killed (it removes its own).
-        let sockets = crate::attach::socket_path(&self.store, "");
-        for entry in std::fs::read_dir(sockets.parent().expect("a directory"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(short) = name.strip_suffix(".sock") else {
-                continue;
-            };
-            if live.iter().any(|id| id.starts_with(short)) {
-                continue;
-            }
-            done.push(format!("attach socket of removed container {short}"));
-            if !dry_run {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        done.extend(berth_core::attach::sweep_sockets(
+            &self.store,
+            "native",
+            live.iter(),
+            dry_run,
+        ));
         Ok(done)
     }
 }

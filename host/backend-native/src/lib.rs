@@ -7,7 +7,6 @@
 //! records and asks the supervisor's lock whether it is still alive. Two `berth` processes acting
 //! on one container serialise on its operation lock.
 
-pub mod attach;
 pub mod exec;
 mod gc;
 pub mod images;
@@ -726,6 +725,11 @@ impl NativeBackend {
 
 /// Waits up to `timeout` for `pid` to exit (its pidfd becomes readable); `true` if it did.
 /// A directory's (device, inode): its identity across renames.
+/// Where container `id`'s supervisor serves attachments.
+pub(crate) fn attach_socket(store: &Store, id: &str) -> PathBuf {
+    berth_core::attach::socket_path(store, "native", id)
+}
+
 fn inode(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(dir)
@@ -834,6 +838,7 @@ impl ContainerBackend for NativeBackend {
             Capability::CriLogs,
             Capability::UpdateLimits,
             Capability::Attach,
+            Capability::StdinPipe,
             Capability::Terminal,
             Capability::CopyFiles,
         ]))
@@ -1000,7 +1005,7 @@ impl ContainerBackend for NativeBackend {
 
     async fn attach(&self, id: &str, io: ExecStreams, stdin: AttachStdin) -> Result<()> {
         self.running(id, "attach needs a running container")?;
-        attach::attach(attach::socket_path(&self.store, id), io, stdin).await
+        berth_core::attach::attach(attach_socket(&self.store, id), io, stdin).await
     }
 
     async fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
@@ -1251,9 +1256,11 @@ impl ContainerBackend for NativeBackend {
                     let (mut to_helper, from_caller) = tokio::io::duplex(64 * 1024);
                     let mut resize = streams.resize.take();
                     tokio::spawn(async move {
-                        let _ = attach::send_input(stdin, &mut resize, &mut to_helper).await;
+                        let _ = berth_core::attach::send_input(stdin, &mut resize, &mut to_helper)
+                            .await;
                         // The end of stdin closes the process's; sizes keep coming.
-                        let _ = attach::send_input(None, &mut resize, &mut to_helper).await;
+                        let _ =
+                            berth_core::attach::send_input(None, &mut resize, &mut to_helper).await;
                     });
                     streams.stdin = Box::new(from_caller);
                 }

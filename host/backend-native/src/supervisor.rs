@@ -12,7 +12,7 @@
 //! real exit status.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -22,7 +22,6 @@ use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
@@ -190,21 +189,22 @@ fn supervise(
         }
         Output::Pipes(..) => (stdin_writer, None),
     };
-    let mut attachments = match crate::attach::Attachments::listen(
-        store,
-        id,
+    let served = berth_core::attach::Served {
         stdin,
-        record.spec.stdin_once,
-        terminal,
-    ) {
-        Ok(attachments) => attachments,
-        Err(e) => {
-            let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
-            let _ = container.delete(true);
-            let _ = rootfs::unmount(&layout.rootfs());
-            return Err(e);
-        }
+        stdin_once: record.spec.stdin_once,
+        tty: terminal.is_some(),
+        pty: terminal,
     };
+    let mut attachments =
+        match berth_core::attach::Attachments::listen(crate::attach_socket(store, id), served) {
+            Ok(attachments) => attachments,
+            Err(e) => {
+                let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
+                let _ = container.delete(true);
+                let _ = rootfs::unmount(&layout.rootfs());
+                return Err(e);
+            }
+        };
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     berth_core::crash::point("native.supervisor.started");
     let mut state = records::read_state(store, id)?.unwrap_or_else(StateRecord::created);
@@ -229,7 +229,7 @@ fn supervise(
         .append(true)
         .open(layout.log())
         .context(|| format!("opening {}", layout.log().display()))?;
-    pump(output, log, cri_log, &mut attachments);
+    berth_core::attach::pump(streams(output), log, cri_log, Some(&mut attachments));
     drop(attachments);
     let exit_code = reap(Pid::from_raw(pid)).unwrap_or(255);
 
@@ -473,72 +473,15 @@ fn set_sigpipe(handler: libc::sighandler_t) {
     unsafe { libc::signal(libc::SIGPIPE, handler) };
 }
 
-/// Copies the output (both pipes, or the terminal) into the log (and the CRI's, when asked for, and to attached
-/// clients) until both reach end of file (every process of the container has exited or
-/// closed them); meanwhile serves the attach socket.
-fn pump(
-    output: Output,
-    mut log: File,
-    mut cri_log: Option<logs::CriLog>,
-    attachments: &mut crate::attach::Attachments,
-) {
-    let mut streams: Vec<(File, LogStream)> = match output {
+/// The container's output streams, for [`berth_core::attach::pump`].
+fn streams(output: Output) -> Vec<(File, LogStream)> {
+    match output {
         Output::Pipes(out, err) => vec![
             (File::from(out), LogStream::Stdout),
             (File::from(err), LogStream::Stderr),
         ],
         // A terminal has one stream; its master reads EIO once the container's side is closed.
         Output::Terminal(master) => vec![(master, LogStream::Stdout)],
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    while !streams.is_empty() {
-        let (ready, attach_ready): (Vec<bool>, Vec<bool>) = {
-            let mut fds: Vec<PollFd> = streams
-                .iter()
-                .map(|(f, _)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
-                .chain(
-                    attachments
-                        .fds()
-                        .into_iter()
-                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
-                )
-                .collect();
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {
-                    let flags: Vec<bool> = fds
-                        .iter()
-                        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-                        .collect();
-                    let (outputs, attach) = flags.split_at(streams.len());
-                    (outputs.to_vec(), attach.to_vec())
-                }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => break,
-            }
-        };
-        attachments.on_ready(&attach_ready, &mut buf);
-        let mut closed = Vec::new();
-        for (i, is_ready) in ready.into_iter().enumerate() {
-            if !is_ready {
-                continue;
-            }
-            let (file, stream) = &mut streams[i];
-            match file.read(&mut buf) {
-                Ok(0) => closed.push(i),
-                Ok(n) => {
-                    let _ = log.write_all(&logs::encode(*stream, &buf[..n]));
-                    if let Some(cri_log) = &mut cri_log {
-                        cri_log.write(*stream, &buf[..n]);
-                    }
-                    attachments.broadcast(*stream, &buf[..n]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => closed.push(i),
-            }
-        }
-        for i in closed.into_iter().rev() {
-            streams.remove(i);
-        }
     }
 }
 

@@ -65,6 +65,9 @@ pub enum Capability {
     UpdateLimits,
     /// Attaching to a running container's output, and its stdin kept open (`stdin-open`).
     Attach,
+    /// A stdin kept open without a terminal (`run -i` without `-t`): containerd's shim gives
+    /// a task with a logging binary stdin only on a terminal.
+    StdinPipe,
     /// `-t`: a container or exec'd process on a terminal, resized by its client.
     Terminal,
     /// `berth cp`: files copied into and out of a container's filesystem.
@@ -72,7 +75,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 26] = [
+    pub const ALL: [Capability; 27] = [
         Capability::PublishPorts,
         Capability::Dns,
         Capability::RestartPolicy,
@@ -97,6 +100,7 @@ impl Capability {
         Capability::CriLogs,
         Capability::UpdateLimits,
         Capability::Attach,
+        Capability::StdinPipe,
         Capability::Terminal,
         Capability::CopyFiles,
     ];
@@ -128,6 +132,7 @@ impl Capability {
             Capability::CriLogs => "cri-logs",
             Capability::UpdateLimits => "update-limits",
             Capability::Attach => "attach",
+            Capability::StdinPipe => "stdin-pipe",
             Capability::Terminal => "terminal",
             Capability::CopyFiles => "copy-files",
         }
@@ -160,6 +165,7 @@ impl Capability {
             Capability::CriLogs => "a CRI log path",
             Capability::UpdateLimits => "berth update",
             Capability::Attach => "attach, or a stdin kept open",
+            Capability::StdinPipe => "a stdin kept open without a terminal (-i without -t)",
             Capability::Terminal => "a terminal (-t)",
             Capability::CopyFiles => "berth cp",
         }
@@ -271,6 +277,7 @@ pub fn needed_by_spec(spec: &ContainerSpec) -> Capabilities {
         ),
         (spec.log_path.is_some(), Capability::CriLogs),
         (spec.stdin_open, Capability::Attach),
+        (spec.stdin_open && !spec.tty, Capability::StdinPipe),
         (spec.tty, Capability::Terminal),
     ];
     needs
@@ -351,6 +358,21 @@ mod tests {
             assert!(needs.contains(c), "{c}");
         }
         assert!(!needs.contains(Capability::StaticAddress));
+
+        // `-i` alone needs a stdin pipe; with `-t` the terminal carries it.
+        let piped = ContainerSpec {
+            stdin_open: true,
+            ..ContainerSpec::default()
+        };
+        assert_eq!(
+            needed_by_spec(&piped),
+            Capabilities::of(&[Capability::Attach, Capability::StdinPipe])
+        );
+        let on_terminal = ContainerSpec { tty: true, ..piped };
+        assert_eq!(
+            needed_by_spec(&on_terminal),
+            Capabilities::of(&[Capability::Attach, Capability::Terminal])
+        );
 
         let exec = ExecSpec {
             command: vec!["sh".into()],

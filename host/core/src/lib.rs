@@ -4,6 +4,7 @@
 //! [`ContainerBackend`] trait every backend implements, `berth.toml` parsing and the state
 //! store. No daemon client code lives here.
 
+pub mod attach;
 pub mod backend;
 pub mod capability;
 pub mod config;

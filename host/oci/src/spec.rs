@@ -183,6 +183,14 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     process.set_args(Some(args));
     process.set_env(Some(process_env(cspec, image)));
     process.set_terminal(Some(cspec.tty));
+    // runc sizes the terminal before the process starts (containerd's shim resizes only later).
+    process.set_console_size(cspec.console_size.filter(|_| cspec.tty).and_then(|size| {
+        oci_spec::runtime::BoxBuilder::default()
+            .height(u64::from(size.rows))
+            .width(u64::from(size.cols))
+            .build()
+            .ok()
+    }));
     process.set_cwd(PathBuf::from(cwd));
     process.set_user(
         UserBuilder::default()

@@ -1,6 +1,6 @@
-//! Attaching to a running native container: its supervisor listens on a unix socket of the
-//! container's (`<run-dir>/native/attach/`, owner-only), sends every attached client the
-//! output it copies from then on, one frame per chunk (`[stream][length: u32 BE][bytes]`,
+//! Attaching to a running container: the process that copies its output (the native
+//! supervisor, the containerd logger) listens on a unix socket of the container's
+//! (owner-only directory), sends every attached client the output it copies from then on, one frame per chunk (`[stream][length: u32 BE][bytes]`,
 //! stream 1 stdout, 2 stderr), and takes [`Input`] frames from each client: stdin, written into
 //! the container's when it was created with one open (`stdin-open`; with `stdin-once` the first
 //! client to finish closes it, unless it is on a terminal), and window sizes for a container on a terminal. A terminal's
@@ -13,17 +13,53 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use berth_core::{AttachStdin, Error, ExecStreams, LogStream, Result, Store, TerminalSize};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The attach socket of container `id` (short enough for a socket path under a deep run dir).
-pub fn socket_path(store: &Store, id: &str) -> PathBuf {
+use crate::logs::{CriLog, encode};
+use crate::{AttachStdin, Error, ExecStreams, LogStream, Result, Store, TerminalSize};
+
+/// The attach socket of container `id` of `backend` (short enough for a socket path under a
+/// deep run dir).
+pub fn socket_path(store: &Store, backend: &str, id: &str) -> PathBuf {
     let short = &id[..id.len().min(24)];
     store
         .run_dir()
-        .join("native")
+        .join(backend)
         .join("attach")
         .join(format!("{short}.sock"))
+}
+
+/// Removes `backend`'s attach sockets of containers other than `live` (their server was
+/// killed; one that ends removes its own); what it removed, for `gc`.
+pub fn sweep_sockets(
+    store: &Store,
+    backend: &str,
+    live: impl IntoIterator<Item = impl AsRef<str>>,
+    dry_run: bool,
+) -> Vec<String> {
+    let live: Vec<_> = live.into_iter().collect();
+    let mut done = Vec::new();
+    let dir = socket_path(store, backend, "");
+    for entry in std::fs::read_dir(dir.parent().expect("a socket path has a directory"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(short) = name.strip_suffix(".sock") else {
+            continue;
+        };
+        // A socket is named by its container id's first characters.
+        if live.iter().any(|id| id.as_ref().starts_with(short)) {
+            continue;
+        }
+        done.push(format!("attach socket of removed container {short}"));
+        if !dry_run {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    done
 }
 
 fn stream_byte(stream: LogStream) -> u8 {
@@ -37,7 +73,7 @@ fn stream_byte(stream: LogStream) -> u8 {
 /// window size (rows, cols: u16 BE each). The native exec helper reads the same frames on its
 /// stdin when its caller has a terminal of its own to size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Input {
+pub enum Input {
     Stdin(Vec<u8>),
     Resize(TerminalSize),
 }
@@ -69,13 +105,13 @@ fn frame_len(header: &[u8]) -> usize {
 
 /// Cuts a client's byte stream into [`Input`]s, across reads.
 #[derive(Debug, Default)]
-pub(crate) struct InputFrames {
+pub struct InputFrames {
     pending: Vec<u8>,
 }
 
 /// A client sent something that is not an [`Input`] frame.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct BadFrame;
+pub struct BadFrame;
 
 impl InputFrames {
     /// The frames `data` completes, in order.
@@ -107,34 +143,39 @@ impl InputFrames {
 /// A terminal's output kept for the first client, at most this much (the latest).
 const BACKLOG_LIMIT: usize = 64 * 1024;
 
-/// The supervisor's side: its listener, the attached clients, the container's stdin and, on a
+/// The serving side: its listener, the attached clients, the container's stdin and, on a
 /// terminal, its pty master.
-pub(crate) struct Attachments {
+pub struct Attachments {
     listener: UnixListener,
     path: PathBuf,
     clients: Vec<(UnixStream, InputFrames)>,
     stdin: Option<File>,
     stdin_once: bool,
-    terminal: Option<File>,
+    pty: Option<File>,
     /// Output no client has seen yet; `None` once one has attached (or without a terminal).
     backlog: Option<Vec<u8>>,
 }
 
+/// What an [`Attachments`] serves besides the output.
+pub struct Served {
+    /// The container's stdin (the write end of its pipe, a FIFO, or its pty master), when it
+    /// was created with one open.
+    pub stdin: Option<File>,
+    /// The first client to finish closes stdin (`stdin-once`; never on a terminal).
+    pub stdin_once: bool,
+    /// The container is on a terminal: its output before the first client is kept for it,
+    /// and its stdin outlives a client that leaves (detach keys), as on docker.
+    pub tty: bool,
+    /// The pty master that clients' window sizes go to, when this process holds it.
+    pub pty: Option<File>,
+}
+
 impl Attachments {
-    /// Listens for clients of container `id`, which reads `stdin` (the write end of its
-    /// stdin pipe, or its pty master) when it has one, and is sized through `terminal` when it
-    /// is on one.
-    pub fn listen(
-        store: &Store,
-        id: &str,
-        stdin: Option<File>,
-        stdin_once: bool,
-        terminal: Option<File>,
-    ) -> Result<Attachments> {
+    /// Listens for clients at `path`.
+    pub fn listen(path: PathBuf, served: Served) -> Result<Attachments> {
         use std::os::unix::fs::PermissionsExt;
-        let path = socket_path(store, id);
         let dir = path.parent().expect("a socket path has a directory");
-        berth_core::store::create_dir_all(dir)?;
+        crate::store::create_dir_all(dir)?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)
@@ -146,11 +187,10 @@ impl Attachments {
             listener,
             path,
             clients: Vec::new(),
-            stdin,
-            // As docker: a terminal's stdin outlives a client that leaves (detach keys).
-            stdin_once: stdin_once && terminal.is_none(),
-            backlog: terminal.as_ref().map(|_| Vec::new()),
-            terminal,
+            stdin: served.stdin,
+            stdin_once: served.stdin_once && !served.tty,
+            backlog: served.tty.then(Vec::new),
+            pty: served.pty,
         })
     }
 
@@ -193,8 +233,8 @@ impl Attachments {
                                     }
                                 }
                                 Input::Resize(size) => {
-                                    if let Some(terminal) = &self.terminal {
-                                        berth_core::terminal::set_size(terminal, size);
+                                    if let Some(pty) = &self.pty {
+                                        crate::terminal::set_size(pty, size);
                                     }
                                 }
                             }
@@ -259,6 +299,72 @@ impl Drop for Attachments {
     }
 }
 
+/// Copies the container's output (`streams`: both pipes, or the one of its terminal) into
+/// `log` (and the CRI's, when asked for, and to attached clients) until each reaches end of
+/// file (every process of the container has exited or closed it); meanwhile serves the
+/// attach socket.
+pub fn pump(
+    mut streams: Vec<(File, LogStream)>,
+    mut log: File,
+    mut cri_log: Option<CriLog>,
+    mut attachments: Option<&mut Attachments>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while !streams.is_empty() {
+        let (ready, attach_ready): (Vec<bool>, Vec<bool>) = {
+            let mut fds: Vec<PollFd> = streams
+                .iter()
+                .map(|(f, _)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
+                .chain(
+                    attachments
+                        .iter()
+                        .flat_map(|a| a.fds())
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                )
+                .collect();
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    let flags: Vec<bool> = fds
+                        .iter()
+                        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                        .collect();
+                    let (outputs, attach) = flags.split_at(streams.len());
+                    (outputs.to_vec(), attach.to_vec())
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        };
+        if let Some(attachments) = attachments.as_deref_mut() {
+            attachments.on_ready(&attach_ready, &mut buf);
+        }
+        let mut closed = Vec::new();
+        for (i, is_ready) in ready.into_iter().enumerate() {
+            if !is_ready {
+                continue;
+            }
+            let (file, stream) = &mut streams[i];
+            match file.read(&mut buf) {
+                Ok(0) => closed.push(i),
+                Ok(n) => {
+                    let _ = log.write_all(&encode(*stream, &buf[..n]));
+                    if let Some(cri_log) = &mut cri_log {
+                        cri_log.write(*stream, &buf[..n]);
+                    }
+                    if let Some(attachments) = attachments.as_deref_mut() {
+                        attachments.broadcast(*stream, &buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => closed.push(i),
+            }
+        }
+        for i in closed.into_iter().rev() {
+            streams.remove(i);
+        }
+    }
+}
+
 /// The client's side: `io`'s stdin into the container (as `stdin` says) and its window sizes,
 /// the container's output into `io`'s stdout and stderr, until that output ends or a detach.
 pub async fn attach(path: PathBuf, io: ExecStreams, stdin_mode: AttachStdin) -> Result<()> {
@@ -310,9 +416,9 @@ pub async fn attach(path: PathBuf, io: ExecStreams, stdin_mode: AttachStdin) -> 
 
 /// Sends `stdin` and the window sizes from `resize` as [`Input`] frames, until stdin ends
 /// (given one) or no more sizes come (without).
-pub(crate) async fn send_input(
+pub async fn send_input(
     mut stdin: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
-    resize: &mut Option<berth_core::Resizes>,
+    resize: &mut Option<crate::Resizes>,
     to: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
