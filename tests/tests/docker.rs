@@ -438,6 +438,18 @@ fn images_pull_from_the_loopback_registry_list_inspect_and_remove() {
     ]);
     assert_ne!(missing.code, 0);
     assert!(missing.stderr.contains("absent"), "{missing:?}");
+
+    // dockerd pulls by itself: a mirror berth was given is refused, not skipped.
+    let mirrored = docker_env("[registries.\"mirror.invalid\"]\nmirror = \"127.0.0.1:5000\"\n");
+    let refused = mirrored.berth(&[
+        "image",
+        "--backend",
+        "docker",
+        "pull",
+        "mirror.invalid/berth-test/busybox:local",
+    ]);
+    assert_eq!(refused.code, 76, "{refused:?}");
+    assert!(refused.stderr.contains("registry-mirrors"), "{refused:?}");
 }
 
 #[test]

@@ -443,6 +443,34 @@ fn images_are_pulled_from_a_registry_and_run() {
     assert_eq!(missing.code, 66, "{missing:?}");
 }
 
+/// `[registries."HOST"] mirror`: an image of a registry that is not there (`.invalid`, never
+/// resolved) is pulled from the loopback registry standing in for it, and keeps its own name.
+#[test]
+fn a_mirror_stands_in_for_a_registry_and_images_keep_their_names() {
+    let served = format!(
+        "{}/berth-test/mirrored:{}",
+        berth_tests::registry::REGISTRY,
+        std::process::id()
+    );
+    berth_tests::registry::push(&served, "mirrored");
+    let image = format!("mirror.invalid/berth-test/mirrored:{}", std::process::id());
+
+    let config = format!(
+        "[registries.\"mirror.invalid\"]\nmirror = \"{}\"\n",
+        berth_tests::registry::REGISTRY
+    );
+    let env = BerthEnv::new(&config);
+    let pulled = env.berth(&["image", "pull", &image, "--json"]).ok().json();
+    assert_eq!(pulled["names"][0], image.as_str(), "{pulled}");
+    let ran = env.berth(&["run", "--rm", &image]).ok();
+    assert!(ran.stdout.ends_with("mirrored\n"), "{ran:?}");
+    let absent = env.berth(&["image", "pull", "mirror.invalid/berth-test/absent:1"]);
+    assert_eq!(
+        absent.code, 66,
+        "the mirror answers for the registry: {absent:?}"
+    );
+}
+
 /// A credential helper speaking docker's protocol (`docker-credential-berthtest`), keeping one
 /// login in `store.json` beside it and logging each verb to `calls`.
 const CREDENTIAL_HELPER: &str = r#"#!/bin/sh

@@ -304,6 +304,7 @@ impl ContainerdBackend {
             architecture: config.defaults.architecture,
             variant: config.defaults.variant,
             env: config.defaults.env,
+            user: config.defaults.user.filter(|u| !u.is_empty()),
         })
     }
 

@@ -421,6 +421,11 @@ impl DockerBackend {
             os: image.os.filter(|s| !s.is_empty()),
             architecture: image.architecture.filter(|s| !s.is_empty()),
             variant: image.variant.filter(|s| !s.is_empty()),
+            user: image
+                .config
+                .as_ref()
+                .and_then(|c| c.user.clone())
+                .filter(|u| !u.is_empty()),
             env: image.config.and_then(|c| c.env).unwrap_or_default(),
         }
     }
@@ -1071,6 +1076,16 @@ impl ContainerBackend for DockerBackend {
     ) -> Result<ImageInfo> {
         if reference.is_empty() {
             return Err(Error::invalid("image pull", "no image reference given"));
+        }
+        if let Some(mirror) = &access.mirror {
+            return Err(Error::NotSupported {
+                backend: self.name().to_string(),
+                operation: format!("pulling {} through the mirror {mirror}", access.registry),
+                hint: "dockerd pulls by itself: give it the mirror in its daemon.json \
+                       (`registry-mirrors`, docker.io only), or pull on a backend berth pulls \
+                       for (native, containerd)"
+                    .into(),
+            });
         }
         let docker = self.docker().await?;
         self.pull(docker, reference, access.credentials.as_ref(), progress)

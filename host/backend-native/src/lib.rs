@@ -85,6 +85,7 @@ impl NativeBackend {
             architecture: record.config.architecture,
             variant: record.config.variant,
             env: record.config.env,
+            user: record.config.user.filter(|u| !u.is_empty()),
         }
     }
 

@@ -396,9 +396,19 @@ pub struct RegistryConfig {
     /// loopback registries, TLS for every other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
+    /// `HOST[:PORT]` that pulls of this registry's images go to instead (an air-gapped node's
+    /// local copy, as containerd's registry mirrors): same repositories, and images keep this
+    /// registry's names. The mirror is reached as its own `[registries]` entry says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
 }
 
 impl Config {
+    /// Where pulls of `registry` go when a mirror stands in for it.
+    pub fn registry_mirror(&self, registry: &str) -> Option<&str> {
+        self.registries.get(registry)?.mirror.as_deref()
+    }
+
     /// How `registry` is spoken to, by its `[registries]` entry or the default.
     pub fn registry_transport(&self, registry: &str) -> Transport {
         let Some(entry) = self.registries.get(registry) else {
@@ -759,6 +769,18 @@ impl Config {
                      contradict each other; keep one"
                 )));
             }
+            if let Some(mirror) = &entry.mirror {
+                let host_only = !mirror.is_empty()
+                    && !mirror.contains("://")
+                    && !mirror.contains('/')
+                    && !mirror.contains(char::is_whitespace);
+                if !host_only {
+                    return Err(err(format!(
+                        "[registries.{registry:?}]: mirror {mirror:?} is not a host: give \
+                         HOST or HOST:PORT (its transport is its own [registries] entry's)"
+                    )));
+                }
+            }
             if let (Some(base), Some(ca)) = (base_dir, &mut entry.ca)
                 && ca.is_relative()
             {
@@ -888,6 +910,24 @@ mod tests {
                     [registries.\"r.example\"]\nca = \"ca.pem\"\ninsecure = true\n";
         let err = Config::parse(both, "b.toml", None).unwrap_err().to_string();
         assert!(err.contains("contradict"), "{err}");
+    }
+
+    #[test]
+    fn a_mirror_is_a_host_that_stands_in_for_a_registry() {
+        let text = "[backends.native]\ntype = \"native\"\n\
+                    [registries.\"gcr.io\"]\nmirror = \"127.0.0.1:5000\"\n";
+        let config = Config::parse(text, "b.toml", None).unwrap();
+        assert_eq!(config.registry_mirror("gcr.io"), Some("127.0.0.1:5000"));
+        assert_eq!(config.registry_mirror("docker.io"), None);
+        for bad in ["http://127.0.0.1:5000", "127.0.0.1:5000/v2", ""] {
+            let text = format!(
+                "[backends.native]\ntype = \"native\"\n[registries.\"gcr.io\"]\nmirror = {bad:?}\n"
+            );
+            let err = Config::parse(&text, "b.toml", None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is not a host"), "{bad}: {err}");
+        }
     }
 
     #[test]

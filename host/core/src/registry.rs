@@ -43,6 +43,10 @@ pub enum Transport {
 pub struct RegistryAccess {
     /// As a reference names it: `docker.io`, `127.0.0.1:5000`.
     pub registry: String,
+    /// The host pulls of `registry` are made from instead (`[registries."HOST"] mirror`, as
+    /// containerd's registry mirrors): same repositories, images keep their names.
+    pub mirror: Option<String>,
+    /// How the host contacted (the mirror, when there is one) is spoken to.
     pub transport: Transport,
     /// None pulls anonymously.
     pub credentials: Option<Credentials>,
@@ -53,9 +57,15 @@ impl RegistryAccess {
     pub fn anonymous(registry: &str) -> RegistryAccess {
         RegistryAccess {
             registry: registry.to_string(),
+            mirror: None,
             transport: default_transport(registry),
             credentials: None,
         }
+    }
+
+    /// The host a pull contacts: the mirror, else the registry.
+    pub fn host(&self) -> &str {
+        self.mirror.as_deref().unwrap_or(&self.registry)
     }
 }
 

@@ -1037,6 +1037,9 @@ pub struct ImageInfo {
     pub variant: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// The user its config runs as (`1002`, `www-data`, `1003:users`), where reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl ImageInfo {

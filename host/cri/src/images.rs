@@ -11,8 +11,8 @@ use crate::Shared;
 use crate::api::image_service_server::ImageService;
 use crate::api::{
     AuthConfig, FilesystemIdentifier, FilesystemUsage, Image, ImageFsInfoRequest,
-    ImageFsInfoResponse, ImageSpec, ImageStatusRequest, ImageStatusResponse, ListImagesRequest,
-    ListImagesResponse, PullImageRequest, PullImageResponse, RemoveImageRequest,
+    ImageFsInfoResponse, ImageSpec, ImageStatusRequest, ImageStatusResponse, Int64Value,
+    ListImagesRequest, ListImagesResponse, PullImageRequest, PullImageResponse, RemoveImageRequest,
     RemoveImageResponse, UInt64Value,
 };
 
@@ -63,11 +63,29 @@ fn image_id(id: &str) -> String {
 }
 
 fn image(info: &ImageInfo) -> Image {
+    let (uid, username) = image_user(info.user.as_deref());
     Image {
         id: image_id(&info.id),
         repo_tags: info.names.clone(),
         size: info.size,
+        uid: uid.map(|value| Int64Value { value }),
+        username,
         ..Image::default()
+    }
+}
+
+/// The CRI's reading of an image's `User` (containerd's): a number is the uid, anything else
+/// the user name; a `:group` after either is not the CRI's concern.
+fn image_user(user: Option<&str>) -> (Option<i64>, String) {
+    let Some(user) = user
+        .and_then(|u| u.split(':').next())
+        .filter(|u| !u.is_empty())
+    else {
+        return (None, String::new());
+    };
+    match user.parse::<i64>() {
+        Ok(uid) => (Some(uid), String::new()),
+        Err(_) => (None, user.to_string()),
     }
 }
 
@@ -213,6 +231,19 @@ fn usage(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_images_user_is_a_uid_or_a_name_as_the_cri_reads_it() {
+        assert_eq!(image_user(Some("1002")), (Some(1002), String::new()));
+        assert_eq!(image_user(Some("1003:users")), (Some(1003), String::new()));
+        assert_eq!(image_user(Some("www-data")), (None, "www-data".into()));
+        assert_eq!(
+            image_user(Some("www-data:www-data")),
+            (None, "www-data".into())
+        );
+        assert_eq!(image_user(Some("")), (None, String::new()));
+        assert_eq!(image_user(None), (None, String::new()));
+    }
 
     #[test]
     fn a_kubelets_pull_secret_becomes_berths_credentials() {

@@ -15,13 +15,17 @@ impl Engine {
         credentials: Option<Credentials>,
     ) -> Result<RegistryAccess> {
         let registry = berth_oci::Reference::parse(reference)?.registry;
+        let mirror = self.config.registry_mirror(&registry).map(str::to_string);
+        // Who to be, and how to connect, are the contacted host's.
+        let host = mirror.as_deref().unwrap_or(&registry);
         let credentials = match credentials {
             Some(given) => Some(given),
-            None => DockerConfig::locate().lookup(&registry)?,
+            None => DockerConfig::locate().lookup(host)?,
         };
         Ok(RegistryAccess {
-            transport: self.config.registry_transport(&registry),
+            transport: self.config.registry_transport(host),
             credentials,
+            mirror,
             registry,
         })
     }
@@ -37,6 +41,7 @@ impl Engine {
                 password: password.to_string(),
             }),
             registry: registry.to_string(),
+            mirror: None,
         };
         berth_registry::login(&access).await?;
         DockerConfig::locate().store(registry, username, password)

@@ -73,7 +73,7 @@ struct Session {
 
 impl Session {
     fn new(access: &RegistryAccess) -> Result<Session> {
-        let registry = access.registry.as_str();
+        let registry = access.host();
         let (scheme, roots) = match &access.transport {
             Transport::Http => ("http", ureq::tls::RootCerts::PlatformVerifier),
             Transport::Https { ca: None } => ("https", ureq::tls::RootCerts::PlatformVerifier),
