@@ -41,7 +41,7 @@ in_netns() { nsenter --net="/run/netns/$netns" "$@"; }
 gunzip -c "$tools/crictl.gz" >"$work/crictl"
 gunzip -c "$tools/critest.gz" >"$work/critest"
 chmod +x "$work/crictl" "$work/critest"
-images=$(cd "$work" && python3 "$repo/scripts/critest-images.py")
+images=$(cd "$work" && python3 "$repo/scripts/critest-images.py" | awk '$3 != "pulled" {print $1}')
 
 # berth, as scripts/critest.sh runs it.
 cat >"$work/berth.toml" <<EOF

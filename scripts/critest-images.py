@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """The images critest runs, offline: OCI-layout tarballs of a one-layer root filesystem made
 from Debian's busybox-static, written to the current directory as NAME.tar, one per line of
-IMAGES (file name, image reference, image config).
+IMAGES (file name, image reference, image config), each printed as `NAME.tar REFERENCE`: the
+images to import.
+
+The image-manager specs pull theirs (PULLED, printed `NAME.tar REFERENCE pulled`): critest.sh
+serves them from a loopback registry that berth's `[registries."HOST"] mirror` puts in their
+registries' place, so they keep their names. An entry with several references is one image
+under each of them.
 
 Debian's busybox has no pgrep applet, which critest's exec checks call; a small shell pgrep
 stands in for it.
@@ -30,6 +36,28 @@ IMAGES = [
     ("httpd", "registry.k8s.io/e2e-test-images/httpd:2.4.39-4", HTTPD),
     # containerd's CRI makes its sandboxes from a pause image (berth's need none).
     ("pause", "registry.k8s.io/pause:3.6", {"Env": PATH_ENV, "Entrypoint": ["/bin/sleep", "2147483647"]}),
+]
+
+# cri-tools' pkg/validate/consts.go; test-image-digest is pinned to a digest only its upstream
+# content has, so it is not here.
+CRI_TOOLS = "gcr.io/k8s-staging-cri-tools/"
+BASE = {"Env": PATH_ENV, "Cmd": ["sh"]}
+PULLED = [
+    ("test-image-latest", [CRI_TOOLS + "test-image-latest:latest"], BASE),
+    ("test-image-tag", [CRI_TOOLS + "test-image-tag:test", CRI_TOOLS + "test-image-tag:all"], BASE),
+    # Three images, then one image under three tags.
+    *[(f"test-image-{n}", [CRI_TOOLS + f"test-image-{n}:latest"], BASE) for n in (1, 2, 3)],
+    ("test-image-tags", [CRI_TOOLS + f"test-image-tags:{n}" for n in (1, 2, 3)], BASE),
+    ("test-image-user-uid", [CRI_TOOLS + "test-image-user-uid:latest"], {**BASE, "User": "1002"}),
+    ("test-image-user-username", [CRI_TOOLS + "test-image-user-username:latest"],
+     {**BASE, "User": "www-data"}),
+    ("test-image-user-uid-group", [CRI_TOOLS + "test-image-user-uid-group:latest"],
+     {**BASE, "User": "1003:users"}),
+    ("test-image-user-username-group", [CRI_TOOLS + "test-image-user-username-group:latest"],
+     {**BASE, "User": "www-data:www-data"}),
+    # The same image from two registries.
+    ("pause-3.9", ["registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9"],
+     {"Env": PATH_ENV, "Entrypoint": ["/bin/sleep", "2147483647"]}),
 ]
 
 
@@ -97,4 +125,10 @@ if __name__ == "__main__":
     layer = rootfs_layer()
     for name, reference, config in IMAGES:
         write_layout(name + ".tar", reference, config, layer)
-        print(name + ".tar")
+        print(name + ".tar", reference)
+    for name, references, config in PULLED:
+        # Each its own image (an image id is its config's digest), whatever it shares.
+        config = {**config, "Labels": {**config.get("Labels", {}), "critest-image": name}}
+        write_layout(name + ".tar", references[0], config, layer)
+        for reference in references:
+            print(name + ".tar", reference, "pulled")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # cri-tools' conformance suite (critest) against `berth cri serve` on the native backend, with the
 # default name policy loaded, offline: the images critest names are built from Debian's
-# busybox-static and imported first. The server and critest run in a network namespace of their
-# own (entered with nsenter --net, which keeps /sys and the cgroup mounts), so the suite's
-# traffic stays inside it. critest itself is the prebuilt one in $BERTH_CRITEST_TOOLS.
+# busybox-static and imported first; the ones the image-manager specs pull are served by a
+# loopback docker-registry that berth's `mirror` puts in their registries' place. The server, the
+# registry and critest run in a network namespace of their own (entered with nsenter --net, which
+# keeps /sys and the cgroup mounts), so the suite's traffic stays inside it. critest itself is
+# the prebuilt one in $BERTH_CRITEST_TOOLS.
 #
 # Prints the pass count and fails if a spec listed in tests/critest/passing.txt did not pass;
 # specs that pass and are not listed are printed, to be added (the list only grows).
@@ -20,8 +22,10 @@ berth=$repo/target/release/berth
 work=$(mktemp -d /tmp/berth-critest.XXXXXX)
 netns=berth-critest-$$
 server=
+registry=
 cleanup() {
     if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; fi
+    if [ -n "$registry" ]; then kill -TERM "$registry" 2>/dev/null && wait "$registry" 2>/dev/null || true; fi
     if [ -f "$work/berth.toml" ] && [ -e "/run/netns/$netns" ]; then
         local b=("nsenter" "--net=/run/netns/$netns" "$berth" --config "$work/berth.toml")
         pods=$("${b[@]}" pod ls --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(p["id"] for p in json.load(sys.stdin)))' || true)
@@ -59,6 +63,14 @@ listen = "unix://$work/cri.sock"
 name = "naming"
 path = "$repo/plugins/target/wasm32-wasip2/release/berth_naming.wasm"
 worlds = ["name-policy"]
+
+# The namespace's own loopback registry serves what these registries would.
+[registries."gcr.io"]
+mirror = "127.0.0.1:5000"
+[registries."registry.k8s.io"]
+mirror = "127.0.0.1:5000"
+[registries."k8s.gcr.io"]
+mirror = "127.0.0.1:5000"
 EOF
 cat >"$work/images.yaml" <<EOF
 defaultTestContainerImage: registry.k8s.io/e2e-test-images/busybox:1.29-2
@@ -69,10 +81,27 @@ ip netns add "$netns"
 ip -n "$netns" link set lo up
 in_netns() { nsenter --net="/run/netns/$netns" "$@"; }
 
-for image in $images; do
-    [ "$image" = pause.tar ] && continue # containerd's sandboxes need it, berth's do not
-    in_netns "$berth" --config "$work/berth.toml" image import "$work/$image" >/dev/null
+while read -r file reference pulled; do
+    [ "$file" = pause.tar ] && continue # containerd's sandboxes need it, berth's do not
+    [ -z "$pulled" ] || continue
+    in_netns "$berth" --config "$work/berth.toml" image import "$work/$file" >/dev/null
+done <<<"$images"
+
+mkdir -p "$work/registry"
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:5000\n' \
+    "$work/registry" >"$work/registry.yml"
+nsenter --net="/run/netns/$netns" docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry=$!
+for ((i = 0; i < 100; i++)); do
+    in_netns curl -sf http://127.0.0.1:5000/v2/ >/dev/null && break
+    sleep 0.1
 done
+in_netns curl -sf http://127.0.0.1:5000/v2/ >/dev/null || { echo "critest: the registry did not start; its log:" >&2; cat "$work/registry.log" >&2; exit 1; }
+# Each under its path on the mirror: gcr.io/a/b:t is 127.0.0.1:5000/a/b:t.
+while read -r file reference pulled; do
+    [ -n "$pulled" ] || continue
+    in_netns skopeo copy --quiet --dest-tls-verify=false "oci-archive:$work/$file" "docker://127.0.0.1:5000/${reference#*/}"
+done <<<"$images"
 
 # nsenter execs the server, so $! is the server itself (SIGTERM at cleanup).
 nsenter --net="/run/netns/$netns" "$berth" --config "$work/berth.toml" cri serve >"$work/server.log" 2>&1 &
