@@ -128,35 +128,16 @@ pub fn process(
 ) -> Result<oci_spec::runtime::Process> {
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(container_spec)
         .map_err(|e| Error::invalid("the container's runtime spec", e.to_string()))?;
-    let mut process = spec
+    let base = spec
         .process()
         .clone()
         .ok_or_else(|| Error::invalid("the container's runtime spec", "it has no process"))?;
-    process.set_args(Some(exec.command.clone()));
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    for (key, value) in &exec.env {
-        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-        env.push(format!("{key}={value}"));
-    }
-    process.set_env(Some(env));
-    if let Some(dir) = &exec.working_dir {
-        process.set_cwd(dir.into());
-    }
-    process.set_terminal(Some(exec.tty));
-    process.set_console_size(size.filter(|_| exec.tty).and_then(|size| {
-        oci_spec::runtime::BoxBuilder::default()
-            .height(u64::from(size.rows))
-            .width(u64::from(size.cols))
-            .build()
-            .ok()
-    }));
-    if exec.tty {
-        // What docker gives a terminal, so full-screen programs know how to draw.
-        let mut env = process.env().clone().unwrap_or_default();
-        if !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-        process.set_env(Some(env));
-    }
-    Ok(process)
+    Ok(berth_oci::spec::exec_process(
+        base,
+        &exec.command,
+        &exec.env,
+        exec.working_dir.as_deref(),
+        exec.tty,
+        size,
+    ))
 }

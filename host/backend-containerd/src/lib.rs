@@ -748,6 +748,15 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
+/// The client's first terminal size, if it sends one within [`FIRST_SIZE`].
+async fn first_size(resizes: &mut Option<berth_core::Resizes>) -> Option<berth_core::TerminalSize> {
+    let resizes = resizes.as_mut()?;
+    tokio::time::timeout(FIRST_SIZE, resizes.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
 /// The container's runtime spec, as it was created.
 fn runtime_spec_of(container: &Container) -> Option<oci_spec::runtime::Spec> {
     let any = container.spec.as_ref()?;
@@ -1196,13 +1205,7 @@ impl ContainerBackend for ContainerdBackend {
         };
         let mut resizes = io.resize.take().filter(|_| spec.tty);
         // A terminal starts at its client's size.
-        let first_size = match &mut resizes {
-            Some(resizes) => tokio::time::timeout(FIRST_SIZE, resizes.recv())
-                .await
-                .ok()
-                .flatten(),
-            None => None,
-        };
+        let first_size = first_size(&mut resizes).await;
         let container_spec = container.spec.map(|s| s.value).unwrap_or_default();
         let process = exec::process(&container_spec, spec, first_size)?;
         let process = serde_json::to_vec(&process)
@@ -1296,9 +1299,7 @@ impl ContainerBackend for ContainerdBackend {
             .await?;
         let mut resizes = io.resize.take();
         // The first size before any key, so what the user types sees the terminal's size.
-        if let Some(resizes) = &mut resizes
-            && let Ok(Some(size)) = tokio::time::timeout(FIRST_SIZE, resizes.recv()).await
-        {
+        if let Some(size) = first_size(&mut resizes).await {
             self.resize(id, "", size).await;
         }
         let attached = berth_core::attach::attach(self.attach_socket(id), io, stdin);

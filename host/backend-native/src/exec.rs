@@ -182,23 +182,14 @@ impl TerminalExec {
                 format!("reading {}: {e}", config.display()),
             )
         })?;
-        let mut process = spec.process().clone().unwrap_or_default();
-        let overridden = |entry: &String| {
-            let key = entry.split('=').next().unwrap_or("");
-            request.env.contains_key(key)
-        };
-        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-        env.retain(|entry| !overridden(entry));
-        env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
-        if !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-        process.set_env(Some(env));
-        process.set_args(Some(request.command.clone()));
-        if let Some(cwd) = &request.cwd {
-            process.set_cwd(cwd.into());
-        }
-        process.set_terminal(Some(true));
+        let process = berth_oci::spec::exec_process(
+            spec.process().clone().unwrap_or_default(),
+            &request.command,
+            &request.env,
+            request.cwd.as_deref(),
+            true,
+            None,
+        );
         let path = console.path().with_extension("json");
         let json = serde_json::to_vec(&process).expect("processes serialise");
         berth_core::store::atomic_write(&path, &json, 0o600)?;

@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_core::{ContainerSpec, Error, Limits, NetworkNamespace, Result};
+use berth_core::{ContainerSpec, Error, Limits, NetworkNamespace, Result, TerminalSize};
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResources, Mount, MountBuilder, Spec, UserBuilder,
+    LinuxResources, Mount, MountBuilder, Process, Spec, UserBuilder,
 };
 
 use crate::config::ImageConfig;
@@ -77,6 +77,46 @@ pub fn process_env(spec: &ContainerSpec, image: &ImageConfig) -> Vec<String> {
         set(k, v);
     }
     order.iter().map(|k| format!("{k}={}", values[k])).collect()
+}
+
+/// `process.consoleSize` of a process on a terminal (`tty`) of `size`: runc sizes the terminal
+/// before the process starts (containerd's shim resizes it only later).
+fn console_size(tty: bool, size: Option<TerminalSize>) -> Option<oci_spec::runtime::Box> {
+    let size = size.filter(|_| tty)?;
+    oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(size.rows))
+        .width(u64::from(size.cols))
+        .build()
+        .ok()
+}
+
+/// An exec's process: the container's own (`base`: its user, capabilities, rlimits) running
+/// `command`, with `env` on top of the container's and `cwd` when given; with `tty`, on a
+/// terminal of `size` and with `TERM` as docker sets it.
+pub fn exec_process<'a>(
+    mut base: Process,
+    command: &[String],
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+    cwd: Option<&str>,
+    tty: bool,
+    size: Option<TerminalSize>,
+) -> Process {
+    base.set_args(Some(command.to_vec()));
+    let mut merged: Vec<String> = base.env().clone().unwrap_or_default();
+    for (key, value) in env {
+        merged.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        merged.push(format!("{key}={value}"));
+    }
+    if tty && !merged.iter().any(|e| e.starts_with("TERM=")) {
+        merged.push("TERM=xterm".into());
+    }
+    base.set_env(Some(merged));
+    if let Some(dir) = cwd {
+        base.set_cwd(dir.into());
+    }
+    base.set_terminal(Some(tty));
+    base.set_console_size(console_size(tty, size));
+    base
 }
 
 /// `linux.resources` from berth's limits.
@@ -183,14 +223,7 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     process.set_args(Some(args));
     process.set_env(Some(process_env(cspec, image)));
     process.set_terminal(Some(cspec.tty));
-    // runc sizes the terminal before the process starts (containerd's shim resizes only later).
-    process.set_console_size(cspec.console_size.filter(|_| cspec.tty).and_then(|size| {
-        oci_spec::runtime::BoxBuilder::default()
-            .height(u64::from(size.rows))
-            .width(u64::from(size.cols))
-            .build()
-            .ok()
-    }));
+    process.set_console_size(console_size(cspec.tty, cspec.console_size));
     process.set_cwd(PathBuf::from(cwd));
     process.set_user(
         UserBuilder::default()
